@@ -1,0 +1,101 @@
+//! The raft log payload: one [`Command`] per normal log entry.
+//!
+//! Commands are stored on disk and sent between members, so the tags (`"op"` values) are
+//! stable strings named after the seed's log commands and must never be renamed or reused.
+//! A command carries its own time, so applying it never reads a clock.
+
+use serde::{Deserialize, Serialize};
+
+use crate::UnixNanos;
+
+/// A state-machine command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op")]
+pub enum Command {
+    /// Set `key` to `value`; with `ttl_secs`, expire at `time + ttl_secs` (≤ 0 deletes).
+    #[serde(rename = "etcd:set")]
+    Set {
+        /// The key (normalised again on apply).
+        key: String,
+        /// The new value.
+        value: String,
+        /// Time to live in seconds, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_secs: Option<i64>,
+        /// The proposer's clock, for the TTL.
+        time: UnixNanos,
+    },
+    /// Set only if the current value equals `prev_value`.
+    #[serde(rename = "etcd:testAndSet")]
+    TestAndSet {
+        /// The key.
+        key: String,
+        /// The value the key must hold.
+        prev_value: String,
+        /// The new value.
+        value: String,
+        /// Time to live in seconds, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_secs: Option<i64>,
+        /// The proposer's clock, for the TTL.
+        time: UnixNanos,
+    },
+    /// Delete a key (never a directory).
+    #[serde(rename = "etcd:delete")]
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Delete every key whose expiry is at or before `time` (the leader's clock).
+    #[serde(rename = "etcd:expire")]
+    Expire {
+        /// The cut-off.
+        time: UnixNanos,
+    },
+    /// Register a member under `/_etcd/machines/<name>`.
+    #[serde(rename = "etcd:join")]
+    Join {
+        /// The raft node id.
+        id: u64,
+        /// The unique member name.
+        name: String,
+        /// Advertised peer URL.
+        raft_url: String,
+        /// Advertised client URL.
+        etcd_url: String,
+    },
+}
+
+impl Command {
+    /// Encodes the command for the log.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("serialising a command cannot fail")
+    }
+
+    /// Decodes a command from the log.
+    pub fn decode(bytes: &[u8]) -> Result<Command, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_stable() {
+        let c = Command::Set {
+            key: "/a".into(),
+            value: "v".into(),
+            ttl_secs: None,
+            time: 7,
+        };
+        assert_eq!(
+            String::from_utf8(c.encode()).unwrap(),
+            r#"{"op":"etcd:set","key":"/a","value":"v","time":7}"#
+        );
+        assert_eq!(Command::decode(&c.encode()).unwrap(), c);
+        let e = Command::Expire { time: 1 };
+        assert_eq!(String::from_utf8(e.encode()).unwrap(), r#"{"op":"etcd:expire","time":1}"#);
+    }
+}

@@ -1,0 +1,135 @@
+//! The bounded event history behind watch-from-index (`-m` events, default 1024).
+//!
+//! Events are kept in index order. When the ring is full the oldest is dropped and
+//! `cleared_through` remembers its index: a watch from an index at or below it could have
+//! missed that event, so it gets "history cleared" instead of a silent gap.
+
+use std::collections::VecDeque;
+
+use crate::error::{Error, Result};
+use crate::store::Event;
+use crate::Index;
+
+/// The ring of recent events.
+#[derive(Debug)]
+pub(crate) struct History {
+    events: VecDeque<Event>,
+    capacity: usize,
+    cleared_through: Index,
+}
+
+impl History {
+    /// An empty history keeping at most `capacity` events (at least one).
+    pub(crate) fn new(capacity: usize) -> History {
+        History {
+            events: VecDeque::new(),
+            capacity: capacity.max(1),
+            cleared_through: 0,
+        }
+    }
+
+    /// Rebuilds a history from a snapshot, trimmed to this node's capacity.
+    pub(crate) fn restore(capacity: usize, events: Vec<Event>, cleared_through: Index) -> History {
+        let mut h = History::new(capacity);
+        h.cleared_through = cleared_through;
+        for e in events {
+            h.push(e);
+        }
+        h
+    }
+
+    /// Records an event, dropping the oldest when full.
+    pub(crate) fn push(&mut self, event: Event) {
+        if self.events.len() == self.capacity {
+            if let Some(old) = self.events.pop_front() {
+                self.cleared_through = old.index;
+            }
+        }
+        self.events.push_back(event);
+    }
+
+    /// The first recorded event with index ≥ `since` whose key is `prefix` or below it.
+    pub(crate) fn scan(&self, prefix: &str, since: Index) -> Result<Option<&Event>> {
+        if since <= self.cleared_through {
+            return Err(Error::HistoryCleared {
+                first: self.cleared_through + 1,
+                requested: since,
+            });
+        }
+        let start = self.events.partition_point(|e| e.index < since);
+        Ok(self
+            .events
+            .range(start..)
+            .find(|e| key_is_under(&e.key, prefix)))
+    }
+
+    /// The events, oldest first, and the index through which events were dropped.
+    pub(crate) fn parts(&self) -> (impl Iterator<Item = &Event>, Index) {
+        (self.events.iter(), self.cleared_through)
+    }
+}
+
+/// True when `key` is `prefix` or lies below it by whole segments (`/w` covers `/w/x`, not
+/// `/ww`); `/` covers everything.
+pub(crate) fn key_is_under(key: &str, prefix: &str) -> bool {
+    prefix == "/"
+        || key == prefix
+        || (key.len() > prefix.len()
+            && key.starts_with(prefix)
+            && key.as_bytes()[prefix.len()] == b'/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Action;
+
+    fn ev(key: &str, index: Index) -> Event {
+        Event {
+            action: Action::Set,
+            key: key.into(),
+            dir: false,
+            prev_value: None,
+            value: Some("v".into()),
+            new_key: true,
+            expiration: None,
+            index,
+        }
+    }
+
+    #[test]
+    fn prefix_matches_whole_segments() {
+        assert!(key_is_under("/w/x", "/w"));
+        assert!(key_is_under("/w", "/w"));
+        assert!(!key_is_under("/ww/x", "/w"));
+        assert!(key_is_under("/anything", "/"));
+    }
+
+    #[test]
+    fn scan_finds_first_matching_event_at_or_after_index() {
+        let mut h = History::new(10);
+        h.push(ev("/a", 3));
+        h.push(ev("/b/c", 4));
+        h.push(ev("/b/d", 6));
+        assert_eq!(h.scan("/b", 1).unwrap().map(|e| e.index), Some(4));
+        assert_eq!(h.scan("/b", 5).unwrap().map(|e| e.index), Some(6));
+        assert_eq!(h.scan("/b", 7).unwrap(), None);
+        assert_eq!(h.scan("/", 4).unwrap().map(|e| e.index), Some(4));
+    }
+
+    #[test]
+    fn dropped_history_is_an_error_not_a_gap() {
+        let mut h = History::new(2);
+        for i in 3..=6 {
+            h.push(ev("/k", i));
+        }
+        assert_eq!(
+            h.scan("/k", 4),
+            Err(Error::HistoryCleared {
+                first: 5,
+                requested: 4
+            })
+        );
+        assert_eq!(h.scan("/k", 5).unwrap().map(|e| e.index), Some(5));
+    }
+}

@@ -1,0 +1,1089 @@
+//! Process-level test harness shared by the integration tests in `tests/`.
+//!
+//! Every test starts its own `etcd` process (the binary Cargo built for this package,
+//! `CARGO_BIN_EXE_etcd`) in its own temporary directory, on ephemeral ports, so tests run in
+//! parallel without sharing anything. The process's stdout and stderr go to files in that
+//! directory, so the child never blocks on a full pipe; when a test panics, the logs of every
+//! run of its node are printed (see `Drop for Node`).
+//!
+//! The HTTP client is hand-written on purpose: the tests check the exact bytes the server sends
+//! (status, headers, body), so nothing may sit between the socket and the assertion. It speaks
+//! just enough HTTP/1.1: one request per connection (`Connection: close`), bodies delimited by
+//! `Content-Length`, `chunked`, or end of stream. Every network call has a deadline.
+//!
+//! Rule for all waits: poll with a deadline, never sleep a fixed time to synchronise.
+
+#![allow(dead_code)] // every test file uses a different subset of the harness
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tempfile::TempDir;
+
+/// How long a node may take from spawn to answering `/v1/leader` with its own peer URL.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Deadline of one ordinary (non-watch) HTTP request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Interval between two attempts of a polling loop.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How long a process may take to exit after SIGTERM/SIGINT, or to fail at startup.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Deadline for requests that must be answered "at once" (e.g. a watch on recorded history).
+pub const AT_ONCE: Duration = Duration::from_secs(3);
+/// What `normalize_expiration` puts in place of an `expiration` value.
+pub const EXPIRATION_PLACEHOLDER: &str = "<EXPIRATION>";
+
+/// Path of the `etcd` binary under test.
+pub fn etcd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_etcd")
+}
+
+/// One free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct free ports: all are held at once before any is released, so they differ.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    let mut ports = [0u16; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr().expect("local address").port();
+    }
+    ports
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP client
+// ---------------------------------------------------------------------------------------------
+
+/// A complete HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    /// Header names are lower-cased; values are trimmed; order as received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The first header with this (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `Content-Type` header, or `""`.
+    pub fn content_type(&self) -> &str {
+        self.header("content-type").unwrap_or("")
+    }
+
+    /// The body parsed as JSON; panics with the body if it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "response body is not JSON ({e}): status {} body {:?}",
+                self.status,
+                self.text()
+            )
+        })
+    }
+
+    /// The `index` field of a JSON object body.
+    pub fn index(&self) -> u64 {
+        self.json()["index"].as_u64().unwrap_or_else(|| {
+            panic!(
+                "response has no numeric \"index\": status {} body {:?}",
+                self.status,
+                self.text()
+            )
+        })
+    }
+}
+
+/// `host:port` from `http://host:port[/]` or `host:port`.
+fn host_port(addr: &str) -> &str {
+    let addr = addr
+        .strip_prefix("http://")
+        .or_else(|| addr.strip_prefix("https://"))
+        .unwrap_or(addr);
+    addr.trim_end_matches('/')
+}
+
+/// The bytes of one HTTP/1.1 request with `Connection: close`.
+pub fn build_request(
+    method: &str,
+    host: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+) -> Vec<u8> {
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: etcd-rs-tests\r\nAccept: */*\r\nConnection: close\r\n"
+    );
+    match body {
+        Some((content_type, bytes)) => {
+            head.push_str(&format!(
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+                bytes.len()
+            ));
+        }
+        None if method == "POST" || method == "PUT" || method == "PATCH" => {
+            head.push_str("Content-Length: 0\r\n");
+        }
+        None => {}
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    if let Some((_, bytes)) = body {
+        out.extend_from_slice(bytes);
+    }
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Decodes a chunked body. `Ok(None)` while incomplete.
+fn decode_chunked(mut data: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    let mut body = Vec::new();
+    loop {
+        let Some(line_end) = find(data, b"\r\n") else {
+            return Ok(None);
+        };
+        let line = std::str::from_utf8(&data[..line_end]).map_err(|e| e.to_string())?;
+        let size_text = line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|e| format!("bad chunk size {size_text:?}: {e}"))?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            // Trailers (usually none), then an empty line.
+            return Ok(find(data, b"\r\n").map(|_| body));
+        }
+        if data.len() < size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&data[..size]);
+        if &data[size..size + 2] != b"\r\n" {
+            return Err("chunk not followed by CRLF".to_string());
+        }
+        data = &data[size + 2..];
+    }
+}
+
+/// Parses a response from the bytes received so far. `Ok(None)`: more bytes are needed.
+/// `eof`: the peer closed the stream, so a body without a length ends here.
+pub fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Response>, String> {
+    let Some(head_end) = find(buf, b"\r\n\r\n") else {
+        return if eof {
+            Err(format!(
+                "connection closed before the end of the response head; got {:?}",
+                String::from_utf8_lossy(buf)
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|e| e.to_string())?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!("bad status line {status_line:?}"));
+    }
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("bad header line {line:?}"))?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let rest = &buf[head_end + 4..];
+    if (100..200).contains(&status) {
+        // An interim response (100 Continue): the real one follows.
+        return parse_response(rest, eof);
+    }
+    let response = |body: Vec<u8>| Response {
+        status,
+        headers: headers.clone(),
+        body,
+    };
+    if status == 204 || status == 304 {
+        return Ok(Some(response(Vec::new())));
+    }
+    let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    if header("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked")) {
+        return match decode_chunked(rest)? {
+            Some(body) => Ok(Some(response(body))),
+            None if eof => Err("connection closed inside a chunked body".to_string()),
+            None => Ok(None),
+        };
+    }
+    if let Some(len) = header("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|e| format!("bad content-length {len:?}: {e}"))?;
+        return if rest.len() >= len {
+            Ok(Some(response(rest[..len].to_vec())))
+        } else if eof {
+            Err(format!(
+                "connection closed after {} of {len} body bytes",
+                rest.len()
+            ))
+        } else {
+            Ok(None)
+        };
+    }
+    if eof {
+        Ok(Some(response(rest.to_vec())))
+    } else {
+        Ok(None)
+    }
+}
+
+fn connect(addr: &str, deadline: Instant) -> io::Result<TcpStream> {
+    let sock: SocketAddr = host_port(addr)
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{addr}: {e}")))?;
+    let remaining = remaining(deadline)?;
+    let stream = TcpStream::connect_timeout(&sock, remaining)?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+fn remaining(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(io::Error::new(io::ErrorKind::TimedOut, "request deadline passed"))
+    } else {
+        Ok(left)
+    }
+}
+
+/// Reads one response from `stream`, until it is complete or `deadline`.
+fn read_response(stream: &mut TcpStream, deadline: Instant) -> io::Result<Response> {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+    loop {
+        stream.set_read_timeout(Some(remaining(deadline)?))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => return parse_response(&buf, true).map_err(invalid)?.ok_or_else(unreachable_eof),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(response) = parse_response(&buf, false).map_err(invalid)? {
+                    return Ok(response);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no complete response before the deadline; got {:?}",
+                        String::from_utf8_lossy(&buf)
+                    ),
+                ));
+            }
+            Err(e) => {
+                // A reset after the response was sent: use what arrived.
+                if let Ok(Some(response)) = parse_response(&buf, true) {
+                    return Ok(response);
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn unreachable_eof() -> io::Error {
+    io::Error::other("parser gave no response at end of stream")
+}
+
+/// Bodies bigger than this are written from a second thread while the response is read, so a
+/// server that answers early (413) and closes cannot make us lose its answer.
+const INLINE_BODY_LIMIT: usize = 64 * 1024;
+
+/// One HTTP request; errors (including the deadline) are returned.
+pub fn try_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    timeout: Duration,
+) -> io::Result<Response> {
+    let deadline = Instant::now() + timeout;
+    let mut stream = connect(addr, deadline)?;
+    let request = build_request(method, host_port(addr), path, body);
+    stream.set_write_timeout(Some(remaining(deadline)?))?;
+    let writer = if request.len() > INLINE_BODY_LIMIT {
+        let mut w = stream.try_clone()?;
+        Some(thread::spawn(move || {
+            // A write error (the server closed early) shows up as the response, or its absence.
+            let _ = w.write_all(&request);
+        }))
+    } else {
+        // Same: a failed write is judged by what we can read.
+        let _ = stream.write_all(&request);
+        None
+    };
+    let result = read_response(&mut stream, deadline);
+    drop(stream);
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    result
+}
+
+/// One HTTP request that must succeed at the transport level (any status is fine).
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+) -> Response {
+    try_request(addr, method, path, body, REQUEST_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr} failed: {e}"))
+}
+
+/// `application/x-www-form-urlencoded` encoding of one component.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// `k1=v1&k2=v2`, form-encoded.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+/// A `multipart/form-data` body and its content type.
+pub fn multipart(pairs: &[(&str, &str)]) -> (String, Vec<u8>) {
+    let boundary = "etcdrsTestBoundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, value) in pairs {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A request running on its own thread (for long-poll watches).
+pub struct Pending {
+    rx: mpsc::Receiver<io::Result<Response>>,
+    done: Option<io::Result<Response>>,
+    what: String,
+}
+
+impl Pending {
+    /// Sends the request and returns once its bytes are written (the response is awaited on
+    /// the thread). Panics if connecting or writing fails.
+    pub fn spawn(
+        addr: &str,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+        timeout: Duration,
+    ) -> Pending {
+        let what = format!("{method} {path}");
+        let deadline = Instant::now() + timeout;
+        let request = build_request(method, host_port(addr), path, body);
+        let addr = addr.to_string();
+        let (sent_tx, sent_rx) = mpsc::channel::<io::Result<()>>();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut stream = match connect(&addr, deadline).and_then(|mut s| {
+                s.set_write_timeout(Some(remaining(deadline)?))?;
+                s.write_all(&request)?;
+                Ok(s)
+            }) {
+                Ok(s) => {
+                    let _ = sent_tx.send(Ok(()));
+                    s
+                }
+                Err(e) => {
+                    let _ = sent_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = tx.send(read_response(&mut stream, deadline));
+        });
+        match sent_rx.recv_timeout(REQUEST_TIMEOUT) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("{what}: could not send the request: {e}"),
+            Err(e) => panic!("{what}: request not sent in time: {e}"),
+        }
+        Pending {
+            rx,
+            done: None,
+            what,
+        }
+    }
+
+    /// Whether the response (or an error) has arrived.
+    pub fn is_done(&mut self) -> bool {
+        if self.done.is_none() {
+            match self.rx.try_recv() {
+                Ok(r) => self.done = Some(r),
+                Err(mpsc::TryRecvError::Empty) => {}
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    self.done = Some(Err(io::Error::other("request thread died")))
+                }
+            }
+        }
+        self.done.is_some()
+    }
+
+    /// The response, waiting at most `timeout`.
+    pub fn wait(mut self, timeout: Duration) -> Response {
+        let result = match self.done.take() {
+            Some(r) => r,
+            None => match self.rx.recv_timeout(timeout) {
+                Ok(r) => r,
+                Err(e) => panic!("{}: no response within {timeout:?}: {e}", self.what),
+            },
+        };
+        result.unwrap_or_else(|e| panic!("{}: {e}", self.what))
+    }
+
+    /// The response as text if it has arrived (for failure messages).
+    pub fn describe(&mut self) -> String {
+        if !self.is_done() {
+            return "still pending".to_string();
+        }
+        match &self.done {
+            Some(Ok(r)) => format!("answered {} {:?}", r.status, r.text()),
+            Some(Err(e)) => format!("failed: {e}"),
+            None => "still pending".to_string(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Body helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Replaces the value of every `"expiration":"..."` by `EXPIRATION_PLACEHOLDER`.
+pub fn normalize_expiration(body: &str) -> String {
+    const MARKER: &str = "\"expiration\":\"";
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(pos) = rest.find(MARKER) {
+        out.push_str(&rest[..pos + MARKER.len()]);
+        rest = &rest[pos + MARKER.len()..];
+        match rest.find('"') {
+            Some(end) => {
+                out.push_str(EXPIRATION_PLACEHOLDER);
+                rest = &rest[end..];
+            }
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The first `expiration` value of a body, if any.
+pub fn extract_expiration(body: &str) -> Option<String> {
+    const MARKER: &str = "\"expiration\":\"";
+    let start = body.find(MARKER)? + MARKER.len();
+    let len = body[start..].find('"')?;
+    Some(body[start..start + len].to_string())
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// Parses RFC 3339 with a fractional second in Go's `RFC3339Nano` form (1 to 9 digits,
+/// trailing zeros trimmed), e.g. `2013-07-11T20:31:12.156146039-07:00`. Returns the instant
+/// as nanoseconds since the Unix epoch, or `None` if the text is not in that form.
+pub fn parse_rfc3339_nanos(s: &str) -> Option<i128> {
+    let b = s.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let part = b.get(from..from + len)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || b.get(10) != Some(&b'T')
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+        || b.get(19) != Some(&b'.')
+    {
+        return None;
+    }
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let digits = b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 9 || b[20 + digits - 1] == b'0' {
+        return None;
+    }
+    let mut nanos = num(20, digits)?;
+    for _ in digits..9 {
+        nanos *= 10;
+    }
+    let zone = &s[20 + digits..];
+    let offset_secs = if zone == "Z" {
+        0
+    } else {
+        let zb = zone.as_bytes();
+        if zb.len() != 6 || zb[3] != b':' || (zb[0] != b'+' && zb[0] != b'-') {
+            return None;
+        }
+        let zh: i64 = zone[1..3].parse().ok()?;
+        let zm: i64 = zone[4..6].parse().ok()?;
+        let off = zh * 3600 + zm * 60;
+        if zb[0] == b'-' {
+            -off
+        } else {
+            off
+        }
+    };
+    let secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
+        - offset_secs;
+    Some(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
+}
+
+/// Now, as nanoseconds since the Unix epoch.
+pub fn unix_nanos_now() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as i128
+}
+
+/// `{"errorCode":N,"message":"...","cause":"..."}` (cause omitted when empty).
+pub fn error_body(code: u16, message: &str, cause: &str) -> String {
+    if cause.is_empty() {
+        format!(r#"{{"errorCode":{code},"message":"{message}"}}"#)
+    } else {
+        format!(r#"{{"errorCode":{code},"message":"{message}","cause":"{cause}"}}"#)
+    }
+}
+
+/// Asserts status, `Content-Type: application/json` and the exact body.
+#[track_caller]
+pub fn assert_json(response: &Response, status: u16, body: &str) {
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (status, body),
+        "unexpected response (left: got, right: expected)"
+    );
+    assert_eq!(
+        response.content_type(),
+        "application/json",
+        "Content-Type of a JSON response with body {body}"
+    );
+}
+
+/// Like `assert_json`, after `normalize_expiration` of the received body.
+#[track_caller]
+pub fn assert_json_normalized(response: &Response, status: u16, body: &str) {
+    assert_eq!(
+        (response.status, normalize_expiration(&response.text()).as_str()),
+        (status, body),
+        "unexpected response (left: got, normalised; right: expected)"
+    );
+    assert_eq!(response.content_type(), "application/json");
+}
+
+/// Asserts status, a `text/plain` content type and the exact body.
+#[track_caller]
+pub fn assert_text(response: &Response, status: u16, body: &str) {
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (status, body),
+        "unexpected response (left: got, right: expected)"
+    );
+    assert!(
+        response.content_type().starts_with("text/plain"),
+        "Content-Type should be text/plain, got {:?}",
+        response.content_type()
+    );
+}
+
+/// Calls `f` every `POLL_INTERVAL` until it returns `Some`, or panics after `timeout`.
+#[track_caller]
+pub fn poll_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        thread::sleep(POLL_INTERVAL);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------------------------
+
+/// Waits for `child` to exit, at most `timeout`.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => {}
+            Err(e) => panic!("waiting for the etcd process failed: {e}"),
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// Sends `signal` to a process we started.
+pub fn send_signal(child: &Child, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+    // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our own child, not yet
+    // reaped (we hold its `Child`), so the pid cannot have been reused.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}): {}", io::Error::last_os_error());
+}
+
+fn read_lossy(path: &Path) -> String {
+    fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// The outcome of a process run to completion.
+#[derive(Debug)]
+pub struct Exit {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Exit {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+/// Runs `etcd args...` in `cwd` to completion (bounded by `EXIT_TIMEOUT`; killed and a panic
+/// after it). Output goes to files in `cwd`.
+pub fn run_etcd(args: &[String], cwd: &Path) -> Exit {
+    let out_path = cwd.join("run.stdout");
+    let err_path = cwd.join("run.stderr");
+    let mut child = Command::new(etcd_bin())
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("create stdout file"))
+        .stderr(File::create(&err_path).expect("create stderr file"))
+        .spawn()
+        .expect("spawn etcd");
+    let status = match wait_child(&mut child, EXIT_TIMEOUT) {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "etcd {args:?} did not exit within {EXIT_TIMEOUT:?}\n--- stdout\n{}\n--- stderr\n{}",
+                read_lossy(&out_path),
+                read_lossy(&err_path)
+            );
+        }
+    };
+    Exit {
+        status,
+        stdout: read_lossy(&out_path),
+        stderr: read_lossy(&err_path),
+    }
+}
+
+/// One etcd process (and its restarts) with its data directory and captured logs.
+pub struct Node {
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    /// The data directory (`-d`), `<tmp>/data`, created by the node itself.
+    pub data_dir: PathBuf,
+    /// Command-line arguments of the next launch (see `default_args`).
+    pub args: Vec<String>,
+    log_dir: PathBuf,
+    child: Option<Child>,
+    runs: usize,
+    tmp: TempDir,
+}
+
+impl Node {
+    /// A node that is not running yet, with fresh ports and `default_args` plus `extra`.
+    pub fn prepare(name: &str, extra: &[&str]) -> Node {
+        let tmp = tempfile::Builder::new()
+            .prefix("etcd-rs-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let log_dir = tmp.path().join("logs");
+        fs::create_dir(&log_dir).expect("create log dir");
+        let [client_port, peer_port] = free_ports::<2>();
+        let mut node = Node {
+            name: name.to_string(),
+            client_port,
+            peer_port,
+            data_dir: tmp.path().join("data"),
+            args: Vec::new(),
+            log_dir,
+            child: None,
+            runs: 0,
+            tmp,
+        };
+        node.args = node.default_args();
+        node.args.extend(extra.iter().map(|s| s.to_string()));
+        node
+    }
+
+    /// Starts a node and waits until it is ready.
+    pub fn start(name: &str, extra: &[&str]) -> Node {
+        let mut node = Node::prepare(name, extra);
+        node.launch();
+        node.wait_ready();
+        node
+    }
+
+    /// `-n NAME -d DIR -c 127.0.0.1:CPORT -s 127.0.0.1:SPORT`
+    pub fn default_args(&self) -> Vec<String> {
+        vec![
+            "-n".to_string(),
+            self.name.clone(),
+            "-d".to_string(),
+            self.data_dir.display().to_string(),
+            "-c".to_string(),
+            self.client_addr(),
+            "-s".to_string(),
+            format!("127.0.0.1:{}", self.peer_port),
+        ]
+    }
+
+    /// The temporary directory that holds `data/` and `logs/`.
+    pub fn tmp_path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// `127.0.0.1:CPORT`
+    pub fn client_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// `http://127.0.0.1:CPORT`
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// `http://127.0.0.1:SPORT`
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    /// Spawns the process with `self.args` (no waiting). Panics if one is still running.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "launch: the node is already running");
+        self.runs += 1;
+        let stdout = File::create(self.stdout_path(self.runs)).expect("create stdout log");
+        let stderr = File::create(self.stderr_path(self.runs)).expect("create stderr log");
+        let child = Command::new(etcd_bin())
+            .args(&self.args)
+            .current_dir(self.tmp.path())
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn etcd");
+        self.child = Some(child);
+    }
+
+    fn stdout_path(&self, run: usize) -> PathBuf {
+        self.log_dir.join(format!("run{run}.stdout"))
+    }
+
+    fn stderr_path(&self, run: usize) -> PathBuf {
+        self.log_dir.join(format!("run{run}.stderr"))
+    }
+
+    /// Stdout of the current (latest) run.
+    pub fn stdout(&self) -> String {
+        read_lossy(&self.stdout_path(self.runs))
+    }
+
+    /// Stderr of the current (latest) run.
+    pub fn stderr(&self) -> String {
+        read_lossy(&self.stderr_path(self.runs))
+    }
+
+    /// Stdout followed by stderr of the current (latest) run.
+    pub fn logs(&self) -> String {
+        format!("{}{}", self.stdout(), self.stderr())
+    }
+
+    /// The logs of every run, labelled.
+    pub fn all_logs(&self) -> String {
+        let mut out = String::new();
+        for run in 1..=self.runs {
+            out.push_str(&format!(
+                "===== node {} run {run} ({:?}) stdout =====\n{}\n===== node {} run {run} stderr =====\n{}\n",
+                self.name,
+                self.args,
+                read_lossy(&self.stdout_path(run)),
+                self.name,
+                read_lossy(&self.stderr_path(run)),
+            ));
+        }
+        out
+    }
+
+    /// Panics (with the logs) if the process has exited.
+    #[track_caller]
+    pub fn assert_running(&mut self) {
+        let child = self.child.as_mut().expect("node not launched");
+        if let Ok(Some(status)) = child.try_wait() {
+            self.child = None;
+            panic!("etcd exited unexpectedly: {status}");
+        }
+    }
+
+    /// Polls `GET /v1/leader` until it answers 200 with this node's peer URL.
+    #[track_caller]
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let peer_url = self.peer_url();
+        let mut last = String::from("no answer yet");
+        loop {
+            self.assert_running();
+            match try_request(
+                &self.client_addr(),
+                "GET",
+                "/v1/leader",
+                None,
+                Duration::from_secs(2),
+            ) {
+                Ok(r) if r.status == 200 && r.body == peer_url.as_bytes() => return,
+                Ok(r) => last = format!("{} {:?}", r.status, r.text()),
+                Err(e) => last = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                panic!("node not ready within {READY_TIMEOUT:?}; last /v1/leader answer: {last}");
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends `signal` and waits (bounded) for the exit status.
+    #[track_caller]
+    pub fn stop_with(&mut self, signal: libc::c_int) -> ExitStatus {
+        let mut child = self.child.take().expect("node not running");
+        send_signal(&child, signal);
+        match wait_child(&mut child, EXIT_TIMEOUT) {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("node did not exit within {EXIT_TIMEOUT:?} after signal {signal}");
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status (bounded wait).
+    #[track_caller]
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Waits (bounded) for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut().expect("node not launched");
+        let status = wait_child(child, timeout);
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
+    /// Launches again with the same arguments and data dir, and waits until ready.
+    #[track_caller]
+    pub fn restart(&mut self) {
+        self.launch();
+        self.wait_ready();
+    }
+
+    // --- HTTP against this node's client API ---
+
+    pub fn request(&self, method: &str, path: &str, body: Option<(&str, &[u8])>) -> Response {
+        request(&self.client_addr(), method, path, body)
+    }
+
+    /// Like `request`, with a custom deadline (e.g. short, for "answers at once").
+    pub fn request_within(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+        timeout: Duration,
+    ) -> Response {
+        try_request(&self.client_addr(), method, path, body, timeout)
+            .unwrap_or_else(|e| panic!("{method} {path}: no response within {timeout:?}: {e}"))
+    }
+
+    /// A form POST that must be answered within `AT_ONCE`.
+    pub fn post_form_at_once(&self, path: &str, pairs: &[(&str, &str)]) -> Response {
+        let body = form(pairs);
+        self.request_within(
+            "POST",
+            path,
+            Some((FORM_CONTENT_TYPE, body.as_bytes())),
+            AT_ONCE,
+        )
+    }
+
+    /// A GET that must be answered within `AT_ONCE`.
+    pub fn get_at_once(&self, path: &str) -> Response {
+        self.request_within("GET", path, None, AT_ONCE)
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, None)
+    }
+
+    pub fn delete(&self, path: &str) -> Response {
+        self.request("DELETE", path, None)
+    }
+
+    /// `method path` with a form-urlencoded body.
+    pub fn send_form(&self, method: &str, path: &str, pairs: &[(&str, &str)]) -> Response {
+        let body = form(pairs);
+        self.request(method, path, Some((FORM_CONTENT_TYPE, body.as_bytes())))
+    }
+
+    pub fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> Response {
+        self.send_form("POST", path, pairs)
+    }
+
+    /// Sets `/v1/keys/<key>` to `value`, asserts 200, and returns the entry's index.
+    #[track_caller]
+    pub fn set(&self, key: &str, value: &str) -> u64 {
+        let r = self.post_form(&format!("/v1/keys/{key}"), &[("value", value)]);
+        assert_eq!(r.status, 200, "set {key}: {}", r.text());
+        r.index()
+    }
+
+    /// Starts a request on its own thread (for watches).
+    pub fn spawn_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Pending {
+        Pending::spawn(
+            &self.client_addr(),
+            method,
+            path,
+            body,
+            Duration::from_secs(60),
+        )
+    }
+
+    /// Asserts that `pending` has not been answered, after several complete request/response
+    /// round trips on other connections (so the server has had the chance to process it).
+    #[track_caller]
+    pub fn assert_pending(&self, pending: &mut Pending) {
+        for _ in 0..3 {
+            let r = self.get("/v1/leader");
+            assert_eq!(r.status, 200, "GET /v1/leader: {}", r.text());
+        }
+        assert!(!pending.is_done(), "watch should still be pending, but {}", pending.describe());
+    }
+
+    /// Paths of the files in `<data>/<sub>` whose names end with `suffix`, sorted by name.
+    pub fn data_files(&self, sub: &str, suffix: &str) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = match fs::read_dir(self.data_dir.join(sub)) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.ends_with(suffix))
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        files.sort();
+        files
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+        if thread::panicking() {
+            eprintln!("{}", self.all_logs());
+        }
+    }
+}
