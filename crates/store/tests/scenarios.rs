@@ -308,12 +308,12 @@ fn snapshot_restores_everything_replicated() {
     let mut r: Store<u32> = Store::new(1024);
     assert!(r.restore(StoreSnapshot::decode(&bytes).unwrap()).is_empty());
     assert_eq!((r.index(), r.applied()), (6, 6));
+    assert_eq!(r.stats().gets.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(value(&r, "/a/b/c").value.as_deref(), Some("1"));
     assert_eq!(listing_keys(&r, "/empty"), vec![]);
     assert_eq!(r.next_expiry(), Some(T0 + 100 * SEC));
     assert_eq!(r.members().len(), 1);
     assert_eq!(r.stats().sets, 3);
-    assert_eq!(r.stats().gets.load(std::sync::atomic::Ordering::Relaxed), 1);
     match r.watch("/a", 3, 0).unwrap() {
         Watched::Ready(e, _) => assert_eq!(e.key, "/a/b/c"),
         _ => panic!("history restored"),
