@@ -322,7 +322,11 @@ fn snapshot_restores_everything_replicated() {
     let a = s.apply(7, &Command::Expire { time: T0 + 200 * SEC }).result;
     let b = r.apply(7, &Command::Expire { time: T0 + 200 * SEC }).result;
     assert_eq!(a, b);
-    assert_eq!(s.snapshot().encode(), r.snapshot().encode());
+    // Equal but for `gets`, which counts this member's own reads.
+    let (mut a, mut b) = (s.snapshot(), r.snapshot());
+    *a.stats.gets.get_mut() = 0;
+    *b.stats.gets.get_mut() = 0;
+    assert_eq!(a.encode(), b.encode());
 }
 
 #[test]
