@@ -1,1 +1,78 @@
-fn main(){}
+//! `etcd`: parse the command line, set up logging, run a node until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+
+use etcd_server::config::{self, Command};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match config::parse(&args) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Version) => {
+            println!("{}", config::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Help) => {
+            print!("{}", config::usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(config::Error::Usage(msg)) => {
+            eprintln!("{msg}\n{}", config::usage());
+            return ExitCode::from(2);
+        }
+        Err(config::Error::Invalid(msg)) => {
+            eprintln!("etcd: {msg}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(config.verbosity);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("etcd: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(etcd_server::server::run(*config, stop_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("etcd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(verbosity: u8) {
+    let default = match verbosity {
+        0 => "info,raft=warn",
+        1 => "debug,raft=info,hyper=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

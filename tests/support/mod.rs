@@ -127,12 +127,7 @@ fn host_port(addr: &str) -> &str {
 }
 
 /// The bytes of one HTTP/1.1 request with `Connection: close`.
-pub fn build_request(
-    method: &str,
-    host: &str,
-    path: &str,
-    body: Option<(&str, &[u8])>,
-) -> Vec<u8> {
+pub fn build_request(method: &str, host: &str, path: &str, body: Option<(&str, &[u8])>) -> Vec<u8> {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: etcd-rs-tests\r\nAccept: */*\r\nConnection: close\r\n"
     );
@@ -232,7 +227,12 @@ pub fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Response>, String>
     if status == 204 || status == 304 {
         return Ok(Some(response(Vec::new())));
     }
-    let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let header = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
     if header("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked")) {
         return match decode_chunked(rest)? {
             Some(body) => Ok(Some(response(body))),
@@ -275,7 +275,10 @@ fn connect(addr: &str, deadline: Instant) -> io::Result<TcpStream> {
 fn remaining(deadline: Instant) -> io::Result<Duration> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        Err(io::Error::new(io::ErrorKind::TimedOut, "request deadline passed"))
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "request deadline passed",
+        ))
     } else {
         Ok(left)
     }
@@ -289,7 +292,11 @@ fn read_response(stream: &mut TcpStream, deadline: Instant) -> io::Result<Respon
     loop {
         stream.set_read_timeout(Some(remaining(deadline)?))?;
         match stream.read(&mut chunk) {
-            Ok(0) => return parse_response(&buf, true).map_err(invalid)?.ok_or_else(unreachable_eof),
+            Ok(0) => {
+                return parse_response(&buf, true)
+                    .map_err(invalid)?
+                    .ok_or_else(unreachable_eof)
+            }
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
                 if let Some(response) = parse_response(&buf, false).map_err(invalid)? {
@@ -297,7 +304,9 @@ fn read_response(stream: &mut TcpStream, deadline: Instant) -> io::Result<Respon
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
@@ -357,14 +366,30 @@ pub fn try_request(
 }
 
 /// One HTTP request that must succeed at the transport level (any status is fine).
-pub fn request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    body: Option<(&str, &[u8])>,
-) -> Response {
+pub fn request(addr: &str, method: &str, path: &str, body: Option<(&str, &[u8])>) -> Response {
     try_request(addr, method, path, body, REQUEST_TIMEOUT)
         .unwrap_or_else(|e| panic!("{method} {path} on {addr} failed: {e}"))
+}
+
+/// `GET path` on `addr` (`http://host:port` or `host:port`).
+pub fn get(addr: &str, path: &str) -> Response {
+    request(addr, "GET", path, None)
+}
+
+/// `DELETE path` on `addr`.
+pub fn delete(addr: &str, path: &str) -> Response {
+    request(addr, "DELETE", path, None)
+}
+
+/// `POST path` on `addr` with a form-urlencoded body.
+pub fn post_form(addr: &str, path: &str, pairs: &[(&str, &str)]) -> Response {
+    let body = form(pairs);
+    request(
+        addr,
+        "POST",
+        path,
+        Some((FORM_CONTENT_TYPE, body.as_bytes())),
+    )
 }
 
 /// `application/x-www-form-urlencoded` encoding of one component.
@@ -566,7 +591,12 @@ pub fn parse_rfc3339_nanos(s: &str) -> Option<i128> {
     {
         return None;
     }
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let digits = b[20..].iter().take_while(|c| c.is_ascii_digit()).count();
@@ -607,6 +637,11 @@ pub fn unix_nanos_now() -> i128 {
         .as_nanos() as i128
 }
 
+/// At most the first 300 characters of `text` (for failure messages about huge bodies).
+pub fn short(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
 /// `{"errorCode":N,"message":"...","cause":"..."}` (cause omitted when empty).
 pub fn error_body(code: u16, message: &str, cause: &str) -> String {
     if cause.is_empty() {
@@ -635,7 +670,10 @@ pub fn assert_json(response: &Response, status: u16, body: &str) {
 #[track_caller]
 pub fn assert_json_normalized(response: &Response, status: u16, body: &str) {
     assert_eq!(
-        (response.status, normalize_expiration(&response.text()).as_str()),
+        (
+            response.status,
+            normalize_expiration(&response.text()).as_str()
+        ),
         (status, body),
         "unexpected response (left: got, normalised; right: expected)"
     );
@@ -698,7 +736,12 @@ pub fn send_signal(child: &Child, signal: libc::c_int) {
     // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our own child, not yet
     // reaped (we hold its `Child`), so the pid cannot have been reused.
     let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(rc, 0, "kill({pid}, {signal}): {}", io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {signal}): {}",
+        io::Error::last_os_error()
+    );
 }
 
 fn read_lossy(path: &Path) -> String {
@@ -789,6 +832,15 @@ impl Node {
             runs: 0,
             tmp,
         };
+        node.args = node.default_args();
+        node.args.extend(extra.iter().map(|s| s.to_string()));
+        node
+    }
+
+    /// Like `prepare`, with the data directory at `data_dir` instead of `<tmp>/data`.
+    pub fn prepare_with_data_dir(name: &str, data_dir: &Path, extra: &[&str]) -> Node {
+        let mut node = Node::prepare(name, &[]);
+        node.data_dir = data_dir.to_path_buf();
         node.args = node.default_args();
         node.args.extend(extra.iter().map(|s| s.to_string()));
         node
@@ -907,10 +959,9 @@ impl Node {
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         let peer_url = self.peer_url();
-        let mut last = String::from("no answer yet");
         loop {
             self.assert_running();
-            match try_request(
+            let last = match try_request(
                 &self.client_addr(),
                 "GET",
                 "/v1/leader",
@@ -918,9 +969,9 @@ impl Node {
                 Duration::from_secs(2),
             ) {
                 Ok(r) if r.status == 200 && r.body == peer_url.as_bytes() => return,
-                Ok(r) => last = format!("{} {:?}", r.status, r.text()),
-                Err(e) => last = e.to_string(),
-            }
+                Ok(r) => format!("{} {:?}", r.status, r.text()),
+                Err(e) => e.to_string(),
+            };
             if Instant::now() >= deadline {
                 panic!("node not ready within {READY_TIMEOUT:?}; last /v1/leader answer: {last}");
             }
@@ -1035,12 +1086,7 @@ impl Node {
     }
 
     /// Starts a request on its own thread (for watches).
-    pub fn spawn_request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<(&str, &[u8])>,
-    ) -> Pending {
+    pub fn spawn_request(&self, method: &str, path: &str, body: Option<(&str, &[u8])>) -> Pending {
         Pending::spawn(
             &self.client_addr(),
             method,
@@ -1058,7 +1104,11 @@ impl Node {
             let r = self.get("/v1/leader");
             assert_eq!(r.status, 200, "GET /v1/leader: {}", r.text());
         }
-        assert!(!pending.is_done(), "watch should still be pending, but {}", pending.describe());
+        assert!(
+            !pending.is_done(),
+            "watch should still be pending, but {}",
+            pending.describe()
+        );
     }
 
     /// Paths of the files in `<data>/<sub>` whose names end with `suffix`, sorted by name.

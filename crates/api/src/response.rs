@@ -28,11 +28,7 @@ pub struct KeyResponse {
     #[serde(default, skip_serializing_if = "is_false")]
     pub dir: bool,
     /// The value before this change, when there was one.
-    #[serde(
-        rename = "prevValue",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "prevValue", default, skip_serializing_if = "Option::is_none")]
     pub prev_value: Option<String>,
     /// The value the key holds (after a SET), or held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,7 +87,10 @@ mod tests {
             index: 12,
         };
         let s = serde_json::to_string(&r).unwrap();
-        assert_eq!(s, r#"{"action":"GET","key":"/foo/foo_dir","dir":true,"index":12}"#);
+        assert_eq!(
+            s,
+            r#"{"action":"GET","key":"/foo/foo_dir","dir":true,"index":12}"#
+        );
         assert_eq!(serde_json::from_str::<KeyResponse>(&s).unwrap(), r);
     }
 }

@@ -68,14 +68,20 @@ mod tests {
             format_rfc3339_nanos(1_500_000_000),
             "1970-01-01T00:00:01.5Z"
         );
-        assert_eq!(format_rfc3339_nanos(951_782_400 * NANOS_PER_SEC), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            format_rfc3339_nanos(951_782_400 * NANOS_PER_SEC),
+            "2000-02-29T00:00:00Z"
+        );
         assert_eq!(format_rfc3339_nanos(-1), "1969-12-31T23:59:59.999999999Z");
     }
 
     #[test]
     fn ttl_is_rounded_down_and_omitted_at_zero() {
         let now = 1_000 * NANOS_PER_SEC;
-        assert_eq!(remaining_ttl_secs(now + 5 * NANOS_PER_SEC - 1, now), Some(4));
+        assert_eq!(
+            remaining_ttl_secs(now + 5 * NANOS_PER_SEC - 1, now),
+            Some(4)
+        );
         assert_eq!(remaining_ttl_secs(now + 5 * NANOS_PER_SEC, now), Some(5));
         assert_eq!(remaining_ttl_secs(now + NANOS_PER_SEC - 1, now), None);
         assert_eq!(remaining_ttl_secs(now - 10, now), None);

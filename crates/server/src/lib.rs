@@ -1,1 +1,11 @@
-pub use raft; pub use axum;
+//! The etcd-rs node: configuration, the raft driver, durable log and snapshots, and the HTTP
+//! API. `server::run` composes them.
+
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod logger;
+pub mod raft;
+pub mod server;
+pub mod snap;
+pub mod wal;

@@ -96,6 +96,9 @@ mod tests {
         );
         assert_eq!(Command::decode(&c.encode()).unwrap(), c);
         let e = Command::Expire { time: 1 };
-        assert_eq!(String::from_utf8(e.encode()).unwrap(), r#"{"op":"etcd:expire","time":1}"#);
+        assert_eq!(
+            String::from_utf8(e.encode()).unwrap(),
+            r#"{"op":"etcd:expire","time":1}"#
+        );
     }
 }

@@ -99,6 +99,9 @@ mod tests {
     fn ancestors_walk_from_the_root() {
         assert_eq!(ancestors_and_self("/"), vec!["/"]);
         assert_eq!(ancestors_and_self("/a"), vec!["/", "/a"]);
-        assert_eq!(ancestors_and_self("/a/b/c"), vec!["/", "/a", "/a/b", "/a/b/c"]);
+        assert_eq!(
+            ancestors_and_self("/a/b/c"),
+            vec!["/", "/a", "/a/b", "/a/b/c"]
+        );
     }
 }

@@ -86,7 +86,9 @@ mod atomic {
         s.serialize_u64(v.load(Ordering::Relaxed))
     }
 
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AtomicU64, D::Error> {
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<AtomicU64, D::Error> {
         <u64 as serde::Deserialize>::deserialize(d).map(AtomicU64::new)
     }
 }
@@ -300,7 +302,14 @@ impl<W> Store<W> {
                 time,
             } => {
                 self.stats.sets += 1;
-                self.set(index, &path::clean(key), value, *ttl_secs, *time, &mut fired)
+                self.set(
+                    index,
+                    &path::clean(key),
+                    value,
+                    *ttl_secs,
+                    *time,
+                    &mut fired,
+                )
             }
             Command::TestAndSet {
                 key,
@@ -460,7 +469,9 @@ impl<W> Store<W> {
         let mut files = Vec::new();
         self.tree.walk(|key, node| match node {
             Node::Dir(_) => dirs.push(key.to_string()),
-            Node::File { value, expire_at } => files.push((key.to_string(), value.clone(), *expire_at)),
+            Node::File { value, expire_at } => {
+                files.push((key.to_string(), value.clone(), *expire_at))
+            }
         });
         let (events, cleared) = self.history.parts();
         StoreSnapshot {

@@ -189,8 +189,14 @@ mod tests {
             Some(Error::NotFile("/f/x/y".into()))
         );
         t.set("/d/x", "v".into(), None).unwrap();
-        assert_eq!(t.set("/d", "v".into(), None).err(), Some(Error::NotFile("/d".into())));
-        assert_eq!(t.set("/", "v".into(), None).err(), Some(Error::NotFile("/".into())));
+        assert_eq!(
+            t.set("/d", "v".into(), None).err(),
+            Some(Error::NotFile("/d".into()))
+        );
+        assert_eq!(
+            t.set("/", "v".into(), None).err(),
+            Some(Error::NotFile("/".into()))
+        );
         let mut keys = vec![];
         t.walk(|k, _| keys.push(k.to_string()));
         assert_eq!(keys, vec!["/d", "/d/x", "/f"]);
@@ -203,7 +209,13 @@ mod tests {
         assert_eq!(t.remove_file("/d/x").unwrap().value, "v");
         assert!(matches!(t.get("/d"), Some(Node::Dir(c)) if c.is_empty()));
         assert_eq!(t.remove_file("/d").err(), Some(Error::NotFile("/d".into())));
-        assert_eq!(t.remove_file("/d/x").err(), Some(Error::KeyNotFound("/d/x".into())));
-        assert_eq!(t.remove_file("/q/x").err(), Some(Error::KeyNotFound("/q/x".into())));
+        assert_eq!(
+            t.remove_file("/d/x").err(),
+            Some(Error::KeyNotFound("/d/x".into()))
+        );
+        assert_eq!(
+            t.remove_file("/q/x").err(),
+            Some(Error::KeyNotFound("/q/x".into()))
+        );
     }
 }

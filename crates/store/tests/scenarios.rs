@@ -81,12 +81,21 @@ fn seed_usage_section_replayed_as_log_entries() {
     // Reference: spec section 10.
     let mut s = fresh();
     let e = ok(&mut s, 3, set("message", "Hello world"));
-    assert_eq!((e.action, e.new_key, e.prev_value.as_deref(), e.index), (Action::Set, true, None, 3));
+    assert_eq!(
+        (e.action, e.new_key, e.prev_value.as_deref(), e.index),
+        (Action::Set, true, None, 3)
+    );
     assert_eq!(value(&s, "/message").index, 3);
     let e = ok(&mut s, 4, set("/message", "Hello etcd"));
-    assert_eq!((e.new_key, e.prev_value.as_deref()), (false, Some("Hello world")));
+    assert_eq!(
+        (e.new_key, e.prev_value.as_deref()),
+        (false, Some("Hello world"))
+    );
     let e = ok(&mut s, 5, del("/message"));
-    assert_eq!((e.action, e.prev_value.as_deref(), e.value), (Action::Delete, Some("Hello etcd"), None));
+    assert_eq!(
+        (e.action, e.prev_value.as_deref(), e.value),
+        (Action::Delete, Some("Hello etcd"), None)
+    );
     let e = ok(&mut s, 6, set_ttl("/foo", "bar", 5, T0));
     assert_eq!(e.expiration, Some(T0 + 5 * SEC));
     // The leader's clock passes the expiry; the expiry is entry 7.
@@ -115,13 +124,26 @@ fn seed_usage_section_replayed_as_log_entries() {
         })
     );
     let e = ok(&mut s, 11, tas("/testAndSet", "one", "two"));
-    assert_eq!((e.prev_value.as_deref(), e.value.as_deref(), e.index), (Some("one"), Some("two"), 11));
+    assert_eq!(
+        (e.prev_value.as_deref(), e.value.as_deref(), e.index),
+        (Some("one"), Some("two"), 11)
+    );
     ok(&mut s, 12, set("/foo/foo_dir/bar", "barbarbar"));
     match s.get("/foo/").unwrap() {
         Got::Listing(items) => {
             assert_eq!(items.len(), 2);
-            assert_eq!((items[0].key.as_str(), items[0].value.as_deref(), items[0].index), ("/foo/foo", Some("barbar"), 12));
-            assert_eq!((items[1].key.as_str(), items[1].dir, items[1].index), ("/foo/foo_dir", true, 12));
+            assert_eq!(
+                (
+                    items[0].key.as_str(),
+                    items[0].value.as_deref(),
+                    items[0].index
+                ),
+                ("/foo/foo", Some("barbar"), 12)
+            );
+            assert_eq!(
+                (items[1].key.as_str(), items[1].dir, items[1].index),
+                ("/foo/foo_dir", true, 12)
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -135,7 +157,11 @@ fn failed_commands_consume_an_index_but_change_nothing() {
     ok(&mut s, 3, set("/a", "1"));
     assert!(s.apply(4, &tas("/a", "x", "2")).result.is_err());
     assert_eq!(s.applied(), 4);
-    assert_eq!(s.index(), 3, "GET reports the last change, not the last entry");
+    assert_eq!(
+        s.index(),
+        3,
+        "GET reports the last change, not the last entry"
+    );
     assert_eq!(value(&s, "/a").index, 3);
 }
 
@@ -143,13 +169,34 @@ fn failed_commands_consume_an_index_but_change_nothing() {
 fn not_a_file_cases() {
     let mut s = fresh();
     ok(&mut s, 3, set("/d/x", "1"));
-    assert_eq!(s.apply(4, &set("/d", "v")).result, Err(Error::NotFile("/d".into())));
-    assert_eq!(s.apply(5, &set("/d/x/y", "v")).result, Err(Error::NotFile("/d/x/y".into())));
-    assert_eq!(s.apply(6, &set("/", "v")).result, Err(Error::NotFile("/".into())));
-    assert_eq!(s.apply(7, &del("/d")).result, Err(Error::NotFile("/d".into())));
-    assert_eq!(s.apply(8, &tas("/d", "a", "b")).result, Err(Error::NotFile("/d".into())));
-    assert_eq!(s.apply(9, &tas("/nope", "a", "b")).result, Err(Error::KeyNotFound("/nope".into())));
-    assert_eq!(s.apply(10, &del("/nope")).result, Err(Error::KeyNotFound("/nope".into())));
+    assert_eq!(
+        s.apply(4, &set("/d", "v")).result,
+        Err(Error::NotFile("/d".into()))
+    );
+    assert_eq!(
+        s.apply(5, &set("/d/x/y", "v")).result,
+        Err(Error::NotFile("/d/x/y".into()))
+    );
+    assert_eq!(
+        s.apply(6, &set("/", "v")).result,
+        Err(Error::NotFile("/".into()))
+    );
+    assert_eq!(
+        s.apply(7, &del("/d")).result,
+        Err(Error::NotFile("/d".into()))
+    );
+    assert_eq!(
+        s.apply(8, &tas("/d", "a", "b")).result,
+        Err(Error::NotFile("/d".into()))
+    );
+    assert_eq!(
+        s.apply(9, &tas("/nope", "a", "b")).result,
+        Err(Error::KeyNotFound("/nope".into()))
+    );
+    assert_eq!(
+        s.apply(10, &del("/nope")).result,
+        Err(Error::KeyNotFound("/nope".into()))
+    );
 }
 
 #[test]
@@ -163,8 +210,14 @@ fn reserved_keys_are_readable_not_writable() {
         value(&s, "/_etcd/machines/node0").value.as_deref(),
         Some("raft=http://127.0.0.1:7001&etcd=http://127.0.0.1:4001")
     );
-    assert_eq!(s.apply(3, &set("/_etcd/x", "v")).result, Err(Error::Keyword("Set")));
-    assert_eq!(s.apply(4, &del("/_etcd/machines/node0")).result, Err(Error::Keyword("Delete")));
+    assert_eq!(
+        s.apply(3, &set("/_etcd/x", "v")).result,
+        Err(Error::Keyword("Set"))
+    );
+    assert_eq!(
+        s.apply(4, &del("/_etcd/machines/node0")).result,
+        Err(Error::Keyword("Delete"))
+    );
     assert_eq!(s.members().len(), 1);
 }
 
@@ -176,7 +229,11 @@ fn listings_are_sorted_arrays_and_directories_survive_deletes() {
     ok(&mut s, 5, set("/l/c", "1"));
     assert_eq!(
         listing_keys(&s, "/l"),
-        vec![("/l/a".into(), true), ("/l/b".into(), false), ("/l/c".into(), false)]
+        vec![
+            ("/l/a".into(), true),
+            ("/l/b".into(), false),
+            ("/l/c".into(), false)
+        ]
     );
     ok(&mut s, 6, del("/l/a/x"));
     assert_eq!(listing_keys(&s, "/l/a"), vec![]);
@@ -193,7 +250,12 @@ fn ttl_set_replaces_and_clears_expiry() {
     let e = ok(&mut s, 4, set("/t", "w"));
     assert_eq!(e.expiration, None);
     assert_eq!(s.next_expiry(), None);
-    s.apply(5, &Command::Expire { time: T0 + 100 * SEC });
+    s.apply(
+        5,
+        &Command::Expire {
+            time: T0 + 100 * SEC,
+        },
+    );
     assert_eq!(value(&s, "/t").value.as_deref(), Some("w"));
     // A new TTL moves the expiry; the old one no longer applies.
     ok(&mut s, 6, set_ttl("/t", "x", 5, T0));
@@ -207,8 +269,14 @@ fn ttl_zero_or_negative_deletes() {
     let mut s = fresh();
     ok(&mut s, 3, set("/k", "v"));
     let e = ok(&mut s, 4, set_ttl("/k", "v2", 0, T0));
-    assert_eq!((e.action, e.prev_value.as_deref()), (Action::Delete, Some("v")));
-    assert_eq!(s.apply(5, &set_ttl("/k", "v", -3, T0)).result, Err(Error::KeyNotFound("/k".into())));
+    assert_eq!(
+        (e.action, e.prev_value.as_deref()),
+        (Action::Delete, Some("v"))
+    );
+    assert_eq!(
+        s.apply(5, &set_ttl("/k", "v", -3, T0)).result,
+        Err(Error::KeyNotFound("/k".into()))
+    );
 }
 
 #[test]
@@ -217,8 +285,12 @@ fn expiry_deletes_due_keys_at_one_index_and_notifies_with_delete() {
     ok(&mut s, 3, set_ttl("/e/a", "1", 1, T0));
     ok(&mut s, 4, set_ttl("/e/b", "2", 2, T0));
     ok(&mut s, 5, set_ttl("/e/c", "3", 30, T0));
-    let Watched::Pending(_) = s.watch("/e", 0, 1).unwrap() else { panic!() };
-    let Watched::Pending(_) = s.watch("/e/b", 0, 2).unwrap() else { panic!() };
+    let Watched::Pending(_) = s.watch("/e", 0, 1).unwrap() else {
+        panic!()
+    };
+    let Watched::Pending(_) = s.watch("/e/b", 0, 2).unwrap() else {
+        panic!()
+    };
     let applied = s.apply(6, &Command::Expire { time: T0 + 2 * SEC });
     assert_eq!(applied.result, Ok(None));
     let mut fired: Vec<(u32, String, Action, Option<String>, u64)> = applied
@@ -237,7 +309,9 @@ fn expiry_deletes_due_keys_at_one_index_and_notifies_with_delete() {
     assert_eq!(listing_keys(&s, "/e"), vec![("/e/c".into(), false)]);
     // History holds both deletions at index 6.
     match s.watch("/e/b", 6, 9).unwrap() {
-        Watched::Ready(e, _) => assert_eq!((e.key.as_str(), e.expiration), ("/e/b", Some(T0 + 2 * SEC))),
+        Watched::Ready(e, _) => {
+            assert_eq!((e.key.as_str(), e.expiration), ("/e/b", Some(T0 + 2 * SEC)))
+        }
         _ => panic!("in history"),
     }
 }
@@ -245,7 +319,9 @@ fn expiry_deletes_due_keys_at_one_index_and_notifies_with_delete() {
 #[test]
 fn watch_from_an_index_beyond_the_present_waits_for_that_index() {
     let mut s = fresh();
-    let Watched::Pending(_) = s.watch("/k", 5, 1).unwrap() else { panic!() };
+    let Watched::Pending(_) = s.watch("/k", 5, 1).unwrap() else {
+        panic!()
+    };
     assert!(s.apply(3, &set("/k", "a")).fired.is_empty());
     assert!(s.apply(4, &set("/k", "b")).fired.is_empty());
     assert_eq!(s.apply(5, &set("/k", "c")).fired.len(), 1);
@@ -254,8 +330,12 @@ fn watch_from_an_index_beyond_the_present_waits_for_that_index() {
 #[test]
 fn watch_on_root_sees_everything_and_prefixes_match_whole_segments() {
     let mut s = fresh();
-    let Watched::Pending(_) = s.watch("/", 0, 1).unwrap() else { panic!() };
-    let Watched::Pending(_) = s.watch("/w", 0, 2).unwrap() else { panic!() };
+    let Watched::Pending(_) = s.watch("/", 0, 1).unwrap() else {
+        panic!()
+    };
+    let Watched::Pending(_) = s.watch("/w", 0, 2).unwrap() else {
+        panic!()
+    };
     let fired = s.apply(3, &set("/ww/x", "v")).fired;
     assert_eq!(fired.iter().map(|(w, _)| *w).collect::<Vec<_>>(), vec![1]);
     let fired = s.apply(4, &set("/w/x", "v")).fired;
@@ -288,7 +368,9 @@ fn cleared_history_is_reported() {
 #[test]
 fn unwatch_removes_a_waiting_watcher() {
     let mut s = fresh();
-    let Ok(Watched::Pending(id)) = s.watch("/k", 0, 5) else { panic!() };
+    let Ok(Watched::Pending(id)) = s.watch("/k", 0, 5) else {
+        panic!()
+    };
     assert_eq!(s.watcher_count(), 1);
     assert_eq!(s.unwatch(id), Some(5));
     assert_eq!(s.watcher_count(), 0);
@@ -319,8 +401,22 @@ fn snapshot_restores_everything_replicated() {
         _ => panic!("history restored"),
     }
     // Applying continues identically on both.
-    let a = s.apply(7, &Command::Expire { time: T0 + 200 * SEC }).result;
-    let b = r.apply(7, &Command::Expire { time: T0 + 200 * SEC }).result;
+    let a = s
+        .apply(
+            7,
+            &Command::Expire {
+                time: T0 + 200 * SEC,
+            },
+        )
+        .result;
+    let b = r
+        .apply(
+            7,
+            &Command::Expire {
+                time: T0 + 200 * SEC,
+            },
+        )
+        .result;
     assert_eq!(a, b);
     // Equal but for `gets`, which counts this member's own reads.
     let (mut a, mut b) = (s.snapshot(), r.snapshot());
@@ -337,8 +433,12 @@ fn restore_fires_watchers_the_new_history_answers() {
 
     let mut behind: Store<u32> = Store::new(1024);
     behind.apply(1, &join(1, "node0"));
-    let Ok(Watched::Pending(_)) = behind.watch("/k", 0, 7) else { panic!() };
-    let Ok(Watched::Pending(_)) = behind.watch("/other", 0, 8) else { panic!() };
+    let Ok(Watched::Pending(_)) = behind.watch("/k", 0, 7) else {
+        panic!()
+    };
+    let Ok(Watched::Pending(_)) = behind.watch("/other", 0, 8) else {
+        panic!()
+    };
     let fired = behind.restore(snap);
     assert_eq!(fired.len(), 1);
     assert_eq!((fired[0].0, fired[0].1.index), (7, 3));

@@ -1,0 +1,106 @@
+//! Request parameters: the form body (`application/x-www-form-urlencoded` or
+//! `multipart/form-data`) and the query string, as Go's `Request.FormValue` sees them: the
+//! body wins over the query, and the first of repeated values wins. As in Go, only POST, PUT
+//! and PATCH bodies are read.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart};
+use axum::http::{header, HeaderMap, Method, Request, Uri};
+use etcd_api::ErrorCode;
+
+use super::error::Error;
+
+/// Parsed parameters, body pairs first.
+#[derive(Debug, Default)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// The first value of `name`, body before query.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Parameters from the query string only.
+    pub fn from_query(uri: &Uri) -> Params {
+        let mut p = Params::default();
+        if let Some(q) = uri.query() {
+            p.pairs
+                .extend(form_urlencoded::parse(q.as_bytes()).into_owned());
+        }
+        p
+    }
+
+    /// Parameters from the body (read up to `limit` bytes) and the query string.
+    pub async fn from_request(
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Body,
+        limit: usize,
+    ) -> Result<Params, Error> {
+        let mut p = Params::default();
+        if matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+            let too_large = || {
+                Error::new(
+                    ErrorCode::TooLarge,
+                    format!("the request body is larger than {limit} bytes"),
+                )
+            };
+            let declared = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > limit as u64) {
+                return Err(too_large());
+            }
+            let bytes = axum::body::to_bytes(body, limit)
+                .await
+                .map_err(|_| too_large())?;
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/x-www-form-urlencoded");
+            let mime = content_type
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            match mime.as_str() {
+                "application/x-www-form-urlencoded" => {
+                    p.pairs.extend(form_urlencoded::parse(&bytes).into_owned());
+                }
+                "multipart/form-data" => {
+                    let req = Request::builder()
+                        .header(header::CONTENT_TYPE, content_type)
+                        .body(Body::from(bytes))
+                        .map_err(|e| Error::new(ErrorCode::InvalidForm, e.to_string()))?;
+                    let mut mp = Multipart::from_request(req, &())
+                        .await
+                        .map_err(|e| Error::new(ErrorCode::InvalidForm, e.body_text()))?;
+                    while let Some(field) = mp
+                        .next_field()
+                        .await
+                        .map_err(|e| Error::new(ErrorCode::InvalidForm, e.body_text()))?
+                    {
+                        let name = field.name().unwrap_or("").to_string();
+                        let data = field
+                            .bytes()
+                            .await
+                            .map_err(|e| Error::new(ErrorCode::InvalidForm, e.body_text()))?;
+                        p.pairs
+                            .push((name, String::from_utf8_lossy(&data).into_owned()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        p.pairs.extend(Params::from_query(uri).pairs);
+        Ok(p)
+    }
+}

@@ -1,0 +1,55 @@
+//! `/`, `/v1/machines`, `/v1/leader`, `/v1/stats`, and the peer API's `/name`.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use etcd_api::ErrorCode;
+
+use super::{json_ok, App, Error};
+use crate::config::VERSION;
+
+fn text(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// `/`: the version string.
+pub(super) async fn version() -> Response {
+    text(VERSION.to_string())
+}
+
+/// `/v1/machines`: every member's client URL, by name, joined with `, `.
+pub(super) async fn machines(State(app): State<App>) -> Response {
+    let store = app.raft.store.read().expect("store lock poisoned");
+    let mut members: Vec<_> = store.members().values().collect();
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    let urls: Vec<&str> = members.iter().map(|m| m.etcd_url.as_str()).collect();
+    text(urls.join(", "))
+}
+
+/// `/v1/leader`: the leader's peer URL, or 500/301 during an election.
+pub(super) async fn leader(State(app): State<App>) -> Response {
+    let url = app.raft.leader_id().and_then(|id| {
+        let store = app.raft.store.read().expect("store lock poisoned");
+        store.members().get(&id).map(|m| m.raft_url.clone())
+    });
+    match url {
+        Some(url) => text(url),
+        None => Error::new(ErrorCode::LeaderElect, "").into_response(),
+    }
+}
+
+/// `/v1/stats`: operation counters.
+pub(super) async fn stats(State(app): State<App>) -> Response {
+    let store = app.raft.store.read().expect("store lock poisoned");
+    json_ok(serde_json::to_vec(store.stats()).expect("serialising counters cannot fail"))
+}
+
+/// Peer `/name`: this member's name.
+pub(super) async fn name(State(app): State<App>) -> Response {
+    text(app.node.name.clone())
+}

@@ -1,0 +1,131 @@
+//! `/v1/keys/<key>`: GET reads (value or listing), POST/PUT set or test-and-set, DELETE
+//! deletes. Validation errors (keyword prefix, missing value, bad TTL, sizes) are answered
+//! before the log and consume no index.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use etcd_api::ErrorCode;
+use etcd_store::{path, Command, Got};
+
+use super::form::Params;
+use super::{event_response, json_ok, key_from_path, method_not_allowed, render, App, Error};
+use crate::clock;
+
+/// The `/v1/keys` handler.
+pub(super) async fn keys(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let key = key_from_path(uri.path(), "/v1/keys")?;
+        match method {
+            Method::GET => get(&app, &key),
+            Method::POST | Method::PUT => {
+                let params =
+                    Params::from_request(&method, &uri, &headers, body, app.body_limit()).await?;
+                set(&app, key, &params).await
+            }
+            Method::DELETE => delete(&app, key).await,
+            _ => Ok(method_not_allowed()),
+        }
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn get(app: &App, key: &str) -> Result<Response, Error> {
+    let got = app
+        .raft
+        .store
+        .read()
+        .expect("store lock poisoned")
+        .get(key)?;
+    Ok(match got {
+        Got::Value(e) => event_response(&e),
+        Got::Listing(items) => {
+            let items: Vec<_> = items.iter().map(render).collect();
+            json_ok(serde_json::to_vec(&items).expect("serialising a listing cannot fail"))
+        }
+    })
+}
+
+async fn set(app: &App, key: String, params: &Params) -> Result<Response, Error> {
+    if path::is_reserved(&key) {
+        return Err(Error::new(ErrorCode::KeywordPrefix, "Set"));
+    }
+    let value = match params.get("value") {
+        Some(v) if !v.is_empty() => v.to_string(),
+        _ => return Err(Error::new(ErrorCode::ValueRequired, "Set")),
+    };
+    if value.len() > app.max_value_bytes {
+        return Err(Error::new(
+            ErrorCode::TooLarge,
+            format!("the value is larger than {} bytes", app.max_value_bytes),
+        ));
+    }
+    let ttl_secs = match params.get("ttl") {
+        None | Some("") => None,
+        Some(t) => Some(parse_go_int(t).ok_or_else(|| Error::new(ErrorCode::TtlNaN, "Set"))?),
+    };
+    let time = clock::now();
+    let command = match params.get("prevValue") {
+        Some(prev) if !prev.is_empty() => Command::TestAndSet {
+            key,
+            prev_value: prev.to_string(),
+            value,
+            ttl_secs,
+            time,
+        },
+        _ => Command::Set {
+            key,
+            value,
+            ttl_secs,
+            time,
+        },
+    };
+    propose(app, command).await
+}
+
+async fn delete(app: &App, key: String) -> Result<Response, Error> {
+    if path::is_reserved(&key) {
+        return Err(Error::new(ErrorCode::KeywordPrefix, "Delete"));
+    }
+    propose(app, Command::Delete { key }).await
+}
+
+async fn propose(app: &App, command: Command) -> Result<Response, Error> {
+    match app.raft.propose(command).await? {
+        Ok(Some(event)) => Ok(event_response(&event)),
+        Ok(None) => unreachable!("client commands always answer with an event"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Go's `strconv.Atoi`: optional sign, decimal digits, no spaces, within i64.
+fn parse_go_int(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_go_int;
+
+    #[test]
+    fn ttl_parses_like_go_atoi() {
+        assert_eq!(parse_go_int("5"), Some(5));
+        assert_eq!(parse_go_int("+5"), Some(5));
+        assert_eq!(parse_go_int("-3"), Some(-3));
+        assert_eq!(parse_go_int("0"), Some(0));
+        for bad in ["", "5s", " 5", "1.5", "abc", "-", "99999999999999999999"] {
+            assert_eq!(parse_go_int(bad), None, "{bad:?}");
+        }
+    }
+}

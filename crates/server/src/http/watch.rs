@@ -1,0 +1,92 @@
+//! `/v1/watch/<prefix>`: a long poll that answers with exactly one event (spec section 6).
+//!
+//! Registration happens under the store's write lock, the same lock apply holds, so no event
+//! can fall between "checked the history" and "registered". A waiting watch costs one entry in
+//! the store's hub and one parked task; no thread. When the client goes away, the handler's
+//! future is dropped and its guard removes the watcher.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use etcd_api::ErrorCode;
+use etcd_store::Watched;
+
+use super::form::Params;
+use super::{event_response, key_from_path, method_not_allowed, App, Error};
+use crate::raft::{SharedStore, Transient};
+
+/// The `/v1/watch` handler.
+pub(super) async fn watch(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !matches!(method, Method::GET | Method::POST) {
+        return method_not_allowed();
+    }
+    wait(app, method, uri, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn wait(
+    app: App,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Error> {
+    let prefix = key_from_path(uri.path(), "/v1/watch")?;
+    let params = Params::from_request(&method, &uri, &headers, body, app.body_limit()).await?;
+    let since = match params.get("index") {
+        None | Some("") => 0,
+        Some(s) => s
+            .parse::<u64>()
+            .map_err(|_| Error::new(ErrorCode::IndexNaN, "Watch From Index"))?,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let watched = app
+        .raft
+        .store
+        .write()
+        .expect("store lock poisoned")
+        .watch(&prefix, since, tx)?;
+    let id = match watched {
+        Watched::Ready(event, _) => return Ok(event_response(&event)),
+        Watched::Pending(id) => id,
+    };
+    let mut guard = Unwatch {
+        store: app.raft.store.clone(),
+        id: Some(id),
+    };
+    let mut shutdown = app.shutdown.clone();
+    tokio::select! {
+        event = rx => {
+            guard.id = None;
+            match event {
+                Ok(event) => Ok(event_response(&event)),
+                Err(_) => Err(Transient::ShuttingDown.into()),
+            }
+        }
+        _ = shutdown.wait_for(|stopping| *stopping) => Err(Transient::ShuttingDown.into()),
+    }
+}
+
+/// Removes a watcher that has not fired when the request ends (client gone, shutdown).
+struct Unwatch {
+    store: SharedStore,
+    id: Option<u64>,
+}
+
+impl Drop for Unwatch {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            if let Ok(mut store) = self.store.write() {
+                store.unwatch(id);
+            }
+        }
+    }
+}

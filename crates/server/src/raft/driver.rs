@@ -1,0 +1,565 @@
+//! The `raft-driver` thread: sole owner of the `RawNode`.
+//!
+//! The loop (numbered as in raft-rs's crate docs):
+//! 1. wait for a request, up to the next tick or the next key expiry;
+//! 2. drain all queued requests (proposals become entries of the same `Ready`: group commit);
+//! 3. tick when due; as leader, propose an expiry when a TTL is due;
+//! 4. handle `Ready`: messages, snapshot, committed entries, append + hard state, one fsync,
+//!    persisted messages, `advance`, newly committed entries, `advance_apply`;
+//! 5. publish the status; take a snapshot every `snapshot_count` applied entries.
+//!
+//! Invariants: nothing is acknowledged before it is durable and applied; a storage failure
+//! ends the process (see `raft/mod.rs`).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_store::{Command, StoreSnapshot};
+use protobuf::Message as _;
+use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, HardState,
+};
+use raft::{RawNode, StateRole};
+
+use super::storage::{DiskStorage, Recovered};
+use super::{Handle, ProposeResult, Request, SharedStore, Status, Transient, PROPOSAL_TIMEOUT};
+use crate::clock;
+
+/// Most requests taken from the channel before handling a `Ready`, so that one huge burst
+/// cannot delay the fsync of what is already proposed.
+const MAX_BATCH: usize = 4096;
+
+/// How the driver is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// This member's raft id.
+    pub id: u64,
+    /// Registration of this member, written as entry 1 when the data directory is new.
+    pub registration: Command,
+    /// Tick interval (the heartbeat interval).
+    pub tick: Duration,
+    /// Election timeout, in ticks.
+    pub election_ticks: usize,
+    /// Snapshot every this many applied entries.
+    pub snapshot_count: u64,
+}
+
+/// Errors that stop the node from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Log or snapshot storage.
+    #[error(transparent)]
+    Storage(#[from] super::storage::Error),
+    /// raft-rs refused the configuration or state.
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    /// The snapshot's state machine bytes do not decode.
+    #[error("snapshot data does not decode: {0}")]
+    SnapshotData(serde_json::Error),
+    /// The thread could not be spawned.
+    #[error("spawning the raft thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// Opens (or creates) the member's storage, restores the store, and starts the driver thread.
+/// The returned receiver fires once the member has replayed its own log (and, when it is the
+/// only voter, become leader and committed everything it had): from then on reads see every
+/// write acknowledged before a restart.
+pub fn start(
+    data_dir: &Path,
+    opts: Options,
+    store: SharedStore,
+) -> Result<
+    (
+        Handle,
+        std::thread::JoinHandle<()>,
+        tokio::sync::oneshot::Receiver<()>,
+    ),
+    StartError,
+> {
+    let (storage, snapshot_data) = if DiskStorage::exists(data_dir) {
+        let Recovered {
+            storage,
+            snapshot_data,
+        } = DiskStorage::open(data_dir)?;
+        (storage, snapshot_data)
+    } else {
+        let mut cc = ConfChange::default();
+        cc.set_change_type(ConfChangeType::AddNode);
+        cc.node_id = opts.id;
+        cc.context = opts.registration.encode().into();
+        let mut e = Entry::default();
+        e.set_entry_type(EntryType::EntryConfChange);
+        e.term = 1;
+        e.index = 1;
+        e.data = cc.write_to_bytes().expect("encoding a conf change").into();
+        let mut hs = HardState::default();
+        hs.term = 1;
+        hs.commit = 1;
+        (DiskStorage::create(data_dir, hs, &[e])?, None)
+    };
+    if let Some(data) = snapshot_data {
+        let snap = StoreSnapshot::decode(&data).map_err(StartError::SnapshotData)?;
+        write_store(&store).restore(snap);
+    }
+    let snapshot_index = storage.snapshot_metadata().index;
+    let conf_state = storage.snapshot_metadata().get_conf_state().clone();
+    let startup_commit = storage.hard_state().commit;
+    let startup_last = raft::Storage::last_index(&storage)?;
+    let config = raft::Config {
+        id: opts.id,
+        election_tick: opts.election_ticks,
+        heartbeat_tick: 1,
+        applied: snapshot_index,
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        check_quorum: true,
+        pre_vote: true,
+        ..Default::default()
+    };
+    config.validate()?;
+    let raw_node = RawNode::new(&config, storage, &crate::logger::raft_logger())?;
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let status = Arc::new(Status::default());
+    status.applied.store(snapshot_index, Ordering::Release);
+    let handle = Handle {
+        tx,
+        status: status.clone(),
+        store: store.clone(),
+        id: opts.id,
+    };
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let mut driver = Driver {
+        raw_node,
+        rx,
+        store,
+        status,
+        opts,
+        conf_state,
+        applied: snapshot_index,
+        last_snapshot: snapshot_index,
+        boot: clock::now() as u64,
+        next_seq: 1,
+        pending: HashMap::new(),
+        waiting: VecDeque::new(),
+        expiry_in_flight: None,
+        startup_commit,
+        startup_last,
+        ready_tx: Some(ready_tx),
+        campaigned: false,
+    };
+    let thread = std::thread::Builder::new()
+        .name("raft-driver".into())
+        .spawn(move || driver.run())
+        .map_err(StartError::Spawn)?;
+    Ok((handle, thread, ready_rx))
+}
+
+fn write_store(
+    store: &SharedStore,
+) -> std::sync::RwLockWriteGuard<'_, etcd_store::Store<super::WatchSender>> {
+    store
+        .write()
+        .expect("store lock poisoned: a panic while applying")
+}
+
+struct Pending {
+    reply: tokio::sync::oneshot::Sender<ProposeResult>,
+}
+
+struct Waiting {
+    command: Command,
+    reply: tokio::sync::oneshot::Sender<ProposeResult>,
+    since: Instant,
+}
+
+struct Driver {
+    raw_node: RawNode<DiskStorage>,
+    rx: Receiver<Request>,
+    store: SharedStore,
+    status: Arc<Status>,
+    opts: Options,
+    /// The configuration as of the last applied entry.
+    conf_state: ConfState,
+    applied: u64,
+    last_snapshot: u64,
+    /// Distinguishes this process's proposals from those of earlier runs in the log.
+    boot: u64,
+    next_seq: u64,
+    /// Proposals in the log, by sequence number, waiting to be applied.
+    pending: HashMap<u64, Pending>,
+    /// Proposals waiting for a leader.
+    waiting: VecDeque<Waiting>,
+    /// Log index of an expiry proposal not yet applied.
+    expiry_in_flight: Option<u64>,
+    startup_commit: u64,
+    startup_last: u64,
+    ready_tx: Option<tokio::sync::oneshot::Sender<()>>,
+    campaigned: bool,
+}
+
+impl Driver {
+    fn run(&mut self) {
+        let mut next_tick = Instant::now() + self.opts.tick;
+        let mut stopping = false;
+        while !stopping {
+            let wake = self
+                .next_expiry_wake()
+                .map_or(next_tick, |t| t.min(next_tick));
+            let timeout = wake.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(timeout) {
+                Ok(req) => stopping |= self.handle(req),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => stopping = true,
+            }
+            for _ in 0..MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(req) => stopping |= self.handle(req),
+                    Err(_) => break,
+                }
+            }
+            if Instant::now() >= next_tick {
+                self.raw_node.tick();
+                next_tick += self.opts.tick;
+                if next_tick < Instant::now() {
+                    next_tick = Instant::now() + self.opts.tick;
+                }
+                self.drop_abandoned();
+            }
+            self.maybe_campaign();
+            self.retry_waiting();
+            self.maybe_expire();
+            self.on_ready();
+            self.publish();
+        }
+        // Persist whatever is in flight, then fail what cannot complete.
+        self.on_ready();
+        for (_, p) in self.pending.drain() {
+            let _ = p.reply.send(Err(Transient::ShuttingDown));
+        }
+        for w in self.waiting.drain(..) {
+            let _ = w.reply.send(Err(Transient::ShuttingDown));
+        }
+        tracing::info!("raft driver stopped at applied index {}", self.applied);
+    }
+
+    /// Returns true when asked to stop.
+    fn handle(&mut self, req: Request) -> bool {
+        match req {
+            Request::Propose { command, reply } => {
+                self.propose(command, reply, Instant::now());
+                false
+            }
+            Request::Shutdown => true,
+        }
+    }
+
+    fn propose(
+        &mut self,
+        command: Command,
+        reply: tokio::sync::oneshot::Sender<ProposeResult>,
+        since: Instant,
+    ) {
+        if self.raw_node.raft.leader_id == raft::INVALID_ID {
+            self.waiting.push_back(Waiting {
+                command,
+                reply,
+                since,
+            });
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        match self.raw_node.propose(self.context(seq), command.encode()) {
+            Ok(()) => {
+                self.pending.insert(seq, Pending { reply });
+            }
+            Err(raft::Error::ProposalDropped) => self.waiting.push_back(Waiting {
+                command,
+                reply,
+                since,
+            }),
+            Err(e) => {
+                tracing::warn!("proposal refused by raft: {e}");
+                let _ = reply.send(Err(Transient::Timeout(PROPOSAL_TIMEOUT)));
+            }
+        }
+    }
+
+    /// Entry context naming a proposal of this process: member id, boot stamp, sequence.
+    fn context(&self, seq: u64) -> Vec<u8> {
+        let mut c = Vec::with_capacity(24);
+        c.extend_from_slice(&self.opts.id.to_le_bytes());
+        c.extend_from_slice(&self.boot.to_le_bytes());
+        c.extend_from_slice(&seq.to_le_bytes());
+        c
+    }
+
+    /// The sequence number of an entry proposed by this process, if it is one.
+    fn own_seq(&self, context: &[u8]) -> Option<u64> {
+        if context.len() != 24 {
+            return None;
+        }
+        let id = u64::from_le_bytes(context[0..8].try_into().ok()?);
+        let boot = u64::from_le_bytes(context[8..16].try_into().ok()?);
+        (id == self.opts.id && boot == self.boot)
+            .then(|| u64::from_le_bytes(context[16..24].try_into().expect("8 bytes")))
+    }
+
+    fn retry_waiting(&mut self) {
+        if self.waiting.is_empty() || self.raw_node.raft.leader_id == raft::INVALID_ID {
+            return;
+        }
+        for w in std::mem::take(&mut self.waiting) {
+            if !w.reply.is_closed() {
+                self.propose(w.command, w.reply, w.since);
+            }
+        }
+    }
+
+    /// Forgets proposals whose client has gone (it timed out or disconnected).
+    fn drop_abandoned(&mut self) {
+        self.pending.retain(|_, p| !p.reply.is_closed());
+        self.waiting
+            .retain(|w| !w.reply.is_closed() && w.since.elapsed() < PROPOSAL_TIMEOUT);
+    }
+
+    fn is_sole_voter(&self) -> bool {
+        self.conf_state.voters == [self.opts.id] && self.conf_state.learners.is_empty()
+    }
+
+    /// A member that is the only voter need not wait an election timeout to lead.
+    fn maybe_campaign(&mut self) {
+        if !self.campaigned && self.is_sole_voter() && self.raw_node.raft.state != StateRole::Leader
+        {
+            self.campaigned = true;
+            if let Err(e) = self.raw_node.campaign() {
+                tracing::warn!("campaign failed: {e}");
+            }
+        }
+    }
+
+    /// When the leader should next look at the TTL index.
+    fn next_expiry_wake(&self) -> Option<Instant> {
+        if self.raw_node.raft.state != StateRole::Leader || self.expiry_in_flight.is_some() {
+            return None;
+        }
+        let due = self
+            .store
+            .read()
+            .expect("store lock poisoned")
+            .next_expiry()?;
+        let wait = due.saturating_sub(clock::now()).max(0) as u64;
+        Some(Instant::now() + Duration::from_nanos(wait))
+    }
+
+    /// As leader, proposes one expiry carrying the leader's clock when a key is due.
+    fn maybe_expire(&mut self) {
+        if let Some(index) = self.expiry_in_flight {
+            if self.applied >= index || self.raw_node.raft.state != StateRole::Leader {
+                self.expiry_in_flight = None;
+            } else {
+                return;
+            }
+        }
+        if self.raw_node.raft.state != StateRole::Leader {
+            return;
+        }
+        let now = clock::now();
+        let due = self
+            .store
+            .read()
+            .expect("store lock poisoned")
+            .next_expiry();
+        if due.is_some_and(|t| t <= now) {
+            let cmd = Command::Expire { time: now };
+            match self.raw_node.propose(Vec::new(), cmd.encode()) {
+                Ok(()) => self.expiry_in_flight = Some(self.raw_node.raft.raft_log.last_index()),
+                Err(e) => tracing::debug!("expiry proposal dropped: {e}"),
+            }
+        }
+    }
+
+    fn on_ready(&mut self) {
+        if !self.raw_node.has_ready() {
+            return;
+        }
+        let mut ready = self.raw_node.ready();
+        if !ready.messages().is_empty() {
+            // Single-member only until the peer transport lands (issue #3).
+            tracing::debug!(
+                "dropping {} raft messages: no peer transport",
+                ready.messages().len()
+            );
+        }
+        if !ready.snapshot().is_empty() {
+            let snap = ready.snapshot().clone();
+            fatal_on_err(
+                self.raw_node.mut_store().apply_snapshot(&snap),
+                "applying a snapshot",
+            );
+            let data = StoreSnapshot::decode(&snap.data).unwrap_or_else(|e| {
+                fatal(&format!("snapshot from the leader does not decode: {e}"))
+            });
+            let fired = write_store(&self.store).restore(data);
+            for (w, ev) in fired {
+                let _ = w.send(ev);
+            }
+            self.conf_state = snap.get_metadata().get_conf_state().clone();
+            self.applied = snap.get_metadata().index;
+            self.last_snapshot = self.applied;
+        }
+        let committed = ready.take_committed_entries();
+        self.apply(committed);
+        let store = self.raw_node.mut_store();
+        store.append(ready.entries());
+        if let Some(hs) = ready.hs() {
+            store.set_hard_state(hs);
+        }
+        fatal_on_err(store.persist(), "persisting the log");
+        let mut light = self.raw_node.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.raw_node.mut_store().set_commit(commit);
+        }
+        let committed = light.take_committed_entries();
+        self.apply(committed);
+        self.raw_node.advance_apply();
+        self.maybe_snapshot();
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut fired = Vec::new();
+        let mut replies = Vec::new();
+        let store = self.store.clone();
+        {
+            let mut store = write_store(&store);
+            for e in entries {
+                let index = e.index;
+                let command = match e.get_entry_type() {
+                    EntryType::EntryNormal if e.data.is_empty() => None,
+                    EntryType::EntryNormal => Some(decode_command(&e.data, index)),
+                    EntryType::EntryConfChange => {
+                        let cc = ConfChange::parse_from_bytes(&e.data)
+                            .unwrap_or_else(|err| fatal(&format!("conf change at {index}: {err}")));
+                        self.conf_state =
+                            self.raw_node.apply_conf_change(&cc).unwrap_or_else(|err| {
+                                fatal(&format!("applying conf change at {index}: {err}"))
+                            });
+                        (!cc.context.is_empty()).then(|| decode_command(&cc.context, index))
+                    }
+                    EntryType::EntryConfChangeV2 => {
+                        let cc = ConfChangeV2::parse_from_bytes(&e.data)
+                            .unwrap_or_else(|err| fatal(&format!("conf change at {index}: {err}")));
+                        self.conf_state =
+                            self.raw_node.apply_conf_change(&cc).unwrap_or_else(|err| {
+                                fatal(&format!("applying conf change at {index}: {err}"))
+                            });
+                        (!cc.context.is_empty()).then(|| decode_command(&cc.context, index))
+                    }
+                };
+                match command {
+                    Some(cmd) => {
+                        let applied = store.apply(index, &cmd);
+                        fired.extend(applied.fired);
+                        if let Some(seq) = self.own_seq(&e.context) {
+                            replies.push((seq, applied.result));
+                        }
+                    }
+                    None => store.skip(index),
+                }
+                self.applied = index;
+            }
+        }
+        for (w, ev) in fired {
+            let _ = w.send(ev);
+        }
+        for (seq, result) in replies {
+            if let Some(p) = self.pending.remove(&seq) {
+                let _ = p.reply.send(Ok(result));
+            }
+        }
+    }
+
+    fn maybe_snapshot(&mut self) {
+        if self.applied < self.last_snapshot + self.opts.snapshot_count {
+            return;
+        }
+        let data = self
+            .store
+            .read()
+            .expect("store lock poisoned")
+            .snapshot()
+            .encode();
+        let started = Instant::now();
+        fatal_on_err(
+            self.raw_node
+                .mut_store()
+                .create_snapshot(self.applied, self.conf_state.clone(), &data),
+            "writing a snapshot",
+        );
+        tracing::info!(
+            index = self.applied,
+            bytes = data.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot saved"
+        );
+        self.last_snapshot = self.applied;
+    }
+
+    fn publish(&mut self) {
+        let raft = &self.raw_node.raft;
+        self.status
+            .leader_id
+            .store(raft.leader_id, Ordering::Release);
+        self.status.term.store(raft.term, Ordering::Release);
+        self.status.applied.store(self.applied, Ordering::Release);
+        if self.ready_tx.is_some() && self.caught_up() {
+            if let Some(tx) = self.ready_tx.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    /// True once everything this member had durably committed before starting is applied
+    /// (and, as the only voter, once it leads and has applied its whole log).
+    fn caught_up(&self) -> bool {
+        if self.applied < self.startup_commit {
+            return false;
+        }
+        if self.is_sole_voter() {
+            return self.raw_node.raft.state == StateRole::Leader
+                && self.applied >= self.startup_last
+                && self.applied >= self.raw_node.raft.raft_log.committed;
+        }
+        true
+    }
+}
+
+fn decode_command(data: &[u8], index: u64) -> Command {
+    Command::decode(data).unwrap_or_else(|e| {
+        fatal(&format!(
+            "committed entry {index} holds no command this version understands: {e}"
+        ))
+    })
+}
+
+fn fatal_on_err<E: std::fmt::Display>(r: Result<(), E>, what: &str) {
+    if let Err(e) = r {
+        fatal(&format!("{what}: {e}"));
+    }
+}
+
+/// Stops the process: the node cannot continue safely.
+fn fatal(msg: &str) -> ! {
+    tracing::error!("fatal: {msg}");
+    eprintln!("etcd: fatal: {msg}");
+    std::process::exit(1)
+}

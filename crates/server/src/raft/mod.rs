@@ -1,0 +1,140 @@
+//! Consensus: how this node drives raft-rs.
+//!
+//! # Threads
+//!
+//! One OS thread, `raft-driver` ([`driver`]), owns the `RawNode` and with it the log storage
+//! ([`storage::DiskStorage`]) and the write path of the store. Everything else talks to it
+//! through a [`Handle`]: a `std::sync::mpsc` channel of [`Request`]s in, `tokio` oneshot
+//! replies out (their `send` works from a plain thread). Reads and watch registration do not go
+//! through the driver: HTTP handlers take the store's `RwLock` briefly.
+//!
+//! # One write, end to end
+//!
+//! 1. An HTTP handler validates the request and sends `Request::Propose(command)`.
+//! 2. The driver drains every request waiting in its channel, proposes each (`RawNode::propose`,
+//!    the entry's context naming the proposal), then handles one `Ready`:
+//! 3. sends messages, applies a snapshot if any, applies committed entries, appends the new
+//!    entries and hard state to the WAL, and **fsyncs once for the whole batch** (group commit);
+//! 4. `advance` reports what is now committed; those entries are applied to the store under its
+//!    write lock, watchers fire, and each proposer gets its event (or deterministic error).
+//!
+//! So a client is answered only after its entry is durable *and* applied.
+//!
+//! # Index arithmetic (spec section 4)
+//!
+//! A brand-new member writes its own registration as entry 1 (a configuration change adding
+//! itself, whose context is the `Join` command), committed at term 1. It then campaigns; the new
+//! leader's empty entry is 2, so the first client write is 3.
+//!
+//! # Failure policy
+//!
+//! Deterministic command errors go back to the client. No leader for [`PROPOSAL_TIMEOUT`] gives
+//! a transient error (code 300). A storage error, or a committed entry that cannot be decoded,
+//! stops the process: raft-rs cannot continue after a storage failure, and carrying on would
+//! risk acknowledging writes that are not durable.
+//!
+//! # Caveats
+//!
+//! - Peer transport, joins and `consistent=true` reads are the cluster issue's (#3); a single
+//!   member never needs to send a message.
+//! - Snapshots are written on the driver thread; with very large stores this pauses writes for
+//!   the time it takes to serialise the store.
+
+pub mod driver;
+pub mod storage;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use etcd_store::{Command, Event, Store};
+
+pub use driver::{start, Options};
+
+/// How long a write may wait for a leader and a commit before the client gets code 300.
+pub const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a waiting watcher holds: where its event goes.
+pub type WatchSender = tokio::sync::oneshot::Sender<Event>;
+
+/// The store, shared by the driver (writes) and the HTTP handlers (reads, watches).
+pub type SharedStore = Arc<RwLock<Store<WatchSender>>>;
+
+/// Why a write was not committed (answered with code 300).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Transient {
+    /// No leader or no quorum in time.
+    #[error("no leader elected, or no quorum, within {0:?}")]
+    Timeout(Duration),
+    /// The node is stopping.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+/// The answer to a proposal: the applied outcome (event or deterministic store error), or a
+/// transient failure.
+pub type ProposeResult = Result<etcd_store::Result<Option<Event>>, Transient>;
+
+/// Requests to the driver thread.
+pub enum Request {
+    /// Propose a command; the reply comes once it is applied locally.
+    Propose {
+        /// The command.
+        command: Command,
+        /// Where the outcome goes.
+        reply: tokio::sync::oneshot::Sender<ProposeResult>,
+    },
+    /// Stop after persisting what is in flight.
+    Shutdown,
+}
+
+/// The raft status other threads may read.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Raft id of the current leader, 0 if none is known.
+    pub leader_id: AtomicU64,
+    /// Current term.
+    pub term: AtomicU64,
+    /// Index of the last applied entry.
+    pub applied: AtomicU64,
+}
+
+/// How the rest of the node talks to the driver.
+#[derive(Clone)]
+pub struct Handle {
+    tx: std::sync::mpsc::Sender<Request>,
+    /// Published raft status.
+    pub status: Arc<Status>,
+    /// The store.
+    pub store: SharedStore,
+    /// This member's raft id.
+    pub id: u64,
+}
+
+impl Handle {
+    /// Proposes a command and waits (bounded by [`PROPOSAL_TIMEOUT`]) until it is applied.
+    pub async fn propose(&self, command: Command) -> ProposeResult {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Request::Propose { command, reply }).is_err() {
+            return Err(Transient::ShuttingDown);
+        }
+        match tokio::time::timeout(PROPOSAL_TIMEOUT, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Transient::ShuttingDown),
+            Err(_) => Err(Transient::Timeout(PROPOSAL_TIMEOUT)),
+        }
+    }
+
+    /// Raft id of the leader, if one is known.
+    pub fn leader_id(&self) -> Option<u64> {
+        match self.status.leader_id.load(Ordering::Acquire) {
+            0 => None,
+            id => Some(id),
+        }
+    }
+
+    /// Asks the driver to stop.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Request::Shutdown);
+    }
+}

@@ -1,0 +1,533 @@
+//! [`DiskStorage`]: raft-rs's [`Storage`] over our WAL and snapshot files.
+//!
+//! Raft reads the log through the `Storage` trait; the driver writes it through the inherent
+//! methods here. Entries after the last compaction point are also held in memory (like etcd's
+//! `MemoryStorage` in front of its WAL), so raft's reads never touch the disk.
+//!
+//! WAL record kinds (stable; never renumber):
+//! - `1` entry: a protobuf `Entry`. An entry at an index that already exists replaces it and
+//!   everything after it (a new leader overwrote an uncommitted tail).
+//! - `2` hard state: a protobuf `HardState`; the last one wins.
+//! - `3` log reset: a protobuf `SnapshotMetadata`; a snapshot from the leader replaced the
+//!   whole log, so every entry before this record is void.
+//!
+//! Restart ([`DiskStorage::open`]): load the newest valid snapshot, replay the WAL, keep the
+//! entries after the snapshot. Gaps between the snapshot and the log, or a commit index beyond
+//! the log, are corruption and refuse to start.
+
+use std::path::Path;
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::{GetEntriesContext, RaftState, Storage, StorageError};
+
+use crate::snap::{self, Snapshotter};
+use crate::wal::{self, Wal};
+
+const KIND_ENTRY: u8 = 1;
+const KIND_HARD_STATE: u8 = 2;
+const KIND_LOG_RESET: u8 = 3;
+const KINDS: &[u8] = &[KIND_ENTRY, KIND_HARD_STATE, KIND_LOG_RESET];
+
+/// A segment is closed and a new one started once it holds this many bytes.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// Entries kept in memory before the last snapshot, so a slightly slow follower can catch up
+/// from the log instead of needing a snapshot (etcd's `SnapshotCatchUpEntries`).
+pub const CATCH_UP_ENTRIES: u64 = 5000;
+
+/// Storage errors: all fatal for the node.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The WAL failed.
+    #[error(transparent)]
+    Wal(#[from] wal::Error),
+    /// A snapshot file failed.
+    #[error(transparent)]
+    Snap(#[from] snap::Error),
+    /// The files are readable but inconsistent.
+    #[error("inconsistent data directory: {0}")]
+    Inconsistent(String),
+}
+
+/// Storage result.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Durable raft log + hard state + snapshots.
+pub struct DiskStorage {
+    wal: Wal,
+    snaps: Snapshotter,
+    hard_state: HardState,
+    /// Metadata of the newest snapshot (index 0 if none): the configuration raft starts from.
+    snapshot: SnapshotMetadata,
+    /// Index and term of the entry just before `entries[0]`.
+    offset: (u64, u64),
+    entries: Vec<Entry>,
+}
+
+/// What a restart found.
+pub struct Recovered {
+    /// The storage, ready for raft.
+    pub storage: DiskStorage,
+    /// The state machine bytes of the snapshot raft starts from, if any.
+    pub snapshot_data: Option<Vec<u8>>,
+}
+
+impl DiskStorage {
+    /// True if `data_dir` holds a log.
+    pub fn exists(data_dir: &Path) -> bool {
+        Wal::exists(&data_dir.join("wal"))
+    }
+
+    /// Creates the storage of a brand-new member whose log starts with `initial` entries
+    /// (already committed per `hard_state`), all durable when this returns.
+    pub fn create(
+        data_dir: &Path,
+        hard_state: HardState,
+        initial: &[Entry],
+    ) -> Result<DiskStorage> {
+        let wal = Wal::create(&data_dir.join("wal"), 1, KINDS)?;
+        let snaps = Snapshotter::open(&data_dir.join("snap"))?;
+        let mut s = DiskStorage {
+            wal,
+            snaps,
+            hard_state: HardState::default(),
+            snapshot: SnapshotMetadata::default(),
+            offset: (0, 0),
+            entries: Vec::new(),
+        };
+        s.append(initial);
+        s.set_hard_state(&hard_state);
+        s.persist()?;
+        Ok(s)
+    }
+
+    /// Opens an existing data directory (see the module docs).
+    pub fn open(data_dir: &Path) -> Result<Recovered> {
+        let snaps = Snapshotter::open(&data_dir.join("snap"))?;
+        let loaded = snaps.load_newest()?;
+        let (wal, records) = Wal::open(&data_dir.join("wal"), KINDS)?;
+        let mut snapshot = SnapshotMetadata::default();
+        let mut snapshot_data = None;
+        if let Some(l) = loaded {
+            snapshot = SnapshotMetadata::parse_from_bytes(&l.meta)
+                .map_err(|e| Error::Inconsistent(format!("snapshot {} metadata: {e}", l.index)))?;
+            snapshot_data = Some(l.data);
+        }
+        let mut hard_state = HardState::default();
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut reset_at = 0;
+        for rec in records {
+            match rec.kind {
+                KIND_ENTRY => {
+                    let e = Entry::parse_from_bytes(&rec.payload)
+                        .map_err(|e| Error::Inconsistent(format!("WAL entry: {e}")))?;
+                    if let Some(first) = entries.first().map(|f| f.index) {
+                        if e.index < first {
+                            entries.clear();
+                        } else {
+                            entries.truncate((e.index - first) as usize);
+                        }
+                    }
+                    if let Some(last) = entries.last() {
+                        if last.index + 1 != e.index {
+                            return Err(Error::Inconsistent(format!(
+                                "WAL jumps from entry {} to {}",
+                                last.index, e.index
+                            )));
+                        }
+                    }
+                    entries.push(e);
+                }
+                KIND_HARD_STATE => {
+                    hard_state = HardState::parse_from_bytes(&rec.payload)
+                        .map_err(|e| Error::Inconsistent(format!("WAL hard state: {e}")))?;
+                }
+                KIND_LOG_RESET => {
+                    let m = SnapshotMetadata::parse_from_bytes(&rec.payload)
+                        .map_err(|e| Error::Inconsistent(format!("WAL log reset: {e}")))?;
+                    entries.clear();
+                    reset_at = m.index;
+                }
+                _ => unreachable!("the WAL only returns known kinds"),
+            }
+        }
+        if reset_at > snapshot.index {
+            return Err(Error::Inconsistent(format!(
+                "the log was reset to a snapshot at {reset_at}, but the newest valid snapshot is at {}",
+                snapshot.index
+            )));
+        }
+        if let Some(at) = entries.iter().find(|e| e.index == snapshot.index) {
+            if at.term != snapshot.term {
+                return Err(Error::Inconsistent(format!(
+                    "snapshot at {} has term {}, the log has term {} there",
+                    snapshot.index, snapshot.term, at.term
+                )));
+            }
+        }
+        entries.retain(|e| e.index > snapshot.index);
+        if let Some(first) = entries.first() {
+            if first.index != snapshot.index + 1 {
+                return Err(Error::Inconsistent(format!(
+                    "the log starts at {} but the newest snapshot ends at {}",
+                    first.index, snapshot.index
+                )));
+            }
+        }
+        let last = entries.last().map_or(snapshot.index, |e| e.index);
+        // The commit index in the hard state may lag what was applied and snapshotted.
+        hard_state.commit = hard_state.commit.max(snapshot.index);
+        if hard_state.commit > last {
+            return Err(Error::Inconsistent(format!(
+                "commit index {} is beyond the last log entry {last}",
+                hard_state.commit
+            )));
+        }
+        let storage = DiskStorage {
+            wal,
+            snaps,
+            hard_state,
+            offset: (snapshot.index, snapshot.term),
+            snapshot,
+            entries,
+        };
+        Ok(Recovered {
+            storage,
+            snapshot_data,
+        })
+    }
+
+    /// The hard state as last set.
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard_state
+    }
+
+    /// Metadata of the newest snapshot.
+    pub fn snapshot_metadata(&self) -> &SnapshotMetadata {
+        &self.snapshot
+    }
+
+    /// Buffers entries for the log (replacing any from the first one's index on).
+    pub fn append(&mut self, ents: &[Entry]) {
+        let Some(first) = ents.first().map(|e| e.index) else {
+            return;
+        };
+        assert!(
+            first > self.offset.0,
+            "appending entry {first} at or before the compaction point {}",
+            self.offset.0
+        );
+        let keep = (first - self.offset.0 - 1) as usize;
+        assert!(keep <= self.entries.len(), "log gap before entry {first}");
+        self.entries.truncate(keep);
+        for e in ents {
+            self.wal.append(
+                KIND_ENTRY,
+                &e.write_to_bytes().expect("encoding an entry cannot fail"),
+            );
+        }
+        self.entries.extend_from_slice(ents);
+    }
+
+    /// Buffers a new hard state.
+    pub fn set_hard_state(&mut self, hs: &HardState) {
+        self.hard_state = hs.clone();
+        self.wal.append(
+            KIND_HARD_STATE,
+            &hs.write_to_bytes()
+                .expect("encoding a hard state cannot fail"),
+        );
+    }
+
+    /// Notes a commit index learnt after a `Ready` (persisted with the next hard state).
+    pub fn set_commit(&mut self, commit: u64) {
+        self.hard_state.commit = commit;
+    }
+
+    /// Makes everything buffered durable with one fsync; starts a new segment when the current
+    /// one is full.
+    pub fn persist(&mut self) -> Result<()> {
+        self.wal.sync()?;
+        if self.wal.segment_size() >= SEGMENT_BYTES {
+            let hs = self
+                .hard_state
+                .write_to_bytes()
+                .expect("encoding a hard state cannot fail");
+            self.wal.roll(self.last(), &[(KIND_HARD_STATE, hs)])?;
+        }
+        Ok(())
+    }
+
+    /// Records a snapshot of the state machine at `index` (applied locally), then compacts the
+    /// in-memory log and releases WAL segments the kept snapshots cover.
+    pub fn create_snapshot(
+        &mut self,
+        index: u64,
+        conf_state: ConfState,
+        data: &[u8],
+    ) -> Result<()> {
+        let term = self.term_of(index).ok_or_else(|| {
+            Error::Inconsistent(format!("snapshot at {index}, which is not in the log"))
+        })?;
+        let mut meta = SnapshotMetadata::default();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(conf_state);
+        self.snaps.save(
+            index,
+            term,
+            &meta
+                .write_to_bytes()
+                .expect("encoding metadata cannot fail"),
+            data,
+        )?;
+        self.snapshot = meta;
+        self.compact(index.saturating_sub(CATCH_UP_ENTRIES));
+        if let Some(oldest) = self.snaps.oldest_index()? {
+            self.wal.release(oldest)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the whole log with a snapshot received from the leader; durable on return.
+    pub fn apply_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
+        let meta = snapshot.get_metadata().clone();
+        self.snaps.save(
+            meta.index,
+            meta.term,
+            &meta
+                .write_to_bytes()
+                .expect("encoding metadata cannot fail"),
+            &snapshot.data,
+        )?;
+        self.wal.append(
+            KIND_LOG_RESET,
+            &meta
+                .write_to_bytes()
+                .expect("encoding metadata cannot fail"),
+        );
+        self.entries.clear();
+        self.offset = (meta.index, meta.term);
+        let mut hs = self.hard_state.clone();
+        hs.term = hs.term.max(meta.term);
+        hs.commit = hs.commit.max(meta.index);
+        self.set_hard_state(&hs);
+        self.snapshot = meta;
+        self.persist()
+    }
+
+    fn compact(&mut self, index: u64) {
+        if index <= self.offset.0 {
+            return;
+        }
+        let index = index.min(self.last());
+        let term = self.term_of(index).expect("index within the log");
+        let n = (index - self.offset.0) as usize;
+        self.entries.drain(..n);
+        self.offset = (index, term);
+    }
+
+    fn last(&self) -> u64 {
+        self.offset.0 + self.entries.len() as u64
+    }
+
+    fn term_of(&self, index: u64) -> Option<u64> {
+        if index == self.offset.0 {
+            return Some(self.offset.1);
+        }
+        if index < self.offset.0 || index > self.last() {
+            return None;
+        }
+        Some(self.entries[(index - self.offset.0 - 1) as usize].term)
+    }
+}
+
+impl Storage for DiskStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState {
+            hard_state: self.hard_state.clone(),
+            conf_state: self.snapshot.get_conf_state().clone(),
+        })
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low <= self.offset.0 {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.last() + 1 {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let lo = (low - self.offset.0 - 1) as usize;
+        let hi = (high - self.offset.0 - 1) as usize;
+        let mut ents = self.entries[lo..hi].to_vec();
+        raft::util::limit_size(&mut ents, max_size.into());
+        Ok(ents)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx < self.offset.0 {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        self.term_of(idx)
+            .ok_or(raft::Error::Store(StorageError::Unavailable))
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.offset.0 + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last())
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let loaded = self
+            .snaps
+            .load_newest()
+            .map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?;
+        match loaded {
+            Some(l) if l.index >= request_index && l.index > 0 => {
+                let mut s = Snapshot::default();
+                s.data = l.data.into();
+                s.set_metadata(
+                    SnapshotMetadata::parse_from_bytes(&l.meta)
+                        .map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?,
+                );
+                Ok(s)
+            }
+            _ => Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, term: u64, data: &str) -> Entry {
+        let mut e = Entry::default();
+        e.index = index;
+        e.term = term;
+        e.data = data.as_bytes().to_vec().into();
+        e
+    }
+
+    fn hs(term: u64, commit: u64) -> HardState {
+        let mut h = HardState::default();
+        h.term = term;
+        h.commit = commit;
+        h
+    }
+
+    #[test]
+    fn log_and_hard_state_survive_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        s.append(&[entry(2, 2, "b"), entry(3, 2, "c")]);
+        s.set_hard_state(&hs(2, 3));
+        s.persist().unwrap();
+        drop(s);
+        let r = DiskStorage::open(tmp.path()).unwrap();
+        let s = r.storage;
+        assert_eq!(s.hard_state().commit, 3);
+        assert_eq!(s.last_index().unwrap(), 3);
+        assert_eq!(s.term(2).unwrap(), 2);
+        let ents = s
+            .entries(1, 4, None, GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(
+            ents.iter().map(|e| e.data.to_vec()).collect::<Vec<_>>(),
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
+    }
+
+    #[test]
+    fn overwritten_tail_is_replaced_on_replay() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        s.append(&[entry(2, 1, "old2"), entry(3, 1, "old3")]);
+        s.persist().unwrap();
+        s.append(&[entry(2, 3, "new2")]);
+        s.persist().unwrap();
+        drop(s);
+        let s = DiskStorage::open(tmp.path()).unwrap().storage;
+        assert_eq!(s.last_index().unwrap(), 2);
+        assert_eq!(s.term(2).unwrap(), 3);
+    }
+
+    #[test]
+    fn snapshot_then_tail_is_what_a_restart_sees() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        let more: Vec<Entry> = (2..=10).map(|i| entry(i, 2, "x")).collect();
+        s.append(&more);
+        s.set_hard_state(&hs(2, 10));
+        s.persist().unwrap();
+        let mut cs = ConfState::default();
+        cs.voters = vec![1];
+        s.create_snapshot(8, cs.clone(), b"state at 8").unwrap();
+        s.append(&[entry(11, 2, "y")]);
+        s.persist().unwrap();
+        drop(s);
+        let r = DiskStorage::open(tmp.path()).unwrap();
+        assert_eq!(r.snapshot_data.as_deref(), Some(&b"state at 8"[..]));
+        let s = r.storage;
+        assert_eq!(s.first_index().unwrap(), 9);
+        assert_eq!(s.last_index().unwrap(), 11);
+        assert_eq!(s.initial_state().unwrap().conf_state, cs);
+        assert_eq!(s.term(8).unwrap(), 2);
+        assert!(matches!(
+            s.term(7),
+            Err(raft::Error::Store(StorageError::Compacted))
+        ));
+        assert_eq!(s.snapshot(8, 2).unwrap().get_metadata().index, 8);
+    }
+
+    #[test]
+    fn snapshot_from_leader_resets_the_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        s.append(&[entry(2, 1, "stale"), entry(3, 1, "stale")]);
+        s.persist().unwrap();
+        let mut snap = Snapshot::default();
+        snap.mut_metadata().index = 50;
+        snap.mut_metadata().term = 4;
+        snap.data = b"leader state".to_vec().into();
+        s.apply_snapshot(&snap).unwrap();
+        s.append(&[entry(51, 4, "new")]);
+        s.persist().unwrap();
+        drop(s);
+        let r = DiskStorage::open(tmp.path()).unwrap();
+        assert_eq!(r.snapshot_data.as_deref(), Some(&b"leader state"[..]));
+        assert_eq!(
+            (
+                r.storage.first_index().unwrap(),
+                r.storage.last_index().unwrap()
+            ),
+            (51, 51)
+        );
+        assert_eq!(r.storage.hard_state().commit, 50);
+    }
+
+    #[test]
+    fn commit_beyond_the_log_refuses_to_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        s.set_hard_state(&hs(1, 5));
+        s.persist().unwrap();
+        drop(s);
+        assert!(matches!(
+            DiskStorage::open(tmp.path()),
+            Err(Error::Inconsistent(_))
+        ));
+    }
+}

@@ -1,0 +1,204 @@
+//! The composition root: prepare the data directory, open storage and start the raft driver,
+//! bind the client and peer listeners, serve, and shut down in order.
+//!
+//! Shutdown order: stop accepting connections and end waiting watches, let in-flight requests
+//! finish (bounded by [`DRAIN_TIMEOUT`]), then stop the driver, which persists what it has and
+//! fails anything still unanswered, then return.
+
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use etcd_store::{Command, Store};
+use tokio::net::TcpListener;
+
+use crate::config::{self, Config, NodeInfo};
+use crate::http::{self, App};
+use crate::raft::{self, driver::StartError, storage::DiskStorage};
+
+/// How long in-flight requests may take to finish at shutdown.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data directory or its configuration file.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Storage or raft could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration asks for something this build does not do yet.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The raft driver stopped before the node was ready.
+    #[error("the raft driver stopped during start-up")]
+    DriverStopped,
+}
+
+/// Runs a node until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let node = prepare_data_dir(&config)?;
+    let store = Arc::new(RwLock::new(Store::new(config.history)));
+    let opts = raft::Options {
+        id: node.id,
+        registration: Command::Join {
+            id: node.id,
+            name: node.name.clone(),
+            raft_url: node.peer_url(),
+            etcd_url: node.client_url(),
+        },
+        tick: Duration::from_millis(config.heartbeat_ms),
+        election_ticks: (config.election_ms / config.heartbeat_ms) as usize,
+        snapshot_count: config.snapshot_count,
+    };
+    let (handle, driver, ready) = raft::start(&config.data_dir, opts, store)?;
+    ready.await.map_err(|_| Error::DriverStopped)?;
+
+    let bind = |addr: String| async move {
+        TcpListener::bind(&addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })
+    };
+    let client_listener = bind(node.client_listen()).await?;
+    let peer_listener = bind(node.peer_listen()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = App {
+        raft: handle.clone(),
+        node: Arc::new(node.clone()),
+        max_value_bytes: config.max_value_bytes,
+        shutdown: stop_rx.clone(),
+    };
+    let serve = |listener: TcpListener, router: axum::Router| {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::error!("server error: {e}");
+            }
+        })
+    };
+    let client = serve(client_listener, http::client_router(app.clone()));
+    let peer = serve(peer_listener, http::peer_router(app));
+    println!(
+        "etcd server [{}] listening on {}",
+        node.name,
+        node.client_url()
+    );
+    println!(
+        "raft server [{}] listening on {}",
+        node.name,
+        node.peer_url()
+    );
+
+    shutdown.await;
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let _ = client.await;
+        let _ = peer.await;
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
+    }
+    handle.shutdown();
+    let _ = tokio::task::spawn_blocking(move || driver.join()).await;
+    Ok(())
+}
+
+/// Applies `-f`, loads or stores the node configuration, and refuses what is not built yet.
+fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
+    let dir = &config.data_dir;
+    let data_err = |source| Error::DataDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    if config.force {
+        tracing::warn!(
+            "-f: forgetting the node configuration and all data in '{}' (DATA LOSS)",
+            dir.display()
+        );
+        for sub in ["info", "wal", "snap"] {
+            remove_if_present(&dir.join(sub)).map_err(data_err)?;
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(data_err)?;
+    let node = match config::load_info(dir).map_err(data_err)? {
+        Some(stored) => {
+            println!(
+                "Found node configuration in '{}'. Ignoring flags.",
+                config::info_path(dir).display()
+            );
+            stored
+        }
+        None => {
+            let mut node = config.node.clone();
+            node.id = new_member_id();
+            node
+        }
+    };
+    if node.client_tls.is_set() || node.peer_tls.is_set() {
+        return Err(Error::Unsupported(
+            "TLS (-clientCert/-clientKey/-clientCAFile, -serverCert/-serverKey/-serverCAFile) is not built yet; see issue #4".into(),
+        ));
+    }
+    let joining = !config.join.is_empty() || config.join_file.is_some();
+    if joining && !DiskStorage::exists(dir) {
+        return Err(Error::Unsupported(
+            "joining an existing cluster with -C/-CF is not built yet; see issue #3".into(),
+        ));
+    }
+    if !config::info_path(dir).exists() {
+        config::save_info(dir, &node).map_err(data_err)?;
+    }
+    Ok(node)
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    let result = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// A random non-zero raft id for a member created now.
+fn new_member_id() -> u64 {
+    loop {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_i64(crate::clock::now());
+        h.write_u32(std::process::id());
+        let id = h.finish();
+        if id != 0 {
+            return id;
+        }
+    }
+}
