@@ -97,9 +97,11 @@ pub fn start(
         e.term = 1;
         e.index = 1;
         e.data = cc.write_to_bytes().expect("encoding a conf change").into();
-        let mut hs = HardState::default();
-        hs.term = 1;
-        hs.commit = 1;
+        let hs = HardState {
+            term: 1,
+            commit: 1,
+            ..Default::default()
+        };
         (DiskStorage::create(data_dir, hs, &[e])?, None)
     };
     if let Some(data) = snapshot_data {

@@ -270,10 +270,12 @@ impl DiskStorage {
         let term = self.term_of(index).ok_or_else(|| {
             Error::Inconsistent(format!("snapshot at {index}, which is not in the log"))
         })?;
-        let mut meta = SnapshotMetadata::default();
-        meta.index = index;
-        meta.term = term;
-        meta.set_conf_state(conf_state);
+        let meta = SnapshotMetadata {
+            index,
+            term,
+            conf_state: Some(conf_state).into(),
+            ..Default::default()
+        };
         self.snaps.save(
             index,
             term,
@@ -394,13 +396,13 @@ impl Storage for DiskStorage {
             .map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?;
         match loaded {
             Some(l) if l.index >= request_index && l.index > 0 => {
-                let mut s = Snapshot::default();
-                s.data = l.data.into();
-                s.set_metadata(
-                    SnapshotMetadata::parse_from_bytes(&l.meta)
-                        .map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?,
-                );
-                Ok(s)
+                let meta = SnapshotMetadata::parse_from_bytes(&l.meta)
+                    .map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?;
+                Ok(Snapshot {
+                    data: l.data.into(),
+                    metadata: Some(meta).into(),
+                    ..Default::default()
+                })
             }
             _ => Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
