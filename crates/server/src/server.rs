@@ -146,7 +146,13 @@ fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
             remove_if_present(&dir.join(sub)).map_err(data_err)?;
         }
     }
-    std::fs::create_dir_all(dir).map_err(data_err)?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(data_err)?;
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        std::fs::File::open(parent.unwrap_or(Path::new(".")))
+            .and_then(|d| d.sync_all())
+            .map_err(data_err)?;
+    }
     let node = match config::load_info(dir).map_err(data_err)? {
         Some(stored) => {
             println!(

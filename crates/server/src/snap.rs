@@ -24,8 +24,6 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::wal::sync_dir;
-
 /// How many snapshot files are kept.
 pub const KEEP_SNAPSHOTS: usize = 2;
 
@@ -77,7 +75,14 @@ pub struct Snapshotter {
 impl Snapshotter {
     /// Opens (creating if needed) the snapshot directory.
     pub fn open(dir: &Path) -> Result<Snapshotter> {
-        fs::create_dir_all(dir).map_err(io(dir))?;
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(io(dir))?;
+            if let Some(parent) = dir.parent() {
+                fs::File::open(parent)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io(parent))?;
+            }
+        }
         Ok(Snapshotter {
             dir: dir.to_path_buf(),
         })
@@ -101,10 +106,9 @@ impl Snapshotter {
         f.sync_all().map_err(io(&tmp))?;
         drop(f);
         fs::rename(&tmp, &path).map_err(io(&path))?;
-        sync_dir(&self.dir).map_err(|e| Error::Io {
-            path: self.dir.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.dir))?;
         let files = self.list()?;
         for (_, _, old) in files.iter().rev().skip(KEEP_SNAPSHOTS) {
             fs::remove_file(old).map_err(io(old))?;

@@ -131,6 +131,10 @@ impl Wal {
         };
         let file = create_file(&seg.path)?;
         sync_dir(dir)?;
+        if let Some(parent) = dir.parent() {
+            // The new directory's own entry must survive a crash too.
+            sync_dir(parent)?;
+        }
         Ok(Wal {
             dir: dir.to_path_buf(),
             segments: vec![seg],

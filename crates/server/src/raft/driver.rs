@@ -233,10 +233,12 @@ impl Driver {
                 }
                 self.drop_abandoned();
             }
-            self.maybe_campaign();
             self.retry_waiting();
             self.maybe_expire();
             self.on_ready();
+            if self.maybe_campaign() {
+                self.on_ready();
+            }
             self.publish();
         }
         // Persist whatever is in flight, then fail what cannot complete.
@@ -335,15 +337,18 @@ impl Driver {
         self.conf_state.voters == [self.opts.id] && self.conf_state.learners.is_empty()
     }
 
-    /// A member that is the only voter need not wait an election timeout to lead.
-    fn maybe_campaign(&mut self) {
-        if !self.campaigned && self.is_sole_voter() && self.raw_node.raft.state != StateRole::Leader
+    /// A member that is the only voter need not wait an election timeout to lead. Returns
+    /// true if it campaigned.
+    fn maybe_campaign(&mut self) -> bool {
+        if self.campaigned || !self.is_sole_voter() || self.raw_node.raft.state == StateRole::Leader
         {
-            self.campaigned = true;
-            if let Err(e) = self.raw_node.campaign() {
-                tracing::warn!("campaign failed: {e}");
-            }
+            return false;
         }
+        self.campaigned = true;
+        if let Err(e) = self.raw_node.campaign() {
+            tracing::warn!("campaign failed: {e}");
+        }
+        true
     }
 
     /// When the leader should next look at the TTL index.
