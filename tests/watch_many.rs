@@ -200,3 +200,50 @@ fn one_write_fires_a_thousand_pending_watches() {
     // The node is still healthy afterwards.
     assert_eq!(node.set("after", "1"), next + 1);
 }
+
+/// Spec §6: "a client that disconnects costs nothing after". The node is started with `-v`, so
+/// it logs each watcher it removes because its client went away, with the number still waiting.
+#[test]
+fn a_disconnected_watcher_is_removed() {
+    let node = Node::start("gone", &["-v"]);
+    let addr = node.client_addr();
+    let mut watch = std::net::TcpStream::connect(&addr).expect("connect");
+    std::io::Write::write_all(
+        &mut watch,
+        format!("GET /v1/watch/gone HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+    )
+    .expect("send the watch");
+    // Round trips on other connections give the server time to register the watch...
+    for _ in 0..3 {
+        assert_eq!(node.get("/v1/leader").status, 200);
+    }
+    // ...which must still be waiting: nothing to read yet.
+    watch.set_nonblocking(true).expect("nonblocking");
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut watch, &mut byte);
+    assert!(
+        matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the watch answered early: {read:?}"
+    );
+    assert!(!node.logs().contains("watch abandoned"));
+    drop(watch);
+    let line = poll_until(Duration::from_secs(20), "the watcher to be removed", || {
+        node.logs()
+            .lines()
+            .find(|l| l.contains("watch abandoned"))
+            .map(str::to_string)
+    });
+    assert!(line.contains("waiting=0"), "{line}");
+    // The node still serves watches and writes normally.
+    let mut again = Pending::spawn(
+        &addr,
+        "GET",
+        "/v1/watch/gone",
+        None,
+        Duration::from_secs(30),
+    );
+    node.assert_pending(&mut again);
+    let set = post_form(&addr, "/v1/keys/gone", &[("value", "v")]);
+    assert_eq!(set.status, 200);
+    assert_eq!(again.wait(Duration::from_secs(20)).body, set.body);
+}

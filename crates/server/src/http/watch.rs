@@ -85,7 +85,9 @@ impl Drop for Unwatch {
     fn drop(&mut self) {
         if let Some(id) = self.id {
             if let Ok(mut store) = self.store.write() {
-                store.unwatch(id);
+                if store.unwatch(id).is_some() {
+                    tracing::debug!(id, waiting = store.watcher_count(), "watch abandoned");
+                }
             }
         }
     }
