@@ -424,11 +424,14 @@ impl Driver {
         let committed = ready.take_committed_entries();
         self.apply(committed);
         let store = self.raw_node.mut_store();
+        let must_sync = store.must_sync(ready.entries().len(), ready.hs());
         store.append(ready.entries());
         if let Some(hs) = ready.hs() {
             store.set_hard_state(hs);
         }
-        fatal_on_err(store.persist(), "persisting the log");
+        if must_sync {
+            fatal_on_err(store.persist(), "persisting the log");
+        }
         let mut light = self.raw_node.advance(ready);
         if let Some(commit) = light.commit_index() {
             self.raw_node.mut_store().set_commit(commit);

@@ -250,13 +250,31 @@ impl DiskStorage {
     pub fn persist(&mut self) -> Result<()> {
         self.wal.sync()?;
         if self.wal.segment_size() >= SEGMENT_BYTES {
-            let hs = self
-                .hard_state
-                .write_to_bytes()
-                .expect("encoding a hard state cannot fail");
-            self.wal.roll(self.last(), &[(KIND_HARD_STATE, hs)])?;
+            self.roll()?;
         }
         Ok(())
+    }
+
+    /// Starts a new WAL segment, labelled with the index of the next entry and opening with the
+    /// current hard state.
+    fn roll(&mut self) -> Result<()> {
+        let hs = self
+            .hard_state
+            .write_to_bytes()
+            .expect("encoding a hard state cannot fail");
+        self.wal.roll(self.last() + 1, &[(KIND_HARD_STATE, hs)])?;
+        Ok(())
+    }
+
+    /// True if a `Ready` with `entries` new entries and hard state `hs` must be fsynced before
+    /// raft may go on (etcd's `MustSync`): new entries, or a changed term or vote. A hard state
+    /// that only moves the commit index may stay buffered until the next sync: raft
+    /// recomputes the commit index after a restart.
+    pub fn must_sync(&self, entries: usize, hs: Option<&HardState>) -> bool {
+        entries > 0
+            || hs.is_some_and(|hs| {
+                hs.term != self.hard_state.term || hs.vote != self.hard_state.vote
+            })
     }
 
     /// Records a snapshot of the state machine at `index` (applied locally), then compacts the
@@ -518,6 +536,62 @@ mod tests {
             (51, 51)
         );
         assert_eq!(r.storage.hard_state().commit, 50);
+    }
+
+    #[test]
+    fn released_segments_never_leave_a_gap_after_the_snapshot() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        // Segment boundaries after entries 1..=i for every i, so that release is tried at each.
+        for i in 2..=12 {
+            s.append(&[entry(i, 1, "x")]);
+            s.set_hard_state(&hs(1, i));
+            s.persist().unwrap();
+            s.roll().unwrap();
+        }
+        let mut cs = ConfState::default();
+        cs.voters = vec![1];
+        s.create_snapshot(6, cs.clone(), b"at 6").unwrap();
+        s.create_snapshot(7, cs, b"at 7").unwrap();
+        drop(s);
+        let r = DiskStorage::open(tmp.path()).unwrap();
+        assert_eq!(r.snapshot_data.as_deref(), Some(&b"at 7"[..]));
+        assert_eq!(
+            (
+                r.storage.first_index().unwrap(),
+                r.storage.last_index().unwrap()
+            ),
+            (8, 12)
+        );
+        // Falling back to the older snapshot must find every entry after it, too.
+        let snaps: Vec<_> = std::fs::read_dir(tmp.path().join("snap"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let newest = snaps.iter().max().unwrap();
+        std::fs::write(newest, b"damaged").unwrap();
+        let r = DiskStorage::open(tmp.path()).unwrap();
+        assert_eq!(r.snapshot_data.as_deref(), Some(&b"at 6"[..]));
+        assert_eq!(
+            (
+                r.storage.first_index().unwrap(),
+                r.storage.last_index().unwrap()
+            ),
+            (7, 12)
+        );
+    }
+
+    #[test]
+    fn a_commit_only_hard_state_need_not_sync() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        assert!(!s.must_sync(0, Some(&hs(1, 7))));
+        assert!(s.must_sync(0, Some(&hs(2, 1))));
+        let mut voted = hs(1, 1);
+        voted.vote = 3;
+        assert!(s.must_sync(0, Some(&voted)));
+        assert!(s.must_sync(1, None));
+        assert!(!s.must_sync(0, None));
     }
 
     #[test]
