@@ -244,7 +244,10 @@ impl Driver {
         // Persist whatever is in flight (including a buffered commit-only hard state), then
         // fail what cannot complete.
         self.on_ready();
-        fatal_on_err(self.raw_node.mut_store().persist(), "persisting the log at shutdown");
+        fatal_on_err(
+            self.raw_node.mut_store().persist(),
+            "persisting the log at shutdown",
+        );
         for (_, p) in self.pending.drain() {
             let _ = p.reply.send(Err(Transient::ShuttingDown));
         }
