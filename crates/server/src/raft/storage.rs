@@ -434,18 +434,27 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64, data: &str) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = data.as_bytes().to_vec().into();
-        e
+        Entry {
+            index,
+            term,
+            data: data.as_bytes().to_vec().into(),
+            ..Default::default()
+        }
     }
 
     fn hs(term: u64, commit: u64) -> HardState {
-        let mut h = HardState::default();
-        h.term = term;
-        h.commit = commit;
-        h
+        HardState {
+            term,
+            commit,
+            ..Default::default()
+        }
+    }
+
+    fn voters(ids: &[u64]) -> ConfState {
+        ConfState {
+            voters: ids.to_vec(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -492,8 +501,7 @@ mod tests {
         s.append(&more);
         s.set_hard_state(&hs(2, 10));
         s.persist().unwrap();
-        let mut cs = ConfState::default();
-        cs.voters = vec![1];
+        let cs = voters(&[1]);
         s.create_snapshot(8, cs.clone(), b"state at 8").unwrap();
         s.append(&[entry(11, 2, "y")]);
         s.persist().unwrap();
@@ -549,8 +557,7 @@ mod tests {
             s.persist().unwrap();
             s.roll().unwrap();
         }
-        let mut cs = ConfState::default();
-        cs.voters = vec![1];
+        let cs = voters(&[1]);
         s.create_snapshot(6, cs.clone(), b"at 6").unwrap();
         s.create_snapshot(7, cs, b"at 7").unwrap();
         drop(s);
