@@ -462,22 +462,12 @@ impl Driver {
                     EntryType::EntryNormal if e.data.is_empty() => None,
                     EntryType::EntryNormal => Some(decode_command(&e.data, index)),
                     EntryType::EntryConfChange => {
-                        let cc = ConfChange::parse_from_bytes(&e.data)
-                            .unwrap_or_else(|err| fatal(&format!("conf change at {index}: {err}")));
-                        self.conf_state =
-                            self.raw_node.apply_conf_change(&cc).unwrap_or_else(|err| {
-                                fatal(&format!("applying conf change at {index}: {err}"))
-                            });
-                        (!cc.context.is_empty()).then(|| decode_command(&cc.context, index))
+                        let cc: ConfChange = parse_entry(&e.data, index);
+                        self.apply_conf_change(&cc, &cc.context, index)
                     }
                     EntryType::EntryConfChangeV2 => {
-                        let cc = ConfChangeV2::parse_from_bytes(&e.data)
-                            .unwrap_or_else(|err| fatal(&format!("conf change at {index}: {err}")));
-                        self.conf_state =
-                            self.raw_node.apply_conf_change(&cc).unwrap_or_else(|err| {
-                                fatal(&format!("applying conf change at {index}: {err}"))
-                            });
-                        (!cc.context.is_empty()).then(|| decode_command(&cc.context, index))
+                        let cc: ConfChangeV2 = parse_entry(&e.data, index);
+                        self.apply_conf_change(&cc, &cc.context, index)
                     }
                 };
                 match command {
@@ -501,6 +491,21 @@ impl Driver {
                 let _ = p.reply.send(Ok(result));
             }
         }
+    }
+
+    /// Applies a committed configuration change to raft; returns the registration command its
+    /// context carries, if any.
+    fn apply_conf_change(
+        &mut self,
+        cc: &impl raft_proto::ConfChangeI,
+        context: &[u8],
+        index: u64,
+    ) -> Option<Command> {
+        self.conf_state = self
+            .raw_node
+            .apply_conf_change(cc)
+            .unwrap_or_else(|err| fatal(&format!("applying conf change at {index}: {err}")));
+        (!context.is_empty()).then(|| decode_command(context, index))
     }
 
     fn maybe_snapshot(&mut self) {
@@ -556,6 +561,11 @@ impl Driver {
         }
         true
     }
+}
+
+fn parse_entry<M: protobuf::Message>(data: &[u8], index: u64) -> M {
+    M::parse_from_bytes(data)
+        .unwrap_or_else(|err| fatal(&format!("committed entry {index} does not decode: {err}")))
 }
 
 fn decode_command(data: &[u8], index: u64) -> Command {
