@@ -8,4 +8,5 @@ pub mod logger;
 pub mod raft;
 pub mod server;
 pub mod snap;
+pub mod transport;
 pub mod wal;

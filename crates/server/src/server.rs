@@ -5,18 +5,21 @@
 //! finish (bounded by [`DRAIN_TIMEOUT`]), then stop the driver, which persists what it has and
 //! fails anything still unanswered, then return.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use etcd_api::{ApiError, ErrorCode};
 use etcd_store::{Command, Store};
 use tokio::net::TcpListener;
 
 use crate::config::{self, Config, NodeInfo};
 use crate::http::{self, App};
 use crate::raft::{self, driver::StartError, storage::DiskStorage};
+use crate::transport;
 
 /// How long in-flight requests may take to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,25 +54,53 @@ pub enum Error {
     /// The raft driver stopped before the node was ready.
     #[error("the raft driver stopped during start-up")]
     DriverStopped,
+    /// Joining the cluster given with `-C`/`-CF` failed.
+    #[error("{0}")]
+    Join(String),
 }
 
 /// Runs a node until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let node = prepare_data_dir(&config)?;
+    let registration = Command::Join {
+        id: node.id,
+        name: node.name.clone(),
+        raft_url: node.peer_url(),
+        etcd_url: node.client_url(),
+    };
+    // A member with a log restarts from it (and rejoins silently); a new one either joins the
+    // cluster named by -C/-CF or starts a new cluster of its own.
+    let mut seed_peers = Default::default();
+    let registration = if DiskStorage::exists(&config.data_dir) {
+        None
+    } else {
+        let peers = join_peers(&config)?;
+        if peers.is_empty() {
+            Some(registration)
+        } else {
+            seed_peers = join_cluster(&registration, &peers, config.join_retries).await?;
+            None
+        }
+    };
     let store = Arc::new(RwLock::new(Store::new(config.history)));
     let opts = raft::Options {
         id: node.id,
-        registration: Command::Join {
-            id: node.id,
-            name: node.name.clone(),
-            raft_url: node.peer_url(),
-            etcd_url: node.client_url(),
-        },
+        registration,
         tick: Duration::from_millis(config.heartbeat_ms),
         election_ticks: (config.election_ms / config.heartbeat_ms) as usize,
         snapshot_count: config.snapshot_count,
+        seed_peers,
     };
-    let (handle, driver, ready) = raft::start(&config.data_dir, opts, store)?;
+    let raft::Started {
+        handle,
+        thread: driver,
+        ready,
+    } = raft::start(
+        &config.data_dir,
+        opts,
+        store,
+        tokio::runtime::Handle::current(),
+    )?;
     ready.await.map_err(|_| Error::DriverStopped)?;
 
     let bind = |addr: String| async move {
@@ -84,6 +115,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         raft: handle.clone(),
         node: Arc::new(node.clone()),
         max_value_bytes: config.max_value_bytes,
+        max_members: config.max_cluster_size,
         shutdown: stop_rx.clone(),
     };
     let serve = |listener: TcpListener, router: axum::Router| {
@@ -113,7 +145,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         node.peer_url()
     );
 
-    shutdown.await;
+    tokio::select! {
+        _ = shutdown => {}
+        _ = handle.status.removed.notified() => {
+            println!("etcd server [{}] was removed from the cluster; stopping", node.name);
+        }
+    }
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let _ = stop_tx.send(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -128,6 +165,83 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     handle.shutdown();
     let _ = tokio::task::spawn_blocking(move || driver.join()).await;
     Ok(())
+}
+
+/// Peer addresses to join through: `-C`, or else the contents of `-CF`.
+fn join_peers(config: &Config) -> Result<Vec<String>, Error> {
+    if !config.join.is_empty() {
+        return Ok(config.join.clone());
+    }
+    let Some(file) = &config.join_file else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::Join(format!("-CF: cannot read {}: {e}", file.display())))?;
+    let peers: Vec<String> = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    for p in &peers {
+        config::split_host_port(p).map_err(|e| {
+            Error::Join(format!(
+                "-CF: invalid address {p:?} in {}: {e}",
+                file.display()
+            ))
+        })?;
+    }
+    Ok(peers)
+}
+
+/// How long one join attempt may take (the receiving member waits for the commit).
+const JOIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Asks the members at `peers` (peer addresses) to add this member, trying each in turn for
+/// `rounds` rounds. A refusal because the cluster is full ends the attempt at once.
+/// Returns the members' peer URLs by raft id.
+async fn join_cluster(
+    registration: &Command,
+    peers: &[String],
+    rounds: u32,
+) -> Result<BTreeMap<u64, String>, Error> {
+    let body = registration.encode();
+    let mut last_error = String::from("no peer answered");
+    for round in 0..rounds.max(1) {
+        if round > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        for peer in peers {
+            let url = format!("http://{peer}");
+            let attempt = async {
+                let mut conn = transport::connect(&url).await?;
+                transport::post(&mut conn, &url, "/join", body.clone(), JOIN_ATTEMPT_TIMEOUT).await
+            };
+            match attempt.await {
+                Ok((200, body)) => {
+                    let answer: http::JoinAnswer = serde_json::from_slice(&body).map_err(|e| {
+                        Error::Join(format!(
+                            "{peer} accepted the join but its answer is unreadable: {e}"
+                        ))
+                    })?;
+                    tracing::info!(%peer, "joined the cluster");
+                    return Ok(answer.members);
+                }
+                Ok((status, body)) => match ApiError::from_json(&body) {
+                    Some(e) if e.code == ErrorCode::NoMoreMachine => {
+                        return Err(Error::Join(e.code.message().to_string()));
+                    }
+                    Some(e) => last_error = format!("{peer} refused the join: {e}"),
+                    None => last_error = format!("{peer} answered {status}"),
+                },
+                Err(e) => last_error = e,
+            }
+            tracing::warn!("join through {peer} failed: {last_error}");
+        }
+    }
+    Err(Error::Join(format!(
+        "could not join the cluster through {}: {last_error}",
+        peers.join(",")
+    )))
 }
 
 /// Applies `-f`, loads or stores the node configuration, and refuses what is not built yet.
@@ -170,12 +284,6 @@ fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
     if node.client_tls.is_set() || node.peer_tls.is_set() {
         return Err(Error::Unsupported(
             "TLS (-clientCert/-clientKey/-clientCAFile, -serverCert/-serverKey/-serverCAFile) is not built yet; see issue #4".into(),
-        ));
-    }
-    let joining = !config.join.is_empty() || config.join_file.is_some();
-    if joining && !DiskStorage::exists(dir) {
-        return Err(Error::Unsupported(
-            "joining an existing cluster with -C/-CF is not built yet; see issue #3".into(),
         ));
     }
     if !config::info_path(dir).exists() {

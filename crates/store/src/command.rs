@@ -64,6 +64,14 @@ pub enum Command {
         /// Advertised client URL.
         etcd_url: String,
     },
+    /// Remove a member and its `/_etcd/machines/<name>` registration.
+    #[serde(rename = "etcd:leave")]
+    Leave {
+        /// The raft node id.
+        id: u64,
+        /// The member name.
+        name: String,
+    },
 }
 
 impl Command {

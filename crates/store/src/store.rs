@@ -365,6 +365,11 @@ impl<W> Store<W> {
                 let value = format!("raft={raft_url}&etcd={etcd_url}");
                 self.write(index, &key, value, None, &mut fired).map(Some)
             }
+            Command::Leave { id, name } => {
+                self.members.remove(id);
+                let key = path::join(path::MACHINES_DIR, name);
+                self.delete(index, &key, &mut fired).map(Some)
+            }
         };
         Applied { result, fired }
     }

@@ -454,3 +454,31 @@ fn deep_keys_snapshot_without_recursion_limits() {
     r.restore(StoreSnapshot::decode(&s.snapshot().encode()).unwrap());
     assert_eq!(value(&r, &deep).value.as_deref(), Some("v"));
 }
+
+#[test]
+fn members_join_and_leave_through_the_log() {
+    let mut s = fresh();
+    let e = ok(&mut s, 3, join(7, "node2"));
+    assert_eq!(
+        (e.key.as_str(), e.new_key, e.index),
+        ("/_etcd/machines/node2", true, 3)
+    );
+    assert_eq!(s.members().keys().copied().collect::<Vec<_>>(), vec![1, 7]);
+    let e = ok(
+        &mut s,
+        4,
+        Command::Leave {
+            id: 7,
+            name: "node2".into(),
+        },
+    );
+    assert_eq!(
+        (e.action, e.key.as_str(), e.index),
+        (Action::Delete, "/_etcd/machines/node2", 4)
+    );
+    assert_eq!(s.members().keys().copied().collect::<Vec<_>>(), vec![1]);
+    assert_eq!(
+        listing_keys(&s, "/_etcd/machines"),
+        vec![("/_etcd/machines/node0".to_string(), false)]
+    );
+}

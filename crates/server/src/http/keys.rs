@@ -24,7 +24,12 @@ pub(super) async fn keys(
     let result = async {
         let key = key_from_path(uri.path(), "/v1/keys")?;
         match method {
-            Method::GET => get(&app, &key),
+            Method::GET => {
+                if Params::from_query(&uri).get("consistent") == Some("true") {
+                    app.raft.read_index().await?;
+                }
+                get(&app, &key)
+            }
             Method::POST | Method::PUT => {
                 let params =
                     Params::from_request(&method, &uri, &headers, body, app.body_limit()).await?;

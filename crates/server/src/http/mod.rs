@@ -9,18 +9,20 @@ mod error;
 mod form;
 mod info;
 mod keys;
+mod peer;
 mod watch;
 
 use std::sync::Arc;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, delete, get, post};
 use axum::Router;
 use etcd_api::{time, Action, ErrorCode, KeyResponse};
 use etcd_store::Event;
 
 pub use error::Error;
+pub use peer::JoinAnswer;
 
 use crate::config::{NodeInfo, MAX_KEY_BYTES};
 use crate::raft::Handle;
@@ -34,6 +36,8 @@ pub struct App {
     pub node: Arc<NodeInfo>,
     /// Largest value accepted.
     pub max_value_bytes: usize,
+    /// Largest cluster this member lets others join (`-maxsize`).
+    pub max_members: usize,
     /// Flips to true when the node stops; waiting watches end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -58,15 +62,19 @@ pub fn client_router(app: App) -> Router {
         .route("/v1/watch/", any(watch::watch))
         .route("/v1/watch/{*key}", any(watch::watch))
         .route("/v1/machines", get(info::machines))
+        .route("/v1/machines/{name}", delete(peer::remove_member))
         .route("/v1/leader", get(info::leader))
         .route("/v1/stats", get(info::stats))
         .fallback(not_found)
         .with_state(app)
 }
 
-/// The peer API. Raft message transport and joins arrive with the cluster issue (#3).
+/// The peer API: raft messages, snapshots, joins.
 pub fn peer_router(app: App) -> Router {
     Router::new()
+        .route("/raft", post(peer::raft_messages))
+        .route("/raft/snapshot", post(peer::raft_snapshot))
+        .route("/join", post(peer::join))
         .route("/name", get(info::name))
         .route("/version", get(info::version))
         .fallback(not_found)

@@ -2,16 +2,19 @@
 //!
 //! The loop (numbered as in raft-rs's crate docs):
 //! 1. wait for a request, up to the next tick or the next key expiry;
-//! 2. drain all queued requests (proposals become entries of the same `Ready`: group commit);
+//! 2. drain all queued requests (proposals become entries of the same `Ready`: group commit;
+//!    peer messages are stepped);
 //! 3. tick when due; as leader, propose an expiry when a TTL is due;
-//! 4. handle `Ready`: messages, snapshot, committed entries, append + hard state, one fsync,
-//!    persisted messages, `advance`, newly committed entries, `advance_apply`;
-//! 5. publish the status; take a snapshot every `snapshot_count` applied entries.
+//! 4. handle `Ready`: send messages (a leader replicates before its own fsync), snapshot,
+//!    committed entries, append + hard state, one fsync, persisted messages, `advance`, newly
+//!    committed entries, `advance_apply`;
+//! 5. answer reads whose read index is applied; publish the status; take a snapshot every
+//!    `snapshot_count` applied entries.
 //!
 //! Invariants: nothing is acknowledged before it is durable and applied; a storage failure
 //! ends the process (see `raft/mod.rs`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -23,29 +26,38 @@ use protobuf::Message as _;
 use raft::eraftpb::{
     ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, HardState,
 };
-use raft::{RawNode, StateRole};
+use raft::{RawNode, SnapshotStatus, StateRole};
 
 use super::storage::{DiskStorage, Recovered};
 use super::{Handle, ProposeResult, Request, SharedStore, Status, Transient, PROPOSAL_TIMEOUT};
 use crate::clock;
+use crate::transport::Transport;
 
 /// Most requests taken from the channel before handling a `Ready`, so that one huge burst
 /// cannot delay the fsync of what is already proposed.
 const MAX_BATCH: usize = 4096;
+
+/// A read index request not answered after this many ticks is asked again (raft drops read
+/// requests it cannot serve yet, for example on a leader that has not committed in its term).
+const READ_RETRY_TICKS: u32 = 3;
 
 /// How the driver is set up.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// This member's raft id.
     pub id: u64,
-    /// Registration of this member, written as entry 1 when the data directory is new.
-    pub registration: Command,
+    /// For a brand-new cluster: this member's registration, written as entry 1. `None` for a
+    /// member that joined an existing cluster (its log comes from the leader).
+    pub registration: Option<Command>,
     /// Tick interval (the heartbeat interval).
     pub tick: Duration,
     /// Election timeout, in ticks.
     pub election_ticks: usize,
     /// Snapshot every this many applied entries.
     pub snapshot_count: u64,
+    /// Peer URLs by raft id to use while the store knows no members yet (a member that just
+    /// joined learns them from the join answer, before the leader's log reaches it).
+    pub seed_peers: BTreeMap<u64, String>,
 }
 
 /// Errors that stop the node from starting.
@@ -65,44 +77,57 @@ pub enum StartError {
     Spawn(std::io::Error),
 }
 
+/// What [`start`] returns.
+pub struct Started {
+    /// How the rest of the node talks to the driver.
+    pub handle: Handle,
+    /// The driver thread.
+    pub thread: std::thread::JoinHandle<()>,
+    /// Fires once the member has replayed its own log (and, when it is the only voter, become
+    /// leader and committed everything it had): from then on reads see every write
+    /// acknowledged before a restart.
+    pub ready: tokio::sync::oneshot::Receiver<()>,
+}
+
 /// Opens (or creates) the member's storage, restores the store, and starts the driver thread.
-/// The returned receiver fires once the member has replayed its own log (and, when it is the
-/// only voter, become leader and committed everything it had): from then on reads see every
-/// write acknowledged before a restart.
+/// Peer messages go out through tasks spawned on `runtime`.
 pub fn start(
     data_dir: &Path,
     opts: Options,
     store: SharedStore,
-) -> Result<
-    (
-        Handle,
-        std::thread::JoinHandle<()>,
-        tokio::sync::oneshot::Receiver<()>,
-    ),
-    StartError,
-> {
+    runtime: tokio::runtime::Handle,
+) -> Result<Started, StartError> {
     let (storage, snapshot_data) = if DiskStorage::exists(data_dir) {
         let Recovered {
             storage,
             snapshot_data,
         } = DiskStorage::open(data_dir)?;
         (storage, snapshot_data)
-    } else {
-        let mut cc = ConfChange::default();
-        cc.set_change_type(ConfChangeType::AddNode);
-        cc.node_id = opts.id;
-        cc.context = opts.registration.encode().into();
-        let mut e = Entry::default();
-        e.set_entry_type(EntryType::EntryConfChange);
-        e.term = 1;
-        e.index = 1;
-        e.data = cc.write_to_bytes().expect("encoding a conf change").into();
+    } else if let Some(registration) = &opts.registration {
+        let cc = ConfChange {
+            change_type: ConfChangeType::AddNode,
+            node_id: opts.id,
+            context: registration.encode().into(),
+            ..Default::default()
+        };
+        let e = Entry {
+            entry_type: EntryType::EntryConfChange,
+            term: 1,
+            index: 1,
+            data: cc.write_to_bytes().expect("encoding a conf change").into(),
+            ..Default::default()
+        };
         let hs = HardState {
             term: 1,
             commit: 1,
             ..Default::default()
         };
         (DiskStorage::create(data_dir, hs, &[e])?, None)
+    } else {
+        (
+            DiskStorage::create(data_dir, HardState::default(), &[])?,
+            None,
+        )
     };
     if let Some(data) = snapshot_data {
         let snap = StoreSnapshot::decode(&data).map_err(StartError::SnapshotData)?;
@@ -130,7 +155,7 @@ pub fn start(
     let status = Arc::new(Status::default());
     status.applied.store(snapshot_index, Ordering::Release);
     let handle = Handle {
-        tx,
+        tx: tx.clone(),
         status: status.clone(),
         store: store.clone(),
         id: opts.id,
@@ -139,6 +164,7 @@ pub fn start(
     let mut driver = Driver {
         raw_node,
         rx,
+        transport: Transport::new(runtime, tx, opts.id),
         store,
         status,
         opts,
@@ -149,17 +175,26 @@ pub fn start(
         next_seq: 1,
         pending: HashMap::new(),
         waiting: VecDeque::new(),
+        reads: HashMap::new(),
+        reads_waiting: Vec::new(),
+        reads_indexed: Vec::new(),
         expiry_in_flight: None,
         startup_commit,
         startup_last,
         ready_tx: Some(ready_tx),
         campaigned: false,
+        removed: false,
     };
+    driver.update_peers();
     let thread = std::thread::Builder::new()
         .name("raft-driver".into())
         .spawn(move || driver.run())
         .map_err(StartError::Spawn)?;
-    Ok((handle, thread, ready_rx))
+    Ok(Started {
+        handle,
+        thread,
+        ready: ready_rx,
+    })
 }
 
 fn write_store(
@@ -170,19 +205,33 @@ fn write_store(
         .expect("store lock poisoned: a panic while applying")
 }
 
-struct Pending {
-    reply: tokio::sync::oneshot::Sender<ProposeResult>,
+/// Something to put in the log.
+enum Proposal {
+    Command(Command),
+    ConfChange(ConfChange),
 }
 
+type Reply = tokio::sync::oneshot::Sender<ProposeResult>;
+type ReadReply = tokio::sync::oneshot::Sender<Result<(), Transient>>;
+
+/// A proposal waiting for a leader.
 struct Waiting {
-    command: Command,
-    reply: tokio::sync::oneshot::Sender<ProposeResult>,
+    proposal: Proposal,
+    reply: Reply,
     since: Instant,
+}
+
+/// A read index request in flight.
+struct Read {
+    reply: ReadReply,
+    since: Instant,
+    ticks: u32,
 }
 
 struct Driver {
     raw_node: RawNode<DiskStorage>,
     rx: Receiver<Request>,
+    transport: Transport,
     store: SharedStore,
     status: Arc<Status>,
     opts: Options,
@@ -194,15 +243,23 @@ struct Driver {
     boot: u64,
     next_seq: u64,
     /// Proposals in the log, by sequence number, waiting to be applied.
-    pending: HashMap<u64, Pending>,
+    pending: HashMap<u64, Reply>,
     /// Proposals waiting for a leader.
     waiting: VecDeque<Waiting>,
+    /// Read index requests given to raft, by sequence number.
+    reads: HashMap<u64, Read>,
+    /// Read requests waiting for a leader.
+    reads_waiting: Vec<(ReadReply, Instant)>,
+    /// Reads confirmed by a quorum, waiting for their index to be applied.
+    reads_indexed: Vec<(u64, ReadReply)>,
     /// Log index of an expiry proposal not yet applied.
     expiry_in_flight: Option<u64>,
     startup_commit: u64,
     startup_last: u64,
     ready_tx: Option<tokio::sync::oneshot::Sender<()>>,
     campaigned: bool,
+    /// This member applied its own removal.
+    removed: bool,
 }
 
 impl Driver {
@@ -231,7 +288,7 @@ impl Driver {
                 if next_tick < Instant::now() {
                     next_tick = Instant::now() + self.opts.tick;
                 }
-                self.drop_abandoned();
+                self.on_tick();
             }
             self.retry_waiting();
             self.maybe_expire();
@@ -248,8 +305,8 @@ impl Driver {
             self.raw_node.mut_store().persist(),
             "persisting the log at shutdown",
         );
-        for (_, p) in self.pending.drain() {
-            let _ = p.reply.send(Err(Transient::ShuttingDown));
+        for (_, reply) in self.pending.drain() {
+            let _ = reply.send(Err(Transient::ShuttingDown));
         }
         for w in self.waiting.drain(..) {
             let _ = w.reply.send(Err(Transient::ShuttingDown));
@@ -261,22 +318,40 @@ impl Driver {
     fn handle(&mut self, req: Request) -> bool {
         match req {
             Request::Propose { command, reply } => {
-                self.propose(command, reply, Instant::now());
-                false
+                self.propose(Proposal::Command(command), reply, Instant::now())
             }
-            Request::Shutdown => true,
+            Request::ConfChange { change, reply } => {
+                self.propose(Proposal::ConfChange(change), reply, Instant::now())
+            }
+            Request::ReadIndex { reply } => self.read_index(reply, Instant::now()),
+            Request::Step(msg) => {
+                let (from, kind) = (msg.from, msg.get_msg_type());
+                if let Err(e) = self.raw_node.step(msg) {
+                    tracing::debug!(from, "raft message {kind:?} not stepped: {e}");
+                }
+            }
+            Request::Unreachable(id) => self.raw_node.report_unreachable(id),
+            Request::SnapshotStatus { to, ok } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.raw_node.report_snapshot(to, status);
+            }
+            Request::Shutdown => return true,
         }
+        false
     }
 
-    fn propose(
-        &mut self,
-        command: Command,
-        reply: tokio::sync::oneshot::Sender<ProposeResult>,
-        since: Instant,
-    ) {
-        if self.raw_node.raft.leader_id == raft::INVALID_ID {
+    fn leader_known(&self) -> bool {
+        self.raw_node.raft.leader_id != raft::INVALID_ID
+    }
+
+    fn propose(&mut self, proposal: Proposal, reply: Reply, since: Instant) {
+        if !self.leader_known() {
             self.waiting.push_back(Waiting {
-                command,
+                proposal,
                 reply,
                 since,
             });
@@ -284,12 +359,17 @@ impl Driver {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        match self.raw_node.propose(self.context(seq), command.encode()) {
+        let context = self.context(seq);
+        let result = match &proposal {
+            Proposal::Command(command) => self.raw_node.propose(context, command.encode()),
+            Proposal::ConfChange(cc) => self.raw_node.propose_conf_change(context, cc.clone()),
+        };
+        match result {
             Ok(()) => {
-                self.pending.insert(seq, Pending { reply });
+                self.pending.insert(seq, reply);
             }
             Err(raft::Error::ProposalDropped) => self.waiting.push_back(Waiting {
-                command,
+                proposal,
                 reply,
                 since,
             }),
@@ -300,7 +380,25 @@ impl Driver {
         }
     }
 
-    /// Entry context naming a proposal of this process: member id, boot stamp, sequence.
+    fn read_index(&mut self, reply: ReadReply, since: Instant) {
+        if !self.leader_known() {
+            self.reads_waiting.push((reply, since));
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.raw_node.read_index(self.context(seq));
+        self.reads.insert(
+            seq,
+            Read {
+                reply,
+                since,
+                ticks: 0,
+            },
+        );
+    }
+
+    /// Entry context naming a request of this process: member id, boot stamp, sequence.
     fn context(&self, seq: u64) -> Vec<u8> {
         let mut c = Vec::with_capacity(24);
         c.extend_from_slice(&self.opts.id.to_le_bytes());
@@ -309,7 +407,7 @@ impl Driver {
         c
     }
 
-    /// The sequence number of an entry proposed by this process, if it is one.
+    /// The sequence number of a request of this process, if `context` names one.
     fn own_seq(&self, context: &[u8]) -> Option<u64> {
         if context.len() != 24 {
             return None;
@@ -321,21 +419,43 @@ impl Driver {
     }
 
     fn retry_waiting(&mut self) {
-        if self.waiting.is_empty() || self.raw_node.raft.leader_id == raft::INVALID_ID {
+        if !self.leader_known() {
             return;
         }
         for w in std::mem::take(&mut self.waiting) {
             if !w.reply.is_closed() {
-                self.propose(w.command, w.reply, w.since);
+                self.propose(w.proposal, w.reply, w.since);
+            }
+        }
+        for (reply, since) in std::mem::take(&mut self.reads_waiting) {
+            if !reply.is_closed() {
+                self.read_index(reply, since);
             }
         }
     }
 
-    /// Forgets proposals whose client has gone (it timed out or disconnected).
-    fn drop_abandoned(&mut self) {
-        self.pending.retain(|_, p| !p.reply.is_closed());
+    /// Per tick: forget requests whose client has gone (timed out or disconnected); ask again
+    /// for read indexes raft has not answered.
+    fn on_tick(&mut self) {
+        self.pending.retain(|_, reply| !reply.is_closed());
         self.waiting
             .retain(|w| !w.reply.is_closed() && w.since.elapsed() < PROPOSAL_TIMEOUT);
+        self.reads_waiting
+            .retain(|(reply, since)| !reply.is_closed() && since.elapsed() < PROPOSAL_TIMEOUT);
+        self.reads
+            .retain(|_, r| !r.reply.is_closed() && r.since.elapsed() < PROPOSAL_TIMEOUT);
+        let mut again = Vec::new();
+        for (seq, r) in self.reads.iter_mut() {
+            r.ticks += 1;
+            if r.ticks % READ_RETRY_TICKS == 0 {
+                again.push(*seq);
+            }
+        }
+        if self.leader_known() {
+            for seq in again {
+                self.raw_node.read_index(self.context(seq));
+            }
+        }
     }
 
     fn is_sole_voter(&self) -> bool {
@@ -402,13 +522,8 @@ impl Driver {
             return;
         }
         let mut ready = self.raw_node.ready();
-        if !ready.messages().is_empty() {
-            // Single-member only until the peer transport lands (issue #3).
-            tracing::debug!(
-                "dropping {} raft messages: no peer transport",
-                ready.messages().len()
-            );
-        }
+        // A leader's appends go out before its own fsync (raft allows it; etcd does the same).
+        self.transport.send(ready.take_messages());
         if !ready.snapshot().is_empty() {
             let snap = ready.snapshot().clone();
             fatal_on_err(
@@ -425,11 +540,22 @@ impl Driver {
             self.conf_state = snap.get_metadata().get_conf_state().clone();
             self.applied = snap.get_metadata().index;
             self.last_snapshot = self.applied;
+            self.update_peers();
+            tracing::info!(index = self.applied, "installed a snapshot from the leader");
+        }
+        for rs in ready.take_read_states() {
+            if let Some(read) = self
+                .own_seq(&rs.request_ctx)
+                .and_then(|s| self.reads.remove(&s))
+            {
+                self.reads_indexed.push((rs.index, read.reply));
+            }
         }
         let committed = ready.take_committed_entries();
         self.apply(committed);
         let store = self.raw_node.mut_store();
-        let must_sync = store.must_sync(ready.entries().len(), ready.hs());
+        let must_sync = store.must_sync(ready.entries().len(), ready.hs())
+            || !ready.persisted_messages().is_empty();
         store.append(ready.entries());
         if let Some(hs) = ready.hs() {
             store.set_hard_state(hs);
@@ -437,14 +563,29 @@ impl Driver {
         if must_sync {
             fatal_on_err(store.persist(), "persisting the log");
         }
+        self.transport.send(ready.take_persisted_messages());
         let mut light = self.raw_node.advance(ready);
         if let Some(commit) = light.commit_index() {
             self.raw_node.mut_store().set_commit(commit);
         }
+        self.transport.send(light.take_messages());
         let committed = light.take_committed_entries();
         self.apply(committed);
         self.raw_node.advance_apply();
+        self.answer_reads();
         self.maybe_snapshot();
+    }
+
+    /// Answers linearizable reads whose read index is now applied.
+    fn answer_reads(&mut self) {
+        let applied = self.applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_indexed)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.reads_indexed = waiting;
+        for (_, reply) in ready {
+            let _ = reply.send(Ok(()));
+        }
     }
 
     fn apply(&mut self, entries: Vec<Entry>) {
@@ -453,6 +594,7 @@ impl Driver {
         }
         let mut fired = Vec::new();
         let mut replies = Vec::new();
+        let mut membership_changed = false;
         let store = self.store.clone();
         {
             let mut store = write_store(&store);
@@ -462,10 +604,12 @@ impl Driver {
                     EntryType::EntryNormal if e.data.is_empty() => None,
                     EntryType::EntryNormal => Some(decode_command(&e.data, index)),
                     EntryType::EntryConfChange => {
+                        membership_changed = true;
                         let cc: ConfChange = parse_entry(&e.data, index);
                         self.apply_conf_change(&cc, &cc.context, index)
                     }
                     EntryType::EntryConfChangeV2 => {
+                        membership_changed = true;
                         let cc: ConfChangeV2 = parse_entry(&e.data, index);
                         self.apply_conf_change(&cc, &cc.context, index)
                     }
@@ -487,9 +631,15 @@ impl Driver {
             let _ = w.send(ev);
         }
         for (seq, result) in replies {
-            if let Some(p) = self.pending.remove(&seq) {
-                let _ = p.reply.send(Ok(result));
+            if let Some(reply) = self.pending.remove(&seq) {
+                let _ = reply.send(Ok(result));
             }
+        }
+        if membership_changed {
+            self.update_peers();
+        }
+        if self.removed {
+            self.status.removed.notify_one();
         }
     }
 
@@ -505,7 +655,32 @@ impl Driver {
             .raw_node
             .apply_conf_change(cc)
             .unwrap_or_else(|err| fatal(&format!("applying conf change at {index}: {err}")));
+        let removes_me = cc.as_v2().changes.iter().any(|c| {
+            c.get_change_type() == ConfChangeType::RemoveNode && c.node_id == self.opts.id
+        });
+        if removes_me {
+            tracing::warn!(index, "this member has been removed from the cluster");
+            self.removed = true;
+        }
         (!context.is_empty()).then(|| decode_command(context, index))
+    }
+
+    /// Points the transport at the members the store knows (or, while it knows none, at the
+    /// seed peers).
+    fn update_peers(&mut self) {
+        let peers: BTreeMap<u64, String> = self
+            .store
+            .read()
+            .expect("store lock poisoned")
+            .members()
+            .iter()
+            .map(|(id, m)| (*id, m.raft_url.clone()))
+            .collect();
+        if peers.is_empty() {
+            self.transport.set_peers(&self.opts.seed_peers);
+        } else {
+            self.transport.set_peers(&peers);
+        }
     }
 
     fn maybe_snapshot(&mut self) {

@@ -33,10 +33,19 @@
 //! stops the process: raft-rs cannot continue after a storage failure, and carrying on would
 //! risk acknowledging writes that are not durable.
 //!
+//! # Membership
+//!
+//! Joining and removing members are raft configuration changes whose context is the `Join` or
+//! `Leave` command, so the member list (`/_etcd/machines`) changes at the same log index as
+//! raft's configuration, on every member. A member that applies its own removal stops.
+//!
+//! # Reads
+//!
+//! Reads are served from the local store. `consistent=true` first asks raft for a read index
+//! (a quorum confirms the leader is still the leader) and waits until that index is applied.
+//!
 //! # Caveats
 //!
-//! - Peer transport, joins and `consistent=true` reads are the cluster issue's (#3); a single
-//!   member never needs to send a message.
 //! - Snapshots are written on the driver thread; with very large stores this pauses writes for
 //!   the time it takes to serialise the store.
 
@@ -48,8 +57,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use etcd_store::{Command, Event, Store};
+use raft::eraftpb::{ConfChange, Message};
 
-pub use driver::{start, Options};
+pub use driver::{start, Options, Started};
 
 /// How long a write may wait for a leader and a commit before the client gets code 300.
 pub const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -84,6 +94,30 @@ pub enum Request {
         /// Where the outcome goes.
         reply: tokio::sync::oneshot::Sender<ProposeResult>,
     },
+    /// Propose a configuration change (join or removal; its context is the command); the
+    /// reply comes once it is applied locally.
+    ConfChange {
+        /// The change.
+        change: ConfChange,
+        /// Where the outcome goes.
+        reply: tokio::sync::oneshot::Sender<ProposeResult>,
+    },
+    /// Confirm leadership with a quorum and wait until the read index is applied.
+    ReadIndex {
+        /// Answered when a linearizable read may be served locally.
+        reply: tokio::sync::oneshot::Sender<Result<(), Transient>>,
+    },
+    /// A raft message from a peer.
+    Step(Message),
+    /// A peer could not be reached.
+    Unreachable(u64),
+    /// How sending a snapshot to a peer went.
+    SnapshotStatus {
+        /// The peer.
+        to: u64,
+        /// Whether it was delivered.
+        ok: bool,
+    },
     /// Stop after persisting what is in flight.
     Shutdown,
 }
@@ -97,6 +131,8 @@ pub struct Status {
     pub term: AtomicU64,
     /// Index of the last applied entry.
     pub applied: AtomicU64,
+    /// Signalled when this member has applied its own removal from the cluster.
+    pub removed: tokio::sync::Notify,
 }
 
 /// How the rest of the node talks to the driver.
@@ -112,17 +148,43 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// Proposes a command and waits (bounded by [`PROPOSAL_TIMEOUT`]) until it is applied.
-    pub async fn propose(&self, command: Command) -> ProposeResult {
+    /// Sends a request and waits for its answer, at most [`PROPOSAL_TIMEOUT`].
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, Transient>>) -> Request,
+    ) -> Result<T, Transient> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        if self.tx.send(Request::Propose { command, reply }).is_err() {
-            return Err(Transient::ShuttingDown);
-        }
+        self.tx
+            .send(request(reply))
+            .map_err(|_| Transient::ShuttingDown)?;
         match tokio::time::timeout(PROPOSAL_TIMEOUT, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Transient::ShuttingDown),
             Err(_) => Err(Transient::Timeout(PROPOSAL_TIMEOUT)),
         }
+    }
+
+    /// Proposes a command and waits until it is applied locally.
+    pub async fn propose(&self, command: Command) -> ProposeResult {
+        self.ask(|reply| Request::Propose { command, reply }).await
+    }
+
+    /// Proposes a configuration change and waits until it is applied locally.
+    pub async fn conf_change(&self, change: ConfChange) -> ProposeResult {
+        self.ask(|reply| Request::ConfChange { change, reply })
+            .await
+    }
+
+    /// Waits until a linearizable read may be served from the local store.
+    pub async fn read_index(&self) -> Result<(), Transient> {
+        self.ask(|reply| Request::ReadIndex { reply }).await
+    }
+
+    /// Hands a peer's raft message to the driver.
+    pub fn step(&self, msg: Message) -> Result<(), Transient> {
+        self.tx
+            .send(Request::Step(msg))
+            .map_err(|_| Transient::ShuttingDown)
     }
 
     /// Raft id of the leader, if one is known.

@@ -1,0 +1,168 @@
+//! The peer API (the `-s` listener): raft messages in, joins, and member removal's client side
+//! (`DELETE /v1/machines/<name>` on the client API, which is a configuration change too).
+//!
+//! - `POST /raft`: a batch of raft messages (see `transport.rs` for the format); each is
+//!   stepped by the driver. 204.
+//! - `POST /raft/snapshot`: one `MsgSnapshot`, on a connection of its own. 204.
+//! - `POST /join`: a `Join` command (JSON). The receiving member checks `-maxsize` and name
+//!   clashes, then proposes the configuration change adding the member (raft forwards it to
+//!   the leader) and answers once it is applied here: 200 with [`JoinAnswer`], the members'
+//!   peer URLs, which the new member needs to answer the leader before its own log tells it.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use std::collections::BTreeMap;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use etcd_api::ErrorCode;
+use etcd_store::Command;
+use raft::eraftpb::{ConfChange, ConfChangeType};
+use serde::{Deserialize, Serialize};
+
+use super::{event_response, App, Error};
+use crate::transport;
+
+/// The answer to a successful join.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JoinAnswer {
+    /// Peer URL of every member, by raft id.
+    pub members: BTreeMap<u64, String>,
+}
+
+fn join_answer(app: &App) -> Response {
+    let members = app
+        .raft
+        .store
+        .read()
+        .expect("store lock poisoned")
+        .members()
+        .iter()
+        .map(|(id, m)| (*id, m.raft_url.clone()))
+        .collect();
+    let body = serde_json::to_vec(&JoinAnswer { members }).expect("serialising a map cannot fail");
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// Largest `/raft` body: a full batch, with room.
+const MAX_RAFT_BODY: usize = 64 << 20;
+/// Largest snapshot accepted.
+const MAX_SNAPSHOT_BODY: usize = 4 << 30;
+
+/// `POST /raft`.
+pub(super) async fn raft_messages(State(app): State<App>, body: Body) -> Response {
+    step_all(&app, body, MAX_RAFT_BODY).await
+}
+
+/// `POST /raft/snapshot`.
+pub(super) async fn raft_snapshot(State(app): State<App>, body: Body) -> Response {
+    step_all(&app, body, MAX_SNAPSHOT_BODY).await
+}
+
+async fn step_all(app: &App, body: Body, limit: usize) -> Response {
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let msgs = match transport::decode_batch(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("bad raft message batch: {e}"),
+            )
+                .into_response()
+        }
+    };
+    for m in msgs {
+        if app.raft.step(m).is_err() {
+            return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /join`.
+pub(super) async fn join(State(app): State<App>, body: Body) -> Response {
+    add_member(&app, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn add_member(app: &App, body: Body) -> Result<Response, Error> {
+    let bytes = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .map_err(|e| Error::new(ErrorCode::InvalidForm, e.to_string()))?;
+    let cmd = Command::decode(&bytes)
+        .map_err(|e| Error::new(ErrorCode::InvalidForm, format!("join request: {e}")))?;
+    let Command::Join { id, ref name, .. } = cmd else {
+        return Err(Error::new(
+            ErrorCode::InvalidForm,
+            "join request: not a join",
+        ));
+    };
+    {
+        let store = app.raft.store.read().expect("store lock poisoned");
+        if let Some((member_id, _)) = store.members().iter().find(|(_, m)| m.name == *name) {
+            if *member_id == id {
+                // A retry of a join that already went through.
+                return Ok(join_answer(app));
+            }
+            return Err(Error::new(
+                ErrorCode::InvalidField,
+                format!("the member name {name:?} is taken by another member"),
+            ));
+        }
+        if store.members().len() >= app.max_members {
+            return Err(Error::new(ErrorCode::NoMoreMachine, ""));
+        }
+    }
+    tracing::info!(%name, id, "proposing to add a member");
+    let change = ConfChange {
+        change_type: ConfChangeType::AddNode,
+        node_id: id,
+        context: cmd.encode().into(),
+        ..Default::default()
+    };
+    match app.raft.conf_change(change).await? {
+        Ok(_) => Ok(join_answer(app)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `DELETE /v1/machines/<name>` (client API): removes a member through the log.
+pub(super) async fn remove_member(State(app): State<App>, Path(name): Path<String>) -> Response {
+    let found = app
+        .raft
+        .store
+        .read()
+        .expect("store lock poisoned")
+        .members()
+        .iter()
+        .find(|(_, m)| m.name == name)
+        .map(|(id, _)| *id);
+    let Some(id) = found else {
+        return Error::new(ErrorCode::KeyNotFound, format!("/_etcd/machines/{name}"))
+            .into_response();
+    };
+    tracing::info!(%name, id, "proposing to remove a member");
+    let change = ConfChange {
+        change_type: ConfChangeType::RemoveNode,
+        node_id: id,
+        context: Command::Leave { id, name }.encode().into(),
+        ..Default::default()
+    };
+    let result = async {
+        match app.raft.conf_change(change).await? {
+            Ok(Some(event)) => Ok(event_response(&event)),
+            Ok(None) => Ok(StatusCode::OK.into_response()),
+            Err(e) => Err(Error::from(e)),
+        }
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}

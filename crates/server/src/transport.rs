@@ -1,0 +1,320 @@
+//! Outbound peer traffic: raft messages to the other members over HTTP on their `-s` address.
+//!
+//! Each peer has a bounded queue and one task that owns one keep-alive HTTP/1.1 connection.
+//! The task takes whatever is queued (up to [`MAX_BATCH_MESSAGES`] messages or
+//! [`MAX_BATCH_BYTES`]) and sends it as one `POST /raft`, so a busy leader sends few, large
+//! requests. The raft thread only ever calls [`Transport::send`], which never blocks: when a
+//! peer's queue is full the message is dropped and raft retransmits (a follower that misses an
+//! append rejects the next one; heartbeats repeat). A failed request drops its batch, reports
+//! the peer unreachable to raft (which then probes instead of pipelining), and the connection
+//! is re-established with exponential backoff.
+//!
+//! Snapshots (`MsgSnapshot`) can be large, so each is sent on a connection of its own
+//! (`POST /raft/snapshot`) without holding up the peer's queue; the outcome is reported to
+//! raft (`report_snapshot`).
+//!
+//! Wire format of a `/raft` body: repeated `len: u32 LE` + protobuf `eraftpb.Message`.
+//!
+//! Not here: TLS (issue #4); receiving (see `http/peer.rs`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use protobuf::Message as _;
+use raft::eraftpb::{Message, MessageType};
+use tokio::sync::mpsc;
+
+use crate::raft::Request;
+
+/// Messages a peer's queue holds before new ones are dropped.
+pub const QUEUE_CAPACITY: usize = 4096;
+/// Most messages in one request.
+pub const MAX_BATCH_MESSAGES: usize = 512;
+/// Most bytes in one request (a batch stops growing past this).
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+/// Longest wait between reconnection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Bound on one `/raft` request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound on sending one snapshot.
+pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Encodes messages as a `/raft` body.
+pub fn encode_batch(msgs: &[Message]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in msgs {
+        let bytes = m
+            .write_to_bytes()
+            .expect("encoding a raft message cannot fail");
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// Decodes a `/raft` body.
+pub fn decode_batch(mut body: &[u8]) -> Result<Vec<Message>, String> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        if body.len() < 4 {
+            return Err("truncated length".into());
+        }
+        let len = u32::from_le_bytes(body[..4].try_into().expect("4 bytes")) as usize;
+        body = &body[4..];
+        if body.len() < len {
+            return Err("truncated message".into());
+        }
+        out.push(Message::parse_from_bytes(&body[..len]).map_err(|e| e.to_string())?);
+        body = &body[len..];
+    }
+    Ok(out)
+}
+
+struct Peer {
+    url: String,
+    queue: mpsc::Sender<Message>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The raft thread's outbound side. Owned by the driver.
+pub struct Transport {
+    runtime: tokio::runtime::Handle,
+    /// Where to report unreachable peers and snapshot outcomes.
+    driver: std::sync::mpsc::Sender<Request>,
+    peers: HashMap<u64, Peer>,
+    self_id: u64,
+}
+
+impl Transport {
+    /// A transport that spawns its tasks on `runtime`.
+    pub fn new(
+        runtime: tokio::runtime::Handle,
+        driver: std::sync::mpsc::Sender<Request>,
+        self_id: u64,
+    ) -> Transport {
+        Transport {
+            runtime,
+            driver,
+            peers: HashMap::new(),
+            self_id,
+        }
+    }
+
+    /// Makes the peer set match `members` (id → peer URL): starts, restarts or stops tasks.
+    pub fn set_peers(&mut self, members: &BTreeMap<u64, String>) {
+        self.peers.retain(|id, p| {
+            let keep = members.get(id) == Some(&p.url);
+            if !keep {
+                p.task.abort();
+            }
+            keep
+        });
+        for (id, url) in members {
+            if *id == self.self_id || self.peers.contains_key(id) {
+                continue;
+            }
+            let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
+            let task = self
+                .runtime
+                .spawn(run_peer(*id, url.clone(), rx, self.driver.clone()));
+            self.peers.insert(
+                *id,
+                Peer {
+                    url: url.clone(),
+                    queue,
+                    task,
+                },
+            );
+        }
+    }
+
+    /// Queues messages; never blocks.
+    pub fn send(&mut self, msgs: Vec<Message>) {
+        for m in msgs {
+            let Some(peer) = self.peers.get(&m.to) else {
+                tracing::debug!(
+                    to = m.to,
+                    "no address for raft message {:?}",
+                    m.get_msg_type()
+                );
+                continue;
+            };
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                self.runtime
+                    .spawn(send_snapshot(m, peer.url.clone(), self.driver.clone()));
+                continue;
+            }
+            if let Err(e) = peer.queue.try_send(m) {
+                tracing::debug!("dropping a raft message: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        for p in self.peers.values() {
+            p.task.abort();
+        }
+    }
+}
+
+type Sender = http1::SendRequest<Full<Bytes>>;
+
+async fn run_peer(
+    id: u64,
+    url: String,
+    mut rx: mpsc::Receiver<Message>,
+    driver: std::sync::mpsc::Sender<Request>,
+) {
+    let mut conn: Option<Sender> = None;
+    let mut backoff = Duration::from_millis(50);
+    while let Some(first) = rx.recv().await {
+        let mut size = first.compute_size() as usize;
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_MESSAGES && size < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(m) => {
+                    size += m.compute_size() as usize;
+                    batch.push(m);
+                }
+                Err(_) => break,
+            }
+        }
+        let body = encode_batch(&batch);
+        let result = async {
+            if conn.as_ref().is_none_or(|c| c.is_closed()) {
+                conn = Some(connect(&url).await?);
+            }
+            let sender = conn.as_mut().expect("connected above");
+            post(sender, &url, "/raft", body, REQUEST_TIMEOUT).await
+        }
+        .await;
+        match result {
+            Ok((204, _)) => backoff = Duration::from_millis(50),
+            Ok((status, body)) => {
+                tracing::warn!(peer = id, %url, status, "peer refused raft messages: {}", String::from_utf8_lossy(&body));
+                conn = None;
+            }
+            Err(e) => {
+                tracing::debug!(peer = id, %url, "raft messages not delivered: {e}");
+                conn = None;
+                let _ = driver.send(Request::Unreachable(id));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn send_snapshot(msg: Message, url: String, driver: std::sync::mpsc::Sender<Request>) {
+    let to = msg.to;
+    let index = msg.get_snapshot().get_metadata().index;
+    let body = encode_batch(std::slice::from_ref(&msg));
+    let result = async {
+        let mut sender = connect(&url).await?;
+        post(&mut sender, &url, "/raft/snapshot", body, SNAPSHOT_TIMEOUT).await
+    }
+    .await;
+    let ok = matches!(result, Ok((204, _)));
+    match &result {
+        Ok((204, _)) => tracing::info!(peer = to, index, "snapshot sent"),
+        Ok((status, body)) => tracing::warn!(
+            peer = to,
+            index,
+            status,
+            "snapshot refused: {}",
+            String::from_utf8_lossy(body)
+        ),
+        Err(e) => tracing::warn!(peer = to, index, "snapshot not sent: {e}"),
+    }
+    let _ = driver.send(Request::SnapshotStatus { to, ok });
+}
+
+/// `host:port` of an `http://host:port` URL.
+fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// Opens a keep-alive HTTP/1.1 connection to a peer URL.
+pub async fn connect(url: &str) -> Result<Sender, String> {
+    let addr = authority(url);
+    let stream = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| format!("connecting to {addr} timed out"))?
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("peer connection closed: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+/// Sends one POST on a connection; returns status and body.
+pub async fn post(
+    sender: &mut Sender,
+    url: &str,
+    path: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(u16, Bytes), String> {
+    let request = hyper::Request::post(path)
+        .header(hyper::header::HOST, authority(url))
+        .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let exchange = async {
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, body))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("{path} on {url} timed out after {timeout:?}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_round_trip() {
+        let msgs: Vec<Message> = (1..=3)
+            .map(|i| Message {
+                to: i,
+                from: 9,
+                term: 4,
+                ..Default::default()
+            })
+            .collect();
+        let body = encode_batch(&msgs);
+        assert_eq!(decode_batch(&body).unwrap(), msgs);
+        assert!(decode_batch(&body[..body.len() - 1]).is_err());
+        assert_eq!(decode_batch(&[]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn authority_strips_scheme_and_path() {
+        assert_eq!(authority("http://127.0.0.1:7001"), "127.0.0.1:7001");
+        assert_eq!(authority("https://h:1/x"), "h:1");
+    }
+}
