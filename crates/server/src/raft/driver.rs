@@ -296,6 +296,7 @@ impl Driver {
             if self.maybe_campaign() {
                 self.on_ready();
             }
+            self.maybe_snapshot();
             self.publish();
         }
         // Persist whatever is in flight (including a buffered commit-only hard state), then
@@ -573,7 +574,6 @@ impl Driver {
         self.apply(committed);
         self.raw_node.advance_apply();
         self.answer_reads();
-        self.maybe_snapshot();
     }
 
     /// Answers linearizable reads whose read index is now applied.
@@ -684,7 +684,10 @@ impl Driver {
     }
 
     fn maybe_snapshot(&mut self) {
-        if self.applied < self.last_snapshot + self.opts.snapshot_count {
+        let wanted = self.raw_node.store().take_snapshot_wanted();
+        if self.applied < self.last_snapshot + self.opts.snapshot_count
+            && !(wanted && self.applied > self.last_snapshot)
+        {
             return;
         }
         let data = self

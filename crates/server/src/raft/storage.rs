@@ -15,6 +15,7 @@
 //! entries after the snapshot. Gaps between the snapshot and the log, or a commit index beyond
 //! the log, are corruption and refuse to start.
 
+use std::cell::Cell;
 use std::path::Path;
 
 use protobuf::Message as _;
@@ -63,6 +64,9 @@ pub struct DiskStorage {
     /// Index and term of the entry just before `entries[0]`.
     offset: (u64, u64),
     entries: Vec<Entry>,
+    /// Set when raft asked for a snapshot that the newest one cannot serve (it predates the
+    /// peer's addition, or the index raft needs): the driver then takes a fresh one.
+    snapshot_wanted: Cell<bool>,
 }
 
 /// What a restart found.
@@ -95,6 +99,7 @@ impl DiskStorage {
             snapshot: SnapshotMetadata::default(),
             offset: (0, 0),
             entries: Vec::new(),
+            snapshot_wanted: Cell::new(false),
         };
         s.append(initial);
         s.set_hard_state(&hard_state);
@@ -191,6 +196,7 @@ impl DiskStorage {
             offset: (snapshot.index, snapshot.term),
             snapshot,
             entries,
+            snapshot_wanted: Cell::new(false),
         };
         Ok(Recovered {
             storage,
@@ -206,6 +212,11 @@ impl DiskStorage {
     /// Metadata of the newest snapshot.
     pub fn snapshot_metadata(&self) -> &SnapshotMetadata {
         &self.snapshot
+    }
+
+    /// True (once) if raft asked for a snapshot the newest one could not serve.
+    pub fn take_snapshot_wanted(&self) -> bool {
+        self.snapshot_wanted.replace(false)
     }
 
     /// Buffers entries for the log (replacing any from the first one's index on).
@@ -407,24 +418,33 @@ impl Storage for DiskStorage {
         Ok(self.last())
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let meta = &self.snapshot;
+        let cs = meta.get_conf_state();
+        let includes_peer = cs.voters.contains(&to) || cs.learners.contains(&to);
+        if meta.index == 0 || meta.index < request_index || !includes_peer {
+            // A snapshot taken before `to` joined would be refused by it; ask for a new one.
+            self.snapshot_wanted.set(true);
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
         let loaded = self
             .snaps
             .load_newest()
             .map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?;
         match loaded {
-            Some(l) if l.index >= request_index && l.index > 0 => {
-                let meta = SnapshotMetadata::parse_from_bytes(&l.meta)
-                    .map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?;
-                Ok(Snapshot {
-                    data: l.data.into(),
-                    metadata: Some(meta).into(),
-                    ..Default::default()
-                })
+            Some(l) if l.index == meta.index => Ok(Snapshot {
+                data: l.data.into(),
+                metadata: Some(meta.clone()).into(),
+                ..Default::default()
+            }),
+            _ => {
+                self.snapshot_wanted.set(true);
+                Err(raft::Error::Store(
+                    StorageError::SnapshotTemporarilyUnavailable,
+                ))
             }
-            _ => Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable,
-            )),
         }
     }
 }
@@ -517,7 +537,17 @@ mod tests {
             s.term(7),
             Err(raft::Error::Store(StorageError::Compacted))
         ));
-        assert_eq!(s.snapshot(8, 2).unwrap().get_metadata().index, 8);
+        assert_eq!(s.snapshot(8, 1).unwrap().get_metadata().index, 8);
+        // Peer 2 is not in the snapshot's configuration: it would refuse it.
+        assert!(!s.take_snapshot_wanted());
+        assert!(matches!(
+            s.snapshot(8, 2),
+            Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable
+            ))
+        ));
+        assert!(s.take_snapshot_wanted());
+        assert!(!s.take_snapshot_wanted());
     }
 
     #[test]
