@@ -195,6 +195,11 @@ async fn run_peer(
         .await;
         match result {
             Ok((204, _)) => backoff = Duration::from_millis(50),
+            Ok((410, _)) => {
+                tracing::warn!(peer = id, %url, "peer says this member was removed from the cluster");
+                let _ = driver.send(Request::Removed);
+                conn = None;
+            }
             Ok((status, body)) => {
                 tracing::warn!(peer = id, %url, status, "peer refused raft messages: {}", String::from_utf8_lossy(&body));
                 conn = None;

@@ -128,6 +128,8 @@ pub struct Store<W> {
     history_capacity: usize,
     watchers: WatcherHub<W>,
     members: BTreeMap<u64, Member>,
+    /// Raft ids of members removed from the cluster: they may never come back.
+    removed: BTreeSet<u64>,
     /// Index of the last entry that changed the key space (reported by GET).
     index: Index,
     /// Index of the last entry applied.
@@ -155,6 +157,9 @@ pub struct StoreSnapshot {
     pub history_cleared_through: Index,
     /// Members by raft id.
     pub members: Vec<(u64, Member)>,
+    /// Raft ids of removed members.
+    #[serde(default)]
+    pub removed: Vec<u64>,
     /// Counters.
     pub stats: Stats,
 }
@@ -181,6 +186,7 @@ impl<W> Store<W> {
             history_capacity,
             watchers: WatcherHub::new(),
             members: BTreeMap::new(),
+            removed: BTreeSet::new(),
             index: 0,
             applied: 0,
             stats: Stats::default(),
@@ -211,6 +217,11 @@ impl<W> Store<W> {
     /// Members by raft id.
     pub fn members(&self) -> &BTreeMap<u64, Member> {
         &self.members
+    }
+
+    /// True if `id` was a member and has been removed.
+    pub fn is_removed(&self, id: u64) -> bool {
+        self.removed.contains(&id)
     }
 
     /// The earliest expiry of any key, if any key has a TTL.
@@ -367,6 +378,7 @@ impl<W> Store<W> {
             }
             Command::Leave { id, name } => {
                 self.members.remove(id);
+                self.removed.insert(*id);
                 let key = path::join(path::MACHINES_DIR, name);
                 self.delete(index, &key, &mut fired).map(Some)
             }
@@ -488,6 +500,7 @@ impl<W> Store<W> {
             history: events.cloned().collect(),
             history_cleared_through: cleared,
             members: self.members.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            removed: self.removed.iter().copied().collect(),
             stats: Stats {
                 gets: AtomicU64::new(self.stats.gets.load(Ordering::Relaxed)),
                 sets: self.stats.sets,
@@ -521,6 +534,7 @@ impl<W> Store<W> {
             snap.history_cleared_through,
         );
         self.members = snap.members.into_iter().collect();
+        self.removed = snap.removed.into_iter().collect();
         self.stats = snap.stats;
         // A watcher waiting for "the next event" registered before the old state's last entry
         // was applied, so events after that are new to it.

@@ -477,6 +477,10 @@ fn members_join_and_leave_through_the_log() {
         (Action::Delete, "/_etcd/machines/node2", 4)
     );
     assert_eq!(s.members().keys().copied().collect::<Vec<_>>(), vec![1]);
+    assert!(s.is_removed(7) && !s.is_removed(1));
+    let mut r: Store<u32> = Store::new(16);
+    r.restore(StoreSnapshot::decode(&s.snapshot().encode()).unwrap());
+    assert!(r.is_removed(7), "removals survive snapshots");
     assert_eq!(
         listing_keys(&s, "/_etcd/machines"),
         vec![("/_etcd/machines/node0".to_string(), false)]

@@ -79,6 +79,19 @@ async fn step_all(app: &App, body: Body, limit: usize) -> Response {
                 .into_response()
         }
     };
+    // A removed member must learn it (and stop) rather than disrupt the cluster (etcd does the
+    // same with 410 Gone).
+    let removed = {
+        let store = app.raft.store.read().expect("store lock poisoned");
+        msgs.iter().any(|m| store.is_removed(m.from))
+    };
+    if removed {
+        return (
+            StatusCode::GONE,
+            "this member has been removed from the cluster",
+        )
+            .into_response();
+    }
     for m in msgs {
         if app.raft.step(m).is_err() {
             return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();

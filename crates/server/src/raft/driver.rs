@@ -174,6 +174,7 @@ pub fn start(
         boot: clock::now() as u64,
         next_seq: 1,
         pending: HashMap::new(),
+        checked_term: 0,
         waiting: VecDeque::new(),
         reads: HashMap::new(),
         reads_waiting: Vec::new(),
@@ -188,7 +189,12 @@ pub fn start(
     driver.update_peers();
     let thread = std::thread::Builder::new()
         .name("raft-driver".into())
-        .spawn(move || driver.run())
+        .spawn(move || {
+            let run = std::panic::AssertUnwindSafe(|| driver.run());
+            if std::panic::catch_unwind(run).is_err() {
+                fatal("the raft driver panicked");
+            }
+        })
         .map_err(StartError::Spawn)?;
     Ok(Started {
         handle,
@@ -213,6 +219,15 @@ enum Proposal {
 
 type Reply = tokio::sync::oneshot::Sender<ProposeResult>;
 type ReadReply = tokio::sync::oneshot::Sender<Result<(), Transient>>;
+
+/// A proposal in the log (as far as this member knows), waiting to be applied.
+struct Pending {
+    proposal: Proposal,
+    reply: Reply,
+    since: Instant,
+    /// The raft term when it was proposed: its entry, if any, has this term.
+    term: u64,
+}
 
 /// A proposal waiting for a leader.
 struct Waiting {
@@ -243,7 +258,9 @@ struct Driver {
     boot: u64,
     next_seq: u64,
     /// Proposals in the log, by sequence number, waiting to be applied.
-    pending: HashMap<u64, Reply>,
+    pending: HashMap<u64, Pending>,
+    /// Highest term of an applied entry for which lost proposals were already looked for.
+    checked_term: u64,
     /// Proposals waiting for a leader.
     waiting: VecDeque<Waiting>,
     /// Read index requests given to raft, by sequence number.
@@ -296,6 +313,11 @@ impl Driver {
             if self.maybe_campaign() {
                 self.on_ready();
             }
+            if !self.waiting.is_empty() && self.leader_known() {
+                // Proposals found lost while applying go out now, not a tick later.
+                self.retry_waiting();
+                self.on_ready();
+            }
             self.maybe_snapshot();
             self.publish();
         }
@@ -306,8 +328,8 @@ impl Driver {
             self.raw_node.mut_store().persist(),
             "persisting the log at shutdown",
         );
-        for (_, reply) in self.pending.drain() {
-            let _ = reply.send(Err(Transient::ShuttingDown));
+        for (_, p) in self.pending.drain() {
+            let _ = p.reply.send(Err(Transient::ShuttingDown));
         }
         for w in self.waiting.drain(..) {
             let _ = w.reply.send(Err(Transient::ShuttingDown));
@@ -332,6 +354,12 @@ impl Driver {
                 }
             }
             Request::Unreachable(id) => self.raw_node.report_unreachable(id),
+            Request::Removed => {
+                if !self.removed {
+                    self.removed = true;
+                    self.status.removed.notify_one();
+                }
+            }
             Request::SnapshotStatus { to, ok } => {
                 let status = if ok {
                     SnapshotStatus::Finish
@@ -367,7 +395,16 @@ impl Driver {
         };
         match result {
             Ok(()) => {
-                self.pending.insert(seq, reply);
+                let term = self.raw_node.raft.term;
+                self.pending.insert(
+                    seq,
+                    Pending {
+                        proposal,
+                        reply,
+                        since,
+                        term,
+                    },
+                );
             }
             Err(raft::Error::ProposalDropped) => self.waiting.push_back(Waiting {
                 proposal,
@@ -438,7 +475,7 @@ impl Driver {
     /// Per tick: forget requests whose client has gone (timed out or disconnected); ask again
     /// for read indexes raft has not answered.
     fn on_tick(&mut self) {
-        self.pending.retain(|_, reply| !reply.is_closed());
+        self.pending.retain(|_, p| !p.reply.is_closed());
         self.waiting
             .retain(|w| !w.reply.is_closed() && w.since.elapsed() < PROPOSAL_TIMEOUT);
         self.reads_waiting
@@ -576,6 +613,34 @@ impl Driver {
         self.answer_reads();
     }
 
+    /// Queues again what can no longer be in the log. An entry has the term of the leader
+    /// that appended it, and terms never decrease along the log; so once an entry of term `t`
+    /// is applied, a proposal made in an earlier term that has not been applied never will be
+    /// (its leader died or stepped down before replicating it). Proposing it again cannot apply
+    /// it twice. (It is proposed from the loop, not here: raft must not be driven between
+    /// `ready` and `advance`.)
+    fn requeue_lost(&mut self, t: u64) {
+        let lost: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.term < t)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in lost {
+            let p = self.pending.remove(&seq).expect("listed above");
+            tracing::debug!(
+                seq,
+                term = p.term,
+                "proposal lost with its leader; proposing again"
+            );
+            self.waiting.push_back(Waiting {
+                proposal: p.proposal,
+                reply: p.reply,
+                since: p.since,
+            });
+        }
+    }
+
     /// Answers linearizable reads whose read index is now applied.
     fn answer_reads(&mut self) {
         let applied = self.applied;
@@ -595,13 +660,23 @@ impl Driver {
         let mut fired = Vec::new();
         let mut replies = Vec::new();
         let mut membership_changed = false;
+        let mut refused = Vec::new();
+        let mut max_term = 0;
         let store = self.store.clone();
         {
             let mut store = write_store(&store);
             for e in entries {
                 let index = e.index;
+                max_term = max_term.max(e.term);
                 let command = match e.get_entry_type() {
-                    EntryType::EntryNormal if e.data.is_empty() => None,
+                    EntryType::EntryNormal if e.data.is_empty() => {
+                        // Raft turns a configuration change proposed while another is pending
+                        // into an empty entry, keeping its context.
+                        if let Some(seq) = self.own_seq(&e.context) {
+                            refused.push(seq);
+                        }
+                        None
+                    }
                     EntryType::EntryNormal => Some(decode_command(&e.data, index)),
                     EntryType::EntryConfChange => {
                         membership_changed = true;
@@ -631,9 +706,20 @@ impl Driver {
             let _ = w.send(ev);
         }
         for (seq, result) in replies {
-            if let Some(reply) = self.pending.remove(&seq) {
-                let _ = reply.send(Ok(result));
+            if let Some(p) = self.pending.remove(&seq) {
+                let _ = p.reply.send(Ok(result));
             }
+        }
+        for seq in refused {
+            if let Some(p) = self.pending.remove(&seq) {
+                let _ = p.reply.send(Err(Transient::Refused(
+                    "another membership change is in progress; try again",
+                )));
+            }
+        }
+        if max_term > self.checked_term {
+            self.checked_term = max_term;
+            self.requeue_lost(max_term);
         }
         if membership_changed {
             self.update_peers();

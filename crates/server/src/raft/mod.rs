@@ -79,6 +79,9 @@ pub enum Transient {
     /// The node is stopping.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// Raft refused the proposal (another configuration change is still in progress).
+    #[error("{0}")]
+    Refused(&'static str),
 }
 
 /// The answer to a proposal: the applied outcome (event or deterministic store error), or a
@@ -111,6 +114,8 @@ pub enum Request {
     Step(Message),
     /// A peer could not be reached.
     Unreachable(u64),
+    /// A peer answered that this member has been removed from the cluster.
+    Removed,
     /// How sending a snapshot to a peer went.
     SnapshotStatus {
         /// The peer.
