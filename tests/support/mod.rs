@@ -61,6 +61,30 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
     ports
 }
 
+/// `n` distinct free ports, none of them in `avoid` (e.g. the ports of a cluster's members that
+/// are down at the moment). All are held at once before any is released.
+pub fn free_ports_vec(n: usize, avoid: &[u16]) -> Vec<u16> {
+    let mut held: Vec<TcpListener> = Vec::new();
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..(n + avoid.len() + 16) {
+        if ports.len() == n {
+            break;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local address").port();
+        if !avoid.contains(&port) {
+            ports.push(port);
+        }
+        held.push(listener);
+    }
+    assert_eq!(
+        ports.len(),
+        n,
+        "could not find {n} free ports outside {avoid:?}"
+    );
+    ports
+}
+
 // ---------------------------------------------------------------------------------------------
 // HTTP client
 // ---------------------------------------------------------------------------------------------
@@ -807,8 +831,15 @@ pub struct Node {
     pub args: Vec<String>,
     log_dir: PathBuf,
     child: Option<Child>,
+    /// Whether the process is stopped by SIGSTOP (see `pause`).
+    paused: bool,
+    /// Exit status of the last run, once it was reaped by `is_running` or `wait_exit`.
+    last_exit: Option<ExitStatus>,
     runs: usize,
-    tmp: TempDir,
+    /// The directory that holds `data/` and `logs/`.
+    root: PathBuf,
+    /// The temporary directory `root` when the node owns it (not when it is a cluster member).
+    _tmp: Option<TempDir>,
 }
 
 impl Node {
@@ -818,19 +849,54 @@ impl Node {
             .prefix("etcd-rs-test-")
             .tempdir()
             .expect("create temp dir");
-        let log_dir = tmp.path().join("logs");
-        fs::create_dir(&log_dir).expect("create log dir");
         let [client_port, peer_port] = free_ports::<2>();
+        let root = tmp.path().to_path_buf();
+        Node::prepare_at(root, Some(tmp), name, client_port, peer_port, extra)
+    }
+
+    /// A node that is not running yet, in `root` (created if missing; not removed by the
+    /// node), on the given ports, with `default_args` plus `extra`.
+    pub fn prepare_in(
+        root: &Path,
+        name: &str,
+        client_port: u16,
+        peer_port: u16,
+        extra: &[&str],
+    ) -> Node {
+        fs::create_dir_all(root).expect("create node dir");
+        Node::prepare_at(
+            root.to_path_buf(),
+            None,
+            name,
+            client_port,
+            peer_port,
+            extra,
+        )
+    }
+
+    fn prepare_at(
+        root: PathBuf,
+        tmp: Option<TempDir>,
+        name: &str,
+        client_port: u16,
+        peer_port: u16,
+        extra: &[&str],
+    ) -> Node {
+        let log_dir = root.join("logs");
+        fs::create_dir(&log_dir).expect("create log dir");
         let mut node = Node {
             name: name.to_string(),
             client_port,
             peer_port,
-            data_dir: tmp.path().join("data"),
+            data_dir: root.join("data"),
             args: Vec::new(),
             log_dir,
             child: None,
+            paused: false,
+            last_exit: None,
             runs: 0,
-            tmp,
+            root,
+            _tmp: tmp,
         };
         node.args = node.default_args();
         node.args.extend(extra.iter().map(|s| s.to_string()));
@@ -870,7 +936,7 @@ impl Node {
 
     /// The temporary directory that holds `data/` and `logs/`.
     pub fn tmp_path(&self) -> &Path {
-        self.tmp.path()
+        &self.root
     }
 
     /// `127.0.0.1:CPORT`
@@ -883,6 +949,11 @@ impl Node {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
+    /// `127.0.0.1:SPORT`
+    pub fn peer_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.peer_port)
+    }
+
     /// `http://127.0.0.1:SPORT`
     pub fn peer_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.peer_port)
@@ -892,11 +963,13 @@ impl Node {
     pub fn launch(&mut self) {
         assert!(self.child.is_none(), "launch: the node is already running");
         self.runs += 1;
+        self.paused = false;
+        self.last_exit = None;
         let stdout = File::create(self.stdout_path(self.runs)).expect("create stdout log");
         let stderr = File::create(self.stderr_path(self.runs)).expect("create stderr log");
         let child = Command::new(etcd_bin())
             .args(&self.args)
-            .current_dir(self.tmp.path())
+            .current_dir(&self.root)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -950,7 +1023,53 @@ impl Node {
         let child = self.child.as_mut().expect("node not launched");
         if let Ok(Some(status)) = child.try_wait() {
             self.child = None;
-            panic!("etcd exited unexpectedly: {status}");
+            self.last_exit = Some(status);
+            panic!("etcd {} exited unexpectedly: {status}", self.name);
+        }
+    }
+
+    /// Whether a launched process has not exited (reaps it if it has; see `wait_exit`).
+    pub fn is_running(&mut self) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return false;
+        };
+        match child.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                self.child = None;
+                self.last_exit = Some(status);
+                false
+            }
+            Err(e) => panic!("waiting for etcd {} failed: {e}", self.name),
+        }
+    }
+
+    /// Whether the process was launched and neither killed nor seen to exit since.
+    pub fn is_launched(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Whether the process is stopped by `pause`.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Stops the process with SIGSTOP (a "partition": it neither sends nor answers anything).
+    #[track_caller]
+    pub fn pause(&mut self) {
+        assert!(!self.paused, "pause: {} is already paused", self.name);
+        let child = self.child.as_ref().expect("pause: node not running");
+        send_signal(child, libc::SIGSTOP);
+        self.paused = true;
+    }
+
+    /// Continues a process stopped by `pause` (SIGCONT). No-op when not paused.
+    pub fn resume(&mut self) {
+        if self.paused {
+            if let Some(child) = self.child.as_ref() {
+                send_signal(child, libc::SIGCONT);
+            }
+            self.paused = false;
         }
     }
 
@@ -981,6 +1100,8 @@ impl Node {
 
     /// SIGKILL and reap.
     pub fn kill(&mut self) {
+        // A stopped child is continued first, so that it surely dies and can be reaped.
+        self.resume();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -990,6 +1111,7 @@ impl Node {
     /// Sends `signal` and waits (bounded) for the exit status.
     #[track_caller]
     pub fn stop_with(&mut self, signal: libc::c_int) -> ExitStatus {
+        self.resume();
         let mut child = self.child.take().expect("node not running");
         send_signal(&child, signal);
         match wait_child(&mut child, EXIT_TIMEOUT) {
@@ -1010,10 +1132,13 @@ impl Node {
 
     /// Waits (bounded) for the process to exit on its own.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let child = self.child.as_mut().expect("node not launched");
+        let Some(child) = self.child.as_mut() else {
+            return Some(self.last_exit.expect("node not launched"));
+        };
         let status = wait_child(child, timeout);
-        if status.is_some() {
+        if let Some(status) = status {
             self.child = None;
+            self.last_exit = Some(status);
         }
         status
     }
@@ -1129,11 +1254,548 @@ impl Node {
     }
 }
 
+/// Whether `ETCD_TEST_LOGS` is set: then logs are printed also when a test passes (use with
+/// `--nocapture`).
+pub fn show_logs() -> bool {
+    std::env::var_os("ETCD_TEST_LOGS").is_some()
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
-        if thread::panicking() {
+        if thread::panicking() || show_logs() {
             eprintln!("{}", self.all_logs());
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clusters
+// ---------------------------------------------------------------------------------------------
+
+/// Raft timing that makes cluster tests fast: 50 ms heartbeats, 500 ms election timeout.
+pub const FAST_TIMING: [&str; 4] = ["-heartbeat-interval", "50", "-election-timeout", "500"];
+/// How long a member may take from spawn (or restart) to being ready (`Cluster::wait_ready`).
+pub const MEMBER_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the running members may take to agree on one leader.
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a member may take to show a write made elsewhere.
+pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Deadline of one probe (a status request inside a polling loop).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The exact body of `GET /v1/leader` (status 500) while there is no leader.
+pub const DURING_ELECTION_BODY: &str = r#"{"errorCode":301,"message":"During Leader Election"}"#;
+
+/// Several etcd processes forming one cluster, all in one temporary directory (each member has
+/// its own `<tmp>/<name>/data` and `<tmp>/<name>/logs`).
+///
+/// Members are numbered from 0 in the order they were added; member `i` of `Cluster::start` is
+/// named `node{i+1}`. The first member starts without `-C`; every other one joins with
+/// `-C <peer address of a running member>`, one at a time, each waited for before the next, so
+/// the log indexes are exact (node1: 1, 2; node2: 3; node3: 4; ...).
+///
+/// A member is *registered* while it belongs to the cluster (it joined and was not removed) and
+/// *live* when it is registered, running and not paused. Waits poll only live members, and
+/// every wait has a deadline. When a test panics, the logs of every member are printed (by
+/// `Drop for Node`), after a summary of the members (by `Drop for Cluster`).
+pub struct Cluster {
+    // Declared before `tmp`: the members are killed before their directory is removed.
+    members: Vec<Node>,
+    registered: Vec<bool>,
+    extra: Vec<String>,
+    tmp: TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` members (`node1`..`node{n}`), each with `extra` flags, one at a time, and
+    /// waits until every member is ready and knows all the others.
+    #[track_caller]
+    pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let mut cluster = Cluster::prepare(n, extra);
+        for i in 0..n {
+            cluster.registered[i] = true;
+            cluster.members[i].launch();
+            cluster.wait_ready(i);
+        }
+        cluster.wait_all_ready();
+        cluster
+    }
+
+    /// The members of `start`, neither launched nor registered yet.
+    fn prepare(n: usize, extra: &[&str]) -> Cluster {
+        assert!(n >= 1, "a cluster has at least one member");
+        let tmp = tempfile::Builder::new()
+            .prefix("etcd-rs-cluster-")
+            .tempdir()
+            .expect("create temp dir");
+        let ports = free_ports_vec(2 * n, &[]);
+        let mut cluster = Cluster {
+            members: Vec::with_capacity(n),
+            registered: Vec::with_capacity(n),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            tmp,
+        };
+        for i in 0..n {
+            let name = format!("node{}", i + 1);
+            let mut args = cluster.extra.clone();
+            if i > 0 {
+                args.push("-C".to_string());
+                args.push(cluster.members[0].peer_addr());
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let node = Node::prepare_in(
+                &cluster.tmp.path().join(&name),
+                &name,
+                ports[2 * i],
+                ports[2 * i + 1],
+                &args,
+            );
+            cluster.members.push(node);
+            cluster.registered.push(false);
+        }
+        cluster
+    }
+
+    /// The directory that holds every member's directory.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Number of members ever added (including killed, removed and refused ones).
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn member(&self, i: usize) -> &Node {
+        &self.members[i]
+    }
+
+    pub fn member_mut(&mut self, i: usize) -> &mut Node {
+        &mut self.members[i]
+    }
+
+    /// The member with this name.
+    #[track_caller]
+    pub fn index_of(&self, name: &str) -> usize {
+        self.members
+            .iter()
+            .position(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no member named {name}"))
+    }
+
+    /// Whether member `i` belongs to the cluster (joined, not removed).
+    pub fn is_registered(&self, i: usize) -> bool {
+        self.registered[i]
+    }
+
+    /// Registered members that are running and not paused, in member order.
+    pub fn live(&self) -> Vec<usize> {
+        (0..self.members.len())
+            .filter(|&i| {
+                self.registered[i] && self.members[i].is_launched() && !self.members[i].is_paused()
+            })
+            .collect()
+    }
+
+    /// What `GET /v1/machines` must answer: the client URLs of the registered members, sorted
+    /// by member name, joined with `, `.
+    pub fn expected_machines(&self) -> String {
+        let mut registered: Vec<&Node> = (0..self.members.len())
+            .filter(|&i| self.registered[i])
+            .map(|i| &self.members[i])
+            .collect();
+        registered.sort_by(|a, b| a.name.cmp(&b.name));
+        registered
+            .iter()
+            .map(|m| m.client_url())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The peer URLs of the registered members.
+    fn registered_peer_urls(&self) -> Vec<String> {
+        (0..self.members.len())
+            .filter(|&i| self.registered[i])
+            .map(|i| self.members[i].peer_url())
+            .collect()
+    }
+
+    /// Panics if a live member's process has exited.
+    #[track_caller]
+    pub fn check_alive(&mut self) {
+        for i in self.live() {
+            if !self.members[i].is_running() {
+                panic!(
+                    "member {} exited unexpectedly: {:?}",
+                    self.members[i].name, self.members[i].last_exit
+                );
+            }
+        }
+    }
+
+    /// Polls member `i` until `GET /v1/leader` answers 200 with the peer URL of a registered
+    /// member and `GET /v1/machines` answers exactly `expected_machines()` (so a joiner lists
+    /// itself and every member registered so far).
+    #[track_caller]
+    pub fn wait_ready(&mut self, i: usize) {
+        let expected_machines = self.expected_machines();
+        let peers = self.registered_peer_urls();
+        let addr = self.members[i].client_addr();
+        let deadline = Instant::now() + MEMBER_READY_TIMEOUT;
+        loop {
+            self.members[i].assert_running();
+            let leader = try_request(&addr, "GET", "/v1/leader", None, PROBE_TIMEOUT);
+            let machines = try_request(&addr, "GET", "/v1/machines", None, PROBE_TIMEOUT);
+            let leader_ok =
+                matches!(&leader, Ok(r) if r.status == 200 && peers.contains(&r.text()));
+            let machines_ok =
+                matches!(&machines, Ok(r) if r.status == 200 && r.text() == expected_machines);
+            if leader_ok && machines_ok {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "member {} not ready within {MEMBER_READY_TIMEOUT:?}: /v1/leader {}, \
+                     /v1/machines {} (expected a leader among {peers:?} and machines \
+                     {expected_machines:?})",
+                    self.members[i].name,
+                    describe(&leader),
+                    describe(&machines)
+                );
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// `wait_ready` for every live member.
+    #[track_caller]
+    pub fn wait_all_ready(&mut self) {
+        for i in self.live() {
+            self.wait_ready(i);
+        }
+    }
+
+    /// Panics unless `r` is a valid `/v1/leader` answer: 200 with the peer URL of a member, or
+    /// 500 with exactly `DURING_ELECTION_BODY`.
+    #[track_caller]
+    fn check_leader_answer(&self, i: usize, r: &Response) {
+        let ok = match r.status {
+            200 => self.members.iter().any(|m| m.peer_url() == r.text()),
+            500 => r.text() == DURING_ELECTION_BODY && r.content_type() == "application/json",
+            _ => false,
+        };
+        assert!(
+            ok,
+            "GET /v1/leader on {} answered {} {:?} (Content-Type {:?}); expected 200 with a \
+             member's peer URL or 500 {DURING_ELECTION_BODY}",
+            self.members[i].name,
+            r.status,
+            r.text(),
+            r.content_type()
+        );
+    }
+
+    /// Polls until every live member answers `GET /v1/leader` with the same live member's peer
+    /// URL, within `LEADER_TIMEOUT`; returns that member. Any other answer than 200 with a
+    /// member's peer URL or the exact 500/301 election error fails at once.
+    #[track_caller]
+    pub fn leader(&mut self) -> usize {
+        self.leader_within(LEADER_TIMEOUT)
+    }
+
+    /// `leader` with a custom deadline.
+    #[track_caller]
+    pub fn leader_within(&mut self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_alive();
+            let live = self.live();
+            assert!(!live.is_empty(), "leader: no live member");
+            let mut answers: Vec<Option<String>> = Vec::new();
+            let mut seen = Vec::new();
+            for &i in &live {
+                let r = try_request(
+                    &self.members[i].client_addr(),
+                    "GET",
+                    "/v1/leader",
+                    None,
+                    PROBE_TIMEOUT,
+                );
+                if let Ok(r) = &r {
+                    self.check_leader_answer(i, r);
+                }
+                seen.push(format!("{}: {}", self.members[i].name, describe(&r)));
+                answers.push(match r {
+                    Ok(r) if r.status == 200 => Some(r.text()),
+                    _ => None,
+                });
+            }
+            if let Some(Some(first)) = answers.first() {
+                if answers.iter().all(|a| a.as_ref() == Some(first)) {
+                    if let Some(&j) = live.iter().find(|&&j| self.members[j].peer_url() == *first) {
+                        return j;
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "live members {:?} did not agree on a live leader within {timeout:?}; last \
+                     answers: {seen:?}",
+                    live.iter()
+                        .map(|&i| self.members[i].name.as_str())
+                        .collect::<Vec<_>>()
+                );
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// The live members other than the leader (after `leader()`), in member order.
+    #[track_caller]
+    pub fn followers(&mut self) -> Vec<usize> {
+        let leader = self.leader();
+        self.live().into_iter().filter(|&i| i != leader).collect()
+    }
+
+    /// SIGKILL member `i` (resumed first if paused) and reap it.
+    pub fn kill(&mut self, i: usize) {
+        self.members[i].kill();
+    }
+
+    /// SIGKILL every member.
+    pub fn kill_all(&mut self) {
+        for m in &mut self.members {
+            m.kill();
+        }
+    }
+
+    /// SIGSTOP member `i`.
+    #[track_caller]
+    pub fn pause(&mut self, i: usize) {
+        self.members[i].pause();
+    }
+
+    /// SIGCONT member `i`.
+    pub fn resume(&mut self, i: usize) {
+        self.members[i].resume();
+    }
+
+    /// Launches member `i` again with the same arguments (data dir included) and waits until
+    /// it is ready.
+    #[track_caller]
+    pub fn restart(&mut self, i: usize) {
+        self.members[i].launch();
+        self.wait_ready(i);
+    }
+
+    /// Launches every registered member that is not running (all at once, so a cluster without
+    /// quorum can form again), then waits until all are ready.
+    #[track_caller]
+    pub fn restart_all(&mut self) {
+        for i in 0..self.members.len() {
+            if self.registered[i] && !self.members[i].is_launched() {
+                self.members[i].launch();
+            }
+        }
+        self.wait_all_ready();
+    }
+
+    /// Launches a new member `name` (fresh ports, empty data dir, the cluster's extra flags,
+    /// `-C <peer address of the first live member>`) without waiting; it is not registered.
+    #[track_caller]
+    pub fn launch_joiner(&mut self, name: &str) -> usize {
+        let via = *self
+            .live()
+            .first()
+            .expect("launch_joiner: no live member to join through");
+        let join = self.members[via].peer_addr();
+        self.launch_joiner_with(name, &join)
+    }
+
+    /// Like `launch_joiner`, with `-C <join>` (e.g. a comma-separated list of peer addresses).
+    pub fn launch_joiner_with(&mut self, name: &str, join: &str) -> usize {
+        let ports = free_ports_vec(2, &self.used_ports());
+        let mut args = self.extra.clone();
+        args.push("-C".to_string());
+        args.push(join.to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut node =
+            Node::prepare_in(&self.tmp.path().join(name), name, ports[0], ports[1], &args);
+        node.launch();
+        self.members.push(node);
+        self.registered.push(false);
+        self.members.len() - 1
+    }
+
+    /// Adds a member `name` through `-C` and waits until it and every live member are ready
+    /// and list it.
+    #[track_caller]
+    pub fn add_member(&mut self, name: &str) -> usize {
+        let i = self.launch_joiner(name);
+        self.registered[i] = true;
+        self.wait_ready(i);
+        self.wait_all_ready();
+        i
+    }
+
+    /// Like `add_member`, with `-C <join>`.
+    #[track_caller]
+    pub fn add_member_with(&mut self, name: &str, join: &str) -> usize {
+        let i = self.launch_joiner_with(name, join);
+        self.registered[i] = true;
+        self.wait_ready(i);
+        self.wait_all_ready();
+        i
+    }
+
+    /// All ports used by members so far (client and peer).
+    pub fn used_ports(&self) -> Vec<u16> {
+        self.members
+            .iter()
+            .flat_map(|m| [m.client_port, m.peer_port])
+            .collect()
+    }
+
+    /// `GET /v1/machines` on member `i`.
+    pub fn machines_on(&self, i: usize) -> Response {
+        self.members[i].get("/v1/machines")
+    }
+
+    /// `DELETE /v1/machines/<name of member>` on member `via`; on 200 the member counts as
+    /// removed. Returns the response.
+    #[track_caller]
+    pub fn remove_member(&mut self, via: usize, member: usize) -> Response {
+        let r = self.members[via].delete(&format!("/v1/machines/{}", self.members[member].name));
+        if r.status == 200 {
+            self.registered[member] = false;
+        }
+        r
+    }
+
+    /// `Node::set` on member `i`.
+    #[track_caller]
+    pub fn set(&self, i: usize, key: &str, value: &str) -> u64 {
+        self.members[i].set(key, value)
+    }
+
+    /// Polls `GET path` on member `i` until it answers 200 with exactly `expected`.
+    #[track_caller]
+    pub fn wait_body(&mut self, i: usize, path: &str, expected: &str) -> Response {
+        self.wait_get(
+            i,
+            path,
+            CONVERGE_TIMEOUT,
+            &format!("exactly {expected:?}"),
+            |r| r.status == 200 && r.text() == expected,
+        )
+    }
+
+    /// Polls `GET /v1/keys/<key>` on member `i` until it answers 200 with this value.
+    #[track_caller]
+    pub fn wait_value(&mut self, i: usize, key: &str, value: &str) -> Response {
+        let path = format!("/v1/keys/{key}");
+        self.wait_get(
+            i,
+            &path,
+            CONVERGE_TIMEOUT,
+            &format!("value {value:?}"),
+            |r| {
+                r.status == 200
+                    && serde_json::from_slice::<serde_json::Value>(&r.body)
+                        .is_ok_and(|v| v["value"].as_str() == Some(value))
+            },
+        )
+    }
+
+    /// `wait_value` on every live member.
+    #[track_caller]
+    pub fn wait_converged(&mut self, key: &str, value: &str) {
+        for i in self.live() {
+            self.wait_value(i, key, value);
+        }
+    }
+
+    /// `wait_body` on every live member.
+    #[track_caller]
+    pub fn wait_body_everywhere(&mut self, path: &str, expected: &str) {
+        for i in self.live() {
+            self.wait_body(i, path, expected);
+        }
+    }
+
+    /// Polls `GET path` on member `i` until `accept` says yes (bounded by `timeout`).
+    #[track_caller]
+    pub fn wait_get(
+        &mut self,
+        i: usize,
+        path: &str,
+        timeout: Duration,
+        what: &str,
+        mut accept: impl FnMut(&Response) -> bool,
+    ) -> Response {
+        let addr = self.members[i].client_addr();
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.members[i].assert_running();
+            let r = try_request(&addr, "GET", path, None, PROBE_TIMEOUT);
+            if let Ok(r) = &r {
+                if accept(r) {
+                    return r.clone();
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "GET {path} on {} did not answer {what} within {timeout:?}; last answer: {}",
+                    self.members[i].name,
+                    describe(&r)
+                );
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// A one-line description of every member (for failure output).
+    pub fn summary(&self) -> String {
+        self.members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                format!(
+                    "{} (#{i}): client {} peer {} registered={} launched={} paused={}",
+                    m.name,
+                    m.client_url(),
+                    m.peer_url(),
+                    self.registered[i],
+                    m.is_launched(),
+                    m.is_paused()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if thread::panicking() || show_logs() {
+            eprintln!(
+                "===== cluster in {} =====\n{}",
+                self.tmp.path().display(),
+                self.summary()
+            );
+        }
+        // Continue paused members, so every process can be killed and reaped.
+        for m in &mut self.members {
+            m.resume();
+        }
+        // The members are killed, and their logs printed on panic, by `Drop for Node`.
+    }
+}
+
+/// `status "body"` of a response, or the error (for failure messages; bodies shortened).
+pub fn describe(r: &io::Result<Response>) -> String {
+    match r {
+        Ok(r) => format!("{} {:?}", r.status, short(&r.text())),
+        Err(e) => format!("error: {e}"),
     }
 }
