@@ -8,5 +8,6 @@ pub mod logger;
 pub mod raft;
 pub mod server;
 pub mod snap;
+pub mod tls;
 pub mod transport;
 pub mod wal;

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use crate::config::{self, Config, NodeInfo};
 use crate::http::{self, App};
 use crate::raft::{self, driver::StartError, storage::DiskStorage};
-use crate::transport;
+use crate::{tls, transport};
 
 /// How long in-flight requests may take to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,9 +48,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The configuration asks for something this build does not do yet.
-    #[error("{0}")]
-    Unsupported(String),
+    /// A TLS file is missing, unreadable, mismatched or expired.
+    #[error(transparent)]
+    Tls(#[from] tls::Error),
     /// The raft driver stopped before the node was ready.
     #[error("the raft driver stopped during start-up")]
     DriverStopped,
@@ -62,6 +62,18 @@ pub enum Error {
 /// Runs a node until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let node = prepare_data_dir(&config)?;
+    let client_tls = tls::server_config(&node.client_tls, tls::Side::Client)?;
+    let peer_tls = tls::server_config(&node.peer_tls, tls::Side::Peer)?;
+    let peer_connector =
+        tls::peer_client_config(&node.peer_tls)?.map(tokio_rustls::TlsConnector::from);
+    // Stored only once it is known to work, so that a start with a wrong flag does not pin
+    // that flag for every later start.
+    if !config::info_path(&config.data_dir).exists() {
+        config::save_info(&config.data_dir, &node).map_err(|source| Error::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+    }
     let registration = Command::Join {
         id: node.id,
         name: node.name.clone(),
@@ -78,7 +90,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         if peers.is_empty() {
             Some(registration)
         } else {
-            seed_peers = join_cluster(&registration, &peers, config.join_retries).await?;
+            seed_peers = join_cluster(
+                &registration,
+                &peers,
+                config.join_retries,
+                peer_connector.as_ref(),
+            )
+            .await?;
             None
         }
     };
@@ -90,6 +108,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         election_ticks: (config.election_ms / config.heartbeat_ms) as usize,
         snapshot_count: config.snapshot_count,
         seed_peers,
+        peer_tls: peer_connector,
     };
     let raft::Started {
         handle,
@@ -118,22 +137,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         max_members: config.max_cluster_size,
         shutdown: stop_rx.clone(),
     };
-    let serve = |listener: TcpListener, router: axum::Router| {
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let stopped = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(stopped)
-                .await
-            {
-                tracing::error!("server error: {e}");
-            }
-        })
-    };
-    let client = serve(client_listener, http::client_router(app.clone()));
-    let peer = serve(peer_listener, http::peer_router(app));
+    let client = serve(
+        client_listener,
+        client_tls,
+        "client",
+        http::client_router(app.clone()),
+        &stop_rx,
+    );
+    let peer = serve(
+        peer_listener,
+        peer_tls,
+        "peer",
+        http::peer_router(app),
+        &stop_rx,
+    );
     println!(
         "etcd server [{}] listening on {}",
         node.name,
@@ -165,6 +182,37 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     handle.shutdown();
     let _ = tokio::task::spawn_blocking(move || driver.join()).await;
     Ok(())
+}
+
+/// Serves `router` on `listener` (over TLS with `tls`) until `stop` turns true.
+fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    what: &'static str,
+    router: axum::Router,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let mut stop = stop.clone();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tokio::spawn(async move {
+        let result = match tls {
+            Some(config) => {
+                axum::serve(tls::TlsListener::new(listener, config, what), router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            None => {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!("{what} server error: {e}");
+        }
+    })
 }
 
 /// Peer addresses to join through: `-C`, or else the contents of `-CF`.
@@ -203,7 +251,9 @@ async fn join_cluster(
     registration: &Command,
     peers: &[String],
     rounds: u32,
+    tls: Option<&tokio_rustls::TlsConnector>,
 ) -> Result<BTreeMap<u64, String>, Error> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let body = registration.encode();
     let mut last_error = String::from("no peer answered");
     for round in 0..rounds.max(1) {
@@ -211,9 +261,9 @@ async fn join_cluster(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         for peer in peers {
-            let url = format!("http://{peer}");
+            let url = format!("{scheme}://{peer}");
             let attempt = async {
-                let mut conn = transport::connect(&url).await?;
+                let mut conn = transport::connect(&url, tls).await?;
                 transport::post(&mut conn, &url, "/join", body.clone(), JOIN_ATTEMPT_TIMEOUT).await
             };
             match attempt.await {
@@ -233,7 +283,12 @@ async fn join_cluster(
                     Some(e) => last_error = format!("{peer} refused the join: {e}"),
                     None => last_error = format!("{peer} answered {status}"),
                 },
-                Err(e) => last_error = e,
+                Err(e) => {
+                    last_error = e;
+                    if tls.is_none() {
+                        last_error.push_str(" (if the cluster uses TLS between members, this member needs -serverCert/-serverKey too)");
+                    }
+                }
             }
             tracing::warn!("join through {peer} failed: {last_error}");
         }
@@ -244,7 +299,8 @@ async fn join_cluster(
     )))
 }
 
-/// Applies `-f`, loads or stores the node configuration, and refuses what is not built yet.
+/// Applies `-f` and loads the stored node configuration (or takes the flags' one, with a new
+/// raft id).
 fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
     let dir = &config.data_dir;
     let data_err = |source| Error::DataDir {
@@ -281,14 +337,6 @@ fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
             node
         }
     };
-    if node.client_tls.is_set() || node.peer_tls.is_set() {
-        return Err(Error::Unsupported(
-            "TLS (-clientCert/-clientKey/-clientCAFile, -serverCert/-serverKey/-serverCAFile) is not built yet; see issue #4".into(),
-        ));
-    }
-    if !config::info_path(dir).exists() {
-        config::save_info(dir, &node).map_err(data_err)?;
-    }
     Ok(node)
 }
 

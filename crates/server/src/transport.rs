@@ -15,7 +15,9 @@
 //!
 //! Wire format of a `/raft` body: repeated `len: u32 LE` + protobuf `eraftpb.Message`.
 //!
-//! Not here: TLS (issue #4); receiving (see `http/peer.rs`).
+//! With peer TLS on, every connection is TLS, presenting this member's peer certificate.
+//!
+//! Not here: receiving (see `http/peer.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -82,6 +84,7 @@ struct Peer {
 /// The raft thread's outbound side. Owned by the driver.
 pub struct Transport {
     runtime: tokio::runtime::Handle,
+    tls: Option<tokio_rustls::TlsConnector>,
     /// Where to report unreachable peers and snapshot outcomes.
     driver: std::sync::mpsc::Sender<Request>,
     peers: HashMap<u64, Peer>,
@@ -92,11 +95,13 @@ impl Transport {
     /// A transport that spawns its tasks on `runtime`.
     pub fn new(
         runtime: tokio::runtime::Handle,
+        tls: Option<tokio_rustls::TlsConnector>,
         driver: std::sync::mpsc::Sender<Request>,
         self_id: u64,
     ) -> Transport {
         Transport {
             runtime,
+            tls,
             driver,
             peers: HashMap::new(),
             self_id,
@@ -117,9 +122,13 @@ impl Transport {
                 continue;
             }
             let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
-            let task = self
-                .runtime
-                .spawn(run_peer(*id, url.clone(), rx, self.driver.clone()));
+            let task = self.runtime.spawn(run_peer(
+                *id,
+                url.clone(),
+                self.tls.clone(),
+                rx,
+                self.driver.clone(),
+            ));
             self.peers.insert(
                 *id,
                 Peer {
@@ -143,8 +152,12 @@ impl Transport {
                 continue;
             };
             if m.get_msg_type() == MessageType::MsgSnapshot {
-                self.runtime
-                    .spawn(send_snapshot(m, peer.url.clone(), self.driver.clone()));
+                self.runtime.spawn(send_snapshot(
+                    m,
+                    peer.url.clone(),
+                    self.tls.clone(),
+                    self.driver.clone(),
+                ));
                 continue;
             }
             if let Err(e) = peer.queue.try_send(m) {
@@ -167,6 +180,7 @@ type Sender = http1::SendRequest<Full<Bytes>>;
 async fn run_peer(
     id: u64,
     url: String,
+    tls: Option<tokio_rustls::TlsConnector>,
     mut rx: mpsc::Receiver<Message>,
     driver: std::sync::mpsc::Sender<Request>,
 ) {
@@ -187,7 +201,7 @@ async fn run_peer(
         let body = encode_batch(&batch);
         let result = async {
             if conn.as_ref().is_none_or(|c| c.is_closed()) {
-                conn = Some(connect(&url).await?);
+                conn = Some(connect(&url, tls.as_ref()).await?);
             }
             let sender = conn.as_mut().expect("connected above");
             post(sender, &url, "/raft", body, REQUEST_TIMEOUT).await
@@ -215,12 +229,17 @@ async fn run_peer(
     }
 }
 
-async fn send_snapshot(msg: Message, url: String, driver: std::sync::mpsc::Sender<Request>) {
+async fn send_snapshot(
+    msg: Message,
+    url: String,
+    tls: Option<tokio_rustls::TlsConnector>,
+    driver: std::sync::mpsc::Sender<Request>,
+) {
     let to = msg.to;
     let index = msg.get_snapshot().get_metadata().index;
     let body = encode_batch(std::slice::from_ref(&msg));
     let result = async {
-        let mut sender = connect(&url).await?;
+        let mut sender = connect(&url, tls.as_ref()).await?;
         post(&mut sender, &url, "/raft/snapshot", body, SNAPSHOT_TIMEOUT).await
     }
     .await;
@@ -245,15 +264,41 @@ fn authority(url: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
-/// Opens a keep-alive HTTP/1.1 connection to a peer URL.
-pub async fn connect(url: &str) -> Result<Sender, String> {
+/// What a connection runs over: TCP, or TLS over TCP.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// Opens a keep-alive HTTP/1.1 connection to a peer URL, over TLS when `tls` is given.
+pub async fn connect(
+    url: &str,
+    tls: Option<&tokio_rustls::TlsConnector>,
+) -> Result<Sender, String> {
     let addr = authority(url);
     let stream = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
         .await
         .map_err(|_| format!("connecting to {addr} timed out"))?
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(stream))
+    let io: Box<dyn Io> = match tls {
+        Some(connector) => {
+            let host = addr
+                .rsplit_once(':')
+                .map_or(addr, |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| format!("{host} is not a valid TLS server name: {e}"))?;
+            let handshake = connector.connect(name, stream);
+            Box::new(
+                tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, handshake)
+                    .await
+                    .map_err(|_| format!("TLS handshake with {addr} timed out"))?
+                    .map_err(|e| format!("TLS handshake with {addr} failed: {e}"))?,
+            )
+        }
+        None => Box::new(stream),
+    };
+    let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(io))
         .await
         .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
     tokio::spawn(async move {

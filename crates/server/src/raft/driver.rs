@@ -42,7 +42,7 @@ const MAX_BATCH: usize = 4096;
 const READ_RETRY_TICKS: u32 = 3;
 
 /// How the driver is set up.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// This member's raft id.
     pub id: u64,
@@ -58,6 +58,8 @@ pub struct Options {
     /// Peer URLs by raft id to use while the store knows no members yet (a member that just
     /// joined learns them from the join answer, before the leader's log reaches it).
     pub seed_peers: BTreeMap<u64, String>,
+    /// TLS for connections to other members, when peer TLS is on.
+    pub peer_tls: Option<tokio_rustls::TlsConnector>,
 }
 
 /// Errors that stop the node from starting.
@@ -164,7 +166,7 @@ pub fn start(
     let mut driver = Driver {
         raw_node,
         rx,
-        transport: Transport::new(runtime, tx, opts.id),
+        transport: Transport::new(runtime, opts.peer_tls.clone(), tx, opts.id),
         store,
         status,
         opts,
