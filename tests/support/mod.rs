@@ -1799,3 +1799,321 @@ pub fn describe(r: &io::Result<Response>) -> String {
         Err(e) => format!("error: {e}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+// ---------------------------------------------------------------------------------------------
+
+/// Path of a test certificate file in `fixtures/ca/` (see `fixtures/ca/gen.sh`).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join("ca")
+        .join(name)
+}
+
+/// `fixture(name)` as a string, for command lines.
+pub fn fixture_arg(name: &str) -> String {
+    fixture(name).display().to_string()
+}
+
+/// A rustls client configuration for the tests: trusts the CAs of one PEM file, optionally
+/// presents a client certificate. Cheap to clone.
+#[derive(Clone)]
+pub struct TlsClient {
+    config: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl TlsClient {
+    /// Trusts every certificate in `ca` (PEM); presents `client_cert` (certificate chain and
+    /// key, PEM) when the server asks for one. TLS 1.3 and 1.2, as the server chooses.
+    pub fn new(ca: &Path, client_cert: Option<(&Path, &Path)>) -> Result<TlsClient, String> {
+        TlsClient::with_versions(ca, client_cert, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// Like `new`, speaking TLS 1.2 only (where a refused client certificate fails inside the
+    /// handshake itself, not after it as in TLS 1.3).
+    pub fn new_tls12(ca: &Path, client_cert: Option<(&Path, &Path)>) -> Result<TlsClient, String> {
+        TlsClient::with_versions(ca, client_cert, &[&rustls::version::TLS12])
+    }
+
+    fn with_versions(
+        ca: &Path,
+        client_cert: Option<(&Path, &Path)>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Result<TlsClient, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let read_certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, String> {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!("{}: no certificate", path.display()));
+            }
+            Ok(certs)
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in read_certs(ca)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", ca.display()))?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        let config = match client_cert {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = read_certs(cert)?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| format!("{}: {e}", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("client certificate {}: {e}", cert.display()))?
+            }
+        };
+        Ok(TlsClient {
+            config: std::sync::Arc::new(config),
+        })
+    }
+}
+
+/// How a client API is reached: plain HTTP or HTTPS with a `TlsClient`.
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    Tls(TlsClient),
+}
+
+impl Transport {
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Transport::Plain => "http",
+            Transport::Tls(_) => "https",
+        }
+    }
+
+    /// `try_request` or `try_https_request`.
+    pub fn try_request(
+        &self,
+        addr: &str,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+        timeout: Duration,
+    ) -> io::Result<Response> {
+        match self {
+            Transport::Plain => try_request(addr, method, path, body, timeout),
+            Transport::Tls(tls) => try_https_request(addr, tls, method, path, body, timeout),
+        }
+    }
+}
+
+/// Reads one response from `stream` (any byte stream whose read deadline `set_timeout` sets),
+/// until it is complete or `deadline`. The logic of `read_response`.
+fn read_response_from<S: Read>(
+    stream: &mut S,
+    mut set_timeout: impl FnMut(&mut S, Duration) -> io::Result<()>,
+    deadline: Instant,
+) -> io::Result<Response> {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+    loop {
+        set_timeout(stream, remaining(deadline)?)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => {
+                return parse_response(&buf, true)
+                    .map_err(invalid)?
+                    .ok_or_else(unreachable_eof)
+            }
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(response) = parse_response(&buf, false).map_err(invalid)? {
+                    return Ok(response);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no complete response before the deadline; got {:?}",
+                        String::from_utf8_lossy(&buf)
+                    ),
+                ));
+            }
+            Err(e) => {
+                // A close without close_notify (or a reset) after the response: use it.
+                if let Ok(Some(response)) = parse_response(&buf, true) {
+                    return Ok(response);
+                }
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{e} (after {} response bytes: {:?})",
+                        buf.len(),
+                        String::from_utf8_lossy(&buf)
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// One HTTPS request (blocking rustls client, `Connection: close`). The server name is the
+/// host of `addr` (`127.0.0.1` is verified as an IP address). A failed handshake is an error
+/// whose text starts with `TLS handshake`; a refusal after the handshake (TLS 1.3 reports a
+/// refused client certificate then) is an error too: the result is `Ok` only for a complete
+/// HTTP response. A deadline passing is an error of kind `TimedOut`.
+pub fn try_https_request(
+    addr: &str,
+    tls: &TlsClient,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    timeout: Duration,
+) -> io::Result<Response> {
+    let deadline = Instant::now() + timeout;
+    let authority = host_port(addr);
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host);
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}")))?;
+    let conn = rustls::ClientConnection::new(tls.config.clone(), name)
+        .map_err(|e| io::Error::other(format!("TLS client for {addr}: {e}")))?;
+    let sock = connect(addr, deadline)?;
+    let mut stream = rustls::StreamOwned::new(conn, sock);
+    let timed_out = |e: io::Error| {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            io::Error::new(io::ErrorKind::TimedOut, e.to_string())
+        } else {
+            e
+        }
+    };
+
+    while stream.conn.is_handshaking() {
+        let left = remaining(deadline)?;
+        stream.sock.set_read_timeout(Some(left))?;
+        stream.sock.set_write_timeout(Some(left))?;
+        if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
+            let e = timed_out(e);
+            return Err(io::Error::new(
+                e.kind(),
+                format!("TLS handshake with {addr} failed: {e}"),
+            ));
+        }
+    }
+
+    let request = build_request(method, authority, path, body);
+    stream.sock.set_write_timeout(Some(remaining(deadline)?))?;
+    // A failed write (the server refused us after the handshake and closed) is judged by
+    // what can be read: usually the server's alert.
+    let written = stream.write_all(&request).and_then(|()| stream.flush());
+    let result = read_response_from(
+        &mut stream,
+        |s, left| s.sock.set_read_timeout(Some(left)),
+        deadline,
+    );
+    match (result, written) {
+        (Ok(response), _) => Ok(response),
+        (Err(e), Ok(())) => Err(io::Error::new(
+            e.kind(),
+            format!("{method} {path} over TLS on {addr}: {e}"),
+        )),
+        (Err(e), Err(w)) => Err(io::Error::new(
+            e.kind(),
+            format!("{method} {path} over TLS on {addr}: writing failed ({w}), then {e}"),
+        )),
+    }
+}
+
+/// One HTTPS request with a fresh `TlsClient` trusting `ca` and presenting `client_cert`;
+/// `Err` for handshake failures, refusals and missing responses (`REQUEST_TIMEOUT`).
+pub fn https_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    ca: &Path,
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<Response, String> {
+    let tls = TlsClient::new(ca, client_cert)?;
+    try_https_request(addr, &tls, method, path, body, REQUEST_TIMEOUT).map_err(|e| e.to_string())
+}
+
+impl Node {
+    /// A request to this node's client API through `transport`.
+    pub fn try_request_via(
+        &self,
+        transport: &Transport,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+        timeout: Duration,
+    ) -> io::Result<Response> {
+        transport.try_request(&self.client_addr(), method, path, body, timeout)
+    }
+
+    /// `try_request_via` with `REQUEST_TIMEOUT`; panics on a transport error.
+    pub fn request_via(
+        &self,
+        transport: &Transport,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Response {
+        self.try_request_via(transport, method, path, body, REQUEST_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{method} {path} on {}: {e}", self.name))
+    }
+
+    /// A form POST through `transport`.
+    pub fn post_form_via(
+        &self,
+        transport: &Transport,
+        path: &str,
+        pairs: &[(&str, &str)],
+    ) -> Response {
+        let body = form(pairs);
+        self.request_via(
+            transport,
+            "POST",
+            path,
+            Some((FORM_CONTENT_TYPE, body.as_bytes())),
+        )
+    }
+
+    /// Polls `GET /v1/leader` through `transport` until it answers 200 with `leader_url`
+    /// (within `READY_TIMEOUT`): `wait_ready` for a node whose client API is HTTPS or whose
+    /// peer URL is not `peer_url()`.
+    #[track_caller]
+    pub fn wait_ready_via(&mut self, transport: &Transport, leader_url: &str) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            self.assert_running();
+            let r = self.try_request_via(transport, "GET", "/v1/leader", None, PROBE_TIMEOUT);
+            if matches!(&r, Ok(r) if r.status == 200 && r.body == leader_url.as_bytes()) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} not ready within {READY_TIMEOUT:?}; last {}://.../v1/leader answer: {} \
+                     (expected 200 {leader_url:?})",
+                    self.name,
+                    transport.scheme(),
+                    describe(&r)
+                );
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+}
