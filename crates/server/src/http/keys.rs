@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use etcd_api::ErrorCode;
 use etcd_store::{path, Command, Got};
@@ -39,7 +39,13 @@ pub(super) async fn keys(
             _ => Ok(method_not_allowed()),
         }
     };
-    result.await.unwrap_or_else(IntoResponse::into_response)
+    let mut response = result.await.unwrap_or_else(IntoResponse::into_response);
+    // As etcd v2 does: the store's index with every answer, errors included (etcdctl shows it).
+    let index = app.raft.store.read().expect("store lock poisoned").index();
+    response
+        .headers_mut()
+        .insert("x-etcd-index", HeaderValue::from(index));
+    response
 }
 
 fn get(app: &App, key: &str) -> Result<Response, Error> {
