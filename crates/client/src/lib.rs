@@ -2,13 +2,15 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), etcd_client::Error> {
-//! use etcd_client::Client;
+//! use etcd_client::{Client, Got};
 //!
 //! let client = Client::new(["127.0.0.1:4001", "http://127.0.0.1:4002"])?;
 //! let set = client.set("/message", "Hello world", None).await?;
 //! assert_eq!(set.value.as_deref(), Some("Hello world"));
-//! let got = client.get("/message").await?;
-//! println!("{} = {:?} at index {}", got.key, got.value, got.index);
+//! match client.get("/message").await? {
+//!     Got::Value(v) => println!("{} = {:?} at index {}", v.key, v.value, v.index),
+//!     Got::Dir(entries) => println!("a directory of {}", entries.len()),
+//! }
 //!
 //! // Every change below /message, with no gap between polls.
 //! let mut changes = client.watch_stream("/message", Some(set.index + 1));
