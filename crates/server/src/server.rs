@@ -312,7 +312,9 @@ fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
             "-f: forgetting the node configuration and all data in '{}' (DATA LOSS)",
             dir.display()
         );
-        for sub in ["info", "wal", "snap"] {
+        // Data first, the configuration last: a crash in between leaves a data-less
+        // configuration (a fresh start), never old data under a new identity.
+        for sub in ["snap", "wal", "info"] {
             remove_if_present(&dir.join(sub)).map_err(data_err)?;
         }
     }

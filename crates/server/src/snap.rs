@@ -181,7 +181,11 @@ fn decode(bytes: &[u8]) -> std::result::Result<(Vec<u8>, Vec<u8>), String> {
     }
     let meta_len = u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")) as usize;
     let data_len = u64::from_le_bytes(body[4..12].try_into().expect("8 bytes")) as usize;
-    if 12 + meta_len + data_len != body.len() {
+    if 12usize
+        .checked_add(meta_len)
+        .and_then(|n| n.checked_add(data_len))
+        != Some(body.len())
+    {
         return Err("length fields disagree with the file size".into());
     }
     Ok((

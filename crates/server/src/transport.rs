@@ -162,6 +162,10 @@ impl Transport {
             }
             if let Err(e) = peer.queue.try_send(m) {
                 tracing::debug!("dropping a raft message: {e}");
+                let m = match e {
+                    mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+                };
+                report_undelivered(std::slice::from_ref(&m), &self.driver);
             }
         }
     }
@@ -199,14 +203,22 @@ async fn run_peer(
             }
         }
         let body = encode_batch(&batch);
-        let result = async {
-            if conn.as_ref().is_none_or(|c| c.is_closed()) {
-                conn = Some(connect(&url, tls.as_ref()).await?);
+        if conn.as_ref().is_none_or(|c| c.is_closed()) {
+            match connect(&url, tls.as_ref()).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    // Nothing of this batch left this member.
+                    tracing::debug!(peer = id, %url, "raft messages not delivered: {e}");
+                    report_undelivered(&batch, &driver);
+                    let _ = driver.send(Request::Unreachable(id));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
             }
-            let sender = conn.as_mut().expect("connected above");
-            post(sender, &url, "/raft", body, REQUEST_TIMEOUT).await
         }
-        .await;
+        let sender = conn.as_mut().expect("connected above");
+        let result = post(sender, &url, "/raft", body, REQUEST_TIMEOUT).await;
         match result {
             Ok((204, _)) => backoff = Duration::from_millis(50),
             Ok((410, _)) => {
@@ -226,6 +238,18 @@ async fn run_peer(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+/// Tells the driver which forwarded proposals in `msgs` were never sent.
+fn report_undelivered(msgs: &[Message], driver: &std::sync::mpsc::Sender<Request>) {
+    let contexts: Vec<Vec<u8>> = msgs
+        .iter()
+        .filter(|m| m.get_msg_type() == MessageType::MsgPropose)
+        .flat_map(|m| m.get_entries().iter().map(|e| e.context.to_vec()))
+        .collect();
+    if !contexts.is_empty() {
+        let _ = driver.send(Request::Undelivered(contexts));
     }
 }
 

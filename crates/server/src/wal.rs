@@ -116,9 +116,14 @@ pub struct Wal {
 }
 
 impl Wal {
-    /// True if `dir` holds at least one segment.
+    /// True if `dir` exists and is not empty. Anything in it counts (a stray file, an
+    /// unreadable directory): [`Wal::open`] then reports what is wrong, rather than a member
+    /// with data starting over as a new one.
     pub fn exists(dir: &Path) -> bool {
-        list_segments(dir).map(|s| !s.is_empty()).unwrap_or(false)
+        match fs::read_dir(dir) {
+            Ok(mut entries) => entries.next().is_some(),
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        }
     }
 
     /// Creates a new log in `dir` (created if missing), whose first entry will be `first_index`.
@@ -513,6 +518,21 @@ mod tests {
             Wal::open(tmp.path(), KINDS),
             Err(Error::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_directory_with_anything_in_it_counts_as_a_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("wal");
+        assert!(!Wal::exists(&dir));
+        fs::create_dir(&dir).unwrap();
+        assert!(!Wal::exists(&dir));
+        fs::write(dir.join("notes.txt"), b"x").unwrap();
+        assert!(
+            Wal::exists(&dir),
+            "a stray file must not make a member start over"
+        );
+        assert!(matches!(Wal::open(&dir, KINDS), Err(Error::BadName(_))));
     }
 
     #[test]

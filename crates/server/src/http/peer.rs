@@ -92,12 +92,51 @@ async fn step_all(app: &App, body: Body, limit: usize) -> Response {
         )
             .into_response();
     }
+    // A proposal that the state machine could not decode would be committed and then stop
+    // every member at every restart: refuse it here.
+    if let Some(reason) = msgs.iter().find_map(invalid_proposal) {
+        tracing::warn!("refusing a raft proposal from a peer: {reason}");
+        return (StatusCode::BAD_REQUEST, reason).into_response();
+    }
     for m in msgs {
         if app.raft.step(m).is_err() {
             return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
         }
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Why a forwarded proposal must not enter the log, if it must not.
+fn invalid_proposal(m: &raft::eraftpb::Message) -> Option<String> {
+    use protobuf::Message as _;
+    use raft::eraftpb::{ConfChangeV2, EntryType, MessageType};
+    if m.get_msg_type() != MessageType::MsgPropose {
+        return None;
+    }
+    m.get_entries().iter().find_map(|e| {
+        let context = match e.get_entry_type() {
+            EntryType::EntryNormal if e.data.is_empty() => return None,
+            EntryType::EntryNormal => {
+                return Command::decode(&e.data).err().map(|err| err.to_string())
+            }
+            EntryType::EntryConfChange => match ConfChange::parse_from_bytes(&e.data) {
+                Ok(cc) => cc.context,
+                Err(err) => return Some(err.to_string()),
+            },
+            EntryType::EntryConfChangeV2 => match ConfChangeV2::parse_from_bytes(&e.data) {
+                Ok(cc) => cc.context,
+                Err(err) => return Some(err.to_string()),
+            },
+        };
+        if context.is_empty() {
+            return None;
+        }
+        match Command::decode(&context) {
+            Ok(Command::Join { .. } | Command::Leave { .. }) => None,
+            Ok(_) => Some("a configuration change must carry a join or a leave".into()),
+            Err(err) => Some(err.to_string()),
+        }
+    })
 }
 
 /// `POST /join`.
@@ -178,4 +217,33 @@ pub(super) async fn remove_member(State(app): State<App>, Path(name): Path<Strin
         }
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::eraftpb::{Entry, Message, MessageType};
+
+    fn proposal(data: &[u8]) -> Message {
+        Message {
+            msg_type: MessageType::MsgPropose,
+            entries: vec![Entry {
+                data: data.to_vec().into(),
+                ..Default::default()
+            }]
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn undecodable_proposals_are_refused_at_the_door() {
+        assert!(invalid_proposal(&proposal(b"garbage")).is_some());
+        assert!(invalid_proposal(&proposal(b"")).is_none());
+        let ok = Command::Delete { key: "/k".into() }.encode();
+        assert!(invalid_proposal(&proposal(&ok)).is_none());
+        let mut heartbeat = proposal(b"garbage");
+        heartbeat.msg_type = MessageType::MsgHeartbeat;
+        assert!(invalid_proposal(&heartbeat).is_none());
+    }
 }

@@ -176,7 +176,6 @@ pub fn start(
         boot: clock::now() as u64,
         next_seq: 1,
         pending: HashMap::new(),
-        checked_term: 0,
         waiting: VecDeque::new(),
         reads: HashMap::new(),
         reads_waiting: Vec::new(),
@@ -227,8 +226,6 @@ struct Pending {
     proposal: Proposal,
     reply: Reply,
     since: Instant,
-    /// The raft term when it was proposed: its entry, if any, has this term.
-    term: u64,
 }
 
 /// A proposal waiting for a leader.
@@ -261,8 +258,6 @@ struct Driver {
     next_seq: u64,
     /// Proposals in the log, by sequence number, waiting to be applied.
     pending: HashMap<u64, Pending>,
-    /// Highest term of an applied entry for which lost proposals were already looked for.
-    checked_term: u64,
     /// Proposals waiting for a leader.
     waiting: VecDeque<Waiting>,
     /// Read index requests given to raft, by sequence number.
@@ -316,7 +311,7 @@ impl Driver {
                 self.on_ready();
             }
             if !self.waiting.is_empty() && self.leader_known() {
-                // Proposals found lost while applying go out now, not a tick later.
+                // Proposals queued again while handling requests go out now, not a tick later.
                 self.retry_waiting();
                 self.on_ready();
             }
@@ -356,6 +351,7 @@ impl Driver {
                 }
             }
             Request::Unreachable(id) => self.raw_node.report_unreachable(id),
+            Request::Undelivered(contexts) => self.requeue_undelivered(contexts),
             Request::Removed => {
                 if !self.removed {
                     self.removed = true;
@@ -397,14 +393,12 @@ impl Driver {
         };
         match result {
             Ok(()) => {
-                let term = self.raw_node.raft.term;
                 self.pending.insert(
                     seq,
                     Pending {
                         proposal,
                         reply,
                         since,
-                        term,
                     },
                 );
             }
@@ -566,13 +560,14 @@ impl Driver {
         self.transport.send(ready.take_messages());
         if !ready.snapshot().is_empty() {
             let snap = ready.snapshot().clone();
+            // Decoded before anything is persisted: a bad snapshot must not outlive a restart.
+            let data = StoreSnapshot::decode(&snap.data).unwrap_or_else(|e| {
+                fatal(&format!("snapshot from the leader does not decode: {e}"))
+            });
             fatal_on_err(
                 self.raw_node.mut_store().apply_snapshot(&snap),
                 "applying a snapshot",
             );
-            let data = StoreSnapshot::decode(&snap.data).unwrap_or_else(|e| {
-                fatal(&format!("snapshot from the leader does not decode: {e}"))
-            });
             let fired = write_store(&self.store).restore(data);
             for (w, ev) in fired {
                 let _ = w.send(ev);
@@ -615,26 +610,19 @@ impl Driver {
         self.answer_reads();
     }
 
-    /// Queues again what can no longer be in the log. An entry has the term of the leader
-    /// that appended it, and terms never decrease along the log; so once an entry of term `t`
-    /// is applied, a proposal made in an earlier term that has not been applied never will be
-    /// (its leader died or stepped down before replicating it). Proposing it again cannot apply
-    /// it twice. (It is proposed from the loop, not here: raft must not be driven between
-    /// `ready` and `advance`.)
-    fn requeue_lost(&mut self, t: u64) {
-        let lost: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.term < t)
-            .map(|(seq, _)| *seq)
-            .collect();
-        for seq in lost {
-            let p = self.pending.remove(&seq).expect("listed above");
-            tracing::debug!(
-                seq,
-                term = p.term,
-                "proposal lost with its leader; proposing again"
-            );
+    /// Queues again proposals whose messages never left this member (the transport could not
+    /// connect, or the queue was full): nobody can have appended them, so proposing them again
+    /// cannot apply them twice. (Proposals that may have been delivered are never re-proposed:
+    /// they succeed or time out.)
+    fn requeue_undelivered(&mut self, contexts: Vec<Vec<u8>>) {
+        for context in contexts {
+            let Some(p) = self
+                .own_seq(&context)
+                .and_then(|seq| self.pending.remove(&seq))
+            else {
+                continue;
+            };
+            tracing::debug!("proposal not delivered to the leader; proposing again");
             self.waiting.push_back(Waiting {
                 proposal: p.proposal,
                 reply: p.reply,
@@ -663,13 +651,11 @@ impl Driver {
         let mut replies = Vec::new();
         let mut membership_changed = false;
         let mut refused = Vec::new();
-        let mut max_term = 0;
         let store = self.store.clone();
         {
             let mut store = write_store(&store);
             for e in entries {
                 let index = e.index;
-                max_term = max_term.max(e.term);
                 let command = match e.get_entry_type() {
                     EntryType::EntryNormal if e.data.is_empty() => {
                         // Raft turns a configuration change proposed while another is pending
@@ -719,10 +705,7 @@ impl Driver {
                 )));
             }
         }
-        if max_term > self.checked_term {
-            self.checked_term = max_term;
-            self.requeue_lost(max_term);
-        }
+
         if membership_changed {
             self.update_peers();
         }

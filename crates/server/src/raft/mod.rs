@@ -114,6 +114,8 @@ pub enum Request {
     Step(Message),
     /// A peer could not be reached.
     Unreachable(u64),
+    /// Proposals (by entry context) that were never sent: the connection failed before it.
+    Undelivered(Vec<Vec<u8>>),
     /// A peer answered that this member has been removed from the cluster.
     Removed,
     /// How sending a snapshot to a peer went.

@@ -165,10 +165,13 @@ impl DiskStorage {
         }
         if let Some(at) = entries.iter().find(|e| e.index == snapshot.index) {
             if at.term != snapshot.term {
-                return Err(Error::Inconsistent(format!(
-                    "snapshot at {} has term {}, the log has term {} there",
-                    snapshot.index, snapshot.term, at.term
-                )));
+                // A crash while installing a leader's snapshot, after the file and before the
+                // log reset: the snapshot is committed state, so the log's tail is stale.
+                tracing::warn!(
+                    index = snapshot.index,
+                    "the log disagrees with the newest snapshot at its index; dropping the log's tail"
+                );
+                entries.clear();
             }
         }
         entries.retain(|e| e.index > snapshot.index);
