@@ -82,7 +82,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     // A member with a log restarts from it (and rejoins silently); a new one either joins the
     // cluster named by -C/-CF or starts a new cluster of its own.
-    let mut seed_peers = Default::default();
+    let peers_file = config.data_dir.join("peers");
+    let mut seed_peers = load_peers(&peers_file);
     let registration = if DiskStorage::exists(&config.data_dir) {
         None
     } else {
@@ -97,6 +98,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 peer_connector.as_ref(),
             )
             .await?;
+            // Kept until the log names the members: a restart before then still reaches them.
+            save_peers(&peers_file, &seed_peers).map_err(|source| Error::DataDir {
+                path: peers_file.display().to_string(),
+                source,
+            })?;
             None
         }
     };
@@ -182,6 +188,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     handle.shutdown();
     let _ = tokio::task::spawn_blocking(move || driver.join()).await;
     Ok(())
+}
+
+/// Peer URLs by raft id saved by a member that joined (empty if none).
+fn load_peers(path: &Path) -> BTreeMap<u64, String> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn save_peers(path: &Path, peers: &BTreeMap<u64, String>) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec(peers).map_err(std::io::Error::other)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Serves `router` on `listener` (over TLS with `tls`) until `stop` turns true.
@@ -314,7 +339,7 @@ fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
         );
         // Data first, the configuration last: a crash in between leaves a data-less
         // configuration (a fresh start), never old data under a new identity.
-        for sub in ["snap", "wal", "info"] {
+        for sub in ["snap", "wal", "wal.tmp", "peers", "info"] {
             remove_if_present(&dir.join(sub)).map_err(data_err)?;
         }
     }

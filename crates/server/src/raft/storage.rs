@@ -84,27 +84,41 @@ impl DiskStorage {
     }
 
     /// Creates the storage of a brand-new member whose log starts with `initial` entries
-    /// (already committed per `hard_state`), all durable when this returns.
+    /// (already committed per `hard_state`), all durable when this returns. The log is built
+    /// in `wal.tmp` and renamed into place, so a crash leaves either no log or a complete one.
     pub fn create(
         data_dir: &Path,
         hard_state: HardState,
         initial: &[Entry],
     ) -> Result<DiskStorage> {
-        let wal = Wal::create(&data_dir.join("wal"), 1, KINDS)?;
-        let snaps = Snapshotter::open(&data_dir.join("snap"))?;
-        let mut s = DiskStorage {
-            wal,
-            snaps,
-            hard_state: HardState::default(),
-            snapshot: SnapshotMetadata::default(),
-            offset: (0, 0),
-            entries: Vec::new(),
-            snapshot_wanted: Cell::new(false),
+        let tmp = data_dir.join("wal.tmp");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Wal(wal::Error::Io { path, source })
         };
-        s.append(initial);
-        s.set_hard_state(&hard_state);
-        s.persist()?;
-        Ok(s)
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        }
+        {
+            let mut wal = Wal::create(&tmp, 1, KINDS)?;
+            for e in initial {
+                wal.append(
+                    KIND_ENTRY,
+                    &e.write_to_bytes().expect("encoding an entry cannot fail"),
+                );
+            }
+            wal.append(
+                KIND_HARD_STATE,
+                &hard_state
+                    .write_to_bytes()
+                    .expect("encoding a hard state cannot fail"),
+            );
+            wal.sync()?;
+        }
+        let dir = data_dir.join("wal");
+        std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
+        wal::sync_dir(data_dir)?;
+        Ok(DiskStorage::open(data_dir)?.storage)
     }
 
     /// Opens an existing data directory (see the module docs).
