@@ -1,0 +1,714 @@
+//! Jepsen-style fault injection (spec section 7: "`?consistent=true` on a GET makes it
+//! linearizable"; writes may be sent to any member; killed members catch up when restarted).
+//!
+//! Six client threads run sets, consistent reads, test-and-sets and deletes on three keys,
+//! against random members of a three-member cluster, while a nemesis kills, restarts, pauses
+//! and resumes members (the leader or a random one, never more than one at a time). Every
+//! operation is recorded with its invocation and completion time and its outcome, and the
+//! whole history must be linearizable (`etcd_lincheck::check`). Afterwards every member must
+//! be running again and agree with the leader on every key.
+//!
+//! Outcome rules: a request that could not be sent (connection refused) did not happen and is
+//! left out; any other failure (a timeout, a reset, a 5xx such as 500/300) is "unknown": the
+//! write may or may not have taken effect. A read with an unknown outcome has no effect and is
+//! left out. Plain (non-consistent) reads may be stale by design and are never checked.
+//!
+//! `ETCD_FAULT_SECS` sets how long operations run (default 20 s); `ETCD_FAULT_SEED` replays a
+//! seed (the schedule of random choices; timing still varies).
+
+mod support;
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use etcd_lincheck::{check, Input, Op, Output};
+use support::*;
+
+/// The keys the clients work on (`/v1/keys/jepsen/k0` ...).
+const KEYS: [&str; 3] = ["jepsen/k0", "jepsen/k1", "jepsen/k2"];
+/// Client threads.
+const CLIENTS: usize = 6;
+/// Deadline of one client operation. A write may legitimately wait about 5 s for a leader
+/// before failing with 500/300, so a bit more than that.
+const OP_TIMEOUT: Duration = Duration::from_millis(5500);
+/// How long a paused member stays stopped: well beyond the 500 ms election timeout.
+const PAUSE_FOR: Duration = Duration::from_millis(1500);
+/// How long a killed member stays down before it is restarted.
+const DOWN_FOR: Duration = Duration::from_millis(1000);
+/// Default duration of the operation phase.
+const DEFAULT_SECS: u64 = 20;
+/// How long the members may take to agree on every key after the faults stop.
+const FINAL_CONVERGE: Duration = Duration::from_secs(30);
+/// The `client` number of the final consistent reads added to the history.
+const FINAL_READER: usize = 99;
+
+// ---------------------------------------------------------------------------------------------
+// Random numbers
+// ---------------------------------------------------------------------------------------------
+
+/// xorshift64* seeded through splitmix64 (no dependency, reproducible from the printed seed).
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        Rng(if z == 0 { 0x2545_F491_4F6C_DD1D } else { z })
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn index(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
+    }
+
+    /// Uniform in `lo..hi` milliseconds.
+    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(lo + self.below(hi - lo))
+    }
+}
+
+fn seed_from_env_or_clock() -> u64 {
+    match std::env::var("ETCD_FAULT_SEED") {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("ETCD_FAULT_SEED={s:?}: {e}")),
+        Err(_) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos() as u64,
+    }
+}
+
+fn fault_secs() -> u64 {
+    match std::env::var("ETCD_FAULT_SECS") {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("ETCD_FAULT_SECS={s:?}: {e}")),
+        Err(_) => DEFAULT_SECS,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recorder and client operations
+// ---------------------------------------------------------------------------------------------
+
+/// The four kinds of client operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Set,
+    Read,
+    Cas,
+    Delete,
+}
+
+const KINDS: [Kind; 4] = [Kind::Set, Kind::Read, Kind::Cas, Kind::Delete];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Set => "set",
+            Kind::Read => "read",
+            Kind::Cas => "cas",
+            Kind::Delete => "delete",
+        }
+    }
+}
+
+/// What became of one request.
+enum Outcome {
+    /// An outcome for the history.
+    Record(Output),
+    /// The request was never sent (connection refused): it did not happen.
+    NotSent,
+    /// An answer the API does not allow for this request: recorded as unknown (a read: left
+    /// out) and reported as a failure of the test.
+    Anomaly(String),
+}
+
+/// Counts per kind: successful (ok / found / not found / deleted either way), failed
+/// (test-and-set refused), unknown, not sent.
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    ok: [u64; 4],
+    failed: [u64; 4],
+    unknown: [u64; 4],
+    not_sent: [u64; 4],
+}
+
+impl Stats {
+    fn add(&mut self, other: &Stats) {
+        for k in 0..4 {
+            self.ok[k] += other.ok[k];
+            self.failed[k] += other.failed[k];
+            self.unknown[k] += other.unknown[k];
+            self.not_sent[k] += other.not_sent[k];
+        }
+    }
+
+    fn total(&self) -> u64 {
+        (0..4)
+            .map(|k| self.ok[k] + self.failed[k] + self.unknown[k] + self.not_sent[k])
+            .sum()
+    }
+
+    /// Successful sets and test-and-sets.
+    fn successful_writes(&self) -> u64 {
+        self.ok[0] + self.ok[2]
+    }
+
+    fn successful_reads(&self) -> u64 {
+        self.ok[1]
+    }
+
+    fn line(&self) -> String {
+        KINDS
+            .iter()
+            .enumerate()
+            .map(|(k, kind)| {
+                format!(
+                    "{} ok={} failed={} unknown={} not-sent={}",
+                    kind.name(),
+                    self.ok[k],
+                    self.failed[k],
+                    self.unknown[k],
+                    self.not_sent[k]
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// The `errorCode` of a JSON error body.
+fn error_code(r: &Response) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(&r.body)
+        .ok()?
+        .get("errorCode")?
+        .as_u64()
+}
+
+/// The `value` of a JSON key result (`None` if the body is not one).
+fn json_value(r: &Response) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(&r.body)
+        .ok()?
+        .get("value")?
+        .as_str()
+        .map(String::from)
+}
+
+/// Classifies the result of one request of `kind` (`new`: the value a set or test-and-set
+/// wrote).
+fn classify(kind: Kind, new: Option<&str>, result: &io::Result<Response>) -> Outcome {
+    let r = match result {
+        Ok(r) => r,
+        // connect(2) refused: nothing was sent.
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Outcome::NotSent,
+        // Timeout, reset, truncated answer...: it may have happened.
+        Err(_) => return Outcome::Record(Output::Unknown),
+    };
+    // 500/300 (no quorum, commit timeout), 503...: the write may still be committed.
+    if r.status >= 500 {
+        return Outcome::Record(Output::Unknown);
+    }
+    let code = error_code(r);
+    let anomaly = || {
+        Outcome::Anomaly(format!(
+            "{} answered {} {:?}",
+            kind.name(),
+            r.status,
+            short(&r.text())
+        ))
+    };
+    match (kind, r.status, code) {
+        (Kind::Set | Kind::Cas, 200, _) => {
+            if json_value(r).as_deref() == new {
+                Outcome::Record(Output::Ok)
+            } else {
+                anomaly()
+            }
+        }
+        (Kind::Cas, 400, Some(101)) | (Kind::Cas, 404, Some(100)) => {
+            Outcome::Record(Output::Failed)
+        }
+        (Kind::Read, 200, _) => match json_value(r) {
+            Some(v) => Outcome::Record(Output::Read(Some(v))),
+            None => anomaly(),
+        },
+        (Kind::Read, 404, Some(100)) => Outcome::Record(Output::Read(None)),
+        (Kind::Delete, 200, _) => Outcome::Record(Output::Deleted(true)),
+        (Kind::Delete, 404, Some(100)) => Outcome::Record(Output::Deleted(false)),
+        _ => anomaly(),
+    }
+}
+
+/// What one client thread produced.
+struct ClientRun {
+    history: Vec<Op>,
+    stats: Stats,
+    anomalies: Vec<String>,
+}
+
+fn now_nanos(start: Instant) -> u64 {
+    start.elapsed().as_nanos() as u64
+}
+
+/// One client: random operations on random members until `until` (no operation starts after
+/// it). `start` is the common time origin of the history.
+fn run_client(
+    id: usize,
+    addrs: &[String],
+    seed: u64,
+    start: Instant,
+    until: Instant,
+    stop: &AtomicBool,
+) -> ClientRun {
+    let mut rng = Rng::new(seed ^ (id as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let mut run = ClientRun {
+        history: Vec::new(),
+        stats: Stats::default(),
+        anomalies: Vec::new(),
+    };
+    // The last value this client saw in or wrote to each key (for test-and-set).
+    let mut recent: [Option<String>; KEYS.len()] = Default::default();
+    let mut seq: u64 = 0;
+    while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+        let addr = &addrs[rng.index(addrs.len())];
+        let k = rng.index(KEYS.len());
+        let key = KEYS[k];
+        let path = format!("/v1/keys/{key}");
+        let kind = match rng.below(100) {
+            0..=29 => Kind::Set,
+            30..=64 => Kind::Read,
+            65..=84 => Kind::Cas,
+            _ => Kind::Delete,
+        };
+        seq += 1;
+        let new = format!("c{id}-{seq}");
+        let (input, method, path, body) = match kind {
+            Kind::Set => (
+                Input::Set(new.clone()),
+                "POST",
+                path,
+                Some(form(&[("value", &new)])),
+            ),
+            Kind::Read => (Input::Get, "GET", format!("{path}?consistent=true"), None),
+            Kind::Cas => {
+                let expected = match &recent[k] {
+                    Some(v) if rng.below(4) != 0 => v.clone(),
+                    // A random old value: maybe still there, maybe long gone.
+                    _ => format!("c{}-{}", rng.index(CLIENTS), rng.below(seq.max(2) - 1) + 1),
+                };
+                (
+                    Input::TestAndSet {
+                        expected: expected.clone(),
+                        new: new.clone(),
+                    },
+                    "POST",
+                    path,
+                    Some(form(&[("value", &new), ("prevValue", &expected)])),
+                )
+            }
+            Kind::Delete => (Input::Delete, "DELETE", path, None),
+        };
+        let call = now_nanos(start);
+        let result = try_request(
+            addr,
+            method,
+            &path,
+            body.as_deref().map(|b| (FORM_CONTENT_TYPE, b.as_bytes())),
+            OP_TIMEOUT,
+        );
+        let outcome = classify(kind, Some(new.as_str()), &result);
+        let ret = now_nanos(start);
+        let kidx = kind as usize;
+        let output = match outcome {
+            Outcome::NotSent => {
+                run.stats.not_sent[kidx] += 1;
+                continue;
+            }
+            Outcome::Anomaly(what) => {
+                run.anomalies.push(format!(
+                    "client {id} at {:.3}s on {addr} {method} {path}: {what}",
+                    call as f64 / 1e9
+                ));
+                Output::Unknown
+            }
+            Outcome::Record(output) => output,
+        };
+        match &output {
+            Output::Unknown => run.stats.unknown[kidx] += 1,
+            Output::Failed => run.stats.failed[kidx] += 1,
+            _ => run.stats.ok[kidx] += 1,
+        }
+        match (&input, &output) {
+            (_, Output::Unknown) if kind == Kind::Read => continue,
+            (Input::Set(v), Output::Ok) | (Input::TestAndSet { new: v, .. }, Output::Ok) => {
+                recent[k] = Some(v.clone())
+            }
+            (Input::Get, Output::Read(Some(v))) => recent[k] = Some(v.clone()),
+            _ => {}
+        }
+        run.history.push(Op {
+            client: id,
+            key: key.to_string(),
+            input,
+            output,
+            call,
+            ret,
+        });
+    }
+    run
+}
+
+/// Everything the clients produced, merged.
+struct Workload {
+    history: Vec<Op>,
+    stats: Stats,
+    anomalies: Vec<String>,
+}
+
+/// Starts `CLIENTS` client threads against `addrs`, running until `until`.
+fn spawn_clients(
+    addrs: &[String],
+    seed: u64,
+    start: Instant,
+    until: Instant,
+    stop: &Arc<AtomicBool>,
+) -> Vec<thread::JoinHandle<ClientRun>> {
+    (0..CLIENTS)
+        .map(|id| {
+            let addrs = addrs.to_vec();
+            let stop = stop.clone();
+            thread::Builder::new()
+                .name(format!("client{id}"))
+                .spawn(move || run_client(id, &addrs, seed, start, until, &stop))
+                .expect("spawn a client thread")
+        })
+        .collect()
+}
+
+fn join_clients(handles: Vec<thread::JoinHandle<ClientRun>>) -> Workload {
+    let mut w = Workload {
+        history: Vec::new(),
+        stats: Stats::default(),
+        anomalies: Vec::new(),
+    };
+    for h in handles {
+        let run = h.join().expect("a client thread panicked");
+        w.history.extend(run.history);
+        w.stats.add(&run.stats);
+        w.anomalies.extend(run.anomalies);
+    }
+    w
+}
+
+fn client_addrs(c: &Cluster) -> Vec<String> {
+    (0..c.len()).map(|i| c.member(i).client_addr()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nemesis
+// ---------------------------------------------------------------------------------------------
+
+/// The fault log, shared with the failure report.
+#[derive(Clone, Default)]
+struct FaultLog(Arc<Mutex<Vec<String>>>);
+
+impl FaultLog {
+    fn note(&self, start: Instant, what: String) {
+        let line = format!("[nemesis {:>8.3}s] {what}", start.elapsed().as_secs_f64());
+        eprintln!("{line}");
+        self.0.lock().expect("fault log").push(line);
+    }
+
+    fn dump(&self) -> String {
+        self.0.lock().expect("fault log").join("\n")
+    }
+}
+
+/// Runs faults until `until`, one at a time, each healed before the next starts. Returns the
+/// number of faults injected.
+fn nemesis(c: &mut Cluster, rng: &mut Rng, start: Instant, until: Instant, log: &FaultLog) -> u64 {
+    let mut faults = 0;
+    let mut round = 0usize;
+    loop {
+        // The first fault comes soon, then one every 1.5-2.5 s (plus the fault's own time).
+        let gap = if round == 0 {
+            rng.millis(500, 1000)
+        } else {
+            rng.millis(1500, 2500)
+        };
+        thread::sleep(gap);
+        if Instant::now() >= until {
+            return faults;
+        }
+        // A member that exited on its own (a crash) must not be masked by a kill.
+        c.check_alive();
+        // Rounds cycle through: kill a random member, kill the leader, pause a random member,
+        // pause the leader.
+        let kill = round % 4 < 2;
+        let on_leader = round % 2 == 1;
+        let target = if on_leader {
+            c.leader()
+        } else {
+            rng.index(c.len())
+        };
+        let role = if on_leader { "leader" } else { "random" };
+        let name = c.member(target).name.clone();
+        if kill {
+            log.note(start, format!("SIGKILL {name} ({role})"));
+            c.kill(target);
+            thread::sleep(DOWN_FOR);
+            log.note(start, format!("restart {name}"));
+            c.restart(target);
+            log.note(start, format!("{name} ready again"));
+        } else {
+            log.note(start, format!("SIGSTOP {name} ({role})"));
+            c.pause(target);
+            thread::sleep(PAUSE_FOR);
+            log.note(start, format!("SIGCONT {name}"));
+            c.resume(target);
+        }
+        faults += 1;
+        round += 1;
+    }
+}
+
+/// Every member running and not paused, and ready. The nemesis heals each fault itself, so
+/// this only finishes one it was interrupted in; a member that exited on its own fails the test.
+fn heal(c: &mut Cluster, start: Instant, log: &FaultLog) {
+    for i in 0..c.len() {
+        if c.member(i).is_paused() {
+            log.note(start, format!("heal: SIGCONT {}", c.member(i).name));
+            c.resume(i);
+        }
+        if !c.member(i).is_launched() {
+            log.note(start, format!("heal: relaunch {}", c.member(i).name));
+            c.member_mut(i).launch();
+        }
+    }
+    c.check_alive();
+    c.wait_all_ready();
+}
+
+/// Sets the flag when dropped (also on a panic), so the clients stop early.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convergence
+// ---------------------------------------------------------------------------------------------
+
+/// After the faults: for each key, a consistent read through the leader (added to the
+/// history), then every member's plain GET must show the same (bounded).
+fn converge(c: &mut Cluster, start: Instant, history: &mut Vec<Op>) {
+    let leader = c.leader();
+    let leader_addr = c.member(leader).client_addr();
+    for key in KEYS {
+        let path = format!("/v1/keys/{key}");
+        let deadline = Instant::now() + FINAL_CONVERGE;
+        let (value, call, ret) = loop {
+            let call = now_nanos(start);
+            let r = try_request(
+                &leader_addr,
+                "GET",
+                &format!("{path}?consistent=true"),
+                None,
+                OP_TIMEOUT,
+            );
+            let ret = now_nanos(start);
+            match classify(Kind::Read, None, &r) {
+                Outcome::Record(Output::Read(v)) => break (v, call, ret),
+                Outcome::Anomaly(what) => panic!("final consistent read of {key}: {what}"),
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no consistent read of {key} on the leader within {FINAL_CONVERGE:?}: {}",
+                describe(&r)
+            );
+            thread::sleep(POLL_INTERVAL);
+        };
+        history.push(Op {
+            client: FINAL_READER,
+            key: key.to_string(),
+            input: Input::Get,
+            output: Output::Read(value.clone()),
+            call,
+            ret,
+        });
+        for i in 0..c.len() {
+            c.wait_get(
+                i,
+                &path,
+                FINAL_CONVERGE,
+                &format!("the leader's {value:?}"),
+                |r| match &value {
+                    Some(v) => r.status == 200 && json_value(r).as_deref() == Some(v.as_str()),
+                    None => r.status == 404 && error_code(r) == Some(100),
+                },
+            );
+        }
+        eprintln!("converged: {key} = {value:?} on every member");
+    }
+}
+
+fn check_history(history: &[Op], seed: u64, faults: &FaultLog) -> Duration {
+    let started = Instant::now();
+    let result = check(history);
+    let took = started.elapsed();
+    if let Err(violation) = result {
+        panic!(
+            "NOT LINEARIZABLE (seed {seed}, checked in {took:?}):\n{violation}\n\
+             (times are nanoseconds since the start; faults:\n{})",
+            faults.dump()
+        );
+    }
+    took
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn histories_under_kills_and_pauses_are_linearizable_and_members_converge() {
+    let seed = seed_from_env_or_clock();
+    let secs = fault_secs();
+    eprintln!("faults: seed {seed} (ETCD_FAULT_SEED={seed} replays it), {secs} s of operations");
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let addrs = client_addrs(&c);
+    let log = FaultLog::default();
+
+    let start = Instant::now();
+    let until = start + Duration::from_secs(secs);
+    // Set if this thread panics (the guard is dropped): the clients stop early then.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_guard = StopOnDrop(stop.clone());
+    let handles = spawn_clients(&addrs, seed, start, until, &stop);
+
+    let mut rng = Rng::new(seed ^ 0xA5A5_A5A5_5A5A_5A5A);
+    let faults = nemesis(&mut c, &mut rng, start, until, &log);
+    log.note(start, format!("stop: {faults} faults injected; healing"));
+    heal(&mut c, start, &log);
+    let mut w = join_clients(handles);
+    drop(stop_guard);
+    let ops_done = start.elapsed();
+
+    converge(&mut c, start, &mut w.history);
+    c.check_alive();
+
+    let summary = format!(
+        "seed {seed}; {} ops in {:.1}s ({} in the history); {}; faults {faults}",
+        w.stats.total(),
+        ops_done.as_secs_f64(),
+        w.history.len(),
+        w.stats.line()
+    );
+    eprintln!("faults workload: {summary}; checking...");
+    let check_time = check_history(&w.history, seed, &log);
+    eprintln!("faults summary: {summary}; check {check_time:?}");
+    assert!(
+        w.anomalies.is_empty(),
+        "answers the API does not allow (seed {seed}):\n{}",
+        w.anomalies.join("\n")
+    );
+    let min = 50;
+    assert!(
+        w.stats.successful_writes() >= min && w.stats.successful_reads() >= min,
+        "history too thin to mean anything (seed {seed}): {}",
+        w.stats.line()
+    );
+    assert!(faults >= 4, "only {faults} faults injected");
+}
+
+#[test]
+fn a_tampered_read_in_a_real_history_is_rejected() {
+    let seed = seed_from_env_or_clock();
+    eprintln!("tamper: seed {seed}");
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let addrs = client_addrs(&c);
+    let log = FaultLog::default();
+    let start = Instant::now();
+    let until = start + Duration::from_secs(3);
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_guard = StopOnDrop(stop.clone());
+    let mut w = join_clients(spawn_clients(&addrs, seed, start, until, &stop));
+    converge(&mut c, start, &mut w.history);
+    eprintln!(
+        "tamper: {} ops ({} in the history); {}",
+        w.stats.total(),
+        w.history.len(),
+        w.stats.line()
+    );
+    assert!(
+        w.anomalies.is_empty(),
+        "answers the API does not allow (seed {seed}):\n{}",
+        w.anomalies.join("\n")
+    );
+    assert_eq!(
+        w.stats.unknown.iter().sum::<u64>() + w.stats.not_sent.iter().sum::<u64>(),
+        0,
+        "a fault-free run had failed requests: {}",
+        w.stats.line()
+    );
+    assert!(
+        w.stats.successful_writes() >= 10 && w.stats.successful_reads() >= 10,
+        "history too thin: {}",
+        w.stats.line()
+    );
+    // The real history passes...
+    check_history(&w.history, seed, &log);
+
+    // ... and the same history with the last client read of some key changed to a value
+    // nobody wrote does not.
+    let (pos, key) = w
+        .history
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, op)| op.client != FINAL_READER && matches!(op.output, Output::Read(Some(_))))
+        .map(|(i, op)| (i, op.key.clone()))
+        .expect("a successful read of an existing value");
+    let mut tampered = w.history.clone();
+    tampered[pos].output = Output::Read(Some("never-written".to_string()));
+    let violation = check(&tampered).expect_err("a read of a value never written was accepted");
+    eprintln!(
+        "tamper: rejected as expected: key {}, failing window of {} operations",
+        violation.key,
+        violation.window.len()
+    );
+    assert_eq!(violation.key, key, "{violation}");
+    // The window runs from the key's first operation to the first one invoked after the
+    // tampered read returned (before that, the read could still be pending): it holds it.
+    assert!(
+        violation.window.contains(&tampered[pos]),
+        "the failing window should hold the tampered read {:?}: {violation}",
+        tampered[pos]
+    );
+}
