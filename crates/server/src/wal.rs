@@ -160,6 +160,16 @@ impl Wal {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no WAL segments"),
             });
         };
+        // Segments are only ever released from the front, so their numbers have no gaps.
+        for pair in segments.windows(2) {
+            if pair[1].seq != pair[0].seq + 1 {
+                return Err(Error::Corrupt {
+                    path: pair[1].path.clone(),
+                    offset: 0,
+                    reason: format!("segment {:x} is missing before it", pair[0].seq + 1),
+                });
+            }
+        }
         let mut records = Vec::new();
         for (i, seg) in segments.iter().enumerate() {
             let is_last = i + 1 == segments.len();
@@ -555,6 +565,23 @@ mod tests {
             recs.iter().map(|r| r.payload.clone()).collect::<Vec<_>>(),
             vec![b"state".to_vec(), b"e3".to_vec()]
         );
+    }
+
+    #[test]
+    fn a_missing_segment_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut wal = Wal::create(tmp.path(), 1, KINDS).unwrap();
+        wal.append(1, b"e1");
+        wal.roll(2, &[]).unwrap();
+        wal.append(1, b"e2");
+        wal.roll(3, &[]).unwrap();
+        wal.sync().unwrap();
+        let middle = wal.segment_paths()[1].clone();
+        fs::remove_file(&middle).unwrap();
+        match Wal::open(tmp.path(), KINDS) {
+            Err(Error::Corrupt { reason, .. }) => assert!(reason.contains("missing"), "{reason}"),
+            other => panic!("a gap must be refused, got {:?}", other.map(|(_, r)| r)),
+        }
     }
 
     #[test]
