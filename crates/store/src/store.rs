@@ -219,6 +219,14 @@ impl<W> Store<W> {
         &self.members
     }
 
+    /// Each member's peer URL, by raft id.
+    pub fn peer_urls(&self) -> BTreeMap<u64, String> {
+        self.members
+            .iter()
+            .map(|(id, m)| (*id, m.raft_url.clone()))
+            .collect()
+    }
+
     /// True if `id` was a member and has been removed.
     pub fn is_removed(&self, id: u64) -> bool {
         self.removed.contains(&id)

@@ -36,10 +36,7 @@ fn join_answer(app: &App) -> Response {
         .store
         .read()
         .expect("store lock poisoned")
-        .members()
-        .iter()
-        .map(|(id, m)| (*id, m.raft_url.clone()))
-        .collect();
+        .peer_urls();
     let body = serde_json::to_vec(&JoinAnswer { members }).expect("serialising a map cannot fail");
     (
         StatusCode::OK,

@@ -739,14 +739,7 @@ impl Driver {
     /// Points the transport at the members the store knows (or, while it knows none, at the
     /// seed peers).
     fn update_peers(&mut self) {
-        let peers: BTreeMap<u64, String> = self
-            .store
-            .read()
-            .expect("store lock poisoned")
-            .members()
-            .iter()
-            .map(|(id, m)| (*id, m.raft_url.clone()))
-            .collect();
+        let peers = self.store.read().expect("store lock poisoned").peer_urls();
         if peers.is_empty() {
             self.transport.set_peers(&self.opts.seed_peers);
         } else {
