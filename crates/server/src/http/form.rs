@@ -4,8 +4,7 @@
 //! and PATCH bodies are read.
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart};
-use axum::http::{header, HeaderMap, Method, Request, Uri};
+use axum::http::{header, HeaderMap, Method, Uri};
 use etcd_api::ErrorCode;
 
 use super::error::Error;
@@ -58,9 +57,16 @@ impl Params {
             if declared.is_some_and(|n| n > limit as u64) {
                 return Err(too_large());
             }
-            let bytes = axum::body::to_bytes(body, limit)
-                .await
-                .map_err(|_| too_large())?;
+            let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+                if is_length_limit(&e) {
+                    too_large()
+                } else {
+                    Error::new(
+                        ErrorCode::InvalidForm,
+                        format!("the request body could not be read: {e}"),
+                    )
+                }
+            })?;
             let content_type = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
@@ -76,23 +82,17 @@ impl Params {
                     p.pairs.extend(form_urlencoded::parse(&bytes).into_owned());
                 }
                 "multipart/form-data" => {
-                    let req = Request::builder()
-                        .header(header::CONTENT_TYPE, content_type)
-                        .body(Body::from(bytes))
-                        .map_err(|e| Error::new(ErrorCode::InvalidForm, e.to_string()))?;
-                    let mut mp = Multipart::from_request(req, &())
-                        .await
-                        .map_err(|e| Error::new(ErrorCode::InvalidForm, e.body_text()))?;
-                    while let Some(field) = mp
-                        .next_field()
-                        .await
-                        .map_err(|e| Error::new(ErrorCode::InvalidForm, e.body_text()))?
-                    {
+                    let invalid =
+                        |e: multer::Error| Error::new(ErrorCode::InvalidForm, e.to_string());
+                    let boundary = multer::parse_boundary(content_type).map_err(invalid)?;
+                    // The body is already read and bounded by `limit`; parse it as it is.
+                    let whole = futures_util::stream::once(async move {
+                        Ok::<_, std::convert::Infallible>(bytes)
+                    });
+                    let mut mp = multer::Multipart::new(whole, boundary);
+                    while let Some(field) = mp.next_field().await.map_err(invalid)? {
                         let name = field.name().unwrap_or("").to_string();
-                        let data = field
-                            .bytes()
-                            .await
-                            .map_err(|e| Error::new(ErrorCode::InvalidForm, e.body_text()))?;
+                        let data = field.bytes().await.map_err(invalid)?;
                         p.pairs
                             .push((name, String::from_utf8_lossy(&data).into_owned()));
                     }
@@ -103,4 +103,17 @@ impl Params {
         p.pairs.extend(Params::from_query(uri).pairs);
         Ok(p)
     }
+}
+
+/// True if reading a body failed because it is longer than the limit (not because it is
+/// broken: truncated, badly chunked).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
