@@ -88,9 +88,17 @@ fn scheme(tls: &TlsFiles) -> &'static str {
     }
 }
 
+/// The address to bind: `-cl`/`-sl` is a host (the port is the advertised one), or a
+/// `HOST:PORT` of its own (`[v6]:PORT` for IPv6), for example to listen behind a proxy that
+/// owns the advertised port.
 fn listen_addr(host: &str, advertised: &str) -> String {
+    let bracketed = host.starts_with('[');
+    let one_colon = host.matches(':').count() == 1;
+    if (bracketed || one_colon) && split_host_port(host).is_ok() {
+        return host.to_string();
+    }
     let (_, port) = split_host_port(advertised).expect("validated at parse time");
-    if host.contains(':') && !host.starts_with('[') {
+    if host.contains(':') && !bracketed {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
@@ -186,14 +194,14 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
     (
         &["cl"],
         Kind::Str,
-        "HOST",
-        "the host the client API listens on [host of -c]",
+        "HOST[:PORT]",
+        "the host (and port) the client API listens on [host of -c]",
     ),
     (
         &["sl"],
         Kind::Str,
-        "HOST",
-        "the host the peer API listens on [host of -s]",
+        "HOST[:PORT]",
+        "the host (and port) the peer API listens on [host of -s]",
     ),
     (
         &["C"],
@@ -555,6 +563,18 @@ mod tests {
         assert_eq!(
             run(&["-cl", "0.0.0.0"]).unwrap().node.client_listen(),
             "0.0.0.0:4001"
+        );
+        assert_eq!(
+            run(&["-sl", "127.0.0.1:9001"]).unwrap().node.peer_listen(),
+            "127.0.0.1:9001"
+        );
+        assert_eq!(
+            run(&["-sl", "::1"]).unwrap().node.peer_listen(),
+            "[::1]:7001"
+        );
+        assert_eq!(
+            run(&["-sl", "[::1]:9"]).unwrap().node.peer_listen(),
+            "[::1]:9"
         );
     }
 

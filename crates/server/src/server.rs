@@ -115,6 +115,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         snapshot_count: config.snapshot_count,
         seed_peers,
         peer_tls: peer_connector,
+        peer_local: peer_local_ip(&node),
     };
     let raft::Started {
         handle,
@@ -188,6 +189,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     handle.shutdown();
     let _ = tokio::task::spawn_blocking(move || driver.join()).await;
     Ok(())
+}
+
+/// With a loopback peer address (several members on one machine, as in the seed's examples
+/// and the tests), outgoing peer connections start from it, so that members, and a proxy
+/// between them, can tell who is talking. Other addresses are left to the routing table.
+fn peer_local_ip(node: &NodeInfo) -> Option<std::net::IpAddr> {
+    let (host, _) = config::split_host_port(&node.peer_addr).ok()?;
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    ip.is_loopback().then_some(ip)
 }
 
 /// Peer URLs by raft id saved by a member that joined (empty if none).
@@ -288,7 +298,7 @@ async fn join_cluster(
         for peer in peers {
             let url = format!("{scheme}://{peer}");
             let attempt = async {
-                let mut conn = transport::connect(&url, tls).await?;
+                let mut conn = transport::connect(&url, tls, None).await?;
                 transport::post(&mut conn, &url, "/join", body.clone(), JOIN_ATTEMPT_TIMEOUT).await
             };
             match attempt.await {

@@ -20,6 +20,7 @@
 //! Not here: receiving (see `http/peer.rs`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -85,6 +86,7 @@ struct Peer {
 pub struct Transport {
     runtime: tokio::runtime::Handle,
     tls: Option<tokio_rustls::TlsConnector>,
+    local: Option<IpAddr>,
     /// Where to report unreachable peers and snapshot outcomes.
     driver: std::sync::mpsc::Sender<Request>,
     peers: HashMap<u64, Peer>,
@@ -96,12 +98,14 @@ impl Transport {
     pub fn new(
         runtime: tokio::runtime::Handle,
         tls: Option<tokio_rustls::TlsConnector>,
+        local: Option<IpAddr>,
         driver: std::sync::mpsc::Sender<Request>,
         self_id: u64,
     ) -> Transport {
         Transport {
             runtime,
             tls,
+            local,
             driver,
             peers: HashMap::new(),
             self_id,
@@ -126,6 +130,7 @@ impl Transport {
                 *id,
                 url.clone(),
                 self.tls.clone(),
+                self.local,
                 rx,
                 self.driver.clone(),
             ));
@@ -156,6 +161,7 @@ impl Transport {
                     m,
                     peer.url.clone(),
                     self.tls.clone(),
+                    self.local,
                     self.driver.clone(),
                 ));
                 continue;
@@ -185,6 +191,7 @@ async fn run_peer(
     id: u64,
     url: String,
     tls: Option<tokio_rustls::TlsConnector>,
+    local: Option<IpAddr>,
     mut rx: mpsc::Receiver<Message>,
     driver: std::sync::mpsc::Sender<Request>,
 ) {
@@ -204,7 +211,7 @@ async fn run_peer(
         }
         let body = encode_batch(&batch);
         if conn.as_ref().is_none_or(|c| c.is_closed()) {
-            match connect(&url, tls.as_ref()).await {
+            match connect(&url, tls.as_ref(), local).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     // Nothing of this batch left this member.
@@ -257,13 +264,14 @@ async fn send_snapshot(
     msg: Message,
     url: String,
     tls: Option<tokio_rustls::TlsConnector>,
+    local: Option<IpAddr>,
     driver: std::sync::mpsc::Sender<Request>,
 ) {
     let to = msg.to;
     let index = msg.get_snapshot().get_metadata().index;
     let body = encode_batch(std::slice::from_ref(&msg));
     let result = async {
-        let mut sender = connect(&url, tls.as_ref()).await?;
+        let mut sender = connect(&url, tls.as_ref(), local).await?;
         post(&mut sender, &url, "/raft/snapshot", body, SNAPSHOT_TIMEOUT).await
     }
     .await;
@@ -293,12 +301,32 @@ trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// Opens a keep-alive HTTP/1.1 connection to a peer URL, over TLS when `tls` is given.
+/// With `local`, the connection starts from that address (a member's own peer address, so
+/// that peers and anything between them can tell who is talking).
 pub async fn connect(
     url: &str,
     tls: Option<&tokio_rustls::TlsConnector>,
+    local: Option<IpAddr>,
 ) -> Result<Sender, String> {
     let addr = authority(url);
-    let stream = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+    let open = async {
+        let target = tokio::net::lookup_host(addr)
+            .await?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let socket = if target.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if let Some(ip) = local.filter(|ip| ip.is_ipv4() == target.is_ipv4()) {
+            if let Err(e) = socket.bind(std::net::SocketAddr::new(ip, 0)) {
+                tracing::debug!("cannot bind outgoing peer connection to {ip}: {e}");
+            }
+        }
+        socket.connect(target).await
+    };
+    let stream = tokio::time::timeout(Duration::from_secs(2), open)
         .await
         .map_err(|_| format!("connecting to {addr} timed out"))?
         .map_err(|e| format!("connecting to {addr}: {e}"))?;

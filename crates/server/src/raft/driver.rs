@@ -60,6 +60,8 @@ pub struct Options {
     pub seed_peers: BTreeMap<u64, String>,
     /// TLS for connections to other members, when peer TLS is on.
     pub peer_tls: Option<tokio_rustls::TlsConnector>,
+    /// Address outgoing peer connections start from, if any.
+    pub peer_local: Option<std::net::IpAddr>,
 }
 
 /// Errors that stop the node from starting.
@@ -166,7 +168,7 @@ pub fn start(
     let mut driver = Driver {
         raw_node,
         rx,
-        transport: Transport::new(runtime, opts.peer_tls.clone(), tx, opts.id),
+        transport: Transport::new(runtime, opts.peer_tls.clone(), opts.peer_local, tx, opts.id),
         store,
         status,
         opts,
