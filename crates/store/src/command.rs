@@ -64,6 +64,10 @@ pub enum Command {
         /// Advertised client URL.
         etcd_url: String,
     },
+    /// A linearizable read's place in the log: changes nothing. Once it is applied on a
+    /// member, that member's store reflects every write committed before the read began.
+    #[serde(rename = "etcd:read")]
+    Read,
     /// Remove a member and its `/_etcd/machines/<name>` registration.
     #[serde(rename = "etcd:leave")]
     Leave {

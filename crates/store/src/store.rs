@@ -362,6 +362,7 @@ impl<W> Store<W> {
                     self.delete(index, &key, &mut fired).map(Some)
                 }
             }
+            Command::Read => Ok(None),
             Command::Expire { time } => {
                 self.expire(index, *time, &mut fired);
                 Ok(None)

@@ -152,6 +152,16 @@ fn seed_usage_section_replayed_as_log_entries() {
 }
 
 #[test]
+fn a_read_entry_consumes_an_index_and_changes_nothing() {
+    let mut s = fresh();
+    ok(&mut s, 3, set("/a", "1"));
+    let applied = s.apply(4, &Command::Read);
+    assert_eq!(applied.result, Ok(None));
+    assert_eq!((s.applied(), s.index()), (4, 3));
+    assert_eq!(value(&s, "/a").index, 3);
+}
+
+#[test]
 fn failed_commands_consume_an_index_but_change_nothing() {
     let mut s = fresh();
     ok(&mut s, 3, set("/a", "1"));

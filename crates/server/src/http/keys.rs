@@ -26,7 +26,13 @@ pub(super) async fn keys(
         match method {
             Method::GET => {
                 if Params::from_query(&uri).get("consistent") == Some("true") {
-                    app.raft.read_index().await?;
+                    // Through the log, as etcd v2's quorum reads: a leader that has lost its
+                    // quorum can never commit the entry, so it can never answer stale data.
+                    // (raft ReadIndex was used first; the fault test caught a resumed, paused
+                    // leader answering stale through it.)
+                    if let Err(e) = app.raft.propose(Command::Read).await? {
+                        return Err(e.into());
+                    }
                 }
                 get(&app, &key)
             }
