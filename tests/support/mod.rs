@@ -825,6 +825,9 @@ pub struct Node {
     pub name: String,
     pub client_port: u16,
     pub peer_port: u16,
+    /// The host of the advertised peer address (`-s`): `127.0.0.1` unless a test changes it
+    /// (see `Cluster::start_partitionable`). `peer_addr` and `peer_url` use it.
+    pub peer_host: String,
     /// The data directory (`-d`), `<tmp>/data`, created by the node itself.
     pub data_dir: PathBuf,
     /// Command-line arguments of the next launch (see `default_args`).
@@ -888,6 +891,7 @@ impl Node {
             name: name.to_string(),
             client_port,
             peer_port,
+            peer_host: "127.0.0.1".to_string(),
             data_dir: root.join("data"),
             args: Vec::new(),
             log_dir,
@@ -949,14 +953,14 @@ impl Node {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
-    /// `127.0.0.1:SPORT`
+    /// `PEERHOST:SPORT` (`127.0.0.1:SPORT` unless `peer_host` was changed)
     pub fn peer_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.peer_port)
+        format!("{}:{}", self.peer_host, self.peer_port)
     }
 
-    /// `http://127.0.0.1:SPORT`
+    /// `http://PEERHOST:SPORT`
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!("http://{}:{}", self.peer_host, self.peer_port)
     }
 
     /// Spawns the process with `self.args` (no waiting). Panics if one is still running.
@@ -1303,6 +1307,8 @@ pub struct Cluster {
     members: Vec<Node>,
     registered: Vec<bool>,
     extra: Vec<String>,
+    /// The partition proxy between the members (`start_partitionable` only).
+    proxy: Option<PartitionProxy>,
     tmp: TempDir,
 }
 
@@ -1333,6 +1339,7 @@ impl Cluster {
             members: Vec::with_capacity(n),
             registered: Vec::with_capacity(n),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            proxy: None,
             tmp,
         };
         for i in 0..n {
@@ -2115,5 +2122,356 @@ impl Node {
             }
             thread::sleep(POLL_INTERVAL);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network partitions
+// ---------------------------------------------------------------------------------------------
+
+/// Most connections the partition proxy forwards at once (beyond that, new ones are closed).
+pub const PROXY_MAX_CONNECTIONS: usize = 1024;
+/// Deadline for the proxy's connection to a member's real peer listener.
+pub const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The loopback address of member `i` of a partitionable cluster: `127.0.0.(10+i)`. Member
+/// `i` advertises and binds its outgoing peer connections to it, so the proxy can tell who
+/// is talking by the source address alone.
+pub fn member_ip(i: usize) -> std::net::Ipv4Addr {
+    assert!(i < 200, "member_ip: too many members");
+    std::net::Ipv4Addr::new(127, 0, 0, 10 + i as u8)
+}
+
+/// Counters of a `PartitionProxy`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Connections accepted on a member's advertised peer address.
+    pub accepted: u64,
+    /// Connections closed at once because their (sender, receiver) pair was blocked.
+    pub refused: u64,
+    /// Forwarded connections shut down because a partition blocked their pair.
+    pub cut: u64,
+    /// Connections whose source address is no member's (joins; nothing else should be).
+    pub unattributed: u64,
+    /// Of those, the ones that arrived while a partition was in force (it did not hold).
+    pub unattributed_during_partition: u64,
+    /// Connections closed because `PROXY_MAX_CONNECTIONS` were open.
+    pub over_limit: u64,
+    /// Connections to a member's real listener that could not be opened.
+    pub connect_failed: u64,
+}
+
+/// One forwarded connection, as the proxy tracks it.
+struct ProxyConn {
+    from: Option<usize>,
+    to: usize,
+    /// Dropping it ends the forwarding task, which closes both sockets.
+    _cancel: tokio::sync::oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    /// Blocked (sender, receiver) pairs: connections from `sender` to `receiver` are refused
+    /// and cut. A pair blocks one direction; `PartitionProxy::split` blocks both.
+    blocked: std::collections::BTreeSet<(usize, usize)>,
+    conns: std::collections::HashMap<u64, ProxyConn>,
+    next_id: u64,
+    stats: ProxyStats,
+}
+
+/// A TCP proxy that owns every member's advertised peer address and forwards each connection
+/// to the member's real peer listener, unless the (sender, receiver) pair is blocked. The
+/// sender is identified by the connection's source address (`member_ip`). Blocking a pair
+/// also shuts down the connections already open on it. Runs on its own small tokio runtime;
+/// dropping the proxy drops every task, listener and connection.
+pub struct PartitionProxy {
+    runtime: Option<tokio::runtime::Runtime>,
+    state: std::sync::Arc<std::sync::Mutex<ProxyState>>,
+    members: usize,
+}
+
+/// What the proxy does for one member: accept on `listener` (the advertised peer address) and
+/// forward to `target` (the member's `-sl` address).
+pub struct ProxyRoute {
+    pub listener: TcpListener,
+    pub target: SocketAddr,
+}
+
+impl PartitionProxy {
+    /// Starts forwarding; route `i` belongs to member `i` (whose source address is
+    /// `member_ip(i)`).
+    pub fn start(routes: Vec<ProxyRoute>) -> PartitionProxy {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("partition-proxy")
+            .enable_all()
+            .build()
+            .expect("start the partition proxy's runtime");
+        let state = std::sync::Arc::new(std::sync::Mutex::new(ProxyState::default()));
+        let members = routes.len();
+        let ips: std::sync::Arc<Vec<std::net::Ipv4Addr>> =
+            std::sync::Arc::new((0..members).map(member_ip).collect());
+        for (to, route) in routes.into_iter().enumerate() {
+            route
+                .listener
+                .set_nonblocking(true)
+                .expect("make the proxy listener non-blocking");
+            let listener = {
+                let _guard = runtime.enter();
+                tokio::net::TcpListener::from_std(route.listener)
+                    .expect("register the proxy listener")
+            };
+            runtime.spawn(proxy_accept_loop(
+                listener,
+                to,
+                route.target,
+                ips.clone(),
+                state.clone(),
+            ));
+        }
+        PartitionProxy {
+            runtime: Some(runtime),
+            state,
+            members,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ProxyState> {
+        self.state.lock().expect("partition proxy state")
+    }
+
+    /// Blocks each (sender, receiver) pair (one direction each) in addition to those blocked
+    /// already, and shuts down the open connections on them. Returns how many were shut down.
+    pub fn block(&self, pairs: &[(usize, usize)]) -> usize {
+        let mut st = self.state();
+        for &(from, to) in pairs {
+            assert!(
+                from < self.members && to < self.members && from != to,
+                "block: bad pair ({from}, {to})"
+            );
+            st.blocked.insert((from, to));
+        }
+        let blocked = st.blocked.clone();
+        let doomed: Vec<u64> = st
+            .conns
+            .iter()
+            .filter(|(_, c)| c.from.is_some_and(|f| blocked.contains(&(f, c.to))))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in &doomed {
+            // Dropping the entry drops its cancel sender: the task closes both sockets.
+            st.conns.remove(id);
+        }
+        st.stats.cut += doomed.len() as u64;
+        doomed.len()
+    }
+
+    /// Blocks both directions between every member of `a` and every member of `b`.
+    pub fn split(&self, a: &[usize], b: &[usize]) -> usize {
+        let pairs: Vec<(usize, usize)> = a
+            .iter()
+            .flat_map(|&x| b.iter().flat_map(move |&y| [(x, y), (y, x)]))
+            .collect();
+        self.block(&pairs)
+    }
+
+    /// Cuts member `i` off from every other member, both directions.
+    pub fn isolate(&self, i: usize) -> usize {
+        let others: Vec<usize> = (0..self.members).filter(|&j| j != i).collect();
+        self.split(&[i], &others)
+    }
+
+    /// Unblocks every pair (connections are re-established by the members).
+    pub fn heal(&self) {
+        self.state().blocked.clear();
+    }
+
+    /// The blocked (sender, receiver) pairs.
+    pub fn blocked(&self) -> Vec<(usize, usize)> {
+        self.state().blocked.iter().copied().collect()
+    }
+
+    /// Number of connections being forwarded now.
+    pub fn open_connections(&self) -> usize {
+        self.state().conns.len()
+    }
+
+    pub fn stats(&self) -> ProxyStats {
+        self.state().stats.clone()
+    }
+}
+
+impl Drop for PartitionProxy {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Drops every task: the listeners and all forwarded sockets are closed.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn proxy_accept_loop(
+    listener: tokio::net::TcpListener,
+    to: usize,
+    target: SocketAddr,
+    ips: std::sync::Arc<Vec<std::net::Ipv4Addr>>,
+    state: std::sync::Arc<std::sync::Mutex<ProxyState>>,
+) {
+    loop {
+        let (stream, source) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(_) => {
+                // E.g. EMFILE: back off a little rather than spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let from = match source.ip() {
+            std::net::IpAddr::V4(ip) => ips.iter().position(|m| *m == ip),
+            std::net::IpAddr::V6(_) => None,
+        };
+        let (id, cancelled) = {
+            let mut st = state.lock().expect("partition proxy state");
+            st.stats.accepted += 1;
+            if from.is_none() {
+                st.stats.unattributed += 1;
+                if !st.blocked.is_empty() {
+                    st.stats.unattributed_during_partition += 1;
+                }
+            }
+            if from.is_some_and(|f| st.blocked.contains(&(f, to))) {
+                st.stats.refused += 1;
+                drop(stream);
+                continue;
+            }
+            if st.conns.len() >= PROXY_MAX_CONNECTIONS {
+                st.stats.over_limit += 1;
+                drop(stream);
+                continue;
+            }
+            let id = st.next_id;
+            st.next_id += 1;
+            let (cancel, cancelled) = tokio::sync::oneshot::channel();
+            st.conns.insert(
+                id,
+                ProxyConn {
+                    from,
+                    to,
+                    _cancel: cancel,
+                },
+            );
+            (id, cancelled)
+        };
+        tokio::spawn(proxy_forward(stream, target, id, cancelled, state.clone()));
+    }
+}
+
+/// Forwards bytes both ways between `inbound` and a new connection to `target` until both
+/// sides are done, an error, or the connection is cancelled (by a partition). Dropping the
+/// sockets closes them.
+async fn proxy_forward(
+    mut inbound: tokio::net::TcpStream,
+    target: SocketAddr,
+    id: u64,
+    cancelled: tokio::sync::oneshot::Receiver<()>,
+    state: std::sync::Arc<std::sync::Mutex<ProxyState>>,
+) {
+    let work = async {
+        let connect = tokio::net::TcpStream::connect(target);
+        let mut outbound = match tokio::time::timeout(PROXY_CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(stream)) => stream,
+            _ => {
+                state
+                    .lock()
+                    .expect("partition proxy state")
+                    .stats
+                    .connect_failed += 1;
+                return;
+            }
+        };
+        let _ = inbound.set_nodelay(true);
+        let _ = outbound.set_nodelay(true);
+        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+    };
+    tokio::select! {
+        () = work => {}
+        _ = cancelled => {}
+    }
+    state
+        .lock()
+        .expect("partition proxy state")
+        .conns
+        .remove(&id);
+}
+
+/// A free port on `ip` (bound, read, released).
+fn free_port_on(ip: std::net::Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("bind an ephemeral port on {ip}: {e}"))
+        .port()
+}
+
+impl Cluster {
+    /// Like `start`, with a `PartitionProxy` between the members: member `i` advertises
+    /// `-s 127.0.0.(10+i):P_i` (a proxy listener), listens for peers on `-sl
+    /// 127.0.0.(10+i):L_i`, and serves clients on `-c 127.0.0.1:C_i` as usual. Every other
+    /// member joins with `-C 127.0.0.10:P_0` (through the proxy, before any partition).
+    #[track_caller]
+    pub fn start_partitionable(n: usize, extra: &[&str]) -> Cluster {
+        let mut cluster = Cluster::prepare(n, extra);
+        let mut routes = Vec::with_capacity(n);
+        for i in 0..n {
+            let ip = member_ip(i);
+            let listener = TcpListener::bind((ip, 0))
+                .unwrap_or_else(|e| panic!("bind the proxy listener on {ip}: {e}"));
+            let advertised = listener
+                .local_addr()
+                .expect("proxy listener address")
+                .port();
+            let listen = free_port_on(ip);
+            routes.push(ProxyRoute {
+                listener,
+                target: SocketAddr::from((ip, listen)),
+            });
+            let node = &mut cluster.members[i];
+            node.peer_host = ip.to_string();
+            node.peer_port = advertised;
+            let mut args = vec![
+                "-n".to_string(),
+                node.name.clone(),
+                "-d".to_string(),
+                node.data_dir.display().to_string(),
+                "-c".to_string(),
+                node.client_addr(),
+                "-s".to_string(),
+                node.peer_addr(),
+                "-sl".to_string(),
+                format!("{ip}:{listen}"),
+            ];
+            args.extend(cluster.extra.iter().cloned());
+            node.args = args;
+        }
+        let join = cluster.members[0].peer_addr();
+        for node in cluster.members.iter_mut().skip(1) {
+            node.args.push("-C".to_string());
+            node.args.push(join.clone());
+        }
+        cluster.proxy = Some(PartitionProxy::start(routes));
+        for i in 0..n {
+            cluster.registered[i] = true;
+            cluster.members[i].launch();
+            cluster.wait_ready(i);
+        }
+        cluster.wait_all_ready();
+        cluster
+    }
+
+    /// The partition proxy of a cluster from `start_partitionable`.
+    #[track_caller]
+    pub fn proxy(&self) -> &PartitionProxy {
+        self.proxy
+            .as_ref()
+            .expect("proxy: the cluster was not started with start_partitionable")
     }
 }
