@@ -44,6 +44,34 @@ pub fn etcd_bin() -> &'static str {
     env!("CARGO_BIN_EXE_etcd")
 }
 
+/// Binds a port for a test process to use, chosen at random BELOW the kernel's ephemeral range
+/// (32768 and up on Linux): outgoing connections of the processes under test take their source
+/// ports from that range, so a port picked from it could be taken again between our release
+/// and the child's bind. Falls back to an ephemeral port if no random pick is free.
+pub fn bind_test_port(ip: std::net::Ipv4Addr) -> TcpListener {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut x = STATE.load(Ordering::Relaxed);
+    if x == 0 {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        x = t ^ (u64::from(std::process::id()) << 32) | 1;
+    }
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        STATE.store(x, Ordering::Relaxed);
+        let port = 15_000 + (x % 17_768) as u16;
+        if let Ok(listener) = TcpListener::bind((ip, port)) {
+            return listener;
+        }
+    }
+    TcpListener::bind((ip, 0)).expect("bind a port")
+}
+
 /// One free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
     free_ports::<1>()[0]
@@ -52,7 +80,7 @@ pub fn free_port() -> u16 {
 /// `N` distinct free ports: all are held at once before any is released, so they differ.
 pub fn free_ports<const N: usize>() -> [u16; N] {
     let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .map(|_| bind_test_port(std::net::Ipv4Addr::LOCALHOST))
         .collect();
     let mut ports = [0u16; N];
     for (port, listener) in ports.iter_mut().zip(&listeners) {
@@ -70,7 +98,7 @@ pub fn free_ports_vec(n: usize, avoid: &[u16]) -> Vec<u16> {
         if ports.len() == n {
             break;
         }
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let listener = bind_test_port(std::net::Ipv4Addr::LOCALHOST);
         let port = listener.local_addr().expect("local address").port();
         if !avoid.contains(&port) {
             ports.push(port);
@@ -2406,9 +2434,9 @@ async fn proxy_forward(
 
 /// A free port on `ip` (bound, read, released).
 fn free_port_on(ip: std::net::Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("bind an ephemeral port on {ip}: {e}"))
+    bind_test_port(ip)
+        .local_addr()
+        .unwrap_or_else(|e| panic!("a port on {ip}: {e}"))
         .port()
 }
 
