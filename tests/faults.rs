@@ -6,7 +6,10 @@
 //! and resumes members (the leader or a random one, never more than one at a time). Every
 //! operation is recorded with its invocation and completion time and its outcome, and the
 //! whole history must be linearizable (`etcd_lincheck::check`). Afterwards every member must
-//! be running again and agree with the leader on every key.
+//! be running again and agree with the leader on every key. Half of the kills also append a
+//! torn write to the killed member's WAL tail (random bytes, a cut record, a record with a bad
+//! checksum, or zeros): what an unsynced write in flight at a power loss leaves behind. The
+//! member must start anyway and lose nothing acknowledged.
 //!
 //! Outcome rules: a request that could not be sent (connection refused) did not happen and is
 //! left out; any other failure (a timeout, a reset, a 5xx such as 500/300) is "unknown": the
@@ -21,11 +24,13 @@
 //! cut. The same checks apply, and the proxy must have refused or cut connections.
 //!
 //! `ETCD_FAULT_SECS` sets how long operations run (default 20 s); `ETCD_FAULT_SEED` replays a
-//! seed (the schedule of random choices; timing still varies).
+//! seed (the schedule of random choices; timing still varies); `ETCD_FAULT_KINDS=kill` or
+//! `=pause` runs one fault type alone in the kill/pause test.
 
 mod support;
 
-use std::io;
+use std::fs;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -453,9 +458,91 @@ impl FaultLog {
     }
 }
 
+/// The faults the kill/pause nemesis injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FaultKind {
+    /// SIGKILL, sometimes a torn write added to the WAL tail, then a restart.
+    Kill,
+    /// SIGSTOP past the election timeout, then SIGCONT.
+    Pause,
+}
+
+/// `ETCD_FAULT_KINDS`: a comma-separated subset of `kill,pause` (default both), to run one
+/// fault type alone.
+fn fault_kinds() -> Vec<FaultKind> {
+    let spec = std::env::var("ETCD_FAULT_KINDS").unwrap_or_else(|_| "kill,pause".to_string());
+    let kinds: Vec<FaultKind> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| match k {
+            "kill" => FaultKind::Kill,
+            "pause" => FaultKind::Pause,
+            other => panic!("ETCD_FAULT_KINDS={spec:?}: unknown fault {other:?} (kill, pause)"),
+        })
+        .collect();
+    assert!(
+        !kinds.is_empty(),
+        "ETCD_FAULT_KINDS={spec:?} names no fault"
+    );
+    kinds
+}
+
+/// Adds to the last WAL segment of a killed member what a write in flight at a power loss
+/// can leave behind, and says what it added. None of it was ever synced, so none of it was
+/// acknowledged: the member must start, drop it, and lose nothing (the history check and the
+/// convergence check see to that).
+fn tear_wal_tail(member: &Node, rng: &mut Rng) -> String {
+    let segment = member
+        .data_files("wal", ".wal")
+        .pop()
+        .unwrap_or_else(|| panic!("{}: no WAL segment", member.name));
+    fn bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
+        (0..n).map(|_| rng.next() as u8).collect()
+    }
+    let (what, tail) = match rng.below(4) {
+        0 => {
+            let n = 1 + rng.index(200);
+            (format!("{n} random bytes"), bytes(rng, n))
+        }
+        1 => {
+            // A record header, and only part of the body it announces.
+            let len = 16 + rng.index(4096);
+            let mut t = (len as u32).to_le_bytes().to_vec();
+            let part = rng.index(len);
+            t.extend(bytes(rng, 4 + part));
+            (format!("a record of {len} B cut after {part} B"), t)
+        }
+        2 => {
+            // A whole record whose pages did not all reach the disk: the CRC does not match.
+            let len = 16 + rng.index(4096);
+            let mut t = (len as u32).to_le_bytes().to_vec();
+            t.extend(bytes(rng, 4 + len));
+            (format!("a whole record of {len} B with a bad checksum"), t)
+        }
+        _ => {
+            // The file grew but its new blocks were never written.
+            let n = 1 + rng.index(8192);
+            (format!("{n} zero bytes"), vec![0; n])
+        }
+    };
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .unwrap_or_else(|e| panic!("open {}: {e}", segment.display()));
+    f.write_all(&tail)
+        .and_then(|()| f.sync_all())
+        .unwrap_or_else(|e| panic!("append to {}: {e}", segment.display()));
+    format!(
+        "torn WAL tail: {what} appended to {}",
+        segment.file_name().unwrap_or_default().to_string_lossy()
+    )
+}
+
 /// Runs faults until `until`, one at a time, each healed before the next starts. Returns the
 /// number of faults injected.
 fn nemesis(c: &mut Cluster, rng: &mut Rng, start: Instant, until: Instant, log: &FaultLog) -> u64 {
+    let kinds = fault_kinds();
     let mut faults = 0;
     let mut round = 0usize;
     loop {
@@ -471,9 +558,10 @@ fn nemesis(c: &mut Cluster, rng: &mut Rng, start: Instant, until: Instant, log: 
         }
         // A member that exited on its own (a crash) must not be masked by a kill.
         c.check_alive();
-        // Rounds cycle through: kill a random member, kill the leader, pause a random member,
-        // pause the leader.
-        let kill = round % 4 < 2;
+        // Rounds cycle through the fault kinds, each on a random member and then on the leader:
+        // by default kill a random member, kill the leader, pause a random member, pause the
+        // leader.
+        let kill = kinds[(round / 2) % kinds.len()] == FaultKind::Kill;
         let on_leader = round % 2 == 1;
         let target = if on_leader {
             c.leader()
@@ -485,6 +573,10 @@ fn nemesis(c: &mut Cluster, rng: &mut Rng, start: Instant, until: Instant, log: 
         if kill {
             log.note(start, format!("SIGKILL {name} ({role})"));
             c.kill(target);
+            if rng.below(2) == 0 {
+                let torn = tear_wal_tail(c.member(target), rng);
+                log.note(start, format!("{name}: {torn}"));
+            }
             thread::sleep(DOWN_FOR);
             log.note(start, format!("restart {name}"));
             c.restart(target);
