@@ -997,3 +997,111 @@ fn a_tampered_read_in_a_real_history_is_rejected() {
         tampered[pos]
     );
 }
+
+/// Regression for the stale read the kill/pause test found (with raft ReadIndex serving
+/// `consistent=true`): a leader paused past the election timeout, with consistent reads in
+/// flight, answered a read invoked after its successor had acknowledged a write, from its
+/// pre-pause state. Each round pauses the leader under a stream of consistent reads, writes
+/// through the new leader, resumes the old one and fires reads at it at once: every read
+/// invoked after the write was acknowledged must see it.
+#[test]
+fn a_resumed_deposed_leader_answers_no_consistent_read_from_before_its_pause() {
+    const ROUNDS: usize = 4;
+    const KEY_PATH: &str = "/v1/keys/regress/paused-leader";
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let read = |addr: &str| -> (Instant, io::Result<Response>) {
+        let call = Instant::now();
+        let r = try_request(
+            addr,
+            "GET",
+            &format!("{KEY_PATH}?consistent=true"),
+            None,
+            OP_TIMEOUT,
+        );
+        (call, r)
+    };
+    for round in 0..ROUNDS {
+        let old = c.leader();
+        let old_addr = c.member(old).client_addr();
+        // Consistent reads in flight on the leader when it stops.
+        let stop = Arc::new(AtomicBool::new(false));
+        let streams: Vec<_> = (0..2)
+            .map(|_| {
+                let (addr, stop) = (old_addr.clone(), stop.clone());
+                thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    while !stop.load(Ordering::SeqCst) {
+                        seen.push(read(&addr));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(200));
+        c.pause(old);
+        let new = c.leader();
+        assert_ne!(new, old, "a paused member cannot be the agreed leader");
+        let value = format!("round-{round}");
+        let deadline = Instant::now() + OP_TIMEOUT * 2;
+        let body = form(&[("value", &value)]);
+        loop {
+            let r = try_request(
+                &c.member(new).client_addr(),
+                "PUT",
+                KEY_PATH,
+                Some((FORM_CONTENT_TYPE, body.as_bytes())),
+                OP_TIMEOUT,
+            );
+            if matches!(&r, Ok(r) if r.status == 200) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "write through the new leader: {}",
+                describe(&r)
+            );
+            thread::sleep(POLL_INTERVAL);
+        }
+        let acknowledged = Instant::now();
+        c.resume(old);
+        let burst: Vec<_> = (0..8)
+            .map(|_| {
+                let addr = old_addr.clone();
+                thread::spawn(move || read(&addr))
+            })
+            .collect();
+        let mut answers: Vec<(Instant, io::Result<Response>)> = burst
+            .into_iter()
+            .map(|h| h.join().expect("reader"))
+            .collect();
+        stop.store(true, Ordering::SeqCst);
+        for s in streams {
+            answers.extend(s.join().expect("reader"));
+        }
+        let mut fresh = 0;
+        for (call, r) in &answers {
+            let Ok(r) = r else { continue };
+            if *call < acknowledged || r.status != 200 {
+                continue;
+            }
+            assert_eq!(
+                json_value(r).as_deref(),
+                Some(value.as_str()),
+                "round {round}: a consistent read on the resumed old leader {}, invoked {:?} \
+                 after the write of {value:?} was acknowledged, answered {}",
+                c.member(old).name,
+                call.duration_since(acknowledged),
+                r.text()
+            );
+            fresh += 1;
+        }
+        eprintln!(
+            "round {round}: {} reads, {fresh} of them invoked after the write and answered",
+            answers.len()
+        );
+        assert!(
+            fresh > 0,
+            "round {round}: no read after the write was answered"
+        );
+    }
+}
