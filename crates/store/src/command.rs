@@ -46,10 +46,84 @@ pub enum Command {
         /// The key.
         key: String,
     },
-    /// Delete every key whose expiry is at or before `time` (the leader's clock).
+    /// Expire `key` if its expiry is at or before `time` (the leader's clock), with everything
+    /// below it. Without `key` (logs written before per-key expiry), every node due at `time`
+    /// expires in this one entry.
     #[serde(rename = "etcd:expire")]
     Expire {
         /// The cut-off.
+        time: UnixNanos,
+        /// The node to expire.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+    },
+    /// A v2 `PUT`: set, create (`prev_exist` false), update (`prev_exist` true, no compare) or
+    /// compare-and-swap (`prev_value` or `prev_index`), of a file or (`dir`) a directory.
+    #[serde(rename = "etcd:v2put")]
+    V2Put {
+        /// The key.
+        key: String,
+        /// The new value (empty for a directory).
+        #[serde(default)]
+        value: String,
+        /// Make a directory instead of a file.
+        #[serde(default, skip_serializing_if = "is_false")]
+        dir: bool,
+        /// Time to live in seconds; `None` makes the node permanent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_secs: Option<i64>,
+        /// Only reset the TTL: keep the value and do not wake watchers.
+        #[serde(default, skip_serializing_if = "is_false")]
+        refresh: bool,
+        /// Whether the key must exist (`Some(true)`) or must not (`Some(false)`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev_exist: Option<bool>,
+        /// The value the key must hold.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev_value: Option<String>,
+        /// The modified index the key must have.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev_index: Option<u64>,
+        /// The proposer's clock, for the TTL.
+        time: UnixNanos,
+    },
+    /// A v2 `POST`: create a uniquely named, in-order key below `key` (the name is the entry's
+    /// index, zero-padded to 20 digits).
+    #[serde(rename = "etcd:v2post")]
+    V2Post {
+        /// The directory.
+        key: String,
+        /// The new value (empty for a directory).
+        #[serde(default)]
+        value: String,
+        /// Make a directory instead of a file.
+        #[serde(default, skip_serializing_if = "is_false")]
+        dir: bool,
+        /// Time to live in seconds, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_secs: Option<i64>,
+        /// The proposer's clock, for the TTL.
+        time: UnixNanos,
+    },
+    /// A v2 `DELETE`: of a file, an empty directory (`dir`), a whole subtree (`recursive`), or
+    /// compare-and-delete of a file (`prev_value` or `prev_index`).
+    #[serde(rename = "etcd:v2delete")]
+    V2Delete {
+        /// The key.
+        key: String,
+        /// Directories may be deleted (when empty).
+        #[serde(default, skip_serializing_if = "is_false")]
+        dir: bool,
+        /// Directories are deleted with everything below them.
+        #[serde(default, skip_serializing_if = "is_false")]
+        recursive: bool,
+        /// The value the key must hold.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev_value: Option<String>,
+        /// The modified index the key must have.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev_index: Option<u64>,
+        /// The proposer's clock (for the TTL shown in `prevNode`).
         time: UnixNanos,
     },
     /// Register a member under `/_etcd/machines/<name>`.
@@ -76,6 +150,10 @@ pub enum Command {
         /// The member name.
         name: String,
     },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Command {
@@ -107,10 +185,34 @@ mod tests {
             r#"{"op":"etcd:set","key":"/a","value":"v","time":7}"#
         );
         assert_eq!(Command::decode(&c.encode()).unwrap(), c);
-        let e = Command::Expire { time: 1 };
+        let e = Command::Expire { time: 1, key: None };
         assert_eq!(
             String::from_utf8(e.encode()).unwrap(),
             r#"{"op":"etcd:expire","time":1}"#
         );
+        let e = Command::Expire {
+            time: 1,
+            key: Some("/k".into()),
+        };
+        assert_eq!(
+            String::from_utf8(e.encode()).unwrap(),
+            r#"{"op":"etcd:expire","time":1,"key":"/k"}"#
+        );
+        let p = Command::V2Put {
+            key: "/d".into(),
+            value: String::new(),
+            dir: true,
+            ttl_secs: None,
+            refresh: false,
+            prev_exist: Some(false),
+            prev_value: None,
+            prev_index: None,
+            time: 5,
+        };
+        assert_eq!(
+            String::from_utf8(p.encode()).unwrap(),
+            r#"{"op":"etcd:v2put","key":"/d","value":"","dir":true,"prev_exist":false,"time":5}"#
+        );
+        assert_eq!(Command::decode(&p.encode()).unwrap(), p);
     }
 }

@@ -19,6 +19,25 @@ pub enum Error {
     /// The key is a directory, lies below a file, or is `/` (code 102). Carries the key.
     #[error("not a file: {0}")]
     NotFile(String),
+    /// A file lies on the key's path (v2 code 104). Carries the file's key.
+    #[error("not a directory: {0}")]
+    NotDir(String),
+    /// The key exists and the write required it not to (v2 code 105). Carries the key.
+    #[error("key already exists: {0}")]
+    NodeExist(String),
+    /// A write or delete of `/` (v2 code 107).
+    #[error("root is read only")]
+    RootReadOnly,
+    /// A directory delete without `recursive` found children (v2 code 108). Carries the key.
+    #[error("directory not empty: {0}")]
+    DirNotEmpty(String),
+    /// A v2 compare-and-swap or compare-and-delete failed (v2 code 101). Carries etcd's
+    /// cause text, e.g. `[two != one]`.
+    #[error("compare failed: {0}")]
+    CompareFailed(String),
+    /// A v2 write under the reserved prefix (v2 code 106). Carries the key.
+    #[error("reserved key: {0}")]
+    Reserved(String),
     /// The key is under a reserved prefix (code 400). Carries the operation name.
     #[error("reserved key prefix ({0})")]
     Keyword(&'static str),

@@ -48,8 +48,10 @@ impl History {
         self.events.push_back(event);
     }
 
-    /// The first recorded event with index ≥ `since` whose key is `prefix` or below it.
-    pub(crate) fn scan(&self, prefix: &str, since: Index) -> Result<Option<&Event>> {
+    /// The first recorded event with index ≥ `since` that a watcher of `key` sees: an event
+    /// on `key` itself, with `recursive` one below it, or the removal of a directory above
+    /// it. Refreshes are skipped (they wake no watcher).
+    pub(crate) fn scan(&self, key: &str, recursive: bool, since: Index) -> Result<Option<&Event>> {
         if since <= self.cleared_through {
             return Err(Error::HistoryCleared {
                 first: self.cleared_through + 1,
@@ -60,13 +62,20 @@ impl History {
         Ok(self
             .events
             .range(start..)
-            .find(|e| key_is_under(&e.key, prefix)))
+            .find(|e| !e.refresh && concerns(e, key, recursive)))
     }
 
     /// The events, oldest first, and the index through which events were dropped.
     pub(crate) fn parts(&self) -> (impl Iterator<Item = &Event>, Index) {
         (self.events.iter(), self.cleared_through)
     }
+}
+
+/// True when a watcher of `key` (with `recursive`) is concerned by `e`.
+pub(crate) fn concerns(e: &Event, key: &str, recursive: bool) -> bool {
+    e.key == key
+        || (recursive && key_is_under(&e.key, key))
+        || (e.dir && e.action.removes() && key_is_under(key, &e.key))
 }
 
 /// True when `key` is `prefix` or lies below it by whole segments (`/w` covers `/w/x`, not
@@ -94,6 +103,10 @@ mod tests {
             new_key: true,
             expiration: None,
             index,
+            created_index: index,
+            ttl: None,
+            prev_node: None,
+            refresh: false,
         }
     }
 
@@ -111,10 +124,28 @@ mod tests {
         h.push(ev("/a", 3));
         h.push(ev("/b/c", 4));
         h.push(ev("/b/d", 6));
-        assert_eq!(h.scan("/b", 1).unwrap().map(|e| e.index), Some(4));
-        assert_eq!(h.scan("/b", 5).unwrap().map(|e| e.index), Some(6));
-        assert_eq!(h.scan("/b", 7).unwrap(), None);
-        assert_eq!(h.scan("/", 4).unwrap().map(|e| e.index), Some(4));
+        assert_eq!(h.scan("/b", true, 1).unwrap().map(|e| e.index), Some(4));
+        assert_eq!(h.scan("/b", true, 5).unwrap().map(|e| e.index), Some(6));
+        assert_eq!(h.scan("/b", true, 7).unwrap(), None);
+        assert_eq!(h.scan("/", true, 4).unwrap().map(|e| e.index), Some(4));
+    }
+
+    #[test]
+    fn exact_watch_sees_its_key_and_removals_of_directories_above_it() {
+        let mut h = History::new(10);
+        h.push(ev("/d/k/child", 3));
+        let mut removal = ev("/d", 4);
+        removal.action = Action::Delete;
+        removal.dir = true;
+        h.push(removal);
+        h.push(ev("/d/k", 5));
+        assert_eq!(h.scan("/d/k", false, 1).unwrap().map(|e| e.index), Some(4));
+        assert_eq!(h.scan("/d/k", true, 1).unwrap().map(|e| e.index), Some(3));
+        assert_eq!(h.scan("/d/k", false, 5).unwrap().map(|e| e.index), Some(5));
+        let mut refresh = ev("/r", 6);
+        refresh.refresh = true;
+        h.push(refresh);
+        assert_eq!(h.scan("/r", false, 1).unwrap(), None);
     }
 
     #[test]
@@ -124,12 +155,12 @@ mod tests {
             h.push(ev("/k", i));
         }
         assert_eq!(
-            h.scan("/k", 4),
+            h.scan("/k", true, 4),
             Err(Error::HistoryCleared {
                 first: 5,
                 requested: 4
             })
         );
-        assert_eq!(h.scan("/k", 5).unwrap().map(|e| e.index), Some(5));
+        assert_eq!(h.scan("/k", true, 5).unwrap().map(|e| e.index), Some(5));
     }
 }

@@ -32,7 +32,10 @@ mod watch;
 
 pub use command::Command;
 pub use error::{Error, Result};
-pub use store::{Action, Applied, Event, Got, Member, Stats, Store, StoreSnapshot, Watched};
+pub use store::{
+    Action, Applied, Event, Got, Member, NodeInfo, NodeView, SnapNode, Stats, Store, StoreSnapshot,
+    V2Stats, Watched,
+};
 
 /// A raft log index.
 pub type Index = u64;

@@ -9,31 +9,77 @@ use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::history::History;
 use crate::path;
-use crate::tree::{Node, Previous, Tree};
+use crate::tree::{Kind, Node, Tree};
 use crate::watch::WatcherHub;
 use crate::{Index, UnixNanos};
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 
-/// What an event did.
+/// What an event did: etcd v2's actions (the v1 API shows `SET`, `GET` or `DELETE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Action {
-    /// Set (also a successful test-and-set).
+    /// Set (replace or create).
     Set,
     /// Read.
     Get,
-    /// Delete or expiry.
+    /// Delete.
     Delete,
+    /// Create of a key that must not exist (v2 `prevExist=false`, `POST`).
+    Create,
+    /// Update of a key that must exist (v2 `prevExist=true`).
+    Update,
+    /// Compare-and-swap (v1 test-and-set, v2 `prevValue`/`prevIndex`).
+    CompareAndSwap,
+    /// Compare-and-delete.
+    CompareAndDelete,
+    /// TTL expiry.
+    Expire,
 }
 
-/// One change (or, for reads, one entry) of the key space, in the seed's terms.
+impl Action {
+    /// True for actions that remove a node.
+    pub fn removes(self) -> bool {
+        matches!(
+            self,
+            Action::Delete | Action::CompareAndDelete | Action::Expire
+        )
+    }
+}
+
+/// A node as it was at some index, as events and `prevNode` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Clean key.
+    pub key: String,
+    /// A directory.
+    #[serde(default)]
+    pub dir: bool,
+    /// A file's value.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Absolute expiry, if it has a TTL.
+    #[serde(default)]
+    pub expiration: Option<UnixNanos>,
+    /// Whole seconds left then, rounded up (etcd v2's `ttl`), if it had some left.
+    #[serde(default)]
+    pub ttl: Option<i64>,
+    /// Index that created it.
+    pub created_index: Index,
+    /// Index that last modified it.
+    pub modified_index: Index,
+}
+
+/// One change (or, for reads, one entry) of the key space.
+///
+/// The v1 fields (`prev_value`, `new_key`, `expiration` of a removed key) and the v2 fields
+/// (`created_index`, `ttl`, `prev_node`) describe the same change; each API renders its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// What happened.
     pub action: Action,
     /// Clean key.
     pub key: String,
-    /// True for directory entries of a listing.
+    /// True for directories (listings, and v2 directory writes and removals).
     #[serde(default)]
     pub dir: bool,
     /// The value before the change.
@@ -45,11 +91,44 @@ pub struct Event {
     /// True when a set created the key.
     #[serde(default)]
     pub new_key: bool,
-    /// Absolute expiry, when the key has (or had) a TTL.
+    /// Absolute expiry, when the key has (or, for removals, had) a TTL.
     #[serde(default)]
     pub expiration: Option<UnixNanos>,
-    /// Log index of the change (for reads: of the last change of the store).
+    /// Log index of the change, the node's `modifiedIndex` (for v1 reads: of the last change
+    /// of the store).
     pub index: Index,
+    /// The node's `createdIndex`.
+    #[serde(default)]
+    pub created_index: Index,
+    /// TTL left at the time of the change (v2's `ttl`), for nodes that still exist.
+    #[serde(default)]
+    pub ttl: Option<i64>,
+    /// The node before the change, if there was one (v2's `prevNode`).
+    #[serde(default)]
+    pub prev_node: Option<Box<NodeInfo>>,
+    /// A TTL refresh: recorded, but it wakes no watcher.
+    #[serde(default)]
+    pub refresh: bool,
+}
+
+/// A node and (for directories) what a v2 GET shows of its children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    /// Clean key (`/` for the root).
+    pub key: String,
+    /// A directory.
+    pub dir: bool,
+    /// A file's value.
+    pub value: Option<String>,
+    /// Absolute expiry, if it has a TTL.
+    pub expiration: Option<UnixNanos>,
+    /// Index that created it (0 for the root).
+    pub created_index: Index,
+    /// Index that last modified it (0 for the root).
+    pub modified_index: Index,
+    /// A directory's children (hidden ones left out), sorted by key; `None` for files and for
+    /// directories below the listed one in a non-recursive listing.
+    pub nodes: Option<Vec<NodeView>>,
 }
 
 /// A cluster member, as registered through the log.
@@ -63,8 +142,8 @@ pub struct Member {
     pub etcd_url: String,
 }
 
-/// Operation counters (`/v1/stats`). `gets` counts reads served by this member; the others
-/// count commands applied.
+/// Operation counters (`/v1/stats`, `/v2/stats/store`). Reads count on the member that
+/// served them; the others count commands applied, so they agree on every member.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Stats {
     /// GETs served (file reads and listings).
@@ -77,6 +156,96 @@ pub struct Stats {
     /// Test-and-set commands applied.
     #[serde(rename = "testAndSets")]
     pub test_and_sets: u64,
+    /// etcd v2's store counters.
+    #[serde(default)]
+    pub v2: V2Stats,
+}
+
+/// etcd v2's store counters, in its JSON names.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct V2Stats {
+    /// Successful reads.
+    #[serde(with = "atomic", default)]
+    pub gets_success: AtomicU64,
+    /// Failed reads.
+    #[serde(with = "atomic", default)]
+    pub gets_fail: AtomicU64,
+    /// Successful sets.
+    pub sets_success: u64,
+    /// Failed sets.
+    pub sets_fail: u64,
+    /// Successful deletes.
+    pub delete_success: u64,
+    /// Failed deletes.
+    pub delete_fail: u64,
+    /// Successful updates.
+    pub update_success: u64,
+    /// Failed updates.
+    pub update_fail: u64,
+    /// Successful creates.
+    pub create_success: u64,
+    /// Failed creates.
+    pub create_fail: u64,
+    /// Successful compare-and-swaps.
+    pub compare_and_swap_success: u64,
+    /// Failed compare-and-swaps.
+    pub compare_and_swap_fail: u64,
+    /// Successful compare-and-deletes.
+    pub compare_and_delete_success: u64,
+    /// Failed compare-and-deletes.
+    pub compare_and_delete_fail: u64,
+    /// Expired nodes.
+    pub expire_count: u64,
+}
+
+impl V2Stats {
+    fn count(&mut self, action: Action, ok: bool) {
+        let (success, fail) = match action {
+            Action::Set => (&mut self.sets_success, &mut self.sets_fail),
+            Action::Delete => (&mut self.delete_success, &mut self.delete_fail),
+            Action::Update => (&mut self.update_success, &mut self.update_fail),
+            Action::Create => (&mut self.create_success, &mut self.create_fail),
+            Action::CompareAndSwap => (
+                &mut self.compare_and_swap_success,
+                &mut self.compare_and_swap_fail,
+            ),
+            Action::CompareAndDelete => (
+                &mut self.compare_and_delete_success,
+                &mut self.compare_and_delete_fail,
+            ),
+            Action::Expire => {
+                self.expire_count += u64::from(ok);
+                return;
+            }
+            Action::Get => {
+                self.count_get(ok);
+                return;
+            }
+        };
+        if ok {
+            *success += 1;
+        } else {
+            *fail += 1;
+        }
+    }
+
+    fn count_get(&self, ok: bool) {
+        let c = if ok {
+            &self.gets_success
+        } else {
+            &self.gets_fail
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn copy(&self) -> V2Stats {
+        V2Stats {
+            gets_success: AtomicU64::new(self.gets_success.load(Ordering::Relaxed)),
+            gets_fail: AtomicU64::new(self.gets_fail.load(Ordering::Relaxed)),
+            ..*self
+        }
+    }
 }
 
 mod atomic {
@@ -122,7 +291,8 @@ pub enum Got {
 /// The key-value state machine. See the crate docs for the contract.
 pub struct Store<W> {
     tree: Tree,
-    /// Expiry index ordered by (expiry, key): the next key due is the first element.
+    /// Expiry index ordered by (expiry, key): the next node due is the first element. Holds
+    /// files and directories.
     ttl: BTreeSet<(UnixNanos, String)>,
     history: History,
     history_capacity: usize,
@@ -137,19 +307,39 @@ pub struct Store<W> {
     stats: Stats,
 }
 
-/// The whole replicated state, for snapshots. The tree is flattened (directories in pre-order,
-/// then files) so that restoring never recurses, however deep a key is.
+/// One node of a snapshot.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SnapNode {
+    /// Clean key.
+    pub key: String,
+    /// A file's value; `None` for a directory.
+    pub value: Option<String>,
+    /// Index that created it.
+    pub created: Index,
+    /// Index that last modified it.
+    pub modified: Index,
+    /// Expiry, if any.
+    pub expire_at: Option<UnixNanos>,
+}
+
+/// The whole replicated state, for snapshots. The tree is flattened in pre-order (parents
+/// before children) so that restoring never recurses, however deep a key is.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StoreSnapshot {
-    /// Format version of this struct.
+    /// Format version of this struct: 2 (version 1 had `dirs` and `files` and no node indexes).
     pub version: u32,
     /// Last index that changed the key space.
     pub index: Index,
     /// Last index applied.
     pub applied: Index,
-    /// Every directory, parents first.
+    /// Every node, parents first (version 2).
+    #[serde(default)]
+    pub nodes: Vec<SnapNode>,
+    /// Version 1: every directory, parents first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dirs: Vec<String>,
-    /// Every file: key, value, expiry.
+    /// Version 1: every file: key, value, expiry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<(String, String, Option<UnixNanos>)>,
     /// Recent events, oldest first.
     pub history: Vec<Event>,
@@ -174,6 +364,65 @@ impl StoreSnapshot {
     pub fn decode(bytes: &[u8]) -> std::result::Result<StoreSnapshot, serde_json::Error> {
         serde_json::from_slice(bytes)
     }
+}
+
+/// Whole seconds from `time` to `expire_at`, rounded up; `None` when nothing is left.
+fn ttl_left(expire_at: Option<UnixNanos>, time: UnixNanos) -> Option<i64> {
+    let left = expire_at?.saturating_sub(time);
+    (left > 0).then(|| (left + NANOS_PER_SEC - 1) / NANOS_PER_SEC)
+}
+
+/// A node's description at `time`.
+fn info(key: &str, n: &Node, time: UnixNanos) -> NodeInfo {
+    NodeInfo {
+        key: key.to_string(),
+        dir: n.is_dir(),
+        value: n.value().map(str::to_string),
+        expiration: n.expire_at,
+        ttl: ttl_left(n.expire_at, time),
+        created_index: n.created,
+        modified_index: n.modified,
+    }
+}
+
+/// The absolute expiry of a TTL given at `time` (a negative TTL is already over).
+fn expiry(ttl_secs: Option<i64>, time: UnixNanos) -> Option<UnixNanos> {
+    ttl_secs.map(|t| time.saturating_add(t.max(0).saturating_mul(NANOS_PER_SEC)))
+}
+
+/// etcd v2's cause text for a failed compare.
+fn compare_failure(
+    node: &Node,
+    prev_value: Option<&str>,
+    prev_index: Option<u64>,
+) -> Option<String> {
+    let current = node.value().unwrap_or("");
+    let value_ok = prev_value.is_none_or(|v| v == current);
+    let index_ok = prev_index.is_none_or(|i| i == node.modified);
+    match (value_ok, index_ok) {
+        (true, true) => None,
+        (false, true) => Some(format!("[{} != {current}]", prev_value.unwrap_or(""))),
+        (true, false) => Some(format!(
+            "[{} != {}]",
+            prev_index.unwrap_or(0),
+            node.modified
+        )),
+        (false, false) => Some(format!(
+            "[{} != {current}] [{} != {}]",
+            prev_value.unwrap_or(""),
+            prev_index.unwrap_or(0),
+            node.modified
+        )),
+    }
+}
+
+/// How a v2 PUT is carried out (etcd's `apply_v2` dispatch).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PutKind {
+    Set,
+    Create,
+    Update,
+    CompareAndSwap,
 }
 
 impl<W> Store<W> {
@@ -232,9 +481,19 @@ impl<W> Store<W> {
         self.removed.contains(&id)
     }
 
-    /// The earliest expiry of any key, if any key has a TTL.
+    /// The earliest expiry of any node, if any node has a TTL.
     pub fn next_expiry(&self) -> Option<UnixNanos> {
         self.ttl.first().map(|(t, _)| *t)
+    }
+
+    /// Up to `limit` keys due at `time`, earliest first: what the leader proposes to expire.
+    pub fn due(&self, time: UnixNanos, limit: usize) -> Vec<String> {
+        self.ttl
+            .iter()
+            .take_while(|(at, _)| *at <= time)
+            .take(limit)
+            .map(|(_, key)| key.clone())
+            .collect()
     }
 
     /// How many watchers are waiting.
@@ -242,64 +501,147 @@ impl<W> Store<W> {
         self.watchers.len()
     }
 
-    /// Reads a key: a file's value or a directory's listing. Counts as a GET.
+    /// Reads a key for the v1 API: a file's value or a directory's listing. Counts as a GET.
     pub fn get(&self, key: &str) -> Result<Got> {
         self.stats.gets.fetch_add(1, Ordering::Relaxed);
         let key = path::clean(key);
-        let children = if key == "/" {
-            self.tree.root()
+        let found = if key == "/" {
+            Ok(self.tree.root())
         } else {
             match self.tree.get(&key) {
-                None => return Err(Error::KeyNotFound(key)),
-                Some(Node::File { value, expire_at }) => {
-                    return Ok(Got::Value(Event {
-                        action: Action::Get,
-                        key,
-                        dir: false,
-                        prev_value: None,
-                        value: Some(value.clone()),
-                        new_key: false,
-                        expiration: *expire_at,
-                        index: self.index,
-                    }))
-                }
-                Some(Node::Dir(children)) => children,
+                None => Err(Error::KeyNotFound(key.clone())),
+                Some(n) => match &n.kind {
+                    Kind::File(value) => {
+                        self.stats.v2.gets_success.fetch_add(1, Ordering::Relaxed);
+                        return Ok(Got::Value(Event {
+                            action: Action::Get,
+                            key,
+                            dir: false,
+                            prev_value: None,
+                            value: Some(value.clone()),
+                            new_key: false,
+                            expiration: n.expire_at,
+                            index: self.index,
+                            created_index: n.created,
+                            ttl: None,
+                            prev_node: None,
+                            refresh: false,
+                        }));
+                    }
+                    Kind::Dir(children) => Ok(children),
+                },
             }
         };
+        let children = match found {
+            Ok(c) => c,
+            Err(e) => {
+                self.stats.v2.gets_fail.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        self.stats.v2.gets_success.fetch_add(1, Ordering::Relaxed);
         Ok(Got::Listing(
             children
                 .iter()
-                .map(|(name, node)| {
-                    let (dir, value, expiration) = match node {
-                        Node::Dir(_) => (true, None, None),
-                        Node::File { value, expire_at } => (false, Some(value.clone()), *expire_at),
-                    };
-                    Event {
-                        action: Action::Get,
-                        key: path::join(&key, name),
-                        dir,
-                        prev_value: None,
-                        value,
-                        new_key: false,
-                        expiration,
-                        index: self.index,
-                    }
+                .map(|(name, node)| Event {
+                    action: Action::Get,
+                    key: path::join(&key, name),
+                    dir: node.is_dir(),
+                    prev_value: None,
+                    value: node.value().map(str::to_string),
+                    new_key: false,
+                    expiration: node.expire_at,
+                    index: self.index,
+                    created_index: node.created,
+                    ttl: None,
+                    prev_node: None,
+                    refresh: false,
                 })
                 .collect(),
         ))
     }
 
-    /// Watches `prefix` (and everything below it). With `since` > 0, the first recorded event
-    /// with index ≥ `since` answers at once; otherwise the watcher waits for the next event
-    /// (with index ≥ `since`).
+    /// Reads a node for the v2 API: a file, or a directory with its children (and, with
+    /// `recursive`, theirs). Children whose name starts with `_` are hidden. Counts as a GET.
+    pub fn get_v2(&self, key: &str, recursive: bool) -> Result<NodeView> {
+        let key = path::clean(key);
+        let view = match self.tree.lookup(&key) {
+            Ok(None) => Ok(NodeView {
+                key: "/".to_string(),
+                dir: true,
+                value: None,
+                expiration: None,
+                created_index: 0,
+                modified_index: 0,
+                nodes: Some(Self::list(&key, self.tree.root(), recursive)),
+            }),
+            Ok(Some(n)) => Ok(Self::view(&key, n, true, recursive)),
+            Err(e) => Err(e),
+        };
+        self.stats.v2.count_get(view.is_ok());
+        view
+    }
+
+    fn view(key: &str, n: &Node, expand: bool, recursive: bool) -> NodeView {
+        NodeView {
+            key: key.to_string(),
+            dir: n.is_dir(),
+            value: n.value().map(str::to_string),
+            expiration: n.expire_at,
+            created_index: n.created,
+            modified_index: n.modified,
+            nodes: match n.children() {
+                Some(children) if expand => Some(Self::list(key, children, recursive)),
+                _ => None,
+            },
+        }
+    }
+
+    fn list(key: &str, children: &BTreeMap<String, Node>, recursive: bool) -> Vec<NodeView> {
+        children
+            .iter()
+            .filter(|(name, _)| !name.starts_with('_'))
+            .map(|(name, child)| Self::view(&path::join(key, name), child, recursive, recursive))
+            .collect()
+    }
+
+    /// Watches `prefix` and everything below it (the v1 API). With `since` > 0, the first
+    /// recorded event with index ≥ `since` answers at once; otherwise the watcher waits for
+    /// the next event (with index ≥ `since`).
     pub fn watch(&mut self, prefix: &str, since: Index, payload: W) -> Result<Watched<W>> {
-        let prefix = path::clean(prefix);
+        self.watch_with(prefix, true, false, since, payload)
+    }
+
+    /// Watches a key the v2 way: only the key itself (and removals of a directory above it),
+    /// or with `recursive` everything below it too, except below hidden (`_`) segments
+    /// under the watched key.
+    pub fn watch_v2(
+        &mut self,
+        key: &str,
+        recursive: bool,
+        since: Index,
+        payload: W,
+    ) -> Result<Watched<W>> {
+        self.watch_with(key, recursive, true, since, payload)
+    }
+
+    fn watch_with(
+        &mut self,
+        key: &str,
+        recursive: bool,
+        hide: bool,
+        since: Index,
+        payload: W,
+    ) -> Result<Watched<W>> {
+        let key = path::clean(key);
         if since > 0 {
-            if let Some(e) = self.history.scan(&prefix, since)? {
+            if let Some(e) = self.history.scan(&key, recursive, since)? {
                 return Ok(Watched::Ready(e.clone(), payload));
             }
         }
-        Ok(Watched::Pending(self.watchers.add(&prefix, since, payload)))
+        Ok(Watched::Pending(
+            self.watchers.add(&key, since, recursive, hide, payload),
+        ))
     }
 
     /// Cancels a waiting watcher (its client went away). Returns its payload if it had not
@@ -321,14 +663,10 @@ impl<W> Store<W> {
                 time,
             } => {
                 self.stats.sets += 1;
-                self.set(
-                    index,
-                    &path::clean(key),
-                    value,
-                    *ttl_secs,
-                    *time,
-                    &mut fired,
-                )
+                let key = path::clean(key);
+                let r = self.v1_set(index, &key, value, *ttl_secs, *time, &mut fired);
+                self.stats.v2.count(Action::Set, r.is_ok());
+                r
             }
             Command::TestAndSet {
                 key,
@@ -339,33 +677,164 @@ impl<W> Store<W> {
             } => {
                 self.stats.test_and_sets += 1;
                 let key = path::clean(key);
-                match self.tree.get(&key) {
+                let r = match self.tree.get(&key) {
                     None => Err(Error::KeyNotFound(key)),
-                    Some(Node::Dir(_)) => Err(Error::NotFile(key)),
-                    Some(Node::File { value: current, .. }) if current != prev_value => {
-                        Err(Error::TestFailed {
-                            current: current.clone(),
-                            prev_value: prev_value.clone(),
-                        })
+                    Some(n) if n.is_dir() => Err(Error::NotFile(key)),
+                    Some(n) if n.value() != Some(prev_value.as_str()) => Err(Error::TestFailed {
+                        current: n.value().unwrap_or("").to_string(),
+                        prev_value: prev_value.clone(),
+                    }),
+                    Some(_) if path::is_reserved(&key) => Err(Error::Keyword("Set")),
+                    Some(_) => match expiry(*ttl_secs, *time) {
+                        _ if ttl_secs.is_some_and(|t| t <= 0) => {
+                            self.remove(index, &key, Action::Delete, *time, &mut fired)
+                        }
+                        expire_at => Ok(self.write_file(
+                            index,
+                            &key,
+                            value.clone(),
+                            expire_at,
+                            Action::CompareAndSwap,
+                            *time,
+                            &mut fired,
+                        )),
                     }
-                    Some(Node::File { .. }) => {
-                        self.set(index, &key, value, *ttl_secs, *time, &mut fired)
-                    }
-                }
+                    .map(Some),
+                };
+                self.stats.v2.count(Action::CompareAndSwap, r.is_ok());
+                r
             }
             Command::Delete { key } => {
                 self.stats.deletes += 1;
                 let key = path::clean(key);
-                if path::is_reserved(&key) {
+                let r = if path::is_reserved(&key) {
                     Err(Error::Keyword("Delete"))
                 } else {
-                    self.delete(index, &key, &mut fired).map(Some)
-                }
+                    self.v1_delete(index, &key, &mut fired).map(Some)
+                };
+                self.stats.v2.count(Action::Delete, r.is_ok());
+                r
             }
             Command::Read => Ok(None),
-            Command::Expire { time } => {
-                self.expire(index, *time, &mut fired);
+            Command::Expire { time, key: None } => {
+                while let Some((at, key)) = self.ttl.first().cloned() {
+                    if at > *time {
+                        break;
+                    }
+                    let _ = self.remove(index, &key, Action::Expire, *time, &mut fired);
+                    self.stats.v2.count(Action::Expire, true);
+                }
                 Ok(None)
+            }
+            Command::Expire {
+                time,
+                key: Some(key),
+            } => {
+                let key = path::clean(key);
+                let due = self
+                    .tree
+                    .get(&key)
+                    .and_then(|n| n.expire_at)
+                    .is_some_and(|at| at <= *time);
+                if due {
+                    self.stats.v2.count(Action::Expire, true);
+                    self.remove(index, &key, Action::Expire, *time, &mut fired)
+                        .map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
+            Command::V2Put {
+                key,
+                value,
+                dir,
+                ttl_secs,
+                refresh,
+                prev_exist,
+                prev_value,
+                prev_index,
+                time,
+            } => {
+                let compare = prev_value.is_some() || prev_index.is_some();
+                let kind = match prev_exist {
+                    Some(true) if compare => PutKind::CompareAndSwap,
+                    Some(true) => PutKind::Update,
+                    Some(false) => PutKind::Create,
+                    None if compare => PutKind::CompareAndSwap,
+                    None => PutKind::Set,
+                };
+                let r = self.v2_put(
+                    index,
+                    kind,
+                    &path::clean(key),
+                    value,
+                    *dir,
+                    expiry(*ttl_secs, *time),
+                    *refresh,
+                    prev_value.as_deref(),
+                    *prev_index,
+                    *time,
+                    &mut fired,
+                );
+                let action = match kind {
+                    PutKind::Set => Action::Set,
+                    PutKind::Create => Action::Create,
+                    PutKind::Update => Action::Update,
+                    PutKind::CompareAndSwap => Action::CompareAndSwap,
+                };
+                self.stats.v2.count(action, r.is_ok());
+                r.map(Some)
+            }
+            Command::V2Post {
+                key,
+                value,
+                dir,
+                ttl_secs,
+                time,
+            } => {
+                let key = path::join(&path::clean(key), &format!("{index:020}"));
+                let r = self.v2_put(
+                    index,
+                    PutKind::Create,
+                    &key,
+                    value,
+                    *dir,
+                    expiry(*ttl_secs, *time),
+                    false,
+                    None,
+                    None,
+                    *time,
+                    &mut fired,
+                );
+                self.stats.v2.count(Action::Create, r.is_ok());
+                r.map(Some)
+            }
+            Command::V2Delete {
+                key,
+                dir,
+                recursive,
+                prev_value,
+                prev_index,
+                time,
+            } => {
+                let key = path::clean(key);
+                let compare = prev_value.is_some() || prev_index.is_some();
+                let r = self.v2_delete(
+                    index,
+                    &key,
+                    *dir || *recursive,
+                    *recursive,
+                    compare.then_some((prev_value.as_deref(), *prev_index)),
+                    *time,
+                    &mut fired,
+                );
+                let action = if compare {
+                    Action::CompareAndDelete
+                } else {
+                    Action::Delete
+                };
+                self.stats.v2.count(action, r.is_ok());
+                r.map(Some)
             }
             Command::Join {
                 id,
@@ -383,19 +852,29 @@ impl<W> Store<W> {
                 );
                 let key = path::join(path::MACHINES_DIR, name);
                 let value = format!("raft={raft_url}&etcd={etcd_url}");
-                self.write(index, &key, value, None, &mut fired).map(Some)
+                self.tree
+                    .check_parents(&key)
+                    .map_err(|_| Error::NotFile(key.clone()))
+                    .and_then(|()| match self.tree.get(&key) {
+                        Some(n) if n.is_dir() => Err(Error::NotFile(key.clone())),
+                        _ => Ok(()),
+                    })
+                    .map(|()| {
+                        Some(self.write_file(index, &key, value, None, Action::Set, 0, &mut fired))
+                    })
             }
             Command::Leave { id, name } => {
                 self.members.remove(id);
                 self.removed.insert(*id);
                 let key = path::join(path::MACHINES_DIR, name);
-                self.delete(index, &key, &mut fired).map(Some)
+                self.v1_delete(index, &key, &mut fired).map(Some)
             }
         };
         Applied { result, fired }
     }
 
-    fn set(
+    /// A v1 set: files only, below directories only; a TTL of 0 or less deletes the key.
+    fn v1_set(
         &mut self,
         index: Index,
         key: &str,
@@ -407,80 +886,284 @@ impl<W> Store<W> {
         if path::is_reserved(key) {
             return Err(Error::Keyword("Set"));
         }
-        let expire_at = match ttl_secs {
+        if key == "/" || self.tree.check_parents(key).is_err() {
+            return Err(Error::NotFile(key.to_string()));
+        }
+        if self.tree.get(key).is_some_and(Node::is_dir) {
+            return Err(Error::NotFile(key.to_string()));
+        }
+        if ttl_secs.is_some_and(|t| t <= 0) {
             // The seed deletes the key when its TTL is already over.
-            Some(t) if t <= 0 => return self.delete(index, key, fired).map(Some),
-            Some(t) => Some(time.saturating_add(t.saturating_mul(NANOS_PER_SEC))),
-            None => None,
-        };
-        self.write(index, key, value.to_string(), expire_at, fired)
-            .map(Some)
+            return self.v1_delete(index, key, fired).map(Some);
+        }
+        let expire_at = expiry(ttl_secs, time);
+        Ok(Some(self.write_file(
+            index,
+            key,
+            value.to_string(),
+            expire_at,
+            Action::Set,
+            time,
+            fired,
+        )))
     }
 
-    /// Sets a file and records the event; no keyword check (used for `/_etcd` too).
-    fn write(
+    /// A v1 delete: files only.
+    fn v1_delete(&mut self, index: Index, key: &str, fired: &mut Vec<(W, Event)>) -> Result<Event> {
+        match self.tree.get(key) {
+            _ if key == "/" => Err(Error::NotFile(key.to_string())),
+            None => Err(Error::KeyNotFound(key.to_string())),
+            Some(n) if n.is_dir() => Err(Error::NotFile(key.to_string())),
+            Some(_) => self.remove(index, key, Action::Delete, 0, fired),
+        }
+    }
+
+    /// Writes a file at `key` (checked by the caller: not the root, no file on the path, not a
+    /// directory) and records the event. `Set` and `Create` make a new node; `Update` and
+    /// `CompareAndSwap` keep the node's `createdIndex`.
+    #[allow(clippy::too_many_arguments)]
+    fn write_file(
         &mut self,
         index: Index,
         key: &str,
         value: String,
         expire_at: Option<UnixNanos>,
+        action: Action,
+        time: UnixNanos,
         fired: &mut Vec<(W, Event)>,
-    ) -> Result<Event> {
-        let prev = self.tree.set(key, value.clone(), expire_at)?;
-        if let Some(Previous {
-            expire_at: Some(old),
-            ..
-        }) = &prev
-        {
-            self.ttl.remove(&(*old, key.to_string()));
+    ) -> Event {
+        let mut node = Node::file(value.clone(), index, expire_at);
+        let prev = self.tree.get(key).map(|n| info(key, n, time));
+        if let Some(p) = &prev {
+            if matches!(action, Action::Update | Action::CompareAndSwap) {
+                node.created = p.created_index;
+            }
+            if let Some(at) = p.expiration {
+                self.ttl.remove(&(at, key.to_string()));
+            }
         }
-        if let Some(t) = expire_at {
-            self.ttl.insert((t, key.to_string()));
+        let created = node.created;
+        self.tree.put(key, node, index);
+        if let Some(at) = expire_at {
+            self.ttl.insert((at, key.to_string()));
         }
         let event = Event {
-            action: Action::Set,
+            action,
             key: key.to_string(),
             dir: false,
-            new_key: prev.is_none(),
-            prev_value: prev.map(|p| p.value),
+            prev_value: prev.as_ref().and_then(|p| p.value.clone()),
             value: Some(value),
+            new_key: prev.is_none(),
             expiration: expire_at,
             index,
+            created_index: created,
+            ttl: ttl_left(expire_at, time),
+            prev_node: prev.map(Box::new),
+            refresh: false,
         };
         self.record(&event, fired);
-        Ok(event)
+        event
     }
 
-    fn delete(&mut self, index: Index, key: &str, fired: &mut Vec<(W, Event)>) -> Result<Event> {
-        let prev = self.tree.remove_file(key)?;
-        if let Some(t) = prev.expire_at {
-            self.ttl.remove(&(t, key.to_string()));
+    /// Removes the node at `key` (which exists and is not the root) and everything below it,
+    /// and records the event.
+    fn remove(
+        &mut self,
+        index: Index,
+        key: &str,
+        action: Action,
+        time: UnixNanos,
+        fired: &mut Vec<(W, Event)>,
+    ) -> Result<Event> {
+        let node = self
+            .tree
+            .remove(key)
+            .ok_or_else(|| Error::KeyNotFound(key.to_string()))?;
+        let ttl = &mut self.ttl;
+        node.walk(key, &mut |k, n| {
+            if let Some(at) = n.expire_at {
+                ttl.remove(&(at, k.to_string()));
+            }
+        });
+        let mut prev = info(key, &node, time);
+        if action == Action::Expire {
+            prev.ttl = None;
         }
         let event = Event {
-            action: Action::Delete,
+            action,
             key: key.to_string(),
-            dir: false,
-            prev_value: Some(prev.value),
+            dir: node.is_dir(),
+            prev_value: node.value().map(str::to_string),
             value: None,
             new_key: false,
-            expiration: prev.expire_at,
+            expiration: node.expire_at,
             index,
+            created_index: node.created,
+            ttl: None,
+            prev_node: Some(Box::new(prev)),
+            refresh: false,
         };
         self.record(&event, fired);
         Ok(event)
     }
 
-    fn expire(&mut self, index: Index, time: UnixNanos, fired: &mut Vec<(W, Event)>) {
-        while let Some((at, _)) = self.ttl.first() {
-            if *at > time {
-                break;
+    /// A v2 PUT or POST (see [`Command::V2Put`]).
+    #[allow(clippy::too_many_arguments)]
+    fn v2_put(
+        &mut self,
+        index: Index,
+        kind: PutKind,
+        key: &str,
+        value: &str,
+        dir: bool,
+        expire_at: Option<UnixNanos>,
+        refresh: bool,
+        prev_value: Option<&str>,
+        prev_index: Option<u64>,
+        time: UnixNanos,
+        fired: &mut Vec<(W, Event)>,
+    ) -> Result<Event> {
+        if key == "/" {
+            return Err(Error::RootReadOnly);
+        }
+        if path::is_reserved(key) {
+            return Err(Error::Reserved(key.to_string()));
+        }
+        let mut value = value.to_string();
+        let (action, created, prev) = match kind {
+            PutKind::Set | PutKind::Create => {
+                self.tree.check_parents(key)?;
+                let existing = self.tree.get(key);
+                if refresh {
+                    match existing {
+                        None => return Err(Error::KeyNotFound(key.to_string())),
+                        Some(n) => value = n.value().unwrap_or("").to_string(),
+                    }
+                }
+                match existing {
+                    Some(_) if kind == PutKind::Create => {
+                        return Err(Error::NodeExist(key.to_string()))
+                    }
+                    Some(n) if n.is_dir() => return Err(Error::NotFile(key.to_string())),
+                    _ => {}
+                }
+                let action = if kind == PutKind::Set {
+                    Action::Set
+                } else {
+                    Action::Create
+                };
+                let prev = existing.map(|n| info(key, n, time));
+                (action, index, prev)
             }
-            let (_, key) = self.ttl.pop_first().expect("first() was Some");
-            match self.delete(index, &key, fired) {
-                Ok(_) => {}
-                Err(e) => unreachable!("TTL index names {key}, which the tree lacks: {e}"),
+            PutKind::Update | PutKind::CompareAndSwap => {
+                let n = self.tree.lookup(key)?.ok_or(Error::RootReadOnly)?;
+                if kind == PutKind::CompareAndSwap {
+                    if n.is_dir() {
+                        return Err(Error::NotFile(key.to_string()));
+                    }
+                    if let Some(cause) = compare_failure(n, prev_value, prev_index) {
+                        return Err(Error::CompareFailed(cause));
+                    }
+                } else if n.is_dir() && !value.is_empty() {
+                    return Err(Error::NotFile(key.to_string()));
+                }
+                if refresh {
+                    value = n.value().unwrap_or("").to_string();
+                }
+                let action = if kind == PutKind::Update {
+                    Action::Update
+                } else {
+                    Action::CompareAndSwap
+                };
+                (action, n.created, Some(info(key, n, time)))
+            }
+        };
+        // Write: a new node for set/create, the same node changed for update/compare-and-swap.
+        let is_dir;
+        match kind {
+            PutKind::Set | PutKind::Create => {
+                let node = if dir {
+                    Node::dir(index, expire_at)
+                } else {
+                    Node::file(value.clone(), index, expire_at)
+                };
+                is_dir = dir;
+                if let Some(at) = prev.as_ref().and_then(|p| p.expiration) {
+                    self.ttl.remove(&(at, key.to_string()));
+                }
+                self.tree.put(key, node, index);
+            }
+            PutKind::Update | PutKind::CompareAndSwap => {
+                let n = self.tree.get_mut(key).expect("looked up above");
+                if let Some(at) = n.expire_at {
+                    self.ttl.remove(&(at, key.to_string()));
+                }
+                n.modified = index;
+                n.expire_at = expire_at;
+                if let Kind::File(v) = &mut n.kind {
+                    *v = value.clone();
+                }
+                is_dir = n.is_dir();
             }
         }
+        if let Some(at) = expire_at {
+            self.ttl.insert((at, key.to_string()));
+        }
+        let event = Event {
+            action,
+            key: key.to_string(),
+            dir: is_dir,
+            prev_value: prev.as_ref().and_then(|p| p.value.clone()),
+            value: (!is_dir).then_some(value),
+            new_key: prev.is_none(),
+            expiration: expire_at,
+            index,
+            created_index: created,
+            ttl: ttl_left(expire_at, time),
+            prev_node: prev.map(Box::new),
+            refresh,
+        };
+        self.record(&event, fired);
+        Ok(event)
+    }
+
+    /// A v2 DELETE (see [`Command::V2Delete`]); `compare` holds `prevValue`/`prevIndex`.
+    #[allow(clippy::too_many_arguments)]
+    fn v2_delete(
+        &mut self,
+        index: Index,
+        key: &str,
+        dir: bool,
+        recursive: bool,
+        compare: Option<(Option<&str>, Option<u64>)>,
+        time: UnixNanos,
+        fired: &mut Vec<(W, Event)>,
+    ) -> Result<Event> {
+        if key == "/" {
+            return Err(Error::RootReadOnly);
+        }
+        if path::is_reserved(key) {
+            return Err(Error::Reserved(key.to_string()));
+        }
+        let n = self.tree.lookup(key)?.ok_or(Error::RootReadOnly)?;
+        if let Some((prev_value, prev_index)) = compare {
+            if n.is_dir() {
+                return Err(Error::NotFile(key.to_string()));
+            }
+            if let Some(cause) = compare_failure(n, prev_value, prev_index) {
+                return Err(Error::CompareFailed(cause));
+            }
+            return self.remove(index, key, Action::CompareAndDelete, time, fired);
+        }
+        if let Some(children) = n.children() {
+            if !dir {
+                return Err(Error::NotFile(key.to_string()));
+            }
+            if !children.is_empty() && !recursive {
+                return Err(Error::DirNotEmpty(key.to_string()));
+            }
+        }
+        self.remove(index, key, Action::Delete, time, fired)
     }
 
     fn record(&mut self, event: &Event, fired: &mut Vec<(W, Event)>) {
@@ -491,21 +1174,24 @@ impl<W> Store<W> {
 
     /// The whole replicated state (not the watchers, which are local).
     pub fn snapshot(&self) -> StoreSnapshot {
-        let mut dirs = Vec::new();
-        let mut files = Vec::new();
-        self.tree.walk(|key, node| match node {
-            Node::Dir(_) => dirs.push(key.to_string()),
-            Node::File { value, expire_at } => {
-                files.push((key.to_string(), value.clone(), *expire_at))
-            }
+        let mut nodes = Vec::new();
+        self.tree.walk(|key, node| {
+            nodes.push(SnapNode {
+                key: key.to_string(),
+                value: node.value().map(str::to_string),
+                created: node.created,
+                modified: node.modified,
+                expire_at: node.expire_at,
+            })
         });
         let (events, cleared) = self.history.parts();
         StoreSnapshot {
-            version: 1,
+            version: 2,
             index: self.index,
             applied: self.applied,
-            dirs,
-            files,
+            nodes,
+            dirs: Vec::new(),
+            files: Vec::new(),
             history: events.cloned().collect(),
             history_cleared_through: cleared,
             members: self.members.iter().map(|(k, v)| (*k, v.clone())).collect(),
@@ -515,6 +1201,7 @@ impl<W> Store<W> {
                 sets: self.stats.sets,
                 deletes: self.stats.deletes,
                 test_and_sets: self.stats.test_and_sets,
+                v2: self.stats.v2.copy(),
             },
         }
     }
@@ -524,14 +1211,36 @@ impl<W> Store<W> {
     pub fn restore(&mut self, snap: StoreSnapshot) -> Vec<(W, Event)> {
         let mut tree = Tree::default();
         let mut ttl = BTreeSet::new();
-        for d in &snap.dirs {
-            // A snapshot we wrote has no file on a directory's path.
-            let _ = tree.make_dir(d);
-        }
-        for (key, value, expire_at) in snap.files {
-            if tree.set(&key, value, expire_at).is_ok() {
-                if let Some(t) = expire_at {
-                    ttl.insert((t, key));
+        // Version 1 snapshots: nodes get the snapshot's index.
+        let old_dirs = snap.dirs.iter().map(|d| (d.clone(), None, None));
+        let old_files = snap.files.into_iter().map(|(k, v, e)| (k, Some(v), e));
+        let old = old_dirs
+            .chain(old_files)
+            .map(|(key, value, expire_at)| SnapNode {
+                key,
+                value,
+                created: snap.index,
+                modified: snap.index,
+                expire_at,
+            });
+        for n in snap.nodes.into_iter().chain(old) {
+            // A snapshot we wrote lists parents first and has no file on a node's path.
+            if n.key == "/" || tree.check_parents(&n.key).is_err() {
+                continue;
+            }
+            let mut node = match n.value {
+                Some(v) => Node::file(v, n.created, n.expire_at),
+                None => Node::dir(n.created, n.expire_at),
+            };
+            node.modified = n.modified;
+            if let Some(at) = n.expire_at {
+                ttl.insert((at, n.key.clone()));
+            }
+            match tree.get_mut(&n.key) {
+                // A version 1 directory created implicitly by a file listed before it.
+                Some(existing) if existing.is_dir() && node.is_dir() => {}
+                _ => {
+                    tree.put(&n.key, node, n.created);
                 }
             }
         }
@@ -553,7 +1262,7 @@ impl<W> Store<W> {
         let mut fired = Vec::new();
         let history = &self.history;
         self.watchers.drain_matching(
-            |prefix, since| match history.scan(prefix, since.max(next_after_old)) {
+            |key, recursive, since| match history.scan(key, recursive, since.max(next_after_old)) {
                 Ok(found) => found.cloned(),
                 Err(_) => None,
             },
