@@ -10,6 +10,7 @@
 pub mod error;
 pub mod response;
 pub mod time;
+pub mod v2;
 
 pub use error::{ApiError, ErrorCode};
 pub use response::{Action, KeyResponse};

@@ -143,6 +143,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         max_value_bytes: config.max_value_bytes,
         max_members: config.max_cluster_size,
         shutdown: stop_rx.clone(),
+        started: crate::clock::now(),
     };
     let client = serve(
         client_listener,

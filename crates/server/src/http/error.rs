@@ -1,11 +1,12 @@
 //! The one place that turns errors into HTTP responses.
 //!
-//! `store::Error` and raft's transient failures become [`ApiError`]s here (one function each),
-//! and [`Error`]'s `IntoResponse` sends the status that the error code's table in `etcd-api`
-//! names. No other code picks a status for an error.
+//! `store::Error` and raft's transient failures become [`ApiError`]s (v1) or v2 errors here
+//! (one function each per API), and the `IntoResponse` impls send the status that the code
+//! tables in `etcd-api` name. No other code picks a status for an error.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use etcd_api::v2::{self, Code};
 use etcd_api::{ApiError, ErrorCode};
 
 use crate::raft::Transient;
@@ -35,6 +36,13 @@ impl From<etcd_store::Error> for Error {
             ),
             S::NotFile(key) => ApiError::new(ErrorCode::NotFile, key),
             S::Keyword(op) => ApiError::new(ErrorCode::KeywordPrefix, op),
+            // v2 outcomes, should a v1 request meet them: the nearest v1 code.
+            S::NotDir(key) | S::NodeExist(key) | S::DirNotEmpty(key) => {
+                ApiError::new(ErrorCode::NotFile, key)
+            }
+            S::RootReadOnly => ApiError::new(ErrorCode::NotFile, "/"),
+            S::CompareFailed(cause) => ApiError::new(ErrorCode::TestFailed, cause),
+            S::Reserved(key) => ApiError::new(ErrorCode::KeywordPrefix, key),
             S::HistoryCleared { first, requested } => ApiError::new(
                 ErrorCode::EventIndexCleared,
                 format!("the requested history has been cleared [{first}/{requested}]"),
@@ -56,6 +64,79 @@ impl IntoResponse for Error {
         (
             status,
             [(header::CONTENT_TYPE, "application/json")],
+            self.0.to_json(),
+        )
+            .into_response()
+    }
+}
+
+/// A v2 API error on its way to the client (`{"errorCode":..,"index":..}`, v2's statuses).
+#[derive(Debug)]
+pub struct V2Error(pub v2::Error);
+
+impl V2Error {
+    /// An error found before the store was asked (etcd sends index 0 for these).
+    pub fn request(code: Code, cause: impl Into<String>) -> V2Error {
+        V2Error(v2::Error::new(code, cause, 0))
+    }
+
+    /// A store error, at the store's `index`.
+    pub fn store(e: etcd_store::Error, index: u64) -> V2Error {
+        use etcd_store::Error as S;
+        let (code, cause) = match e {
+            S::KeyNotFound(key) => (Code::KeyNotFound, key),
+            S::TestFailed {
+                current,
+                prev_value,
+            } => (Code::TestFailed, format!("[{prev_value} != {current}]")),
+            S::CompareFailed(cause) => (Code::TestFailed, cause),
+            S::NotFile(key) => (Code::NotFile, key),
+            S::NotDir(key) => (Code::NotDir, key),
+            S::NodeExist(key) => (Code::NodeExist, key),
+            S::RootReadOnly => (Code::RootReadOnly, "/".to_string()),
+            S::DirNotEmpty(key) => (Code::DirNotEmpty, key),
+            S::Reserved(key) => (Code::KeyIsPreserved, key),
+            S::Keyword(op) => (Code::KeyIsPreserved, op.to_string()),
+            S::HistoryCleared { first, requested } => (
+                Code::EventIndexCleared,
+                format!("the requested history has been cleared [{first}/{requested}]"),
+            ),
+        };
+        V2Error(v2::Error::new(code, cause, index))
+    }
+
+    /// A v1-style request error (form parsing, limits) in v2 terms.
+    pub fn from_v1(e: Error) -> V2Error {
+        let code = match e.0.code {
+            ErrorCode::TooLarge => Code::TooLarge,
+            ErrorCode::InvalidField => Code::InvalidField,
+            ErrorCode::RaftInternal => Code::RaftInternal,
+            ErrorCode::LeaderElect => Code::LeaderElect,
+            _ => Code::InvalidForm,
+        };
+        V2Error::request(code, e.0.cause)
+    }
+}
+
+impl From<Transient> for V2Error {
+    fn from(t: Transient) -> V2Error {
+        V2Error::request(Code::RaftInternal, t.to_string())
+    }
+}
+
+impl IntoResponse for V2Error {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .expect("the code table holds valid statuses");
+        (
+            status,
+            [
+                (header::CONTENT_TYPE, "application/json".to_string()),
+                (
+                    header::HeaderName::from_static("x-etcd-index"),
+                    self.0.index.to_string(),
+                ),
+            ],
             self.0.to_json(),
         )
             .into_response()

@@ -43,10 +43,25 @@ pub(super) async fn leader(State(app): State<App>) -> Response {
     }
 }
 
-/// `/v1/stats`: operation counters.
+/// `/v1/stats`: operation counters, the seed's four.
 pub(super) async fn stats(State(app): State<App>) -> Response {
+    #[derive(serde::Serialize)]
+    struct V1Stats {
+        gets: u64,
+        sets: u64,
+        deletes: u64,
+        #[serde(rename = "testAndSets")]
+        test_and_sets: u64,
+    }
     let store = app.raft.store.read().expect("store lock poisoned");
-    json_ok(serde_json::to_vec(store.stats()).expect("serialising counters cannot fail"))
+    let s = store.stats();
+    let body = V1Stats {
+        gets: s.gets.load(std::sync::atomic::Ordering::Relaxed),
+        sets: s.sets,
+        deletes: s.deletes,
+        test_and_sets: s.test_and_sets,
+    };
+    json_ok(serde_json::to_vec(&body).expect("serialising counters cannot fail"))
 }
 
 /// Peer `/name`: this member's name.

@@ -1,4 +1,4 @@
-//! The HTTP APIs: the v1 client API (spec section 2) and the peer API.
+//! The HTTP APIs: the v1 client API (spec section 2), etcd's v2 API (`v2`), and the peer API.
 //!
 //! [`client_router`] builds the whole client API from an [`App`], so it can be served on any
 //! listener or driven in tests without a socket. Handlers validate, then either read the store
@@ -10,6 +10,7 @@ mod form;
 mod info;
 mod keys;
 mod peer;
+mod v2;
 mod watch;
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct App {
     pub max_members: usize,
     /// Flips to true when the node stops; waiting watches end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// When this process started (Unix nanoseconds).
+    pub started: i64,
 }
 
 impl App {
@@ -65,6 +68,17 @@ pub fn client_router(app: App) -> Router {
         .route("/v1/machines/{name}", delete(peer::remove_member))
         .route("/v1/leader", get(info::leader))
         .route("/v1/stats", get(info::stats))
+        .route("/v2/keys", any(v2::keys))
+        .route("/v2/keys/", any(v2::keys))
+        .route("/v2/keys/{*key}", any(v2::keys))
+        .route("/v2/machines", get(v2::machines))
+        .route("/v2/members", get(v2::members))
+        .route("/v2/members/", get(v2::members))
+        .route("/v2/stats/self", get(v2::stats_self))
+        .route("/v2/stats/leader", get(v2::stats_leader))
+        .route("/v2/stats/store", get(v2::stats_store))
+        .route("/version", get(v2::version))
+        .route("/health", get(v2::health))
         .fallback(not_found)
         .with_state(app)
 }
@@ -136,9 +150,9 @@ fn percent_decode(s: &str) -> String {
 fn render(e: &Event) -> KeyResponse {
     KeyResponse {
         action: match e.action {
-            etcd_store::Action::Set => Action::Set,
             etcd_store::Action::Get => Action::Get,
-            etcd_store::Action::Delete => Action::Delete,
+            a if a.removes() => Action::Delete,
+            _ => Action::Set,
         },
         key: e.key.clone(),
         dir: e.dir,

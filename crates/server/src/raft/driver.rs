@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use etcd_store::{Command, StoreSnapshot};
 use protobuf::Message as _;
 use raft::eraftpb::{
-    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, HardState,
+    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message,
+    MessageType,
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
 
@@ -37,6 +38,8 @@ use crate::transport::Transport;
 /// cannot delay the fsync of what is already proposed.
 const MAX_BATCH: usize = 4096;
 
+/// Most expiry entries the leader proposes at once (the rest follow once they are applied).
+const EXPIRY_BATCH: usize = 1000;
 /// A read index request not answered after this many ticks is asked again (raft drops read
 /// requests it cannot serve yet, for example on a leader that has not committed in its term).
 const READ_RETRY_TICKS: u32 = 3;
@@ -348,6 +351,9 @@ impl Driver {
             Request::ReadIndex { reply } => self.read_index(reply, Instant::now()),
             Request::Step(msg) => {
                 let (from, kind) = (msg.from, msg.get_msg_type());
+                if kind == MessageType::MsgAppend {
+                    self.status.append_received.fetch_add(1, Ordering::Relaxed);
+                }
                 if let Err(e) = self.raw_node.step(msg) {
                     tracing::debug!(from, "raft message {kind:?} not stepped: {e}");
                 }
@@ -539,16 +545,24 @@ impl Driver {
             return;
         }
         let now = clock::now();
+        // One entry per key, so that every expiry has its own index (as etcd v2's do): a
+        // watcher re-arming at index + 1 misses none of them.
         let due = self
             .store
             .read()
             .expect("store lock poisoned")
-            .next_expiry();
-        if due.is_some_and(|t| t <= now) {
-            let cmd = Command::Expire { time: now };
+            .due(now, EXPIRY_BATCH);
+        for key in due {
+            let cmd = Command::Expire {
+                time: now,
+                key: Some(key),
+            };
             match self.raw_node.propose(Vec::new(), cmd.encode()) {
                 Ok(()) => self.expiry_in_flight = Some(self.raw_node.raft.raft_log.last_index()),
-                Err(e) => tracing::debug!("expiry proposal dropped: {e}"),
+                Err(e) => {
+                    tracing::debug!("expiry proposal dropped: {e}");
+                    break;
+                }
             }
         }
     }
@@ -559,7 +573,7 @@ impl Driver {
         }
         let mut ready = self.raw_node.ready();
         // A leader's appends go out before its own fsync (raft allows it; etcd does the same).
-        self.transport.send(ready.take_messages());
+        self.send(ready.take_messages());
         if !ready.snapshot().is_empty() {
             let snap = ready.snapshot().clone();
             // Decoded before anything is persisted: a bad snapshot must not outlive a restart.
@@ -600,12 +614,12 @@ impl Driver {
         if must_sync {
             fatal_on_err(store.persist(), "persisting the log");
         }
-        self.transport.send(ready.take_persisted_messages());
+        self.send(ready.take_persisted_messages());
         let mut light = self.raw_node.advance(ready);
         if let Some(commit) = light.commit_index() {
             self.raw_node.mut_store().set_commit(commit);
         }
-        self.transport.send(light.take_messages());
+        self.send(light.take_messages());
         let committed = light.take_committed_entries();
         self.apply(committed);
         self.raw_node.advance_apply();
@@ -778,11 +792,26 @@ impl Driver {
         self.last_snapshot = self.applied;
     }
 
+    /// Hands messages to the transport, counting append requests (`/v2/stats/self`).
+    fn send(&mut self, msgs: Vec<Message>) {
+        let appends = msgs
+            .iter()
+            .filter(|m| m.get_msg_type() == MessageType::MsgAppend)
+            .count();
+        self.status
+            .append_sent
+            .fetch_add(appends as u64, Ordering::Relaxed);
+        self.transport.send(msgs);
+    }
+
     fn publish(&mut self) {
         let raft = &self.raw_node.raft;
-        self.status
-            .leader_id
-            .store(raft.leader_id, Ordering::Release);
+        let old_leader = self.status.leader_id.swap(raft.leader_id, Ordering::AcqRel);
+        if old_leader != raft.leader_id {
+            self.status
+                .leader_since
+                .store(clock::now(), Ordering::Release);
+        }
         self.status.term.store(raft.term, Ordering::Release);
         self.status.applied.store(self.applied, Ordering::Release);
         if self.ready_tx.is_some() && self.caught_up() {

@@ -140,6 +140,12 @@ pub struct Status {
     pub term: AtomicU64,
     /// Index of the last applied entry.
     pub applied: AtomicU64,
+    /// When this member last saw the leader change (Unix nanoseconds).
+    pub leader_since: std::sync::atomic::AtomicI64,
+    /// Append requests received from a leader.
+    pub append_received: AtomicU64,
+    /// Append requests sent to followers.
+    pub append_sent: AtomicU64,
     /// Signalled when this member has applied its own removal from the cluster.
     pub removed: tokio::sync::Notify,
 }

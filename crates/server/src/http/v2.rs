@@ -1,0 +1,834 @@
+//! etcd's v2 HTTP API beside v1: `/v2/keys` (reads, writes, long-poll and streaming watches),
+//! `/v2/machines`, `/v2/members`, `/v2/stats/*`, `/version` and `/health`.
+//!
+//! One store and one index serve both APIs: a v2 node's `modifiedIndex` is the raft log index
+//! of the entry that last changed it, the number v1 calls `index`. Parameters are parsed as
+//! etcd's `v2http` does (Go's `ParseBool`/`ParseUint`, the same error codes and causes), and
+//! bodies are etcd's JSON with its trailing newline. Deliberate differences from etcd 3.4:
+//! `/_etcd` (our member registry, shared with v1) is reserved for writes (error 106), and
+//! listings are always sorted.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use etcd_api::time;
+use etcd_api::v2::{self, Code};
+use etcd_store::{Action, Command, Event, NodeInfo, NodeView, Watched};
+
+use super::error::V2Error;
+use super::form::Params;
+use super::{key_from_path, App};
+use crate::clock;
+use crate::raft::SharedStore;
+
+/// The API level `/version` reports as `etcdcluster`: the etcd release whose v2 API this
+/// server speaks.
+const CLUSTER_API_LEVEL: &str = "2.3.0";
+/// How long `/health` waits for its quorum read.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The `/v2/keys` handler.
+pub(super) async fn keys(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(&app, method, uri, headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(
+    app: &App,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, V2Error> {
+    if !matches!(
+        method,
+        Method::GET | Method::HEAD | Method::PUT | Method::POST | Method::DELETE
+    ) {
+        return Ok((
+            StatusCode::METHOD_NOT_ALLOWED,
+            [
+                (header::ALLOW, "GET, HEAD, POST, PUT, DELETE"),
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            ],
+            "Method Not Allowed\n",
+        )
+            .into_response());
+    }
+    let key = key_from_path(uri.path(), "/v2/keys").map_err(V2Error::from_v1)?;
+    let params = Params::from_request(&method, &uri, &headers, body, app.body_limit())
+        .await
+        .map_err(V2Error::from_v1)?;
+    let req = Request::parse(&params)?;
+    match method {
+        Method::GET | Method::HEAD => {
+            if req.wait {
+                return watch(app, &key, &req).await;
+            }
+            if req.quorum {
+                quorum_read(app).await?;
+            }
+            let (view, index) = {
+                let store = app.raft.store.read().expect("store lock poisoned");
+                let index = store.index();
+                (
+                    store
+                        .get_v2(&key, req.recursive)
+                        .map_err(|e| V2Error::store(e, index))?,
+                    index,
+                )
+            };
+            let event = v2::Event {
+                action: "get".to_string(),
+                node: render_view(&view, clock::now()),
+                prev_node: None,
+            };
+            Ok(answer(app, StatusCode::OK, index, &event))
+        }
+        Method::PUT => {
+            let value = req.value(app)?;
+            let command = Command::V2Put {
+                key,
+                value,
+                dir: req.dir,
+                ttl_secs: req.ttl,
+                refresh: req.refresh,
+                prev_exist: req.prev_exist,
+                prev_value: req.prev_value.clone(),
+                prev_index: req.prev_index.filter(|i| *i > 0),
+                time: clock::now(),
+            };
+            write(app, command).await
+        }
+        Method::POST => {
+            let value = req.value(app)?;
+            let command = Command::V2Post {
+                key,
+                value,
+                dir: req.dir,
+                ttl_secs: req.ttl,
+                time: clock::now(),
+            };
+            write(app, command).await
+        }
+        _ => {
+            let command = Command::V2Delete {
+                key,
+                dir: req.dir,
+                recursive: req.recursive,
+                prev_value: req.prev_value.clone(),
+                prev_index: req.prev_index.filter(|i| *i > 0),
+                time: clock::now(),
+            };
+            write(app, command).await
+        }
+    }
+}
+
+/// The parameters of a `/v2/keys` request, checked as etcd's `parseKeyRequest` does.
+#[derive(Debug, Default)]
+struct Request {
+    value: Option<String>,
+    dir: bool,
+    recursive: bool,
+    wait: bool,
+    stream: bool,
+    quorum: bool,
+    refresh: bool,
+    ttl: Option<i64>,
+    prev_exist: Option<bool>,
+    prev_value: Option<String>,
+    prev_index: Option<u64>,
+    wait_index: Option<u64>,
+}
+
+impl Request {
+    fn parse(p: &Params) -> Result<Request, V2Error> {
+        let uint = |name: &str, code: Code| -> Result<Option<u64>, V2Error> {
+            match p.get(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| V2Error::request(code, format!("invalid value for \"{name}\""))),
+            }
+        };
+        let boolean = |name: &str| -> Result<bool, V2Error> {
+            match p.get(name) {
+                None => Ok(false),
+                Some(v) => go_parse_bool(v).ok_or_else(|| {
+                    V2Error::request(Code::InvalidField, format!("invalid value for \"{name}\""))
+                }),
+            }
+        };
+        let prev_index = uint("prevIndex", Code::IndexNaN)?;
+        let wait_index = uint("waitIndex", Code::IndexNaN)?;
+        let recursive = boolean("recursive")?;
+        // Listings are always sorted; the flag is only checked.
+        boolean("sorted")?;
+        let wait = boolean("wait")?;
+        let dir = boolean("dir")?;
+        let quorum = boolean("quorum")?;
+        let stream = boolean("stream")?;
+        let prev_value = match p.get("prevValue") {
+            Some("") => {
+                return Err(V2Error::request(
+                    Code::PrevValueRequired,
+                    "prevValue cannot be empty",
+                ))
+            }
+            other => other.map(str::to_string),
+        };
+        let ttl = match p.get("ttl") {
+            None | Some("") => None,
+            Some(_) => {
+                let t = uint("ttl", Code::TtlNaN)?.expect("present");
+                Some(
+                    i64::try_from(t)
+                        .map_err(|_| V2Error::request(Code::TtlNaN, "invalid value for \"ttl\""))?,
+                )
+            }
+        };
+        let prev_exist = match p.get("prevExist") {
+            None => None,
+            Some(v) => Some(go_parse_bool(v).ok_or_else(|| {
+                V2Error::request(Code::InvalidField, "invalid value for prevExist")
+            })?),
+        };
+        let refresh = match p.get("refresh") {
+            None => false,
+            Some(v) => go_parse_bool(v).ok_or_else(|| {
+                V2Error::request(Code::InvalidField, "invalid value for \"refresh\"")
+            })?,
+        };
+        let value = p.get("value").map(str::to_string);
+        if refresh {
+            if value.as_deref().is_some_and(|v| !v.is_empty()) {
+                return Err(V2Error::request(
+                    Code::RefreshValue,
+                    "A value was provided on a refresh",
+                ));
+            }
+            if ttl.is_none() {
+                return Err(V2Error::request(
+                    Code::RefreshTtlRequired,
+                    "No TTL value set",
+                ));
+            }
+        }
+        Ok(Request {
+            value,
+            dir,
+            recursive,
+            wait,
+            stream,
+            quorum,
+            refresh,
+            ttl,
+            prev_exist,
+            prev_value,
+            prev_index,
+            wait_index,
+        })
+    }
+
+    /// The value to write: empty for directories (etcd ignores a value given with `dir`).
+    fn value(&self, app: &App) -> Result<String, V2Error> {
+        let value = if self.dir {
+            String::new()
+        } else {
+            self.value.clone().unwrap_or_default()
+        };
+        if value.len() > app.max_value_bytes {
+            return Err(V2Error::request(
+                Code::TooLarge,
+                format!("the value is larger than {} bytes", app.max_value_bytes),
+            ));
+        }
+        Ok(value)
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A quorum read's place in the log (as v1's `consistent=true`).
+async fn quorum_read(app: &App) -> Result<(), V2Error> {
+    match app.raft.propose(Command::Read).await? {
+        Ok(_) => Ok(()),
+        Err(e) => Err(V2Error::store(e, 0)),
+    }
+}
+
+/// Proposes a write and answers with its event.
+async fn write(app: &App, command: Command) -> Result<Response, V2Error> {
+    let post = matches!(command, Command::V2Post { .. });
+    match app.raft.propose(command).await? {
+        Ok(Some(event)) => {
+            let created = post
+                || event.action == Action::Create
+                || (event.action == Action::Set && event.prev_node.is_none());
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(answer(app, status, event.index, &render_event(&event)))
+        }
+        Ok(None) => unreachable!("v2 writes always answer with an event"),
+        Err(e) => {
+            let index = app.raft.store.read().expect("store lock poisoned").index();
+            Err(V2Error::store(e, index))
+        }
+    }
+}
+
+/// A JSON answer with etcd's headers.
+fn answer(app: &App, status: StatusCode, etcd_index: u64, event: &v2::Event) -> Response {
+    let mut body = serde_json::to_vec(event).expect("serialising an event cannot fail");
+    body.push(b'\n');
+    let mut r = (status, body).into_response();
+    raft_headers(app, r.headers_mut(), etcd_index);
+    r
+}
+
+fn raft_headers(app: &App, h: &mut HeaderMap, etcd_index: u64) {
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert("x-etcd-index", HeaderValue::from(etcd_index));
+    h.insert(
+        "x-raft-index",
+        HeaderValue::from(app.raft.status.applied.load(Ordering::Acquire)),
+    );
+    h.insert(
+        "x-raft-term",
+        HeaderValue::from(app.raft.status.term.load(Ordering::Acquire)),
+    );
+}
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Get => "get",
+        Action::Set => "set",
+        Action::Delete => "delete",
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::CompareAndSwap => "compareAndSwap",
+        Action::CompareAndDelete => "compareAndDelete",
+        Action::Expire => "expire",
+    }
+}
+
+fn expiration(at: Option<i64>) -> Option<String> {
+    at.map(time::format_rfc3339_nanos)
+}
+
+/// Whole seconds left at `now`, rounded up (etcd v2); 0 when none.
+fn ttl_at(at: Option<i64>, now: i64) -> i64 {
+    match at {
+        Some(at) if at > now => {
+            let left = at - now;
+            (left + 999_999_999) / 1_000_000_000
+        }
+        _ => 0,
+    }
+}
+
+fn render_info(p: &NodeInfo) -> v2::Node {
+    v2::Node {
+        key: p.key.clone(),
+        value: if p.dir { None } else { p.value.clone() },
+        dir: p.dir,
+        expiration: expiration(p.expiration),
+        ttl: p.ttl.unwrap_or(0),
+        nodes: None,
+        modified_index: p.modified_index,
+        created_index: p.created_index,
+    }
+}
+
+/// The v2 form of a store event. `ttl` is the one recorded at the change.
+fn render_event(e: &Event) -> v2::Event {
+    let node = if e.action.removes() {
+        v2::Node {
+            key: e.key.clone(),
+            dir: e.dir,
+            modified_index: e.index,
+            created_index: e.created_index,
+            ..v2::Node::default()
+        }
+    } else {
+        v2::Node {
+            key: e.key.clone(),
+            value: if e.dir { None } else { e.value.clone() },
+            dir: e.dir,
+            expiration: expiration(e.expiration),
+            ttl: e.ttl.unwrap_or(0),
+            nodes: None,
+            modified_index: e.index,
+            created_index: e.created_index,
+        }
+    };
+    v2::Event {
+        action: action_name(e.action).to_string(),
+        node,
+        prev_node: e.prev_node.as_deref().map(render_info),
+    }
+}
+
+fn render_view(v: &NodeView, now: i64) -> v2::Node {
+    v2::Node {
+        key: if v.key == "/" {
+            String::new()
+        } else {
+            v.key.clone()
+        },
+        value: v.value.clone(),
+        dir: v.dir,
+        expiration: expiration(v.expiration),
+        ttl: ttl_at(v.expiration, now),
+        nodes: v.nodes.as_ref().and_then(|children| {
+            (!children.is_empty()).then(|| children.iter().map(|c| render_view(c, now)).collect())
+        }),
+        modified_index: v.modified_index,
+        created_index: v.created_index,
+    }
+}
+
+/// `wait=true`: answers with the first event at or after `waitIndex` (or the next one), and
+/// with `stream=true` keeps sending events, one JSON line each, until the client leaves.
+/// The headers go out at once, as etcd's do.
+async fn watch(app: &App, key: &str, req: &Request) -> Result<Response, V2Error> {
+    let since = req.wait_index.unwrap_or(0);
+    let (first, etcd_index) = register(&app.raft.store, key, req.recursive, since)?;
+    let state = WatchState {
+        store: app.raft.store.clone(),
+        key: key.to_string(),
+        recursive: req.recursive,
+        stream: req.stream,
+        next: first,
+        shutdown: app.shutdown.clone(),
+        done: false,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(state, next_event));
+    let mut r = (StatusCode::OK, body).into_response();
+    raft_headers(app, r.headers_mut(), etcd_index);
+    Ok(r)
+}
+
+/// What a watch waits for: an event found at once, or a registered watcher.
+enum Next {
+    Ready(Event),
+    Waiting(tokio::sync::oneshot::Receiver<Event>, Unwatch),
+}
+
+struct WatchState {
+    store: SharedStore,
+    key: String,
+    recursive: bool,
+    stream: bool,
+    next: Next,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    done: bool,
+}
+
+fn register(
+    store: &SharedStore,
+    key: &str,
+    recursive: bool,
+    since: u64,
+) -> Result<(Next, u64), V2Error> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut s = store.write().expect("store lock poisoned");
+    let index = s.index();
+    match s.watch_v2(key, recursive, since, tx) {
+        Ok(Watched::Ready(event, _)) => Ok((Next::Ready(event), index)),
+        Ok(Watched::Pending(id)) => Ok((
+            Next::Waiting(
+                rx,
+                Unwatch {
+                    store: Some(store.clone()),
+                    id: Some(id),
+                },
+            ),
+            index,
+        )),
+        Err(e) => Err(V2Error::store(e, index)),
+    }
+}
+
+async fn next_event(mut st: WatchState) -> Option<(Result<Vec<u8>, std::io::Error>, WatchState)> {
+    if st.done {
+        return None;
+    }
+    let event = match std::mem::replace(&mut st.next, Next::Waiting(closed(), Unwatch::none())) {
+        Next::Ready(e) => e,
+        Next::Waiting(rx, mut guard) => {
+            let mut shutdown = st.shutdown.clone();
+            tokio::select! {
+                e = rx => {
+                    guard.id = None;
+                    e.ok()?
+                }
+                _ = shutdown.wait_for(|stopping| *stopping) => return None,
+            }
+        }
+    };
+    let mut line =
+        serde_json::to_vec(&render_event(&event)).expect("serialising an event cannot fail");
+    line.push(b'\n');
+    if st.stream {
+        match register(&st.store, &st.key, st.recursive, event.index + 1) {
+            Ok((next, _)) => st.next = next,
+            // The history moved past us: end the stream, the client re-watches.
+            Err(_) => st.done = true,
+        }
+    } else {
+        st.done = true;
+    }
+    Some((Ok(line), st))
+}
+
+fn closed() -> tokio::sync::oneshot::Receiver<Event> {
+    tokio::sync::oneshot::channel().1
+}
+
+/// Removes a watcher that has not fired when the response ends (client gone, shutdown).
+struct Unwatch {
+    store: Option<SharedStore>,
+    id: Option<u64>,
+}
+
+impl Unwatch {
+    fn none() -> Unwatch {
+        Unwatch {
+            store: None,
+            id: None,
+        }
+    }
+}
+
+impl Drop for Unwatch {
+    fn drop(&mut self) {
+        if let (Some(store), Some(id)) = (&self.store, self.id) {
+            if let Ok(mut store) = store.write() {
+                store.unwatch(id);
+            }
+        }
+    }
+}
+
+fn text(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    let mut body = serde_json::to_vec(value).expect("serialising cannot fail");
+    body.push(b'\n');
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn hex_id(id: u64) -> String {
+    format!("{id:x}")
+}
+
+/// `/v2/machines`: every member's client URL, joined with `, `.
+pub(super) async fn machines(State(app): State<App>) -> Response {
+    let store = app.raft.store.read().expect("store lock poisoned");
+    let urls: Vec<&str> = store
+        .members()
+        .values()
+        .map(|m| m.etcd_url.as_str())
+        .collect();
+    text(urls.join(", "))
+}
+
+#[derive(serde::Serialize)]
+struct MemberJson {
+    id: String,
+    name: String,
+    #[serde(rename = "peerURLs")]
+    peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs")]
+    client_urls: Vec<String>,
+}
+
+/// `GET /v2/members`: the members, by id.
+pub(super) async fn members(State(app): State<App>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Members {
+        members: Vec<MemberJson>,
+    }
+    let store = app.raft.store.read().expect("store lock poisoned");
+    let members = store
+        .members()
+        .iter()
+        .map(|(id, m)| MemberJson {
+            id: hex_id(*id),
+            name: m.name.clone(),
+            peer_urls: vec![m.raft_url.clone()],
+            client_urls: vec![m.etcd_url.clone()],
+        })
+        .collect();
+    json(StatusCode::OK, &Members { members })
+}
+
+/// `/version`.
+pub(super) async fn version() -> Response {
+    #[derive(serde::Serialize)]
+    struct Version {
+        etcdserver: &'static str,
+        etcdcluster: &'static str,
+    }
+    json(
+        StatusCode::OK,
+        &Version {
+            etcdserver: env!("CARGO_PKG_VERSION"),
+            etcdcluster: CLUSTER_API_LEVEL,
+        },
+    )
+}
+
+/// `/health`: healthy when there is a leader and a quorum read goes through the log.
+pub(super) async fn health(State(app): State<App>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Health {
+        health: &'static str,
+    }
+    let ok = app.raft.leader_id().is_some()
+        && matches!(
+            tokio::time::timeout(HEALTH_TIMEOUT, app.raft.propose(Command::Read)).await,
+            Ok(Ok(Ok(_)))
+        );
+    let (status, health) = if ok {
+        (StatusCode::OK, "true")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "false")
+    };
+    json(status, &Health { health })
+}
+
+/// Go's `time.Duration.String()` for a non-negative duration in nanoseconds, as etcd prints
+/// uptimes (`17.586195881s`, `1m2.5s`, `1h0m0s`).
+fn go_duration(nanos: i64) -> String {
+    let nanos = nanos.max(0);
+    if nanos == 0 {
+        return "0s".to_string();
+    }
+    if nanos < 1_000_000_000 {
+        let (unit, div) = if nanos < 1_000 {
+            ("ns", 1)
+        } else if nanos < 1_000_000 {
+            ("µs", 1_000)
+        } else {
+            ("ms", 1_000_000)
+        };
+        return format!("{}{unit}", trim_fraction(nanos, div));
+    }
+    let secs = nanos / 1_000_000_000;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, nanos % 60_000_000_000);
+    let s = format!("{}s", trim_fraction(s, 1_000_000_000));
+    match (h, m) {
+        (0, 0) => s,
+        (0, m) => format!("{m}m{s}"),
+        (h, m) => format!("{h}h{m}m{s}"),
+    }
+}
+
+fn trim_fraction(n: i64, div: i64) -> String {
+    let whole = n / div;
+    let frac = n % div;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let width = div.to_string().len() - 1;
+    let f = format!("{frac:0width$}");
+    format!("{whole}.{}", f.trim_end_matches('0'))
+}
+
+/// `/v2/stats/self`.
+pub(super) async fn stats_self(State(app): State<App>) -> Response {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct LeaderInfo {
+        leader: String,
+        uptime: String,
+        start_time: String,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SelfStats {
+        name: String,
+        id: String,
+        state: &'static str,
+        start_time: String,
+        leader_info: LeaderInfo,
+        recv_append_request_cnt: u64,
+        send_append_request_cnt: u64,
+    }
+    let now = clock::now();
+    let status = &app.raft.status;
+    let leader = app.raft.leader_id();
+    let since = status.leader_since.load(Ordering::Acquire);
+    let state = match leader {
+        Some(id) if id == app.raft.id => "StateLeader",
+        Some(_) => "StateFollower",
+        None => "StateCandidate",
+    };
+    let body = SelfStats {
+        name: app.node.name.clone(),
+        id: hex_id(app.raft.id),
+        state,
+        start_time: time::format_rfc3339_nanos(app.started),
+        leader_info: LeaderInfo {
+            leader: leader.map(hex_id).unwrap_or_default(),
+            uptime: go_duration(now - since),
+            start_time: time::format_rfc3339_nanos(since),
+        },
+        recv_append_request_cnt: status.append_received.load(Ordering::Relaxed),
+        send_append_request_cnt: status.append_sent.load(Ordering::Relaxed),
+    };
+    json(StatusCode::OK, &body)
+}
+
+/// `/v2/stats/leader`: on the leader, its followers; elsewhere etcd's 403 "not current
+/// leader".
+pub(super) async fn stats_leader(State(app): State<App>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Follower {}
+    #[derive(serde::Serialize)]
+    struct LeaderStats {
+        leader: String,
+        followers: std::collections::BTreeMap<String, Follower>,
+    }
+    #[derive(serde::Serialize)]
+    struct Message {
+        message: &'static str,
+    }
+    if app.raft.leader_id() != Some(app.raft.id) {
+        return json(
+            StatusCode::FORBIDDEN,
+            &Message {
+                message: "not current leader",
+            },
+        );
+    }
+    let store = app.raft.store.read().expect("store lock poisoned");
+    let followers = store
+        .members()
+        .keys()
+        .filter(|id| **id != app.raft.id)
+        .map(|id| (hex_id(*id), Follower {}))
+        .collect();
+    json(
+        StatusCode::OK,
+        &LeaderStats {
+            leader: hex_id(app.raft.id),
+            followers,
+        },
+    )
+}
+
+/// `/v2/stats/store`: etcd v2's store counters.
+pub(super) async fn stats_store(State(app): State<App>) -> Response {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct StoreStats {
+        gets_success: u64,
+        gets_fail: u64,
+        sets_success: u64,
+        sets_fail: u64,
+        delete_success: u64,
+        delete_fail: u64,
+        update_success: u64,
+        update_fail: u64,
+        create_success: u64,
+        create_fail: u64,
+        compare_and_swap_success: u64,
+        compare_and_swap_fail: u64,
+        compare_and_delete_success: u64,
+        compare_and_delete_fail: u64,
+        expire_count: u64,
+        watchers: u64,
+    }
+    let store = app.raft.store.read().expect("store lock poisoned");
+    let s = &store.stats().v2;
+    let body = StoreStats {
+        gets_success: s.gets_success.load(Ordering::Relaxed),
+        gets_fail: s.gets_fail.load(Ordering::Relaxed),
+        sets_success: s.sets_success,
+        sets_fail: s.sets_fail,
+        delete_success: s.delete_success,
+        delete_fail: s.delete_fail,
+        update_success: s.update_success,
+        update_fail: s.update_fail,
+        create_success: s.create_success,
+        create_fail: s.create_fail,
+        compare_and_swap_success: s.compare_and_swap_success,
+        compare_and_swap_fail: s.compare_and_swap_fail,
+        compare_and_delete_success: s.compare_and_delete_success,
+        compare_and_delete_fail: s.compare_and_delete_fail,
+        expire_count: s.expire_count,
+        watchers: store.watcher_count() as u64,
+    };
+    json(StatusCode::OK, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_like_go() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(17_586_195_881), "17.586195881s");
+        assert_eq!(go_duration(62_500_000_000), "1m2.5s");
+        assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
+        assert_eq!(go_duration(1_500_000), "1.5ms");
+    }
+
+    #[test]
+    fn booleans_parse_like_go() {
+        for t in ["1", "t", "T", "true", "TRUE", "True"] {
+            assert_eq!(go_parse_bool(t), Some(true));
+        }
+        for f in ["0", "f", "F", "false", "FALSE", "False"] {
+            assert_eq!(go_parse_bool(f), Some(false));
+        }
+        for bad in ["", "yes", "maybe", "tRUE"] {
+            assert_eq!(go_parse_bool(bad), None);
+        }
+    }
+
+    #[test]
+    fn ttl_rounds_up() {
+        assert_eq!(ttl_at(Some(5_000_000_001), 0), 6);
+        assert_eq!(ttl_at(Some(5_000_000_000), 0), 5);
+        assert_eq!(ttl_at(Some(1), 1), 0);
+        assert_eq!(ttl_at(None, 0), 0);
+    }
+}
