@@ -597,6 +597,33 @@ pub(super) async fn members(State(app): State<App>) -> Response {
     json(StatusCode::OK, &Members { members })
 }
 
+/// `GET /v2/members/leader`: the leader member (etcdctl's `member list` asks for it), or 503
+/// while there is none.
+pub(super) async fn members_leader(State(app): State<App>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Message {
+        message: &'static str,
+    }
+    let leader = app.raft.leader_id().and_then(|id| {
+        let store = app.raft.store.read().expect("store lock poisoned");
+        store.members().get(&id).map(|m| MemberJson {
+            id: hex_id(id),
+            name: m.name.clone(),
+            peer_urls: vec![m.raft_url.clone()],
+            client_urls: vec![m.etcd_url.clone()],
+        })
+    });
+    match leader {
+        Some(m) => json(StatusCode::OK, &m),
+        None => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &Message {
+                message: "During Leader Election",
+            },
+        ),
+    }
+}
+
 /// `/version`.
 pub(super) async fn version() -> Response {
     #[derive(serde::Serialize)]
