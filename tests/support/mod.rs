@@ -860,6 +860,8 @@ pub struct Node {
     pub data_dir: PathBuf,
     /// Command-line arguments of the next launch (see `default_args`).
     pub args: Vec<String>,
+    /// Environment variables added to the next launch.
+    pub env: Vec<(String, String)>,
     log_dir: PathBuf,
     child: Option<Child>,
     /// Whether the process is stopped by SIGSTOP (see `pause`).
@@ -922,6 +924,7 @@ impl Node {
             peer_host: "127.0.0.1".to_string(),
             data_dir: root.join("data"),
             args: Vec::new(),
+            env: Vec::new(),
             log_dir,
             child: None,
             paused: false,
@@ -1001,6 +1004,7 @@ impl Node {
         let stderr = File::create(self.stderr_path(self.runs)).expect("create stderr log");
         let child = Command::new(etcd_bin())
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.root)
             .stdin(Stdio::null())
             .stdout(stdout)

@@ -6,6 +6,17 @@
 //! parse but make no sense (an empty name, an address without a port, half a TLS set) are
 //! configuration errors (exit 1), with a message naming the flag.
 //!
+//! Modern etcd's long flags are accepted too (`--name`, `--data-dir`, `--listen-client-urls`,
+//! `--advertise-client-urls`, `--listen-peer-urls`, `--initial-advertise-peer-urls`,
+//! `--initial-cluster`, `--initial-cluster-state`, `--initial-cluster-token`, `--cert-file`,
+//! `--key-file`, `--trusted-ca-file`, `--client-cert-auth` and their `--peer-*` forms,
+//! `--enable-v2`), and every long flag can come from an `ETCD_*` variable (`--data-dir` from
+//! `ETCD_DATA_DIR`); a flag on the command line wins over its variable. URLs map onto the
+//! seed's addresses: an `https` URL needs the matching certificate and key, and one URL per
+//! flag is served. A static `--initial-cluster` becomes joins: with state `new` the first
+//! member listed starts the cluster (after checking that none of the others already runs
+//! one) and the others join through it; with `existing` the member joins through the others.
+//!
 //! Not here: starting anything, reading TLS files.
 
 use std::path::{Path, PathBuf};
@@ -134,6 +145,9 @@ pub struct Config {
     pub election_ms: u64,
     /// Largest value accepted, in bytes.
     pub max_value_bytes: usize,
+    /// Peers to ask before starting a new cluster: if one of them already runs a cluster, this
+    /// member joins it instead (the first member of a static `--initial-cluster`).
+    pub probe: Vec<String>,
 }
 
 /// What the command line asks for.
@@ -284,6 +298,102 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
         "N",
         "largest value accepted [1048576]",
     ),
+    (
+        &["listen-client-urls"],
+        Kind::Str,
+        "URL",
+        "modern form of -cl: http(s)://HOST:PORT the client API listens on",
+    ),
+    (
+        &["advertise-client-urls"],
+        Kind::Str,
+        "URL",
+        "modern form of -c: the client URL members advertise",
+    ),
+    (
+        &["listen-peer-urls"],
+        Kind::Str,
+        "URL",
+        "modern form of -sl: the URL the peer API listens on",
+    ),
+    (
+        &["initial-advertise-peer-urls"],
+        Kind::Str,
+        "URL",
+        "modern form of -s: the peer URL members advertise",
+    ),
+    (
+        &["initial-cluster"],
+        Kind::Str,
+        "NAME=URL,...",
+        "a static cluster's members and peer URLs (this member's among them)",
+    ),
+    (
+        &["initial-cluster-state"],
+        Kind::Str,
+        "new|existing",
+        "start the static cluster, or join an existing one [new]",
+    ),
+    (
+        &["initial-cluster-token"],
+        Kind::Str,
+        "TOKEN",
+        "accepted for compatibility (members are told apart by raft id)",
+    ),
+    (
+        &["cert-file"],
+        Kind::Str,
+        "FILE",
+        "modern form of -clientCert",
+    ),
+    (
+        &["key-file"],
+        Kind::Str,
+        "FILE",
+        "modern form of -clientKey",
+    ),
+    (
+        &["trusted-ca-file"],
+        Kind::Str,
+        "FILE",
+        "CA for client certificates (with --client-cert-auth)",
+    ),
+    (
+        &["client-cert-auth"],
+        Kind::Bool,
+        "",
+        "require client certificates signed by --trusted-ca-file",
+    ),
+    (
+        &["peer-cert-file"],
+        Kind::Str,
+        "FILE",
+        "modern form of -serverCert",
+    ),
+    (
+        &["peer-key-file"],
+        Kind::Str,
+        "FILE",
+        "modern form of -serverKey",
+    ),
+    (
+        &["peer-trusted-ca-file"],
+        Kind::Str,
+        "FILE",
+        "CA for peer certificates (with --peer-client-cert-auth)",
+    ),
+    (
+        &["peer-client-cert-auth"],
+        Kind::Bool,
+        "",
+        "require peer certificates signed by --peer-trusted-ca-file",
+    ),
+    (
+        &["enable-v2"],
+        Kind::Bool,
+        "",
+        "accepted for compatibility: the v2 API is always served",
+    ),
     (&["v"], Kind::Bool, "", "verbose logging"),
     (&["vv"], Kind::Bool, "", "very verbose logging"),
     (&["version"], Kind::Bool, "", "print the version and exit"),
@@ -303,9 +413,83 @@ pub fn usage() -> String {
     s
 }
 
-/// Parses the arguments after the program name.
+/// Parses the arguments after the program name, with `ETCD_*` variables from the process
+/// environment.
 pub fn parse(args: &[String]) -> Result<Command, Error> {
+    parse_with_env(args, &|name| std::env::var(name).ok())
+}
+
+/// The `ETCD_*` variable of a long flag (`data-dir` → `ETCD_DATA_DIR`), if it has one: flags
+/// spelled in lowercase with at least four letters (not `help` or `version`).
+fn env_name(flag: &str) -> Option<String> {
+    let long = flag.len() >= 4
+        && flag
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !matches!(flag, "help" | "version");
+    long.then(|| format!("ETCD_{}", flag.to_ascii_uppercase().replace('-', "_")))
+}
+
+/// A boolean as Go's `strconv.ParseBool` spells it, as "true"/"false".
+fn go_bool(v: &str) -> Option<&'static str> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some("true"),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some("false"),
+        _ => None,
+    }
+}
+
+/// `http(s)://HOST:PORT[/]` → (is https, `HOST:PORT`). One URL only.
+fn parse_url(flag: &str, list: &str) -> Result<(bool, String), Error> {
+    let urls: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    let [url] = urls[..] else {
+        return Err(Error::Invalid(format!(
+            "--{flag}: exactly one URL is supported, got {list:?}"
+        )));
+    };
+    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(Error::Invalid(format!(
+            "--{flag}: {url:?} is not an http:// or https:// URL"
+        )));
+    };
+    let addr = rest.trim_end_matches('/');
+    split_host_port(addr)
+        .map_err(|e| Error::Invalid(format!("--{flag}: invalid URL {url:?}: {e}")))?;
+    Ok((https, addr.to_string()))
+}
+
+/// Parses the arguments after the program name; `env` looks up `ETCD_*` variables.
+pub fn parse_with_env(
+    args: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Command, Error> {
     let mut values: Vec<(&'static str, String)> = Vec::new();
+    for (names, kind, _, _) in FLAGS {
+        for n in names.iter() {
+            let Some(var) = env_name(n) else { continue };
+            let Some(v) = env(&var) else { continue };
+            let v = match kind {
+                Kind::Bool => go_bool(&v)
+                    .ok_or_else(|| Error::Usage(format!("invalid boolean value {v:?} for {var}")))?
+                    .to_string(),
+                Kind::Int if v.parse::<u64>().is_err() => {
+                    return Err(Error::Usage(format!(
+                        "invalid value {v:?} for {var}: parse error"
+                    )))
+                }
+                _ => v,
+            };
+            values.push((names[0], v));
+        }
+    }
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if arg == "--" {
@@ -333,10 +517,9 @@ pub fn parse(args: &[String]) -> Result<Command, Error> {
         let canonical = names[0];
         let value = match (kind, inline) {
             (Kind::Bool, None) => "true".to_string(),
-            (Kind::Bool, Some(v)) => match v.as_str() {
-                "1" | "t" | "T" | "true" | "TRUE" | "True" => "true".into(),
-                "0" | "f" | "F" | "false" | "FALSE" | "False" => "false".into(),
-                _ => {
+            (Kind::Bool, Some(v)) => match go_bool(&v) {
+                Some(b) => b.into(),
+                None => {
                     return Err(Error::Usage(format!(
                         "invalid boolean value {v:?} for -{name}"
                     )))
@@ -381,17 +564,42 @@ pub fn parse(args: &[String]) -> Result<Command, Error> {
             "-n: the node name {name:?} must not contain '/'"
         )));
     }
-    let client_addr = get("c").unwrap_or_else(|| "127.0.0.1:4001".into());
-    let peer_addr = get("s").unwrap_or_else(|| "127.0.0.1:7001".into());
+    // Modern URL flags, where the seed's flags are not given.
+    let url = |flag: &str| get(flag).map(|v| parse_url(flag, &v)).transpose();
+    let advertise_client = url("advertise-client-urls")?;
+    let listen_client = url("listen-client-urls")?;
+    let advertise_peer = url("initial-advertise-peer-urls")?;
+    let listen_peer = url("listen-peer-urls")?;
+    let client_addr = get("c")
+        .or_else(|| advertise_client.as_ref().map(|(_, a)| a.clone()))
+        .unwrap_or_else(|| "127.0.0.1:4001".into());
+    let peer_addr = get("s")
+        .or_else(|| advertise_peer.as_ref().map(|(_, a)| a.clone()))
+        .unwrap_or_else(|| "127.0.0.1:7001".into());
     let (client_host, _) = split_host_port(&client_addr)
         .map_err(|e| Error::Invalid(format!("-c: invalid address {client_addr:?}: {e}")))?;
     let (peer_host, _) = split_host_port(&peer_addr)
         .map_err(|e| Error::Invalid(format!("-s: invalid address {peer_addr:?}: {e}")))?;
-    let tls = |cert: &str, key: &str, ca: &str| -> Result<TlsFiles, Error> {
+    // The modern TLS flags fill in where the seed's are not given; a trusted CA only matters
+    // with client-cert-auth (it is what makes certificates required).
+    let file = |old: &str, modern: &str| get(old).or_else(|| get(modern));
+    let tls = |cert: &str, key: &str, ca: &str, modern: [&str; 4]| -> Result<TlsFiles, Error> {
+        let modern_ca = if flag(modern[3]) {
+            get(modern[2])
+        } else {
+            None
+        };
         let files = TlsFiles {
-            cert: get(cert).filter(|s| !s.is_empty()).map(PathBuf::from),
-            key: get(key).filter(|s| !s.is_empty()).map(PathBuf::from),
-            ca: get(ca).filter(|s| !s.is_empty()).map(PathBuf::from),
+            cert: file(cert, modern[0])
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+            key: file(key, modern[1])
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+            ca: get(ca)
+                .or(modern_ca)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
         };
         if files.is_set() && (files.cert.is_none() || files.key.is_none()) {
             return Err(Error::Invalid(format!(
@@ -400,9 +608,50 @@ pub fn parse(args: &[String]) -> Result<Command, Error> {
         }
         Ok(files)
     };
-    let client_tls = tls("clientCert", "clientKey", "clientCAFile")?;
-    let peer_tls = tls("serverCert", "serverKey", "serverCAFile")?;
-    let join: Vec<String> = get("C")
+    let client_tls = tls(
+        "clientCert",
+        "clientKey",
+        "clientCAFile",
+        [
+            "cert-file",
+            "key-file",
+            "trusted-ca-file",
+            "client-cert-auth",
+        ],
+    )?;
+    let peer_tls = tls(
+        "serverCert",
+        "serverKey",
+        "serverCAFile",
+        [
+            "peer-cert-file",
+            "peer-key-file",
+            "peer-trusted-ca-file",
+            "peer-client-cert-auth",
+        ],
+    )?;
+    // An https URL needs a certificate; an http one must not have one (it would be https).
+    for (flag, parsed, files) in [
+        ("advertise-client-urls", &advertise_client, &client_tls),
+        ("listen-client-urls", &listen_client, &client_tls),
+        ("initial-advertise-peer-urls", &advertise_peer, &peer_tls),
+        ("listen-peer-urls", &listen_peer, &peer_tls),
+    ] {
+        if let Some((https, _)) = parsed {
+            if *https != files.is_set() {
+                return Err(Error::Invalid(format!(
+                    "--{flag}: {} URLs need {}",
+                    if *https { "https" } else { "http" },
+                    if *https {
+                        "a certificate and key (--cert-file/--key-file, --peer-cert-file/--peer-key-file)"
+                    } else {
+                        "no certificate: with a certificate the API is served over https"
+                    }
+                )));
+            }
+        }
+    }
+    let mut join: Vec<String> = get("C")
         .map(|v| {
             v.split(',')
                 .map(str::trim)
@@ -411,6 +660,44 @@ pub fn parse(args: &[String]) -> Result<Command, Error> {
                 .collect()
         })
         .unwrap_or_default();
+    let mut probe = Vec::new();
+    let mut join_retries = int("r", 3) as u32;
+    if let Some(cluster) = get("initial-cluster").filter(|c| !c.is_empty()) {
+        let members = parse_initial_cluster(&cluster)?;
+        let Some(pos) = members.iter().position(|(n, _)| *n == name) else {
+            return Err(Error::Invalid(format!(
+                "--initial-cluster: this member's name {name:?} is not in {cluster:?}"
+            )));
+        };
+        if members[pos].1 != peer_addr {
+            return Err(Error::Invalid(format!(
+                "--initial-cluster: {name}={} does not match the advertised peer address {peer_addr} (--initial-advertise-peer-urls)",
+                members[pos].1
+            )));
+        }
+        let others: Vec<String> = members
+            .iter()
+            .filter(|(n, _)| *n != name)
+            .map(|(_, a)| a.clone())
+            .collect();
+        let state = get("initial-cluster-state").unwrap_or_else(|| "new".into());
+        match state.as_str() {
+            "existing" => join = others,
+            "new" if pos == 0 => probe = others,
+            "new" => {
+                join = vec![members[0].1.clone()];
+                // Members of a new static cluster start in any order: wait for the first.
+                if get("r").is_none() {
+                    join_retries = 120;
+                }
+            }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "--initial-cluster-state: {other:?} is neither \"new\" nor \"existing\""
+                )))
+            }
+        }
+    }
     for peer in &join {
         split_host_port(peer)
             .map_err(|e| Error::Invalid(format!("-C: invalid address {peer:?}: {e}")))?;
@@ -427,8 +714,12 @@ pub fn parse(args: &[String]) -> Result<Command, Error> {
         data_dir: PathBuf::from(get("d").unwrap_or_else(|| format!("{name}.etcd"))),
         node: NodeInfo {
             id: 0,
-            client_listen_host: get("cl").unwrap_or(client_host),
-            peer_listen_host: get("sl").unwrap_or(peer_host),
+            client_listen_host: get("cl")
+                .or(listen_client.map(|(_, a)| a))
+                .unwrap_or(client_host),
+            peer_listen_host: get("sl")
+                .or(listen_peer.map(|(_, a)| a))
+                .unwrap_or(peer_host),
             name,
             client_addr,
             peer_addr,
@@ -440,14 +731,35 @@ pub fn parse(args: &[String]) -> Result<Command, Error> {
         force: flag("f"),
         history: int("m", 1024) as usize,
         max_cluster_size: int("maxsize", 9) as usize,
-        join_retries: int("r", 3) as u32,
+        join_retries,
         verbosity: if flag("vv") { 2 } else { u8::from(flag("v")) },
         snapshot_count: int("snapshot-count", 10_000).max(1),
         heartbeat_ms,
         election_ms,
         max_value_bytes: int("max-value-bytes", 1 << 20) as usize,
+        probe,
     };
     Ok(Command::Run(Box::new(config)))
+}
+
+/// `name=URL,...` → (name, `HOST:PORT`), in the given order.
+fn parse_initial_cluster(list: &str) -> Result<Vec<(String, String)>, Error> {
+    let mut members: Vec<(String, String)> = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((name, url)) = item.split_once('=') else {
+            return Err(Error::Invalid(format!(
+                "--initial-cluster: {item:?} is not NAME=URL"
+            )));
+        };
+        let (_, addr) = parse_url("initial-cluster", url)?;
+        if members.iter().any(|(n, _)| n == name) {
+            return Err(Error::Invalid(format!(
+                "--initial-cluster: {name:?} is listed twice (one peer URL per member is supported)"
+            )));
+        }
+        members.push((name.to_string(), addr));
+    }
+    Ok(members)
 }
 
 /// Splits `HOST:PORT` (`[v6]:PORT` too).
@@ -605,6 +917,159 @@ mod tests {
             Ok(Command::Version)
         ));
         assert!(matches!(parse(&["--help".to_string()]), Ok(Command::Help)));
+    }
+
+    fn run_env(args: &[&str], env: &[(&str, &str)]) -> Result<Config, Error> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        match parse_with_env(&args, &lookup)? {
+            Command::Run(c) => Ok(*c),
+            other => panic!("expected a run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn modern_flags_and_variables_map_onto_the_seeds_settings() {
+        let c = run_env(
+            &[
+                "--listen-client-urls",
+                "http://0.0.0.0:2379",
+                "--advertise-client-urls",
+                "http://10.0.0.1:2379/",
+                "--listen-peer-urls=http://0.0.0.0:2380",
+                "--initial-advertise-peer-urls",
+                "http://10.0.0.1:2380",
+                "--name",
+                "flagname",
+            ],
+            &[
+                ("ETCD_NAME", "envname"),
+                ("ETCD_DATA_DIR", "/var/lib/etcd"),
+                ("ETCD_SNAPSHOT_COUNT", "5"),
+                ("ETCD_ENABLE_V2", "true"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.node.name, "flagname", "a flag beats its variable");
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/etcd"));
+        assert_eq!(c.snapshot_count, 5);
+        assert_eq!(c.node.client_url(), "http://10.0.0.1:2379");
+        assert_eq!(c.node.peer_url(), "http://10.0.0.1:2380");
+        assert_eq!(c.node.client_listen(), "0.0.0.0:2379");
+        assert_eq!(c.node.peer_listen(), "0.0.0.0:2380");
+        assert!(matches!(
+            run_env(&[], &[("ETCD_ENABLE_V2", "yes")]),
+            Err(Error::Usage(m)) if m.contains("ETCD_ENABLE_V2")
+        ));
+        assert!(matches!(
+            run_env(&[], &[("ETCD_SNAPSHOT_COUNT", "x")]),
+            Err(Error::Usage(m)) if m.contains("ETCD_SNAPSHOT_COUNT")
+        ));
+        assert_eq!(env_name("data-dir").as_deref(), Some("ETCD_DATA_DIR"));
+        assert_eq!(env_name("clientCert"), None);
+        assert_eq!(env_name("n"), None);
+        assert_eq!(env_name("help"), None);
+    }
+
+    #[test]
+    fn modern_tls_flags_fill_in_and_urls_must_match_them() {
+        let c = run_env(
+            &[
+                "--cert-file",
+                "s.crt",
+                "--key-file",
+                "s.key",
+                "--trusted-ca-file",
+                "ca.crt",
+                "--advertise-client-urls",
+                "https://127.0.0.1:2379",
+                "--peer-cert-file",
+                "p.crt",
+                "--peer-key-file",
+                "p.key",
+                "--peer-trusted-ca-file",
+                "pca.crt",
+                "--peer-client-cert-auth",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.node.client_tls.cert, Some(PathBuf::from("s.crt")));
+        assert_eq!(
+            c.node.client_tls.ca, None,
+            "without --client-cert-auth the CA does not make certificates required"
+        );
+        assert_eq!(c.node.peer_tls.ca, Some(PathBuf::from("pca.crt")));
+        assert!(c.node.client_url().starts_with("https://"));
+        let c = run_env(
+            &[
+                "--cert-file=a",
+                "--key-file=b",
+                "--trusted-ca-file=c",
+                "--client-cert-auth",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.node.client_tls.ca, Some(PathBuf::from("c")));
+        assert!(matches!(
+            run_env(&["--advertise-client-urls", "https://h:1"], &[]),
+            Err(Error::Invalid(m)) if m.contains("--advertise-client-urls")
+        ));
+        assert!(matches!(
+            run_env(&["--cert-file=a", "--key-file=b", "--listen-client-urls", "http://h:1"], &[]),
+            Err(Error::Invalid(m)) if m.contains("--listen-client-urls")
+        ));
+    }
+
+    #[test]
+    fn a_static_initial_cluster_becomes_joins() {
+        let cluster = "a=http://127.0.0.1:2380,b=http://127.0.0.1:2381,c=http://127.0.0.1:2382";
+        let member = |name: &str, port: u16, state: Option<&str>| {
+            let url = format!("http://127.0.0.1:{port}");
+            let mut args = vec![
+                "--name",
+                name,
+                "--initial-advertise-peer-urls",
+                &url,
+                "--initial-cluster",
+                cluster,
+            ]
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+            if let Some(s) = state {
+                args.extend(["--initial-cluster-state".to_string(), s.to_string()]);
+            }
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_env(&refs, &[])
+        };
+        let a = member("a", 2380, None).unwrap();
+        assert!(a.join.is_empty());
+        assert_eq!(a.probe, vec!["127.0.0.1:2381", "127.0.0.1:2382"]);
+        let b = member("b", 2381, Some("new")).unwrap();
+        assert_eq!(b.join, vec!["127.0.0.1:2380"]);
+        assert!(b.probe.is_empty());
+        assert_eq!(b.join_retries, 120);
+        let c = member("c", 2382, Some("existing")).unwrap();
+        assert_eq!(c.join, vec!["127.0.0.1:2380", "127.0.0.1:2381"]);
+        assert!(
+            matches!(member("d", 2383, None), Err(Error::Invalid(m)) if m.contains("\"d\" is not in"))
+        );
+        assert!(
+            matches!(member("a", 2390, None), Err(Error::Invalid(m)) if m.contains("does not match"))
+        );
+        assert!(
+            matches!(member("a", 2380, Some("old")), Err(Error::Invalid(m)) if m.contains("--initial-cluster-state"))
+        );
+        assert!(matches!(
+            run_env(&["--name", "a", "--initial-cluster", "a=http://127.0.0.1:7001,a=http://x:1"], &[]),
+            Err(Error::Invalid(m)) if m.contains("listed twice")
+        ));
     }
 
     #[test]

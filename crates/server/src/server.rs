@@ -87,7 +87,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let registration = if DiskStorage::exists(&config.data_dir) {
         None
     } else {
-        let peers = join_peers(&config)?;
+        let mut peers = join_peers(&config)?;
+        if peers.is_empty() && !config.probe.is_empty() {
+            // The first member of a static cluster: if the others already run the cluster
+            // (this member lost its data, or was late), join it rather than start a second.
+            match join_cluster(&registration, &config.probe, 1, peer_connector.as_ref()).await {
+                Ok(_) => peers = config.probe.clone(),
+                Err(Joined::NobodyAnswered(_)) => {}
+                Err(Joined::Refused(e)) => return Err(e),
+            }
+        }
         if peers.is_empty() {
             Some(registration)
         } else {
@@ -97,7 +106,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 config.join_retries,
                 peer_connector.as_ref(),
             )
-            .await?;
+            .await
+            .map_err(Joined::into_error)?;
             // Kept until the log names the members: a restart before then still reaches them.
             save_peers(&peers_file, &seed_peers).map_err(|source| Error::DataDir {
                 path: peers_file.display().to_string(),
@@ -280,6 +290,22 @@ fn join_peers(config: &Config) -> Result<Vec<String>, Error> {
 /// How long one join attempt may take (the receiving member waits for the commit).
 const JOIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why a join failed.
+enum Joined {
+    /// No peer could be reached.
+    NobodyAnswered(Error),
+    /// A peer answered and refused (or its answer was unusable).
+    Refused(Error),
+}
+
+impl Joined {
+    fn into_error(self) -> Error {
+        match self {
+            Joined::NobodyAnswered(e) | Joined::Refused(e) => e,
+        }
+    }
+}
+
 /// Asks the members at `peers` (peer addresses) to add this member, trying each in turn for
 /// `rounds` rounds. A refusal because the cluster is full ends the attempt at once.
 /// Returns the members' peer URLs by raft id.
@@ -288,10 +314,11 @@ async fn join_cluster(
     peers: &[String],
     rounds: u32,
     tls: Option<&tokio_rustls::TlsConnector>,
-) -> Result<BTreeMap<u64, String>, Error> {
+) -> Result<BTreeMap<u64, String>, Joined> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let body = registration.encode();
     let mut last_error = String::from("no peer answered");
+    let mut answered = false;
     for round in 0..rounds.max(1) {
         if round > 0 {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -305,20 +332,23 @@ async fn join_cluster(
             match attempt.await {
                 Ok((200, body)) => {
                     let answer: http::JoinAnswer = serde_json::from_slice(&body).map_err(|e| {
-                        Error::Join(format!(
+                        Joined::Refused(Error::Join(format!(
                             "{peer} accepted the join but its answer is unreadable: {e}"
-                        ))
+                        )))
                     })?;
                     tracing::info!(%peer, "joined the cluster");
                     return Ok(answer.members);
                 }
-                Ok((status, body)) => match ApiError::from_json(&body) {
-                    Some(e) if e.code == ErrorCode::NoMoreMachine => {
-                        return Err(Error::Join(e.code.message().to_string()));
+                Ok((status, body)) => {
+                    answered = true;
+                    match ApiError::from_json(&body) {
+                        Some(e) if e.code == ErrorCode::NoMoreMachine => {
+                            return Err(Joined::Refused(Error::Join(e.code.message().to_string())));
+                        }
+                        Some(e) => last_error = format!("{peer} refused the join: {e}"),
+                        None => last_error = format!("{peer} answered {status}"),
                     }
-                    Some(e) => last_error = format!("{peer} refused the join: {e}"),
-                    None => last_error = format!("{peer} answered {status}"),
-                },
+                }
                 Err(e) => {
                     last_error = e;
                     if tls.is_none() {
@@ -329,10 +359,15 @@ async fn join_cluster(
             tracing::warn!("join through {peer} failed: {last_error}");
         }
     }
-    Err(Error::Join(format!(
+    let e = Error::Join(format!(
         "could not join the cluster through {}: {last_error}",
         peers.join(",")
-    )))
+    ));
+    Err(if answered {
+        Joined::Refused(e)
+    } else {
+        Joined::NobodyAnswered(e)
+    })
 }
 
 /// Applies `-f` and loads the stored node configuration (or takes the flags' one, with a new
