@@ -49,6 +49,46 @@ pub struct Event {
     pub prev_node: Option<Node>,
 }
 
+/// Serialises `value` as Go's `encoding/json` does, with the newline its `Encoder` adds:
+/// compact, and `<`, `>`, `&`, U+2028 and U+2029 written as `\u003c`, `\u003e`, `\u0026`,
+/// `\u2028`, `\u2029` (serde_json writes them as they are).
+pub fn to_go_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, GoFormatter);
+    value
+        .serialize(&mut ser)
+        .expect("serialising to memory cannot fail");
+    out.push(b'\n');
+    out
+}
+
+/// serde_json's compact output with Go's HTML-safe string escapes.
+struct GoFormatter;
+
+impl serde_json::ser::Formatter for GoFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            let escaped = match c {
+                '<' => "\\u003c",
+                '>' => "\\u003e",
+                '&' => "\\u0026",
+                '\u{2028}' => "\\u2028",
+                '\u{2029}' => "\\u2029",
+                _ => continue,
+            };
+            writer.write_all(&fragment.as_bytes()[start..i])?;
+            writer.write_all(escaped.as_bytes())?;
+            start = i + c.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -192,15 +232,13 @@ impl Error {
 
     /// The JSON body, with etcd's trailing newline.
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string(&ErrorBody {
+        let body = to_go_json(&ErrorBody {
             error_code: self.code.as_u16(),
             message: self.code.message(),
             cause: &self.cause,
             index: self.index,
-        })
-        .expect("serialising a struct of strings cannot fail");
-        s.push('\n');
-        s
+        });
+        String::from_utf8(body).expect("JSON is UTF-8")
     }
 }
 
@@ -249,6 +287,23 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&empty).unwrap(),
             r#"{"key":"/e","value":"","modifiedIndex":1,"createdIndex":1}"#
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped_as_go_does() {
+        let e = Event {
+            action: "set".into(),
+            node: Node {
+                key: "/k".into(),
+                value: Some("a&b<c>\u{2028}\"é\n".into()),
+                ..Node::default()
+            },
+            prev_node: None,
+        };
+        assert_eq!(
+            String::from_utf8(to_go_json(&e)).unwrap(),
+            "{\"action\":\"set\",\"node\":{\"key\":\"/k\",\"value\":\"a\\u0026b\\u003cc\\u003e\\u2028\\\"é\\n\"}}\n"
         );
     }
 

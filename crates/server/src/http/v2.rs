@@ -70,7 +70,7 @@ async fn handle(
     let params = Params::from_request(&method, &uri, &headers, body, app.body_limit())
         .await
         .map_err(V2Error::from_v1)?;
-    let req = Request::parse(&params)?;
+    let req = Request::parse(&params, matches!(method, Method::GET | Method::HEAD))?;
     match method {
         Method::GET | Method::HEAD => {
             if req.wait {
@@ -154,7 +154,8 @@ struct Request {
 }
 
 impl Request {
-    fn parse(p: &Params) -> Result<Request, V2Error> {
+    /// `get`: the request is a GET (or HEAD); `wait` is refused on anything else.
+    fn parse(p: &Params, get: bool) -> Result<Request, V2Error> {
         let uint = |name: &str, code: Code| -> Result<Option<u64>, V2Error> {
             match p.get(name) {
                 None => Ok(None),
@@ -181,11 +182,17 @@ impl Request {
         let dir = boolean("dir")?;
         let quorum = boolean("quorum")?;
         let stream = boolean("stream")?;
+        if wait && !get {
+            return Err(V2Error::request(
+                Code::InvalidField,
+                "\"wait\" can only be used with GET requests",
+            ));
+        }
         let prev_value = match p.get("prevValue") {
             Some("") => {
                 return Err(V2Error::request(
                     Code::PrevValueRequired,
-                    "prevValue cannot be empty",
+                    "\"prevValue\" cannot be empty",
                 ))
             }
             other => other.map(str::to_string),
@@ -302,9 +309,7 @@ async fn write(app: &App, command: Command) -> Result<Response, V2Error> {
 
 /// A JSON answer with etcd's headers.
 fn answer(app: &App, status: StatusCode, etcd_index: u64, event: &v2::Event) -> Response {
-    let mut body = serde_json::to_vec(event).expect("serialising an event cannot fail");
-    body.push(b'\n');
-    let mut r = (status, body).into_response();
+    let mut r = (status, v2::to_go_json(event)).into_response();
     raft_headers(app, r.headers_mut(), etcd_index);
     r
 }
@@ -315,10 +320,10 @@ fn raft_headers(app: &App, h: &mut HeaderMap, etcd_index: u64) {
         HeaderValue::from_static("application/json"),
     );
     h.insert("x-etcd-index", HeaderValue::from(etcd_index));
-    h.insert(
-        "x-raft-index",
-        HeaderValue::from(app.raft.status.applied.load(Ordering::Acquire)),
-    );
+    // A write is answered while it is applied, before the driver publishes the new applied
+    // index: the answer's own index is applied already.
+    let applied = app.raft.status.applied.load(Ordering::Acquire);
+    h.insert("x-raft-index", HeaderValue::from(applied.max(etcd_index)));
     h.insert(
         "x-raft-term",
         HeaderValue::from(app.raft.status.term.load(Ordering::Acquire)),
@@ -493,9 +498,7 @@ async fn next_event(mut st: WatchState) -> Option<(Result<Vec<u8>, std::io::Erro
             }
         }
     };
-    let mut line =
-        serde_json::to_vec(&render_event(&event)).expect("serialising an event cannot fail");
-    line.push(b'\n');
+    let line = v2::to_go_json(&render_event(&event));
     if st.stream {
         match register(&st.store, &st.key, st.recursive, event.index + 1) {
             Ok((next, _)) => st.next = next,
@@ -547,23 +550,28 @@ fn text(body: String) -> Response {
 }
 
 fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
-    let mut body = serde_json::to_vec(value).expect("serialising cannot fail");
-    body.push(b'\n');
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        v2::to_go_json(value),
+    )
+        .into_response()
 }
 
 fn hex_id(id: u64) -> String {
     format!("{id:x}")
 }
 
-/// `/v2/machines`: every member's client URL, joined with `, `.
+/// `/v2/machines`: every member's client URL, sorted as strings (as etcd does), joined with
+/// `, `.
 pub(super) async fn machines(State(app): State<App>) -> Response {
     let store = app.raft.store.read().expect("store lock poisoned");
-    let urls: Vec<&str> = store
+    let mut urls: Vec<&str> = store
         .members()
         .values()
         .map(|m| m.etcd_url.as_str())
         .collect();
+    urls.sort_unstable();
     text(urls.join(", "))
 }
 
@@ -656,7 +664,13 @@ pub(super) async fn health(State(app): State<App>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "false")
     };
-    json(status, &Health { health })
+    // etcd sends this JSON as text/plain.
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        v2::to_go_json(&Health { health }),
+    )
+        .into_response()
 }
 
 /// Go's `time.Duration.String()` for a non-negative duration in nanoseconds, as etcd prints
