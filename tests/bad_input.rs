@@ -401,6 +401,17 @@ const FIELD_NAMES: &[&str] = &[
     "value[]",
     "x",
     "%76alue",
+    // The v2 API's parameters (only /v2 reads them).
+    "prevExist",
+    "prevIndex",
+    "dir",
+    "recursive",
+    "refresh",
+    "quorum",
+    "waitIndex",
+    "wait",
+    "stream",
+    "sorted",
 ];
 
 const TTLS: &[&str] = &[
@@ -466,6 +477,18 @@ const MACHINE_NAMES: &[&str] = &[
 
 const OTHER_PATHS: &[&str] = &[
     "/",
+    "/v2/keys/",
+    "/v2/keys/d/x",
+    "/v2/keys/_etcd/machines",
+    "/v2/keys/%00",
+    "/v2/members",
+    "/v2/members/abc",
+    "/v2/members/leader",
+    "/v2/stats/self",
+    "/v2/stats/store",
+    "/v2/stats/leader",
+    "/v2/machines",
+    "/health",
     "/v1/machines",
     "/v1/leader",
     "/v1/stats",
@@ -953,6 +976,9 @@ fn gen_other(rng: &mut Rng, ctx: &Ctx) -> Req {
     if wants_body(rng, &method) {
         gen_body(rng, &mut d);
     }
+    // A v2 GET with `wait` is a long poll.
+    d.may_wait =
+        d.path.starts_with("/v2/") && d.query.as_deref().is_some_and(|q| q.contains("wait"));
     d.finish(rng, &ctx.host)
 }
 
@@ -1374,11 +1400,16 @@ fn check_ok_body(req: &Req, r: &Response) -> Result<(), String> {
 
 fn check_response(req: &Req, r: &Response) -> Result<(), String> {
     let long_target = req.target.len() > MAX_URI;
+    // The v2 API's answers (docs/api-v2.md) include created, conflicts and preconditions.
+    // (The target may be in absolute form, `http://host/v2/...`.)
+    let v2 = req.target.starts_with("/v2/") || req.target.contains("/v2/");
     let allowed = matches!(r.status, 200 | 400 | 404 | 405 | 413 | 500)
+        || (v2 && matches!(r.status, 201 | 204 | 403 | 409 | 410 | 412 | 415 | 503))
         || (long_target && matches!(r.status, 414 | 431));
     if !allowed {
         return Err(format!(
-            "status {} is not one of 200, 400, 404, 405, 413, 500",
+            "status {} is not one of 200, 400, 404, 405, 413, 500 (nor, for /v2, 201, 204, \
+             403, 409, 410, 412, 415, 503)",
             r.status
         ));
     }

@@ -21,6 +21,8 @@ use crate::http::{self, App};
 use crate::raft::{self, driver::StartError, storage::DiskStorage};
 use crate::{tls, transport};
 
+/// How long a new member waits to see its own registration before publishing its name.
+const PUBLISH_WAIT: Duration = Duration::from_secs(60);
 /// How long in-flight requests may take to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -61,7 +63,7 @@ pub enum Error {
 
 /// Runs a node until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let node = prepare_data_dir(&config)?;
+    let mut node = prepare_data_dir(&config)?;
     let client_tls = tls::server_config(&node.client_tls, tls::Side::Client)?;
     let peer_tls = tls::server_config(&node.peer_tls, tls::Side::Peer)?;
     let peer_connector =
@@ -100,7 +102,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         if peers.is_empty() {
             Some(registration)
         } else {
-            seed_peers = join_cluster(
+            let answer = join_cluster(
                 &registration,
                 &peers,
                 config.join_retries,
@@ -108,6 +110,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             )
             .await
             .map_err(Joined::into_error)?;
+            seed_peers = answer.members;
+            if let Some(id) = answer.id.filter(|id| *id != node.id) {
+                // Added beforehand (`POST /v2/members`) under this id: take it. Nothing is in
+                // the log yet, so only the stored configuration changes.
+                tracing::info!(
+                    id = format!("{id:x}"),
+                    "taking the id this member was added with"
+                );
+                node.id = id;
+                config::save_info(&config.data_dir, &node).map_err(|source| Error::DataDir {
+                    path: config.data_dir.display().to_string(),
+                    source,
+                })?;
+            }
             // Kept until the log names the members: a restart before then still reaches them.
             save_peers(&peers_file, &seed_peers).map_err(|source| Error::DataDir {
                 path: peers_file.display().to_string(),
@@ -138,6 +154,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tokio::runtime::Handle::current(),
     )?;
     ready.await.map_err(|_| Error::DriverStopped)?;
+    tokio::spawn(publish_attributes(handle.clone(), node.clone()));
 
     let bind = |addr: String| async move {
         TcpListener::bind(&addr)
@@ -200,6 +217,53 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     handle.shutdown();
     let _ = tokio::task::spawn_blocking(move || driver.join()).await;
     Ok(())
+}
+
+/// Makes the log's registration of this member match its name and URLs: a member added with
+/// `POST /v2/members` is registered without a name or client URL until it runs (etcd's
+/// "publish" step). Retries until it is so, or the node stops; a no-op for every other start.
+async fn publish_attributes(handle: raft::Handle, node: NodeInfo) {
+    // A member that just joined learns its own registration from the log a little later.
+    let unknown_until = tokio::time::Instant::now() + PUBLISH_WAIT;
+    loop {
+        let registered = {
+            let store = handle.store.read().expect("store lock poisoned");
+            store.members().get(&node.id).map(|m| {
+                m.name == node.name
+                    && m.raft_url == node.peer_url()
+                    && m.etcd_url == node.client_url()
+            })
+        };
+        match registered {
+            // Registered as it is.
+            Some(true) => return,
+            // Not (or no longer) in the member list this member has applied.
+            None if tokio::time::Instant::now() >= unknown_until => return,
+            None => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Some(false) => {}
+        }
+        {
+            let publish = Command::Join {
+                id: node.id,
+                name: node.name.clone(),
+                raft_url: node.peer_url(),
+                etcd_url: node.client_url(),
+            };
+            match handle.propose(publish).await {
+                Ok(Ok(_)) => {
+                    tracing::info!(name = %node.name, "published this member's name and client URL");
+                    return;
+                }
+                Ok(Err(e)) => tracing::warn!("publishing this member's attributes: {e}"),
+                Err(raft::Transient::ShuttingDown) => return,
+                Err(e) => tracing::debug!("publishing this member's attributes: {e}; retrying"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// With a loopback peer address (several members on one machine, as in the seed's examples
@@ -314,7 +378,7 @@ async fn join_cluster(
     peers: &[String],
     rounds: u32,
     tls: Option<&tokio_rustls::TlsConnector>,
-) -> Result<BTreeMap<u64, String>, Joined> {
+) -> Result<http::JoinAnswer, Joined> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let body = registration.encode();
     let mut last_error = String::from("no peer answered");
@@ -337,7 +401,7 @@ async fn join_cluster(
                         )))
                     })?;
                     tracing::info!(%peer, "joined the cluster");
-                    return Ok(answer.members);
+                    return Ok(answer);
                 }
                 Ok((status, body)) => {
                     answered = true;
@@ -426,7 +490,8 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
 }
 
 /// A random non-zero raft id for a member created now.
-fn new_member_id() -> u64 {
+/// A fresh random raft id (never 0).
+pub(crate) fn new_member_id() -> u64 {
     loop {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_i64(crate::clock::now());

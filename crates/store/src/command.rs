@@ -138,6 +138,14 @@ pub enum Command {
         /// Advertised client URL.
         etcd_url: String,
     },
+    /// Change a member's advertised peer URL (`PUT /v2/members/<id>`).
+    #[serde(rename = "etcd:updatePeer")]
+    UpdatePeer {
+        /// The raft node id.
+        id: u64,
+        /// The new peer URL.
+        raft_url: String,
+    },
     /// A linearizable read's place in the log: changes nothing. Once it is applied on a
     /// member, that member's store reflects every write committed before the read began.
     #[serde(rename = "etcd:read")]

@@ -369,7 +369,8 @@ impl StoreSnapshot {
 /// Whole seconds from `time` to `expire_at`, rounded up; `None` when nothing is left.
 fn ttl_left(expire_at: Option<UnixNanos>, time: UnixNanos) -> Option<i64> {
     let left = expire_at?.saturating_sub(time);
-    (left > 0).then(|| (left + NANOS_PER_SEC - 1) / NANOS_PER_SEC)
+    // Rounded up without overflowing next to i64::MAX (a TTL of billions of years).
+    (left > 0).then(|| left / NANOS_PER_SEC + i64::from(left % NANOS_PER_SEC != 0))
 }
 
 /// A node's description at `time`.
@@ -850,6 +851,13 @@ impl<W> Store<W> {
                         etcd_url: etcd_url.clone(),
                     },
                 );
+                if name.is_empty() {
+                    // Added through `POST /v2/members`: registered once it starts and joins.
+                    return Applied {
+                        result: Ok(None),
+                        fired,
+                    };
+                }
                 let key = path::join(path::MACHINES_DIR, name);
                 let value = format!("raft={raft_url}&etcd={etcd_url}");
                 self.tree
@@ -866,8 +874,41 @@ impl<W> Store<W> {
             Command::Leave { id, name } => {
                 self.members.remove(id);
                 self.removed.insert(*id);
-                let key = path::join(path::MACHINES_DIR, name);
-                self.v1_delete(index, &key, &mut fired).map(Some)
+                if name.is_empty() {
+                    Ok(None)
+                } else {
+                    let key = path::join(path::MACHINES_DIR, name);
+                    self.v1_delete(index, &key, &mut fired).map(Some)
+                }
+            }
+            Command::UpdatePeer { id, raft_url } => {
+                let update = self
+                    .members
+                    .get(id)
+                    .map(|m| (m.name.clone(), m.etcd_url.clone()));
+                match update {
+                    Some((name, etcd_url)) => {
+                        if let Some(m) = self.members.get_mut(id) {
+                            m.raft_url = raft_url.clone();
+                        }
+                        if name.is_empty() {
+                            Ok(None)
+                        } else {
+                            let key = path::join(path::MACHINES_DIR, &name);
+                            let value = format!("raft={raft_url}&etcd={etcd_url}");
+                            Ok(Some(self.write_file(
+                                index,
+                                &key,
+                                value,
+                                None,
+                                Action::Set,
+                                0,
+                                &mut fired,
+                            )))
+                        }
+                    }
+                    None => Err(Error::KeyNotFound(format!("member {id:x}"))),
+                }
             }
         };
         Applied { result, fired }

@@ -612,3 +612,34 @@ fn snapshots_keep_indexes_and_directory_ttls_and_read_version_1() {
     assert_eq!(view(&old, "/t", false).modified_index, 9);
     assert_eq!(old.next_expiry(), Some(1_700_000_100_000_000_000));
 }
+
+#[test]
+fn huge_ttls_neither_overflow_nor_panic() {
+    let mut s = Store::new(100);
+    let e = ok(
+        &mut s,
+        3,
+        put(
+            "/forever",
+            Put {
+                value: "v",
+                ttl: Some(i64::MAX),
+                ..Put::default()
+            },
+        ),
+    );
+    assert_eq!(e.expiration, Some(i64::MAX));
+    assert_eq!(e.ttl, Some((i64::MAX - T0) / SEC + 1));
+    let e = ok(&mut s, 4, del("/forever", false, false));
+    assert_eq!(e.prev_node.unwrap().expiration, Some(i64::MAX));
+    // The v1 commands too.
+    let v1 = Command::Set {
+        key: "/v1".into(),
+        value: "v".into(),
+        ttl_secs: Some(i64::MAX),
+        time: T0,
+    };
+    assert!(s.apply(5, &v1).result.is_ok());
+    let gone = Command::Delete { key: "/v1".into() };
+    assert!(s.apply(6, &gone).result.is_ok());
+}

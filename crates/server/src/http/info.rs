@@ -27,7 +27,12 @@ pub(super) async fn machines(State(app): State<App>) -> Response {
     let store = app.raft.store.read().expect("store lock poisoned");
     let mut members: Vec<_> = store.members().values().collect();
     members.sort_by(|a, b| a.name.cmp(&b.name));
-    let urls: Vec<&str> = members.iter().map(|m| m.etcd_url.as_str()).collect();
+    // Members added through /v2/members but not started have no client URL yet.
+    let urls: Vec<&str> = members
+        .iter()
+        .map(|m| m.etcd_url.as_str())
+        .filter(|u| !u.is_empty())
+        .collect();
     text(urls.join(", "))
 }
 

@@ -72,9 +72,13 @@ pub fn client_router(app: App) -> Router {
         .route("/v2/keys/", any(v2::keys))
         .route("/v2/keys/{*key}", any(v2::keys))
         .route("/v2/machines", get(v2::machines))
-        .route("/v2/members", get(v2::members))
-        .route("/v2/members/", get(v2::members))
+        .route("/v2/members", get(v2::members).post(v2::members_add))
+        .route("/v2/members/", get(v2::members).post(v2::members_add))
         .route("/v2/members/leader", get(v2::members_leader))
+        .route(
+            "/v2/members/{id}",
+            axum::routing::delete(v2::members_remove).put(v2::members_update),
+        )
         .route("/v2/stats/self", get(v2::stats_self))
         .route("/v2/stats/leader", get(v2::stats_leader))
         .route("/v2/stats/store", get(v2::stats_store))

@@ -28,16 +28,21 @@ use crate::transport;
 pub struct JoinAnswer {
     /// Peer URL of every member, by raft id.
     pub members: BTreeMap<u64, String>,
+    /// The raft id the new member must take, when it differs from the one it asked with: the
+    /// member was added beforehand (`POST /v2/members`) with this id for its peer URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
 }
 
-fn join_answer(app: &App) -> Response {
+fn join_answer(app: &App, id: Option<u64>) -> Response {
     let members = app
         .raft
         .store
         .read()
         .expect("store lock poisoned")
         .peer_urls();
-    let body = serde_json::to_vec(&JoinAnswer { members }).expect("serialising a map cannot fail");
+    let body =
+        serde_json::to_vec(&JoinAnswer { members, id }).expect("serialising a map cannot fail");
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
@@ -149,27 +154,54 @@ async fn add_member(app: &App, body: Body) -> Result<Response, Error> {
         .map_err(|e| Error::new(ErrorCode::InvalidForm, e.to_string()))?;
     let cmd = Command::decode(&bytes)
         .map_err(|e| Error::new(ErrorCode::InvalidForm, format!("join request: {e}")))?;
-    let Command::Join { id, ref name, .. } = cmd else {
+    let Command::Join {
+        id,
+        ref name,
+        ref raft_url,
+        etcd_url: _,
+    } = cmd
+    else {
         return Err(Error::new(
             ErrorCode::InvalidForm,
             "join request: not a join",
         ));
     };
-    {
+    if name.is_empty() {
+        return Err(Error::new(
+            ErrorCode::InvalidField,
+            "join request: the member name must not be empty",
+        ));
+    }
+    let added = {
         let store = app.raft.store.read().expect("store lock poisoned");
         if let Some((member_id, _)) = store.members().iter().find(|(_, m)| m.name == *name) {
             if *member_id == id {
-                // A retry of a join that already went through.
-                return Ok(join_answer(app));
+                // A retry of a join that already went through. (Never a member of that name
+                // under another id, even at the same URLs: that is a member that lost its data,
+                // and taking its old place with an empty log could undo committed entries.)
+                return Ok(join_answer(app, None));
             }
             return Err(Error::new(
                 ErrorCode::InvalidField,
                 format!("the member name {name:?} is taken by another member"),
             ));
         }
-        if store.members().len() >= app.max_members {
+        let added = store
+            .members()
+            .iter()
+            .find(|(_, m)| m.name.is_empty() && m.raft_url == *raft_url)
+            .map(|(id, _)| *id);
+        if added.is_none() && store.members().len() >= app.max_members {
             return Err(Error::new(ErrorCode::NoMoreMachine, ""));
         }
+        added
+    };
+    if let Some(added) = added {
+        // Added beforehand with `POST /v2/members`: it is a voter already (the cluster may
+        // even need it for a quorum), so it only has to take the id it was added with; once
+        // it runs, it publishes its name and client URL through the log itself.
+        tracing::info!(%name, id = added, "a member added beforehand joins");
+        return Ok(join_answer(app, Some(added)));
     }
     tracing::info!(%name, id, "proposing to add a member");
     let change = ConfChange {
@@ -179,7 +211,7 @@ async fn add_member(app: &App, body: Body) -> Result<Response, Error> {
         ..Default::default()
     };
     match app.raft.conf_change(change).await? {
-        Ok(_) => Ok(join_answer(app)),
+        Ok(_) => Ok(join_answer(app, None)),
         Err(e) => Err(e.into()),
     }
 }

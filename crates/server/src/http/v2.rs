@@ -351,8 +351,8 @@ fn expiration(at: Option<i64>) -> Option<String> {
 fn ttl_at(at: Option<i64>, now: i64) -> i64 {
     match at {
         Some(at) if at > now => {
-            let left = at - now;
-            (left + 999_999_999) / 1_000_000_000
+            let left = at.saturating_sub(now);
+            left / 1_000_000_000 + i64::from(left % 1_000_000_000 != 0)
         }
         _ => 0,
     }
@@ -570,6 +570,7 @@ pub(super) async fn machines(State(app): State<App>) -> Response {
         .members()
         .values()
         .map(|m| m.etcd_url.as_str())
+        .filter(|u| !u.is_empty())
         .collect();
     urls.sort_unstable();
     text(urls.join(", "))
@@ -585,6 +586,21 @@ struct MemberJson {
     client_urls: Vec<String>,
 }
 
+/// A member as `/v2/members` shows it; one added but not started yet has no name and no
+/// client URLs.
+fn member_json(id: u64, m: &etcd_store::Member) -> MemberJson {
+    MemberJson {
+        id: hex_id(id),
+        name: m.name.clone(),
+        peer_urls: vec![m.raft_url.clone()],
+        client_urls: if m.etcd_url.is_empty() {
+            Vec::new()
+        } else {
+            vec![m.etcd_url.clone()]
+        },
+    }
+}
+
 /// `GET /v2/members`: the members, by id.
 pub(super) async fn members(State(app): State<App>) -> Response {
     #[derive(serde::Serialize)]
@@ -595,40 +611,210 @@ pub(super) async fn members(State(app): State<App>) -> Response {
     let members = store
         .members()
         .iter()
-        .map(|(id, m)| MemberJson {
-            id: hex_id(*id),
-            name: m.name.clone(),
-            peer_urls: vec![m.raft_url.clone()],
-            client_urls: vec![m.etcd_url.clone()],
-        })
+        .map(|(id, m)| member_json(*id, m))
         .collect();
     json(StatusCode::OK, &Members { members })
+}
+
+#[derive(serde::Serialize)]
+struct Message {
+    message: String,
+}
+
+fn message(status: StatusCode, text: impl Into<String>) -> Response {
+    json(
+        status,
+        &Message {
+            message: text.into(),
+        },
+    )
+}
+
+/// The body of `POST /v2/members` and `PUT /v2/members/<id>`.
+#[derive(serde::Deserialize)]
+struct PeerUrls {
+    #[serde(rename = "peerURLs")]
+    peer_urls: Vec<String>,
+}
+
+/// Reads a members request body: JSON with exactly one peer URL whose scheme matches the
+/// peer side's TLS. Errors are etcd's 415 and 400 answers.
+async fn peer_url_body(app: &App, headers: &HeaderMap, body: Body) -> Result<String, Response> {
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().map(str::trim) == Some("application/json"));
+    if !json_type {
+        return Err(message(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Bad Content-Type",
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .map_err(|e| message(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let req: PeerUrls = serde_json::from_slice(&bytes)
+        .map_err(|e| message(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let [url] = &req.peer_urls[..] else {
+        return Err(message(
+            StatusCode::BAD_REQUEST,
+            "exactly one peer URL is supported per member",
+        ));
+    };
+    let url = url.trim_end_matches('/').to_string();
+    let scheme = if app.node.peer_tls.is_set() {
+        "https://"
+    } else {
+        "http://"
+    };
+    let addr_ok = url
+        .strip_prefix(scheme)
+        .is_some_and(|addr| crate::config::split_host_port(addr).is_ok());
+    if !addr_ok {
+        return Err(message(
+            StatusCode::BAD_REQUEST,
+            format!("URL address does not have the form \"{scheme}host:port\": {url}"),
+        ));
+    }
+    Ok(url)
+}
+
+/// `POST /v2/members` `{"peerURLs":["http://host:port"]}`: adds a member that has not started
+/// yet. It becomes a voter at once (so the quorum grows, as in etcd); started with
+/// `--initial-cluster-state existing` (or `-C`), it takes this id and its name.
+pub(super) async fn members_add(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let url = match peer_url_body(&app, &headers, body).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    {
+        let store = app.raft.store.read().expect("store lock poisoned");
+        if store.members().values().any(|m| m.raft_url == url) {
+            return message(StatusCode::CONFLICT, "etcdserver: peerURL exists");
+        }
+        if store.members().len() >= app.max_members {
+            return message(
+                StatusCode::CONFLICT,
+                format!("the cluster has -maxsize {} members", app.max_members),
+            );
+        }
+    }
+    let id = crate::server::new_member_id();
+    let change = raft::eraftpb::ConfChange {
+        change_type: raft::eraftpb::ConfChangeType::AddNode,
+        node_id: id,
+        context: Command::Join {
+            id,
+            name: String::new(),
+            raft_url: url.clone(),
+            etcd_url: String::new(),
+        }
+        .encode()
+        .into(),
+        ..Default::default()
+    };
+    match app.raft.conf_change(change).await {
+        Ok(Ok(_)) => json(
+            StatusCode::CREATED,
+            &MemberJson {
+                id: hex_id(id),
+                name: String::new(),
+                peer_urls: vec![url],
+                client_urls: Vec::new(),
+            },
+        ),
+        Ok(Err(e)) => message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(t) => message(StatusCode::INTERNAL_SERVER_ERROR, t.to_string()),
+    }
+}
+
+/// The member named by a `/v2/members/<hex id>` path: its id and name, or etcd's 404/410.
+fn member_by_hex(app: &App, hex: &str) -> Result<(u64, String), (StatusCode, &'static str)> {
+    let not_found = (StatusCode::NOT_FOUND, "etcdserver: member not found");
+    let id = u64::from_str_radix(hex, 16).map_err(|_| not_found)?;
+    let store = app.raft.store.read().expect("store lock poisoned");
+    if store.is_removed(id) {
+        return Err((StatusCode::GONE, "etcdserver: member removed"));
+    }
+    store
+        .members()
+        .get(&id)
+        .map(|m| (id, m.name.clone()))
+        .ok_or(not_found)
+}
+
+/// `DELETE /v2/members/<id>`: removes a member through the log (204).
+pub(super) async fn members_remove(
+    State(app): State<App>,
+    axum::extract::Path(hex): axum::extract::Path<String>,
+) -> Response {
+    let (id, name) = match member_by_hex(&app, &hex) {
+        Ok(m) => m,
+        Err((status, text)) => return message(status, text),
+    };
+    let change = raft::eraftpb::ConfChange {
+        change_type: raft::eraftpb::ConfChangeType::RemoveNode,
+        node_id: id,
+        context: Command::Leave { id, name }.encode().into(),
+        ..Default::default()
+    };
+    match app.raft.conf_change(change).await {
+        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(t) => message(StatusCode::INTERNAL_SERVER_ERROR, t.to_string()),
+    }
+}
+
+/// `PUT /v2/members/<id>` `{"peerURLs":[...]}`: changes a member's peer URL (204).
+pub(super) async fn members_update(
+    State(app): State<App>,
+    axum::extract::Path(hex): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (id, _) = match member_by_hex(&app, &hex) {
+        Ok(m) => m,
+        Err((status, text)) => return message(status, text),
+    };
+    let url = match peer_url_body(&app, &headers, body).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let taken = {
+        let store = app.raft.store.read().expect("store lock poisoned");
+        store
+            .members()
+            .iter()
+            .any(|(other, m)| *other != id && m.raft_url == url)
+    };
+    if taken {
+        return message(StatusCode::CONFLICT, "etcdserver: peerURL exists");
+    }
+    match app
+        .raft
+        .propose(Command::UpdatePeer { id, raft_url: url })
+        .await
+    {
+        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(t) => message(StatusCode::INTERNAL_SERVER_ERROR, t.to_string()),
+    }
 }
 
 /// `GET /v2/members/leader`: the leader member (etcdctl's `member list` asks for it), or 503
 /// while there is none.
 pub(super) async fn members_leader(State(app): State<App>) -> Response {
-    #[derive(serde::Serialize)]
-    struct Message {
-        message: &'static str,
-    }
     let leader = app.raft.leader_id().and_then(|id| {
         let store = app.raft.store.read().expect("store lock poisoned");
-        store.members().get(&id).map(|m| MemberJson {
-            id: hex_id(id),
-            name: m.name.clone(),
-            peer_urls: vec![m.raft_url.clone()],
-            client_urls: vec![m.etcd_url.clone()],
-        })
+        store.members().get(&id).map(|m| member_json(id, m))
     });
     match leader {
         Some(m) => json(StatusCode::OK, &m),
-        None => json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &Message {
-                message: "During Leader Election",
-            },
-        ),
+        None => message(StatusCode::SERVICE_UNAVAILABLE, "During Leader Election"),
     }
 }
 
@@ -766,17 +952,8 @@ pub(super) async fn stats_leader(State(app): State<App>) -> Response {
         leader: String,
         followers: std::collections::BTreeMap<String, Follower>,
     }
-    #[derive(serde::Serialize)]
-    struct Message {
-        message: &'static str,
-    }
     if app.raft.leader_id() != Some(app.raft.id) {
-        return json(
-            StatusCode::FORBIDDEN,
-            &Message {
-                message: "not current leader",
-            },
-        );
+        return message(StatusCode::FORBIDDEN, "not current leader");
     }
     let store = app.raft.store.read().expect("store lock poisoned");
     let followers = store
@@ -871,5 +1048,10 @@ mod tests {
         assert_eq!(ttl_at(Some(5_000_000_000), 0), 5);
         assert_eq!(ttl_at(Some(1), 1), 0);
         assert_eq!(ttl_at(None, 0), 0);
+        assert_eq!(ttl_at(Some(i64::MAX), 0), i64::MAX / 1_000_000_000 + 1);
+        assert_eq!(
+            ttl_at(Some(i64::MAX), i64::MIN),
+            i64::MAX / 1_000_000_000 + 1
+        );
     }
 }

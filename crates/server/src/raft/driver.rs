@@ -681,7 +681,14 @@ impl Driver {
                         }
                         None
                     }
-                    EntryType::EntryNormal => Some(decode_command(&e.data, index)),
+                    EntryType::EntryNormal => {
+                        let cmd = decode_command(&e.data, index);
+                        // A pre-added member naming itself, or a member's new peer URL.
+                        if matches!(cmd, Command::Join { .. } | Command::UpdatePeer { .. }) {
+                            membership_changed = true;
+                        }
+                        Some(cmd)
+                    }
                     EntryType::EntryConfChange => {
                         membership_changed = true;
                         let cc: ConfChange = parse_entry(&e.data, index);
