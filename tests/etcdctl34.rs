@@ -298,4 +298,28 @@ fn etcdctl_v2_works_against_a_three_member_cluster() {
     let health = ok(&all, &["cluster-health"], d);
     assert_eq!(health.matches(" is healthy: ").count(), 3, "{health}");
     assert!(health.ends_with("cluster is healthy\n"), "{health}");
+
+    // member add prints what the new member needs; an unstarted member can be removed again
+    // (three of four are still a quorum meanwhile).
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let added = ok(&all, &["member", "add", "newbie", &url], d);
+    let id = added
+        .strip_prefix("Added member named newbie with ID ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{added}"))
+        .to_string();
+    assert!(
+        added.contains("ETCD_NAME=\"newbie\"")
+            && added.contains(&format!("newbie={url}"))
+            && added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
+        "{added}"
+    );
+    let members = ok(&all, &["member", "list"], d);
+    assert!(
+        members.contains(&format!("{id}[unstarted]: peerURLs={url}")),
+        "{members}"
+    );
+    let removed = ok(&all, &["member", "remove", &id], d);
+    assert_eq!(removed, format!("Removed member {id} from cluster\n"));
+    assert_eq!(ok(&all, &["member", "list"], d).lines().count(), 3);
 }
