@@ -1,6 +1,7 @@
 //! Compatibility with a real v2 client (issue 7): Debian's `etcd-client` (etcdctl 3.4) in v2
-//! mode runs set, get, mk, mkdir, update, rm, rmdir, ls -r, watch, exec-watch, member list and
-//! cluster-health against one node and against a three-member cluster.
+//! mode runs set, get, mk, mkdir, update, rm, rmdir, ls -r, watch, exec-watch, member list,
+//! member add/remove and cluster-health against one node and against a three-member cluster,
+//! and the `user`, `role` and `auth` commands.
 //!
 //! The tests need `etcdctl` 3.x on the PATH. Without it they say so and pass, unless
 //! `ETCD_REQUIRE_ETCDCTL` is set (`.ci/run` installs the package and sets it), when a missing
@@ -68,6 +69,27 @@ fn finish(mut child: Child, dir: &Path, tag: &str, what: &str) -> Ctl {
         stdout: read("out"),
         stderr: read("err"),
     }
+}
+
+/// Runs etcdctl with `input` on its standard input (the password prompts read it).
+fn ctl_input(endpoints: &str, args: &[&str], dir: &Path, input: &str) -> Ctl {
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "2")
+        .arg("--endpoints")
+        .arg(endpoints)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(File::create(dir.join("in.out")).expect("stdout file"))
+        .stderr(File::create(dir.join("in.err")).expect("stderr file"))
+        .spawn()
+        .expect("spawn etcdctl");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    finish(child, dir, "in", &args.join(" "))
 }
 
 fn ctl(endpoints: &str, args: &[&str], dir: &Path) -> Ctl {
@@ -322,4 +344,94 @@ fn etcdctl_v2_works_against_a_three_member_cluster() {
     let removed = ok(&all, &["member", "remove", &id], d);
     assert_eq!(removed, format!("Removed member {id} from cluster\n"));
     assert_eq!(ok(&all, &["member", "list"], d).lines().count(), 3);
+}
+
+#[test]
+fn etcdctl_v2_user_role_and_auth_commands() {
+    if !have_etcdctl() {
+        return;
+    }
+    let node = Node::start("ctlauth", &[]);
+    let ep = node.client_url();
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let root = ["--username", "root:rootpw"];
+    let with_root =
+        |args: &[&str]| -> Vec<String> { root.iter().chain(args).map(|s| s.to_string()).collect() };
+
+    let r = ctl_input(&ep, &["user", "add", "root"], d, "rootpw\n");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("User root created"), "{}", r.stdout);
+    assert_eq!(ok(&ep, &["role", "add", "r1"], d), "Role r1 created\n");
+    assert_eq!(
+        ok(
+            &ep,
+            &["role", "grant", "r1", "--path", "/foo/*", "--readwrite"],
+            d
+        ),
+        "Role r1 updated\n"
+    );
+    let r = ctl_input(&ep, &["user", "add", "alice"], d, "apw\n");
+    assert!(r.stdout.contains("User alice created"), "{}", r.stdout);
+    assert_eq!(
+        ok(&ep, &["user", "grant", "alice", "--roles", "r1"], d),
+        "User alice updated\n"
+    );
+    assert_eq!(ok(&ep, &["auth", "enable"], d), "Authentication Enabled\n");
+    let revoke = with_root(&["role", "revoke", "guest", "--path", "/*", "--readwrite"]);
+    let revoke: Vec<&str> = revoke.iter().map(String::as_str).collect();
+    assert_eq!(ok(&ep, &revoke, d), "Role guest updated\n");
+
+    // alice may write below /foo and nowhere else; without credentials nothing.
+    assert_eq!(
+        ok(&ep, &["--username", "alice:apw", "set", "/foo/x", "1"], d),
+        "1\n"
+    );
+    fails(
+        &ep,
+        &["--username", "alice:apw", "set", "/secret", "1"],
+        d,
+        4,
+        "110: The request requires user authentication",
+    );
+    fails(
+        &ep,
+        &["--username", "alice:wrong", "get", "/foo/x"],
+        d,
+        4,
+        "110: The request requires user authentication",
+    );
+    fails(
+        &ep,
+        &["get", "/foo/x"],
+        d,
+        4,
+        "110: The request requires user authentication",
+    );
+    let users = with_root(&["user", "list"]);
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    assert_eq!(ok(&ep, &users, d), "alice\nroot\n");
+    let roles = with_root(&["role", "list"]);
+    let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+    assert_eq!(ok(&ep, &roles, d), "guest\nr1\nroot\n");
+    let get = with_root(&["role", "get", "r1"]);
+    let get: Vec<&str> = get.iter().map(String::as_str).collect();
+    assert_eq!(
+        ok(&ep, &get, d),
+        "Role: r1\nKV Read:\n\t/foo/*\nKV Write:\n\t/foo/*\n"
+    );
+    let remove = with_root(&["user", "remove", "alice"]);
+    let remove: Vec<&str> = remove.iter().map(String::as_str).collect();
+    assert_eq!(ok(&ep, &remove, d), "User alice removed\n");
+    fails(
+        &ep,
+        &["--username", "alice:apw", "get", "/foo/x"],
+        d,
+        4,
+        "110: The request requires user authentication",
+    );
+    let disable = with_root(&["auth", "disable"]);
+    let disable: Vec<&str> = disable.iter().map(String::as_str).collect();
+    assert_eq!(ok(&ep, &disable, d), "Authentication Disabled\n");
+    assert_eq!(ok(&ep, &["get", "/foo/x"], d), "1\n");
 }

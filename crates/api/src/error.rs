@@ -19,6 +19,9 @@ pub enum ErrorCode {
     NotFile = 102,
     /// 103: a join beyond `-maxsize`.
     NoMoreMachine = 103,
+    /// 110: auth is on and the credentials do not allow the request (etcd-rs addition,
+    /// etcd v2's number; v1 requests obey v2 auth too).
+    Unauthorized = 110,
     /// 200: `value` missing or empty.
     ValueRequired = 200,
     /// 202: `ttl` is not a base-10 integer.
@@ -43,11 +46,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tables and tests.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::KeyNotFound,
         ErrorCode::TestFailed,
         ErrorCode::NotFile,
         ErrorCode::NoMoreMachine,
+        ErrorCode::Unauthorized,
         ErrorCode::ValueRequired,
         ErrorCode::TtlNaN,
         ErrorCode::IndexNaN,
@@ -77,6 +81,7 @@ impl ErrorCode {
             ErrorCode::TestFailed => "The given PrevValue is not equal to the value of the key",
             ErrorCode::NotFile => "Not A File",
             ErrorCode::NoMoreMachine => "Reached the max number of machines in the cluster",
+            ErrorCode::Unauthorized => "The request requires user authentication",
             ErrorCode::ValueRequired => "Value is Required in POST form",
             ErrorCode::TtlNaN => "The given TTL in POST form is not a number",
             ErrorCode::IndexNaN => "The given index in POST form is not a number",
@@ -94,6 +99,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::KeyNotFound => 404,
+            ErrorCode::Unauthorized => 401,
             ErrorCode::TooLarge => 413,
             ErrorCode::RaftInternal | ErrorCode::LeaderElect => 500,
             _ => 400,

@@ -171,6 +171,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         max_members: config.max_cluster_size,
         shutdown: stop_rx.clone(),
         started: crate::clock::now(),
+        passwords: Default::default(),
     };
     let client = serve(
         client_listener,
@@ -307,14 +308,16 @@ fn serve(
         let _ = stop.wait_for(|s| *s).await;
     };
     tokio::spawn(async move {
+        // Every request carries its connection's client certificate name (v2 auth).
+        let service = router.into_make_service_with_connect_info::<http::ClientCn>();
         let result = match tls {
             Some(config) => {
-                axum::serve(tls::TlsListener::new(listener, config, what), router)
+                axum::serve(tls::TlsListener::new(listener, config, what), service)
                     .with_graceful_shutdown(stopped)
                     .await
             }
             None => {
-                axum::serve(listener, router)
+                axum::serve(listener, service)
                     .with_graceful_shutdown(stopped)
                     .await
             }

@@ -531,3 +531,108 @@ mod tests {
         assert!(nb < na && na > 4_000_000_000, "{nb} {na}");
     }
 }
+
+/// The subject common name (OID 2.5.4.3) of a DER certificate, if it has one. A minimal DER
+/// walk over `Certificate → tbsCertificate → subject`; anything unexpected gives `None`.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    /// One TLV: (tag, content, rest).
+    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, b) = b.split_first()?;
+        let (&first, mut b) = b.split_first()?;
+        let len = if first < 0x80 {
+            usize::from(first)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 || b.len() < n {
+                return None;
+            }
+            let len = b[..n]
+                .iter()
+                .fold(0usize, |acc, &x| (acc << 8) | usize::from(x));
+            b = &b[n..];
+            len
+        };
+        if b.len() < len {
+            return None;
+        }
+        Some((tag, &b[..len], &b[len..]))
+    }
+    let (_, cert, _) = tlv(der)?;
+    let (_, tbs, _) = tlv(cert)?;
+    let mut rest = tbs;
+    let (tag, _, after) = tlv(rest)?;
+    if tag == 0xA0 {
+        rest = after; // explicit version
+    }
+    // serialNumber, signature, issuer, validity
+    for _ in 0..4 {
+        rest = tlv(rest)?.2;
+    }
+    let (_, mut subject, _) = tlv(rest)?;
+    while !subject.is_empty() {
+        let (_, mut set, next) = tlv(subject)?;
+        subject = next;
+        while !set.is_empty() {
+            let (_, atv, next) = tlv(set)?;
+            set = next;
+            let (_, oid, value) = tlv(atv)?;
+            if oid == [0x55, 0x04, 0x03] {
+                let (_, s, _) = tlv(value)?;
+                return String::from_utf8(s.to_vec()).ok();
+            }
+        }
+    }
+    None
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for crate::http::ClientCn
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        let (_, conn) = stream.io().get_ref();
+        let cn = conn
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|c| common_name(c.as_ref()));
+        crate::http::ClientCn(cn)
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for crate::http::ClientCn
+{
+    fn connect_info(_: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        crate::http::ClientCn(None)
+    }
+}
+
+#[cfg(test)]
+mod cn_tests {
+    use base64::Engine as _;
+
+    fn der(pem: &str) -> Vec<u8> {
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64")
+    }
+
+    #[test]
+    fn common_names_come_out_of_the_fixture_certificates() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/ca/");
+        for (file, cn) in [
+            ("client.crt", "client"),
+            ("client2.crt", "client2"),
+            ("ca.crt", "etcd-rs test CA"),
+        ] {
+            let pem = std::fs::read_to_string(format!("{root}{file}")).expect("fixture");
+            assert_eq!(
+                super::common_name(&der(&pem)).as_deref(),
+                Some(cn),
+                "{file}"
+            );
+        }
+        assert_eq!(super::common_name(b"\x30\x03\x02\x01"), None);
+        assert_eq!(super::common_name(b""), None);
+    }
+}

@@ -146,6 +146,57 @@ pub enum Command {
         /// The new peer URL.
         raft_url: String,
     },
+    /// Create or change a v2 auth user (see `auth::Auth::put_user`).
+    #[serde(rename = "etcd:authUser")]
+    AuthPutUser {
+        /// The user.
+        name: String,
+        /// bcrypt hash of a new password (never the password).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password_hash: Option<String>,
+        /// Roles given at creation.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        roles: Vec<String>,
+        /// Roles to add.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        grant: Vec<String>,
+        /// Roles to take away.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        revoke: Vec<String>,
+    },
+    /// Delete a v2 auth user.
+    #[serde(rename = "etcd:authDeleteUser")]
+    AuthDeleteUser {
+        /// The user.
+        name: String,
+    },
+    /// Create a v2 auth role, or grant or revoke key patterns.
+    #[serde(rename = "etcd:authRole")]
+    AuthPutRole {
+        /// The role.
+        name: String,
+        /// Patterns of a new role.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        permissions: Option<crate::auth::Permissions>,
+        /// Patterns to add.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant: Option<crate::auth::Permissions>,
+        /// Patterns to take away.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revoke: Option<crate::auth::Permissions>,
+    },
+    /// Delete a v2 auth role.
+    #[serde(rename = "etcd:authDeleteRole")]
+    AuthDeleteRole {
+        /// The role.
+        name: String,
+    },
+    /// Turn v2 auth on or off.
+    #[serde(rename = "etcd:authEnable")]
+    AuthEnable {
+        /// On or off.
+        enabled: bool,
+    },
     /// A linearizable read's place in the log: changes nothing. Once it is applied on a
     /// member, that member's store reflects every write committed before the read began.
     #[serde(rename = "etcd:read")]

@@ -38,6 +38,14 @@ pub enum Error {
     /// A v2 write under the reserved prefix (v2 code 106). Carries the key.
     #[error("reserved key: {0}")]
     Reserved(String),
+    /// An auth command was refused: HTTP status and etcd's message.
+    #[error("auth: {message}")]
+    Auth {
+        /// 400, 403, 404 or 409.
+        status: u16,
+        /// What is wrong.
+        message: String,
+    },
     /// The key is under a reserved prefix (code 400). Carries the operation name.
     #[error("reserved key prefix ({0})")]
     Keyword(&'static str),

@@ -22,6 +22,7 @@
 //!
 //! Descends from the seed's `store/` and etcd v2's `v2store` (file-per-concept split).
 
+pub mod auth;
 mod command;
 mod error;
 mod history;

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{Auth, Refusal};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::history::History;
@@ -305,6 +306,8 @@ pub struct Store<W> {
     /// Index of the last entry applied.
     applied: Index,
     stats: Stats,
+    /// v2 authentication.
+    auth: Auth,
 }
 
 /// One node of a snapshot.
@@ -352,6 +355,9 @@ pub struct StoreSnapshot {
     pub removed: Vec<u64>,
     /// Counters.
     pub stats: Stats,
+    /// v2 authentication: users, roles, whether it is on.
+    #[serde(default)]
+    pub auth: Auth,
 }
 
 impl StoreSnapshot {
@@ -364,6 +370,14 @@ impl StoreSnapshot {
     pub fn decode(bytes: &[u8]) -> std::result::Result<StoreSnapshot, serde_json::Error> {
         serde_json::from_slice(bytes)
     }
+}
+
+/// An auth command's outcome as an apply result.
+fn auth_result<T>(r: std::result::Result<T, Refusal>) -> Result<Option<Event>> {
+    r.map(|_| None).map_err(|e| Error::Auth {
+        status: e.status,
+        message: e.message,
+    })
 }
 
 /// Whole seconds from `time` to `expire_at`, rounded up; `None` when nothing is left.
@@ -440,7 +454,13 @@ impl<W> Store<W> {
             index: 0,
             applied: 0,
             stats: Stats::default(),
+            auth: Auth::default(),
         }
+    }
+
+    /// The v2 authentication state.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
     }
 
     /// Index of the last entry that changed the key space.
@@ -717,6 +737,33 @@ impl<W> Store<W> {
                 r
             }
             Command::Read => Ok(None),
+            Command::AuthPutUser {
+                name,
+                password_hash,
+                roles,
+                grant,
+                revoke,
+            } => auth_result(self.auth.put_user(
+                name,
+                password_hash.as_deref(),
+                roles,
+                grant,
+                revoke,
+            )),
+            Command::AuthDeleteUser { name } => auth_result(self.auth.delete_user(name)),
+            Command::AuthPutRole {
+                name,
+                permissions,
+                grant,
+                revoke,
+            } => auth_result(self.auth.put_role(
+                name,
+                permissions.as_ref(),
+                grant.as_ref(),
+                revoke.as_ref(),
+            )),
+            Command::AuthDeleteRole { name } => auth_result(self.auth.delete_role(name)),
+            Command::AuthEnable { enabled } => auth_result(self.auth.set_enabled(*enabled)),
             Command::Expire { time, key: None } => {
                 while let Some((at, key)) = self.ttl.first().cloned() {
                     if at > *time {
@@ -1237,6 +1284,7 @@ impl<W> Store<W> {
             history_cleared_through: cleared,
             members: self.members.iter().map(|(k, v)| (*k, v.clone())).collect(),
             removed: self.removed.iter().copied().collect(),
+            auth: self.auth.clone(),
             stats: Stats {
                 gets: AtomicU64::new(self.stats.gets.load(Ordering::Relaxed)),
                 sets: self.stats.sets,
@@ -1295,6 +1343,7 @@ impl<W> Store<W> {
         self.members = snap.members.into_iter().collect();
         self.removed = snap.removed.into_iter().collect();
         self.stats = snap.stats;
+        self.auth = snap.auth;
         // A watcher waiting for "the next event" registered before the old state's last entry
         // was applied, so events after that are new to it.
         let next_after_old = self.applied + 1;

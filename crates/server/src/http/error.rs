@@ -43,6 +43,7 @@ impl From<etcd_store::Error> for Error {
             S::RootReadOnly => ApiError::new(ErrorCode::NotFile, "/"),
             S::CompareFailed(cause) => ApiError::new(ErrorCode::TestFailed, cause),
             S::Reserved(key) => ApiError::new(ErrorCode::KeywordPrefix, key),
+            S::Auth { message, .. } => ApiError::new(ErrorCode::Unauthorized, message),
             S::HistoryCleared { first, requested } => ApiError::new(
                 ErrorCode::EventIndexCleared,
                 format!("the requested history has been cleared [{first}/{requested}]"),
@@ -97,6 +98,7 @@ impl V2Error {
             S::DirNotEmpty(key) => (Code::DirNotEmpty, key),
             S::Reserved(key) => (Code::KeyIsPreserved, key),
             S::Keyword(op) => (Code::KeyIsPreserved, op.to_string()),
+            S::Auth { message, .. } => (Code::Unauthorized, message),
             S::HistoryCleared { first, requested } => (
                 Code::EventIndexCleared,
                 format!("the requested history has been cleared [{first}/{requested}]"),
@@ -140,5 +142,19 @@ impl IntoResponse for V2Error {
             self.0.to_json(),
         )
             .into_response()
+    }
+}
+
+impl Error {
+    /// v1's answer to a request that auth does not allow.
+    pub fn unauthorized() -> Error {
+        Error::new(ErrorCode::Unauthorized, "Insufficient credentials")
+    }
+}
+
+impl V2Error {
+    /// v2's answer to a key request that auth does not allow (etcd's 401/110).
+    pub fn unauthorized() -> V2Error {
+        V2Error::request(Code::Unauthorized, "Insufficient credentials")
     }
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use etcd_api::ErrorCode;
 use etcd_store::{path, Command, Got};
 
+use super::auth;
 use super::form::Params;
 use super::{event_response, json_ok, key_from_path, method_not_allowed, render, App, Error};
 use crate::clock;
@@ -16,6 +17,7 @@ use crate::clock;
 /// The `/v1/keys` handler.
 pub(super) async fn keys(
     State(app): State<App>,
+    conn: auth::Conn,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -23,6 +25,12 @@ pub(super) async fn keys(
 ) -> Response {
     let result = async {
         let key = key_from_path(uri.path(), "/v1/keys")?;
+        // v2 auth applies to v1 requests too: the older API is no way around it.
+        let who = auth::who(&app, &headers, auth::cn_of(&conn)).await;
+        let write = !matches!(method, Method::GET | Method::HEAD);
+        if !who.may(&app, &key, write, false) {
+            return Err(Error::unauthorized());
+        }
         match method {
             Method::GET => {
                 if Params::from_query(&uri).get("consistent") == Some("true") {
@@ -33,6 +41,18 @@ pub(super) async fn keys(
                     if let Err(e) = app.raft.propose(Command::Read).await? {
                         return Err(e.into());
                     }
+                }
+                // Listing a directory reads its children: the tree below it.
+                let is_dir = key == "/"
+                    || app
+                        .raft
+                        .store
+                        .read()
+                        .expect("store lock poisoned")
+                        .get_v2(&key, false)
+                        .is_ok_and(|n| n.dir);
+                if is_dir && !who.may(&app, &key, false, true) {
+                    return Err(Error::unauthorized());
                 }
                 get(&app, &key)
             }

@@ -5,6 +5,7 @@
 //! under its lock (never held across an `.await`) or hand a command to the raft driver and
 //! wait for it to be applied.
 
+mod auth;
 mod error;
 mod form;
 mod info;
@@ -22,6 +23,7 @@ use axum::Router;
 use etcd_api::{time, Action, ErrorCode, KeyResponse};
 use etcd_store::Event;
 
+pub use auth::ClientCn;
 pub use error::Error;
 pub use peer::JoinAnswer;
 
@@ -43,6 +45,8 @@ pub struct App {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// When this process started (Unix nanoseconds).
     pub started: i64,
+    /// Password checks that succeeded (see `auth`).
+    pub passwords: auth::PasswordCache,
 }
 
 impl App {
@@ -82,6 +86,26 @@ pub fn client_router(app: App) -> Router {
         .route("/v2/stats/self", get(v2::stats_self))
         .route("/v2/stats/leader", get(v2::stats_leader))
         .route("/v2/stats/store", get(v2::stats_store))
+        .route(
+            "/v2/auth/enable",
+            get(auth::enable_status)
+                .put(auth::enable)
+                .delete(auth::enable),
+        )
+        .route("/v2/auth/users", get(auth::list_users))
+        .route(
+            "/v2/auth/users/{name}",
+            get(auth::get_user)
+                .put(auth::put_user)
+                .delete(auth::delete_user),
+        )
+        .route("/v2/auth/roles", get(auth::list_roles))
+        .route(
+            "/v2/auth/roles/{name}",
+            get(auth::get_role)
+                .put(auth::put_role)
+                .delete(auth::delete_role),
+        )
         .route("/version", get(v2::version))
         .route("/health", get(v2::health))
         .fallback(not_found)

@@ -217,7 +217,15 @@ async fn add_member(app: &App, body: Body) -> Result<Response, Error> {
 }
 
 /// `DELETE /v1/machines/<name>` (client API): removes a member through the log.
-pub(super) async fn remove_member(State(app): State<App>, Path(name): Path<String>) -> Response {
+pub(super) async fn remove_member(
+    State(app): State<App>,
+    conn: super::auth::Conn,
+    headers: axum::http::HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(r) = super::auth::require_root(&app, &headers, super::auth::cn_of(&conn)).await {
+        return r;
+    }
     let found = app
         .raft
         .store

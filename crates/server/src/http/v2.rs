@@ -19,6 +19,7 @@ use etcd_api::time;
 use etcd_api::v2::{self, Code};
 use etcd_store::{Action, Command, Event, NodeInfo, NodeView, Watched};
 
+use super::auth;
 use super::error::V2Error;
 use super::form::Params;
 use super::{key_from_path, App};
@@ -34,12 +35,13 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// The `/v2/keys` handler.
 pub(super) async fn keys(
     State(app): State<App>,
+    conn: auth::Conn,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(&app, method, uri, headers, body).await {
+    match handle(&app, &conn, method, uri, headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -47,6 +49,7 @@ pub(super) async fn keys(
 
 async fn handle(
     app: &App,
+    conn: &auth::Conn,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -71,6 +74,15 @@ async fn handle(
         .await
         .map_err(V2Error::from_v1)?;
     let req = Request::parse(&params, matches!(method, Method::GET | Method::HEAD))?;
+    let who = auth::who(app, &headers, auth::cn_of(conn)).await;
+    let (writes, recursive) = match method {
+        Method::GET | Method::HEAD => (false, req.recursive),
+        Method::DELETE => (true, req.recursive),
+        _ => (true, false),
+    };
+    if !who.may(app, &key, writes, recursive) {
+        return Err(V2Error::unauthorized());
+    }
     match method {
         Method::GET | Method::HEAD => {
             if req.wait {
@@ -89,6 +101,12 @@ async fn handle(
                     index,
                 )
             };
+            // Listing a directory's children reads the tree below it.
+            if view.nodes.as_ref().is_some_and(|n| !n.is_empty())
+                && !who.may(app, &key, false, true)
+            {
+                return Err(V2Error::unauthorized());
+            }
             let event = v2::Event {
                 action: "get".to_string(),
                 node: render_view(&view, clock::now()),
@@ -684,9 +702,13 @@ async fn peer_url_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Str
 /// `--initial-cluster-state existing` (or `-C`), it takes this id and its name.
 pub(super) async fn members_add(
     State(app): State<App>,
+    conn: auth::Conn,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Err(r) = auth::require_root(&app, &headers, auth::cn_of(&conn)).await {
+        return r;
+    }
     let url = match peer_url_body(&app, &headers, body).await {
         Ok(u) => u,
         Err(r) => return r,
@@ -750,8 +772,13 @@ fn member_by_hex(app: &App, hex: &str) -> Result<(u64, String), (StatusCode, &'s
 /// `DELETE /v2/members/<id>`: removes a member through the log (204).
 pub(super) async fn members_remove(
     State(app): State<App>,
+    conn: auth::Conn,
+    headers: HeaderMap,
     axum::extract::Path(hex): axum::extract::Path<String>,
 ) -> Response {
+    if let Err(r) = auth::require_root(&app, &headers, auth::cn_of(&conn)).await {
+        return r;
+    }
     let (id, name) = match member_by_hex(&app, &hex) {
         Ok(m) => m,
         Err((status, text)) => return message(status, text),
@@ -772,10 +799,14 @@ pub(super) async fn members_remove(
 /// `PUT /v2/members/<id>` `{"peerURLs":[...]}`: changes a member's peer URL (204).
 pub(super) async fn members_update(
     State(app): State<App>,
+    conn: auth::Conn,
     axum::extract::Path(hex): axum::extract::Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Err(r) = auth::require_root(&app, &headers, auth::cn_of(&conn)).await {
+        return r;
+    }
     let (id, _) = match member_by_hex(&app, &hex) {
         Ok(m) => m,
         Err((status, text)) => return message(status, text),

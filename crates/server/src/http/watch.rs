@@ -19,6 +19,7 @@ use crate::raft::{SharedStore, Transient};
 /// The `/v1/watch` handler.
 pub(super) async fn watch(
     State(app): State<App>,
+    conn: super::auth::Conn,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -26,6 +27,14 @@ pub(super) async fn watch(
 ) -> Response {
     if !matches!(method, Method::GET | Method::POST) {
         return method_not_allowed();
+    }
+    // A v1 watch sees everything below its prefix: it needs read access to that tree.
+    let who = super::auth::who(&app, &headers, super::auth::cn_of(&conn)).await;
+    match key_from_path(uri.path(), "/v1/watch") {
+        Ok(prefix) if !who.may(&app, &prefix, false, true) => {
+            return Error::unauthorized().into_response()
+        }
+        _ => {}
     }
     wait(app, method, uri, headers, body)
         .await
