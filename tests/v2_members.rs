@@ -182,8 +182,19 @@ fn a_member_peer_url_can_be_changed_and_changed_back() {
             Some((JSON, peer_urls_body(url).as_bytes())),
         )
     };
+    let counts = |what: &str| -> u64 {
+        let r = get(&addr, "/v2/stats/leader");
+        r.json()["followers"][id.as_str()]["counts"][what]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {what} count for {id}: {}", r.text()))
+    };
+    let failed_before = counts("fail");
     let r = put(&elsewhere);
     assert_eq!(r.status, 204, "{}", r.text());
+    // The leader now sends to the new URL, where nobody listens.
+    poll_until(CONVERGE_TIMEOUT, "deliveries to the new URL fail", || {
+        (counts("fail") > failed_before).then_some(())
+    });
     let listed = members(&addr);
     assert_eq!(
         member_named(&listed, &c.member(f).name).unwrap()["peerURLs"][0],
@@ -194,6 +205,12 @@ fn a_member_peer_url_can_be_changed_and_changed_back() {
     assert_eq!(put(&other).status, 409);
     // Back to where it listens; the cluster works with all three again.
     assert_eq!(put(&real).status, 204);
+    let delivered = counts("success");
+    poll_until(
+        CONVERGE_TIMEOUT,
+        "deliveries to the real URL succeed",
+        || (counts("success") > delivered).then_some(()),
+    );
     let w = c
         .member(leader)
         .send_form("PUT", "/v2/keys/moved", &[("value", "back")]);
@@ -201,6 +218,26 @@ fn a_member_peer_url_can_be_changed_and_changed_back() {
     c.wait_get(f, "/v1/keys/moved", CONVERGE_TIMEOUT, "the write", |r| {
         r.status == 200 && r.json()["value"] == "back"
     });
+    // The leader's view of the follower: etcd's latency and counts.
+    let stats = get(&addr, "/v2/stats/leader").json();
+    let lat = &stats["followers"][id.as_str()]["latency"];
+    for k in [
+        "current",
+        "average",
+        "standardDeviation",
+        "minimum",
+        "maximum",
+    ] {
+        assert!(lat[k].as_f64().is_some_and(|v| v >= 0.0), "{k}: {stats}");
+    }
+    assert!(
+        lat["minimum"].as_f64() <= lat["average"].as_f64(),
+        "{stats}"
+    );
+    assert!(
+        lat["average"].as_f64() <= lat["maximum"].as_f64(),
+        "{stats}"
+    );
 }
 
 #[test]

@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -76,6 +77,72 @@ pub fn decode_batch(mut body: &[u8]) -> Result<Vec<Message>, String> {
     Ok(out)
 }
 
+/// Delivery statistics of one peer, as `/v2/stats/leader` shows them: how many batches of raft
+/// messages were delivered or failed, and the round-trip times of the delivered ones.
+#[derive(Debug, Clone, Default)]
+pub struct PeerStats {
+    /// Batches delivered.
+    pub success: u64,
+    /// Batches that failed (connect, send, or an error answer).
+    pub fail: u64,
+    /// Latest round trip, in seconds.
+    pub current: f64,
+    /// Smallest round trip, in seconds.
+    pub minimum: f64,
+    /// Largest round trip, in seconds.
+    pub maximum: f64,
+    sum: f64,
+    sum_of_squares: f64,
+}
+
+impl PeerStats {
+    fn succeeded(&mut self, rtt: Duration) {
+        let s = rtt.as_secs_f64();
+        self.success += 1;
+        self.current = s;
+        self.minimum = if self.success == 1 {
+            s
+        } else {
+            self.minimum.min(s)
+        };
+        self.maximum = self.maximum.max(s);
+        self.sum += s;
+        self.sum_of_squares += s * s;
+    }
+
+    /// Mean round trip, in seconds.
+    pub fn average(&self) -> f64 {
+        if self.success == 0 {
+            0.0
+        } else {
+            self.sum / self.success as f64
+        }
+    }
+
+    /// Standard deviation of the round trips, in seconds.
+    pub fn standard_deviation(&self) -> f64 {
+        if self.success == 0 {
+            return 0.0;
+        }
+        let mean = self.average();
+        (self.sum_of_squares / self.success as f64 - mean * mean)
+            .max(0.0)
+            .sqrt()
+    }
+}
+
+/// Statistics of every peer, by raft id, shared with the HTTP API.
+pub type SharedPeerStats = Arc<Mutex<HashMap<u64, PeerStats>>>;
+
+fn record(stats: &SharedPeerStats, id: u64, rtt: Option<Duration>) {
+    let mut all = stats.lock().expect("peer stats poisoned");
+    let s = all.entry(id).or_default();
+    match rtt {
+        Some(rtt) => s.succeeded(rtt),
+        None => s.fail += 1,
+    }
+}
+
 struct Peer {
     url: String,
     queue: mpsc::Sender<Message>,
@@ -91,6 +158,7 @@ pub struct Transport {
     driver: std::sync::mpsc::Sender<Request>,
     peers: HashMap<u64, Peer>,
     self_id: u64,
+    stats: SharedPeerStats,
 }
 
 impl Transport {
@@ -101,12 +169,14 @@ impl Transport {
         local: Option<IpAddr>,
         driver: std::sync::mpsc::Sender<Request>,
         self_id: u64,
+        stats: SharedPeerStats,
     ) -> Transport {
         Transport {
             runtime,
             tls,
             local,
             driver,
+            stats,
             peers: HashMap::new(),
             self_id,
         }
@@ -121,6 +191,10 @@ impl Transport {
             }
             keep
         });
+        self.stats
+            .lock()
+            .expect("peer stats poisoned")
+            .retain(|id, _| members.contains_key(id));
         for (id, url) in members {
             if *id == self.self_id || self.peers.contains_key(id) {
                 continue;
@@ -133,6 +207,7 @@ impl Transport {
                 self.local,
                 rx,
                 self.driver.clone(),
+                self.stats.clone(),
             ));
             self.peers.insert(
                 *id,
@@ -194,6 +269,7 @@ async fn run_peer(
     local: Option<IpAddr>,
     mut rx: mpsc::Receiver<Message>,
     driver: std::sync::mpsc::Sender<Request>,
+    stats: SharedPeerStats,
 ) {
     let mut conn: Option<Sender> = None;
     let mut backoff = Duration::from_millis(50);
@@ -215,6 +291,7 @@ async fn run_peer(
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     // Nothing of this batch left this member.
+                    record(&stats, id, None);
                     tracing::debug!(peer = id, %url, "raft messages not delivered: {e}");
                     report_undelivered(&batch, &driver);
                     let _ = driver.send(Request::Unreachable(id));
@@ -225,7 +302,10 @@ async fn run_peer(
             }
         }
         let sender = conn.as_mut().expect("connected above");
+        let started = std::time::Instant::now();
         let result = post(sender, &url, "/raft", body, REQUEST_TIMEOUT).await;
+        let delivered = matches!(result, Ok((204, _)));
+        record(&stats, id, delivered.then(|| started.elapsed()));
         match result {
             Ok((204, _)) => backoff = Duration::from_millis(50),
             Ok((410, _)) => {

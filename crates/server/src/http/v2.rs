@@ -973,11 +973,28 @@ pub(super) async fn stats_self(State(app): State<App>) -> Response {
     json(StatusCode::OK, &body)
 }
 
-/// `/v2/stats/leader`: on the leader, its followers; elsewhere etcd's 403 "not current
-/// leader".
+/// `/v2/stats/leader`: on the leader, each follower's delivery counts and round-trip times
+/// (seconds) of raft message batches; elsewhere etcd's 403 "not current leader".
 pub(super) async fn stats_leader(State(app): State<App>) -> Response {
     #[derive(serde::Serialize)]
-    struct Follower {}
+    #[serde(rename_all = "camelCase")]
+    struct Latency {
+        current: f64,
+        average: f64,
+        standard_deviation: f64,
+        minimum: f64,
+        maximum: f64,
+    }
+    #[derive(serde::Serialize)]
+    struct Counts {
+        fail: u64,
+        success: u64,
+    }
+    #[derive(serde::Serialize)]
+    struct Follower {
+        latency: Latency,
+        counts: Counts,
+    }
     #[derive(serde::Serialize)]
     struct LeaderStats {
         leader: String,
@@ -986,13 +1003,37 @@ pub(super) async fn stats_leader(State(app): State<App>) -> Response {
     if app.raft.leader_id() != Some(app.raft.id) {
         return message(StatusCode::FORBIDDEN, "not current leader");
     }
-    let store = app.raft.store.read().expect("store lock poisoned");
-    let followers = store
-        .members()
-        .keys()
-        .filter(|id| **id != app.raft.id)
-        .map(|id| (hex_id(*id), Follower {}))
+    let ids: Vec<u64> = {
+        let store = app.raft.store.read().expect("store lock poisoned");
+        store
+            .members()
+            .keys()
+            .copied()
+            .filter(|id| *id != app.raft.id)
+            .collect()
+    };
+    let stats = app.raft.status.peers.lock().expect("peer stats poisoned");
+    let followers = ids
+        .into_iter()
+        .map(|id| {
+            let s = stats.get(&id).cloned().unwrap_or_default();
+            let f = Follower {
+                latency: Latency {
+                    current: s.current,
+                    average: s.average(),
+                    standard_deviation: s.standard_deviation(),
+                    minimum: s.minimum,
+                    maximum: s.maximum,
+                },
+                counts: Counts {
+                    fail: s.fail,
+                    success: s.success,
+                },
+            };
+            (hex_id(id), f)
+        })
         .collect();
+    drop(stats);
     json(
         StatusCode::OK,
         &LeaderStats {

@@ -171,7 +171,14 @@ pub fn start(
     let mut driver = Driver {
         raw_node,
         rx,
-        transport: Transport::new(runtime, opts.peer_tls.clone(), opts.peer_local, tx, opts.id),
+        transport: Transport::new(
+            runtime,
+            opts.peer_tls.clone(),
+            opts.peer_local,
+            tx,
+            opts.id,
+            status.peers.clone(),
+        ),
         store,
         status,
         opts,

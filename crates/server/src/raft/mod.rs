@@ -146,6 +146,8 @@ pub struct Status {
     pub append_received: AtomicU64,
     /// Append requests sent to followers.
     pub append_sent: AtomicU64,
+    /// Delivery statistics of each peer (`/v2/stats/leader`).
+    pub peers: crate::transport::SharedPeerStats,
     /// Signalled when this member has applied its own removal from the cluster.
     pub removed: tokio::sync::Notify,
 }
