@@ -121,12 +121,91 @@ fn fails(endpoints: &str, args: &[&str], dir: &Path, code: i32, stderr_has: &str
     );
 }
 
-/// Waits until `node` has at least `n` watchers registered (`/v2/stats/store`).
-fn wait_watchers(addr: &str, n: u64) {
+/// Waits until the members at `addrs` have at least `n` watchers registered in all
+/// (`/v2/stats/store`).
+fn wait_watchers(addrs: &[String], n: u64) {
     poll_until(AT_ONCE * 3, "the watcher registered", || {
-        let r = try_request(addr, "GET", "/v2/stats/store", None, PROBE_TIMEOUT).ok()?;
-        (r.json()["watchers"].as_u64()? >= n).then_some(())
+        let mut total = 0;
+        for addr in addrs {
+            let r = try_request(addr, "GET", "/v2/stats/store", None, PROBE_TIMEOUT).ok()?;
+            total += r.json()["watchers"].as_u64()?;
+        }
+        (total >= n).then_some(())
     });
+}
+
+/// set, get, mk, mkdir, update, rm, rmdir, ls, TTLs and compare-and-swap through `ep`
+/// (one endpoint or several), on a store without these keys.
+fn everyday(ep: &str, d: &Path) {
+    assert_eq!(ok(ep, &["set", "/foo", "bar"], d), "bar\n");
+    assert_eq!(ok(ep, &["get", "/foo"], d), "bar\n");
+    assert_eq!(ok(ep, &["mk", "/new", "v"], d), "v\n");
+    fails(
+        ep,
+        &["mk", "/new", "v"],
+        d,
+        4,
+        "105: Key already exists (/new)",
+    );
+    assert_eq!(ok(ep, &["mkdir", "/dir"], d), "");
+    fails(
+        ep,
+        &["mkdir", "/dir"],
+        d,
+        4,
+        "105: Key already exists (/dir)",
+    );
+    assert_eq!(ok(ep, &["update", "/foo", "baz"], d), "baz\n");
+    fails(
+        ep,
+        &["update", "/nope", "x"],
+        d,
+        4,
+        "100: Key not found (/nope)",
+    );
+    ok(ep, &["set", "/dir/a", "1"], d);
+    ok(ep, &["set", "/dir/sub/b", "2"], d);
+    assert_eq!(
+        ok(ep, &["ls", "-r", "/"], d),
+        "/dir\n/dir/a\n/dir/sub\n/dir/sub/b\n/foo\n/new\n"
+    );
+    assert_eq!(ok(ep, &["ls", "/dir"], d), "/dir/a\n/dir/sub\n");
+    fails(
+        ep,
+        &["rmdir", "/dir"],
+        d,
+        4,
+        "108: Directory not empty (/dir)",
+    );
+    assert_eq!(ok(ep, &["rm", "/foo"], d), "PrevNode.Value: baz\n");
+    fails(ep, &["get", "/foo"], d, 4, "100: Key not found (/foo)");
+    ok(ep, &["mkdir", "/empty"], d);
+    assert_eq!(ok(ep, &["rmdir", "/empty"], d), "");
+    assert_eq!(ok(ep, &["rm", "-r", "/dir"], d), "");
+    fails(ep, &["get", "/dir/a"], d, 4, "100: Key not found (/dir)");
+    // TTLs and the extended output.
+    ok(ep, &["set", "/t", "v", "--ttl", "100"], d);
+    let ext = ok(ep, &["-o", "extended", "get", "/t"], d);
+    assert!(ext.starts_with("Key: /t\nCreated-Index: "), "{ext}");
+    let ttl: i64 = ext
+        .lines()
+        .find_map(|l| l.strip_prefix("TTL: "))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no TTL line: {ext}"));
+    assert!((99..=100).contains(&ttl), "{ext}");
+    // Compare-and-swap spelled etcdctl's way.
+    ok(ep, &["set", "/cas", "one"], d);
+    fails(
+        ep,
+        &["set", "/cas", "two", "--swap-with-value", "zzz"],
+        d,
+        4,
+        "101: Compare failed ([zzz != one])",
+    );
+    assert_eq!(
+        ok(ep, &["set", "/cas", "two", "--swap-with-value", "one"], d),
+        "two\n"
+    );
 }
 
 #[test]
@@ -139,75 +218,7 @@ fn etcdctl_v2_runs_the_everyday_commands_against_one_node() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
 
-    assert_eq!(ok(&ep, &["set", "/foo", "bar"], d), "bar\n");
-    assert_eq!(ok(&ep, &["get", "/foo"], d), "bar\n");
-    assert_eq!(ok(&ep, &["mk", "/new", "v"], d), "v\n");
-    fails(
-        &ep,
-        &["mk", "/new", "v"],
-        d,
-        4,
-        "105: Key already exists (/new)",
-    );
-    assert_eq!(ok(&ep, &["mkdir", "/dir"], d), "");
-    fails(
-        &ep,
-        &["mkdir", "/dir"],
-        d,
-        4,
-        "105: Key already exists (/dir)",
-    );
-    assert_eq!(ok(&ep, &["update", "/foo", "baz"], d), "baz\n");
-    fails(
-        &ep,
-        &["update", "/nope", "x"],
-        d,
-        4,
-        "100: Key not found (/nope)",
-    );
-    ok(&ep, &["set", "/dir/a", "1"], d);
-    ok(&ep, &["set", "/dir/sub/b", "2"], d);
-    assert_eq!(
-        ok(&ep, &["ls", "-r", "/"], d),
-        "/dir\n/dir/a\n/dir/sub\n/dir/sub/b\n/foo\n/new\n"
-    );
-    assert_eq!(ok(&ep, &["ls", "/dir"], d), "/dir/a\n/dir/sub\n");
-    fails(
-        &ep,
-        &["rmdir", "/dir"],
-        d,
-        4,
-        "108: Directory not empty (/dir)",
-    );
-    assert_eq!(ok(&ep, &["rm", "/foo"], d), "PrevNode.Value: baz\n");
-    fails(&ep, &["get", "/foo"], d, 4, "100: Key not found (/foo)");
-    ok(&ep, &["mkdir", "/empty"], d);
-    assert_eq!(ok(&ep, &["rmdir", "/empty"], d), "");
-    assert_eq!(ok(&ep, &["rm", "-r", "/dir"], d), "");
-    fails(&ep, &["get", "/dir/a"], d, 4, "100: Key not found (/dir)");
-    // TTLs and the extended output.
-    ok(&ep, &["set", "/t", "v", "--ttl", "100"], d);
-    let ext = ok(&ep, &["-o", "extended", "get", "/t"], d);
-    assert!(ext.starts_with("Key: /t\nCreated-Index: "), "{ext}");
-    let ttl: i64 = ext
-        .lines()
-        .find_map(|l| l.strip_prefix("TTL: "))
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("no TTL line: {ext}"));
-    assert!((99..=100).contains(&ttl), "{ext}");
-    // Compare-and-swap spelled etcdctl's way.
-    ok(&ep, &["set", "/cas", "one"], d);
-    fails(
-        &ep,
-        &["set", "/cas", "two", "--swap-with-value", "zzz"],
-        d,
-        4,
-        "101: Compare failed ([zzz != one])",
-    );
-    assert_eq!(
-        ok(&ep, &["set", "/cas", "two", "--swap-with-value", "one"], d),
-        "two\n"
-    );
+    everyday(&ep, d);
     // Membership and health.
     let members = ok(&ep, &["member", "list"], d);
     assert!(
@@ -226,19 +237,11 @@ fn etcdctl_v2_runs_the_everyday_commands_against_one_node() {
     );
 }
 
-#[test]
-fn etcdctl_v2_watch_and_exec_watch_see_writes() {
-    if !have_etcdctl() {
-        return;
-    }
-    let node = Node::start("ctlwatch", &[]);
-    let ep = node.client_url();
-    let addr = node.client_addr();
-    let dir = tempfile::tempdir().expect("tmp");
-    let d = dir.path();
-
+/// watch and exec-watch through `ep`; `addrs` are the members the watchers may wait on.
+fn watches(ep: &str, addrs: &[String], d: &Path) {
+    let ep = ep.to_string();
     let watch = spawn_ctl(&ep, &["watch", "/w"], d, "watch");
-    wait_watchers(&addr, 1);
+    wait_watchers(addrs, 1);
     ok(&ep, &["set", "/w", "hello"], d);
     let w = finish(watch, d, "watch", "watch /w");
     assert_eq!(
@@ -268,13 +271,13 @@ fn etcdctl_v2_watch_and_exec_watch_see_writes() {
         d,
         "exec",
     );
-    wait_watchers(&addr, 1);
+    wait_watchers(addrs, 1);
     ok(&ep, &["set", "/ew/a", "1"], d);
     poll_until(AT_ONCE * 3, "the first event's command ran", || {
         let text = std::fs::read_to_string(&out).ok()?;
         text.contains("set /ew/a 1\n").then_some(())
     });
-    wait_watchers(&addr, 1);
+    wait_watchers(addrs, 1);
     ok(&ep, &["set", "/ew/b", "2"], d);
     let events = poll_until(AT_ONCE * 3, "the second event's command ran", || {
         let text = std::fs::read_to_string(&out).ok()?;
@@ -283,6 +286,20 @@ fn etcdctl_v2_watch_and_exec_watch_see_writes() {
     assert_eq!(events, "set /ew/a 1\nset /ew/b 2\n");
     let _ = exec.kill();
     let _ = exec.wait();
+}
+
+#[test]
+fn etcdctl_v2_watch_and_exec_watch_see_writes() {
+    if !have_etcdctl() {
+        return;
+    }
+    let node = Node::start("ctlwatch", &[]);
+    let ep = node.client_url();
+    let addr = node.client_addr();
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+
+    watches(&ep, &[addr], d);
 }
 
 #[test]
@@ -302,6 +319,12 @@ fn etcdctl_v2_works_against_a_three_member_cluster() {
     assert_eq!(ok(&endpoints[leader], &["get", "/c"], d), "3\n");
     assert_eq!(ok(&all, &["mk", "/m", "x"], d), "x\n");
     assert_eq!(ok(&all, &["ls", "-r", "/"], d), "/c\n/m\n");
+    assert_eq!(ok(&all, &["rm", "/c"], d), "PrevNode.Value: 3\n");
+    assert_eq!(ok(&all, &["rm", "/m"], d), "PrevNode.Value: x\n");
+    // The whole everyday list, and watches, through all three endpoints.
+    everyday(&all, d);
+    let addrs: Vec<String> = (0..3).map(|i| c.member(i).client_addr()).collect();
+    watches(&all, &addrs, d);
     let members = ok(&all, &["member", "list"], d);
     assert_eq!(members.lines().count(), 3, "{members}");
     assert_eq!(members.matches("isLeader=true").count(), 1, "{members}");
