@@ -2274,3 +2274,67 @@ fn cluster_write_on_a_follower_quorum_read_members_machines_health() {
         );
     }
 }
+
+/// `noValueOnSuccess=true` answers a successful set, create, update or compare-and-swap with
+/// its action alone (etcd 3.4: `{"action":"set"}`); removals and failures answer in full; a
+/// bad boolean is 209.
+#[test]
+fn no_value_on_success_answers_with_the_action_only() {
+    let node = start_node(&[]);
+    let r = put(&node, "/nv?noValueOnSuccess=true", &[("value", "1")]);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.text(), "{\"action\":\"set\"}\n");
+    check_success_headers(&r);
+    let r = put(
+        &node,
+        "/nv?noValueOnSuccess=true&prevValue=1",
+        &[("value", "2")],
+    );
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "{\"action\":\"compareAndSwap\"}\n".to_string())
+    );
+    let r = put(
+        &node,
+        "/nv?noValueOnSuccess=true&prevValue=zz",
+        &[("value", "3")],
+    );
+    assert_eq!(r.status, 412, "{}", r.text());
+    assert_eq!(r.json()["errorCode"], 101);
+    let r = delete(&node, "/nv?noValueOnSuccess=true");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["node"]["key"], "/nv");
+    assert_eq!(r.json()["prevNode"]["value"], "2");
+    let r = put(&node, "/nv?noValueOnSuccess=maybe", &[("value", "1")]);
+    check_error(
+        &r,
+        209,
+        INVALID_FIELD,
+        r#"invalid value for \"noValueOnSuccess\""#,
+        0,
+    );
+}
+
+/// etcd 3.4's CORS headers on v2 answers and 200 to a preflight `OPTIONS`; none on v1.
+#[test]
+fn cors_headers_on_v2_and_preflight_options() {
+    let node = start_node(&[]);
+    let check = |r: &Response| {
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(
+            r.header("access-control-allow-methods"),
+            Some("POST, GET, OPTIONS, PUT, DELETE")
+        );
+        assert_eq!(
+            r.header("access-control-allow-headers"),
+            Some("accept, content-type, authorization")
+        );
+    };
+    let r = node.request("OPTIONS", "/v2/keys/foo", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    check(&r);
+    check(&get(&node, "/missing"));
+    check(&node.get("/version"));
+    let v1 = node.get("/v1/keys/missing");
+    assert_eq!(v1.header("access-control-allow-origin"), None);
+}

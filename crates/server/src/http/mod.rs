@@ -109,7 +109,38 @@ pub fn client_router(app: App) -> Router {
         .route("/version", get(v2::version))
         .route("/health", get(v2::health))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(cors))
         .with_state(app)
+}
+
+/// etcd 3.4's CORS answers on the v2 API (it allows any origin by default): the three
+/// headers on every `/v2`, `/version` and `/health` answer, and 200 to a preflight
+/// `OPTIONS`. The v1 API keeps the seed's exact answers.
+async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path();
+    let v2 = path.starts_with("/v2/") || path == "/version" || path == "/health";
+    if !v2 {
+        return next.run(req).await;
+    }
+    let mut r = if req.method() == axum::http::Method::OPTIONS {
+        StatusCode::OK.into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = r.headers_mut();
+    h.insert(
+        "access-control-allow-headers",
+        axum::http::HeaderValue::from_static("accept, content-type, authorization"),
+    );
+    h.insert(
+        "access-control-allow-methods",
+        axum::http::HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+    );
+    h.insert(
+        "access-control-allow-origin",
+        axum::http::HeaderValue::from_static("*"),
+    );
+    r
 }
 
 /// The peer API: raft messages, snapshots, joins.

@@ -127,7 +127,7 @@ async fn handle(
                 prev_index: req.prev_index.filter(|i| *i > 0),
                 time: clock::now(),
             };
-            write(app, command).await
+            write(app, command, req.no_value_on_success).await
         }
         Method::POST => {
             let value = req.value(app)?;
@@ -138,7 +138,7 @@ async fn handle(
                 ttl_secs: req.ttl,
                 time: clock::now(),
             };
-            write(app, command).await
+            write(app, command, req.no_value_on_success).await
         }
         _ => {
             let command = Command::V2Delete {
@@ -149,7 +149,7 @@ async fn handle(
                 prev_index: req.prev_index.filter(|i| *i > 0),
                 time: clock::now(),
             };
-            write(app, command).await
+            write(app, command, req.no_value_on_success).await
         }
     }
 }
@@ -169,6 +169,8 @@ struct Request {
     prev_value: Option<String>,
     prev_index: Option<u64>,
     wait_index: Option<u64>,
+    /// Answer a successful set, create, update or compare-and-swap with its action only.
+    no_value_on_success: bool,
 }
 
 impl Request {
@@ -200,6 +202,7 @@ impl Request {
         let dir = boolean("dir")?;
         let quorum = boolean("quorum")?;
         let stream = boolean("stream")?;
+        let no_value_on_success = boolean("noValueOnSuccess")?;
         if wait && !get {
             return Err(V2Error::request(
                 Code::InvalidField,
@@ -265,6 +268,7 @@ impl Request {
             prev_value,
             prev_index,
             wait_index,
+            no_value_on_success,
         })
     }
 
@@ -303,7 +307,7 @@ async fn quorum_read(app: &App) -> Result<(), V2Error> {
 }
 
 /// Proposes a write and answers with its event.
-async fn write(app: &App, command: Command) -> Result<Response, V2Error> {
+async fn write(app: &App, command: Command, no_value: bool) -> Result<Response, V2Error> {
     let post = matches!(command, Command::V2Post { .. });
     match app.raft.propose(command).await? {
         Ok(Some(event)) => {
@@ -315,7 +319,21 @@ async fn write(app: &App, command: Command) -> Result<Response, V2Error> {
             } else {
                 StatusCode::OK
             };
-            Ok(answer(app, status, event.index, &render_event(&event)))
+            let rendered = render_event(&event);
+            if no_value && !event.action.removes() {
+                // etcd's noValueOnSuccess: the action alone.
+                #[derive(serde::Serialize)]
+                struct ActionOnly<'a> {
+                    action: &'a str,
+                }
+                let body = v2::to_go_json(&ActionOnly {
+                    action: &rendered.action,
+                });
+                let mut r = (status, body).into_response();
+                raft_headers(app, r.headers_mut(), event.index);
+                return Ok(r);
+            }
+            Ok(answer(app, status, event.index, &rendered))
         }
         Ok(None) => unreachable!("v2 writes always answer with an event"),
         Err(e) => {
