@@ -147,7 +147,7 @@ fn set_up(node: &Node) {
     for (role, perms) in [
         ("r1", r#"{"read":["/foo/*"],"write":["/foo/*"]}"#),
         ("ro", r#"{"read":["/ro/*"],"write":[]}"#),
-        ("wo", r#"{"read":[],"write":["/wo"]}"#),
+        ("wo", r#"{"read":[],"write":["/wo","/wdir"]}"#),
         ("exact", r#"{"read":["/pub","/pubdir"],"write":[]}"#),
     ] {
         let body = format!(r#"{{"role":"{role}","permissions":{{"kv":{perms}}}}}"#);
@@ -185,6 +185,7 @@ fn set_up(node: &Node) {
         ("/secret", "s"),
         ("/foo/sub/y", "fy"),
         ("/pubdir/child", "c"),
+        ("/wdir/child", "w"),
     ] {
         status(
             &node.send_form("PUT", &format!("/v2/keys{k}"), &[("value", v)]),
@@ -292,6 +293,47 @@ fn check_rules(node: &Node) {
     // Write-only `/wo`.
     let w = put2(ALICE, "/wo");
     assert!(matches!(w.status, 200 | 201), "{}", w.text());
+    // Writing is not reading: the previous value stays out of the answers.
+    let w = put2(ALICE, "/wo");
+    assert_eq!(w.status, 200, "{}", w.text());
+    assert!(
+        w.json()["prevNode"]["modifiedIndex"].is_u64(),
+        "{}",
+        w.text()
+    );
+    assert!(w.json()["prevNode"].get("value").is_none(), "{}", w.text());
+    let w = put1(ALICE, "/wo");
+    assert_eq!(w.status, 200, "{}", w.text());
+    assert!(w.json().get("prevValue").is_none(), "{}", w.text());
+    let cas = req_as(
+        &a,
+        ALICE,
+        "PUT",
+        "/v2/keys/wo?prevValue=guess",
+        Some((FORM_CONTENT_TYPE, form(&[("value", "x")]).as_bytes())),
+    );
+    assert_eq!(cas.status, 412, "{}", cas.text());
+    assert!(
+        !cas.text().contains("new1"),
+        "the cause shows the value: {}",
+        cas.text()
+    );
+    // A POST creates a child the pattern must cover.
+    v2_denied(&req_as(
+        &a,
+        ALICE,
+        "POST",
+        "/v2/keys/wo",
+        Some((FORM_CONTENT_TYPE, form(&[("value", "x")]).as_bytes())),
+    ));
+    // A TTL on a directory would remove its whole tree: it needs the tree.
+    v2_denied(&req_as(
+        &a,
+        ALICE,
+        "PUT",
+        "/v2/keys/wdir?prevExist=true&dir=true&ttl=1",
+        None,
+    ));
     v2_denied(&get2(ALICE, "/wo"));
     v1_denied(&get1(ALICE, "/wo"));
     v2_denied(&req_as(

@@ -268,3 +268,34 @@ fn bad_member_requests_get_etcds_errors() {
     // Nothing was added.
     assert_eq!(members(&addr).len(), 1);
 }
+
+#[test]
+fn a_peer_url_in_use_cannot_join_again_under_another_name() {
+    let c = Cluster::start(3, &FAST_TIMING);
+    // A process that advertises member 1's peer URL under a new name.
+    let imposter = Node::prepare("imposter", &[]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let taken = c.member(1).peer_addr();
+    let args: Vec<String> = [
+        "-n",
+        "imposter",
+        "-d",
+        &dir.path().join("data").display().to_string(),
+        "-c",
+        &imposter.client_addr(),
+        "-s",
+        &taken,
+        "-C",
+        &c.member(0).peer_addr(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let exit = run_etcd(&args, dir.path());
+    assert_eq!(exit.code(), Some(1), "{}", exit.stderr);
+    assert!(
+        exit.stderr.contains("is taken by another member"),
+        "{}",
+        exit.stderr
+    );
+}

@@ -229,28 +229,31 @@ async fn publish_attributes(handle: raft::Handle, node: NodeInfo) {
     loop {
         let registered = {
             let store = handle.store.read().expect("store lock poisoned");
+            // Name and client URL only: the peer URL is the cluster's to change
+            // (`PUT /v2/members/<id>`), as in etcd's publish.
             store.members().get(&node.id).map(|m| {
-                m.name == node.name
-                    && m.raft_url == node.peer_url()
-                    && m.etcd_url == node.client_url()
+                (
+                    m.name == node.name && m.etcd_url == node.client_url(),
+                    m.raft_url.clone(),
+                )
             })
         };
-        match registered {
+        let raft_url = match registered {
             // Registered as it is.
-            Some(true) => return,
+            Some((true, _)) => return,
             // Not (or no longer) in the member list this member has applied.
             None if tokio::time::Instant::now() >= unknown_until => return,
             None => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            Some(false) => {}
-        }
+            Some((false, raft_url)) => raft_url,
+        };
         {
             let publish = Command::Join {
                 id: node.id,
                 name: node.name.clone(),
-                raft_url: node.peer_url(),
+                raft_url,
                 etcd_url: node.client_url(),
             };
             match handle.propose(publish).await {
@@ -417,6 +420,11 @@ async fn join_cluster(
                     }
                 }
                 Err(e) => {
+                    // Only a refused connection proves nobody runs there; a timeout or a
+                    // failed handshake may hide a running cluster (see the bootstrap probe).
+                    if !e.contains("Connection refused") {
+                        answered = true;
+                    }
                     last_error = e;
                     if tls.is_none() {
                         last_error.push_str(" (if the cluster uses TLS between members, this member needs -serverCert/-serverKey too)");

@@ -166,14 +166,15 @@ impl Auth {
                 Ok(true)
             }
             Some(user) => {
-                if let Some(hash) = password_hash {
-                    user.password_hash = hash.to_string();
-                }
+                // Every check before any change: a refused command changes nothing.
                 if name == ROOT && revoke.iter().any(|r| r == ROOT) {
                     return Err(refuse(
                         403,
                         "Cannot revoke the root role from the root user.",
                     ));
+                }
+                if let Some(hash) = password_hash {
+                    user.password_hash = hash.to_string();
                 }
                 for r in grant.iter().chain(roles) {
                     user.roles.insert(r.clone());
@@ -366,5 +367,10 @@ mod tests {
             a.users["bob"].roles.is_empty(),
             "a deleted role leaves its users"
         );
+        // A refused change changes nothing, not even the password.
+        a.put_user(ROOT, Some("old"), &[], &[], &[]).unwrap();
+        let refused = a.put_user(ROOT, Some("new"), &[], &[], &[ROOT.to_string()]);
+        assert_eq!(refused.unwrap_err().status, 403);
+        assert_eq!(a.users[ROOT].password_hash, "old");
     }
 }

@@ -51,7 +51,13 @@ impl History {
     /// The first recorded event with index ≥ `since` that a watcher of `key` sees: an event
     /// on `key` itself, with `recursive` one below it, or the removal of a directory above
     /// it. Refreshes are skipped (they wake no watcher).
-    pub(crate) fn scan(&self, key: &str, recursive: bool, since: Index) -> Result<Option<&Event>> {
+    pub(crate) fn scan(
+        &self,
+        key: &str,
+        recursive: bool,
+        hide: bool,
+        since: Index,
+    ) -> Result<Option<&Event>> {
         if since <= self.cleared_through {
             return Err(Error::HistoryCleared {
                 first: self.cleared_through + 1,
@@ -62,7 +68,7 @@ impl History {
         Ok(self
             .events
             .range(start..)
-            .find(|e| !e.refresh && concerns(e, key, recursive)))
+            .find(|e| !e.refresh && concerns(e, key, recursive, hide)))
     }
 
     /// The events, oldest first, and the index through which events were dropped.
@@ -71,10 +77,13 @@ impl History {
     }
 }
 
-/// True when a watcher of `key` (with `recursive`) is concerned by `e`.
-pub(crate) fn concerns(e: &Event, key: &str, recursive: bool) -> bool {
+/// True when a watcher of `key` (with `recursive`; `hide`: not below hidden segments under
+/// `key`, as v2 watchers) is concerned by `e`: the live hub's rule.
+pub(crate) fn concerns(e: &Event, key: &str, recursive: bool, hide: bool) -> bool {
     e.key == key
-        || (recursive && key_is_under(&e.key, key))
+        || (recursive
+            && key_is_under(&e.key, key)
+            && !(hide && crate::watch::hidden_below(key, &e.key)))
         || (e.dir && e.action.removes() && key_is_under(key, &e.key))
 }
 
@@ -124,10 +133,19 @@ mod tests {
         h.push(ev("/a", 3));
         h.push(ev("/b/c", 4));
         h.push(ev("/b/d", 6));
-        assert_eq!(h.scan("/b", true, 1).unwrap().map(|e| e.index), Some(4));
-        assert_eq!(h.scan("/b", true, 5).unwrap().map(|e| e.index), Some(6));
-        assert_eq!(h.scan("/b", true, 7).unwrap(), None);
-        assert_eq!(h.scan("/", true, 4).unwrap().map(|e| e.index), Some(4));
+        assert_eq!(
+            h.scan("/b", true, false, 1).unwrap().map(|e| e.index),
+            Some(4)
+        );
+        assert_eq!(
+            h.scan("/b", true, false, 5).unwrap().map(|e| e.index),
+            Some(6)
+        );
+        assert_eq!(h.scan("/b", true, false, 7).unwrap(), None);
+        assert_eq!(
+            h.scan("/", true, false, 4).unwrap().map(|e| e.index),
+            Some(4)
+        );
     }
 
     #[test]
@@ -139,13 +157,33 @@ mod tests {
         removal.dir = true;
         h.push(removal);
         h.push(ev("/d/k", 5));
-        assert_eq!(h.scan("/d/k", false, 1).unwrap().map(|e| e.index), Some(4));
-        assert_eq!(h.scan("/d/k", true, 1).unwrap().map(|e| e.index), Some(3));
-        assert_eq!(h.scan("/d/k", false, 5).unwrap().map(|e| e.index), Some(5));
+        assert_eq!(
+            h.scan("/d/k", false, false, 1).unwrap().map(|e| e.index),
+            Some(4)
+        );
+        assert_eq!(
+            h.scan("/d/k", true, false, 1).unwrap().map(|e| e.index),
+            Some(3)
+        );
+        assert_eq!(
+            h.scan("/d/k", false, false, 5).unwrap().map(|e| e.index),
+            Some(5)
+        );
         let mut refresh = ev("/r", 6);
         refresh.refresh = true;
         h.push(refresh);
-        assert_eq!(h.scan("/r", false, 1).unwrap(), None);
+        assert_eq!(h.scan("/r", false, false, 1).unwrap(), None);
+        // Below a hidden segment: not for a v2 recursive watcher of the parent.
+        h.push(ev("/d/_h/x", 7));
+        assert_eq!(h.scan("/d", true, true, 7).unwrap(), None);
+        assert_eq!(
+            h.scan("/d", true, false, 7).unwrap().map(|e| e.index),
+            Some(7)
+        );
+        assert_eq!(
+            h.scan("/d/_h", true, true, 7).unwrap().map(|e| e.index),
+            Some(7)
+        );
     }
 
     #[test]
@@ -155,12 +193,15 @@ mod tests {
             h.push(ev("/k", i));
         }
         assert_eq!(
-            h.scan("/k", true, 4),
+            h.scan("/k", true, false, 4),
             Err(Error::HistoryCleared {
                 first: 5,
                 requested: 4
             })
         );
-        assert_eq!(h.scan("/k", true, 5).unwrap().map(|e| e.index), Some(5));
+        assert_eq!(
+            h.scan("/k", true, false, 5).unwrap().map(|e| e.index),
+            Some(5)
+        );
     }
 }

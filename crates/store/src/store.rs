@@ -582,6 +582,12 @@ impl<W> Store<W> {
         ))
     }
 
+    /// True when `key` is a directory (`/` included). Not counted as a read.
+    pub fn is_dir(&self, key: &str) -> bool {
+        let key = path::clean(key);
+        key == "/" || self.tree.get(&key).is_some_and(Node::is_dir)
+    }
+
     /// Reads a node for the v2 API: a file, or a directory with its children (and, with
     /// `recursive`, theirs). Children whose name starts with `_` are hidden. Counts as a GET.
     pub fn get_v2(&self, key: &str, recursive: bool) -> Result<NodeView> {
@@ -656,7 +662,7 @@ impl<W> Store<W> {
     ) -> Result<Watched<W>> {
         let key = path::clean(key);
         if since > 0 {
-            if let Some(e) = self.history.scan(&key, recursive, since)? {
+            if let Some(e) = self.history.scan(&key, recursive, hide, since)? {
                 return Ok(Watched::Ready(e.clone(), payload));
             }
         }
@@ -769,8 +775,14 @@ impl<W> Store<W> {
                     if at > *time {
                         break;
                     }
-                    let _ = self.remove(index, &key, Action::Expire, *time, &mut fired);
-                    self.stats.v2.count(Action::Expire, true);
+                    // Off the index first, so that a stale entry cannot loop forever.
+                    self.ttl.remove(&(at, key.clone()));
+                    if self
+                        .remove(index, &key, Action::Expire, *time, &mut fired)
+                        .is_ok()
+                    {
+                        self.stats.v2.count(Action::Expire, true);
+                    }
                 }
                 Ok(None)
             }
@@ -883,6 +895,10 @@ impl<W> Store<W> {
                 };
                 self.stats.v2.count(action, r.is_ok());
                 r.map(Some)
+            }
+            Command::Join { id, .. } if self.removed.contains(id) => {
+                // A late registration of a member removed meanwhile: it stays removed.
+                Ok(None)
             }
             Command::Join {
                 id,
@@ -1352,7 +1368,12 @@ impl<W> Store<W> {
         let mut fired = Vec::new();
         let history = &self.history;
         self.watchers.drain_matching(
-            |key, recursive, since| match history.scan(key, recursive, since.max(next_after_old)) {
+            |key, recursive, hide, since| match history.scan(
+                key,
+                recursive,
+                hide,
+                since.max(next_after_old),
+            ) {
                 Ok(found) => found.cloned(),
                 Err(_) => None,
             },

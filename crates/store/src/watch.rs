@@ -132,7 +132,7 @@ impl<W> WatcherHub<W> {
     /// Removes and returns every watcher for which `pick(prefix, since)` finds an event.
     pub(crate) fn drain_matching(
         &mut self,
-        mut pick: impl FnMut(&str, bool, Index) -> Option<Event>,
+        mut pick: impl FnMut(&str, bool, bool, Index) -> Option<Event>,
         fired: &mut Vec<(W, Event)>,
     ) {
         let paths: Vec<String> = self.by_path.keys().cloned().collect();
@@ -142,7 +142,7 @@ impl<W> WatcherHub<W> {
             };
             let mut i = 0;
             while i < list.len() {
-                if let Some(e) = pick(&p, list[i].recursive, list[i].since) {
+                if let Some(e) = pick(&p, list[i].recursive, list[i].hide, list[i].since) {
                     let w = list.swap_remove(i);
                     self.path_of.remove(&w.id);
                     fired.push((w.payload, e));
@@ -164,7 +164,7 @@ impl<W> WatcherHub<W> {
 
 /// True when `key`, below the watched key `watched`, lies below a hidden segment (one that
 /// starts with `_`) under `watched`.
-fn hidden_below(watched: &str, key: &str) -> bool {
+pub(crate) fn hidden_below(watched: &str, key: &str) -> bool {
     let rest = if watched == "/" {
         key
     } else {

@@ -643,3 +643,26 @@ fn huge_ttls_neither_overflow_nor_panic() {
     let gone = Command::Delete { key: "/v1".into() };
     assert!(s.apply(6, &gone).result.is_ok());
 }
+
+#[test]
+fn a_late_registration_does_not_bring_a_removed_member_back() {
+    let mut s: Store<u32> = Store::new(100);
+    let join = |id: u64, name: &str| Command::Join {
+        id,
+        name: name.into(),
+        raft_url: "http://127.0.0.1:7001".into(),
+        etcd_url: "http://127.0.0.1:4001".into(),
+    };
+    assert!(s.apply(1, &join(5, "")).result.is_ok());
+    assert!(s.members().contains_key(&5));
+    let leave = Command::Leave {
+        id: 5,
+        name: String::new(),
+    };
+    assert!(s.apply(2, &leave).result.is_ok());
+    // Its publish, committed after the removal.
+    assert_eq!(s.apply(3, &join(5, "late")).result, Ok(None));
+    assert!(!s.members().contains_key(&5));
+    assert!(s.is_removed(5));
+    assert!(s.get_v2("/_etcd/machines/late", false).is_err());
+}

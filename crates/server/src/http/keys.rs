@@ -31,6 +31,7 @@ pub(super) async fn keys(
         if !who.may(&app, &key, write, false) {
             return Err(Error::unauthorized());
         }
+        let can_read = who.may(&app, &key, false, false);
         match method {
             Method::GET => {
                 if Params::from_query(&uri).get("consistent") == Some("true") {
@@ -42,26 +43,17 @@ pub(super) async fn keys(
                         return Err(e.into());
                     }
                 }
-                // Listing a directory reads its children: the tree below it.
-                let is_dir = key == "/"
-                    || app
-                        .raft
-                        .store
-                        .read()
-                        .expect("store lock poisoned")
-                        .get_v2(&key, false)
-                        .is_ok_and(|n| n.dir);
-                if is_dir && !who.may(&app, &key, false, true) {
-                    return Err(Error::unauthorized());
-                }
-                get(&app, &key)
+                // Listing a directory reads its children: the tree below it. (Decided on
+                // what the read returns, so a directory created meanwhile is no way in.)
+                let may_list = who.may(&app, &key, false, true);
+                get(&app, &key, may_list)
             }
             Method::POST | Method::PUT => {
                 let params =
                     Params::from_request(&method, &uri, &headers, body, app.body_limit()).await?;
-                set(&app, key, &params).await
+                set(&app, key, &params, can_read).await
             }
-            Method::DELETE => delete(&app, key).await,
+            Method::DELETE => delete(&app, key, can_read).await,
             _ => Ok(method_not_allowed()),
         }
     };
@@ -74,7 +66,7 @@ pub(super) async fn keys(
     response
 }
 
-fn get(app: &App, key: &str) -> Result<Response, Error> {
+fn get(app: &App, key: &str, may_list: bool) -> Result<Response, Error> {
     let got = app
         .raft
         .store
@@ -83,6 +75,7 @@ fn get(app: &App, key: &str) -> Result<Response, Error> {
         .get(key)?;
     Ok(match got {
         Got::Value(e) => event_response(&e),
+        Got::Listing(_) if !may_list => return Err(Error::unauthorized()),
         Got::Listing(items) => {
             let items: Vec<_> = items.iter().map(render).collect();
             json_ok(serde_json::to_vec(&items).expect("serialising a listing cannot fail"))
@@ -90,7 +83,7 @@ fn get(app: &App, key: &str) -> Result<Response, Error> {
     })
 }
 
-async fn set(app: &App, key: String, params: &Params) -> Result<Response, Error> {
+async fn set(app: &App, key: String, params: &Params, can_read: bool) -> Result<Response, Error> {
     if path::is_reserved(&key) {
         return Err(Error::new(ErrorCode::KeywordPrefix, "Set"));
     }
@@ -124,20 +117,30 @@ async fn set(app: &App, key: String, params: &Params) -> Result<Response, Error>
             time,
         },
     };
-    propose(app, command).await
+    propose(app, command, can_read).await
 }
 
-async fn delete(app: &App, key: String) -> Result<Response, Error> {
+async fn delete(app: &App, key: String, can_read: bool) -> Result<Response, Error> {
     if path::is_reserved(&key) {
         return Err(Error::new(ErrorCode::KeywordPrefix, "Delete"));
     }
-    propose(app, Command::Delete { key }).await
+    propose(app, Command::Delete { key }, can_read).await
 }
 
-async fn propose(app: &App, command: Command) -> Result<Response, Error> {
+/// Proposes a write; `can_read`: the caller may read the key (else the previous value is
+/// left out of the answer, and out of a failed test-and-set's cause).
+async fn propose(app: &App, command: Command, can_read: bool) -> Result<Response, Error> {
     match app.raft.propose(command).await? {
-        Ok(Some(event)) => Ok(event_response(&event)),
+        Ok(Some(mut event)) => {
+            if !can_read {
+                event.prev_value = None;
+            }
+            Ok(event_response(&event))
+        }
         Ok(None) => unreachable!("client commands always answer with an event"),
+        Err(etcd_store::Error::TestFailed { .. }) if !can_read => {
+            Err(Error::new(ErrorCode::TestFailed, ""))
+        }
         Err(e) => Err(e.into()),
     }
 }

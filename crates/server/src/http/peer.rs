@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 use super::{event_response, App, Error};
 use crate::transport;
 
+/// How long a join of a member added beforehand waits for its name to commit.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The answer to a successful join.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct JoinAnswer {
@@ -158,7 +161,7 @@ async fn add_member(app: &App, body: Body) -> Result<Response, Error> {
         id,
         ref name,
         ref raft_url,
-        etcd_url: _,
+        ref etcd_url,
     } = cmd
     else {
         return Err(Error::new(
@@ -191,6 +194,14 @@ async fn add_member(app: &App, body: Body) -> Result<Response, Error> {
             .iter()
             .find(|(_, m)| m.name.is_empty() && m.raft_url == *raft_url)
             .map(|(id, _)| *id);
+        if added.is_none() && store.members().values().any(|m| m.raft_url == *raft_url) {
+            // Another member (named, so running) has this peer URL: messages for the new one
+            // would reach it.
+            return Err(Error::new(
+                ErrorCode::InvalidField,
+                format!("the peer URL {raft_url} is taken by another member"),
+            ));
+        }
         if added.is_none() && store.members().len() >= app.max_members {
             return Err(Error::new(ErrorCode::NoMoreMachine, ""));
         }
@@ -201,6 +212,25 @@ async fn add_member(app: &App, body: Body) -> Result<Response, Error> {
         // even need it for a quorum), so it only has to take the id it was added with; once
         // it runs, it publishes its name and client URL through the log itself.
         tracing::info!(%name, id = added, "a member added beforehand joins");
+        // Bind the name through the log first, so that the id is handed out once: another
+        // process (or this one after losing its data) asking later meets "name taken". When
+        // the cluster has no quorum without the new member (one member growing to two), that
+        // cannot commit until the member runs: then answer anyway, and the member publishes
+        // its name itself once it runs.
+        let claim = Command::Join {
+            id: added,
+            name: name.clone(),
+            raft_url: raft_url.clone(),
+            etcd_url: etcd_url.clone(),
+        };
+        match tokio::time::timeout(CLAIM_WAIT, app.raft.propose(claim)).await {
+            Ok(Ok(Err(e))) => return Err(e.into()),
+            Ok(Ok(Ok(_))) => {}
+            Ok(Err(_)) | Err(_) => tracing::info!(
+                %name,
+                "the claim did not commit without the new member; it publishes its name once it runs"
+            ),
+        }
         return Ok(join_answer(app, Some(added)));
     }
     tracing::info!(%name, id, "proposing to add a member");

@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use etcd_api::time;
 use etcd_api::v2::{self, Code};
-use etcd_store::{Action, Command, Event, NodeInfo, NodeView, Watched};
+use etcd_store::{path, Action, Command, Event, NodeInfo, NodeView, Watched};
 
 use super::auth;
 use super::error::V2Error;
@@ -83,6 +83,25 @@ async fn handle(
     if !who.may(app, &key, writes, recursive) {
         return Err(V2Error::unauthorized());
     }
+    // A POST creates a key below `key`: the pattern must cover that child.
+    if method == Method::POST && !who.may(app, &path::join(&key, &"0".repeat(20)), true, false) {
+        return Err(V2Error::unauthorized());
+    }
+    // A PUT on a directory can give it a TTL (its expiry removes the whole tree) or take one
+    // away: it needs write access to the tree.
+    if method == Method::PUT {
+        let is_dir = app
+            .raft
+            .store
+            .read()
+            .expect("store lock poisoned")
+            .is_dir(&key);
+        if is_dir && !who.may(app, &key, true, true) {
+            return Err(V2Error::unauthorized());
+        }
+    }
+    // A role that may write but not read a key does not see its value in answers.
+    let can_read = who.may(app, &key, false, false);
     match method {
         Method::GET | Method::HEAD => {
             if req.wait {
@@ -127,7 +146,7 @@ async fn handle(
                 prev_index: req.prev_index.filter(|i| *i > 0),
                 time: clock::now(),
             };
-            write(app, command, req.no_value_on_success).await
+            write(app, command, req.no_value_on_success, can_read).await
         }
         Method::POST => {
             let value = req.value(app)?;
@@ -138,7 +157,7 @@ async fn handle(
                 ttl_secs: req.ttl,
                 time: clock::now(),
             };
-            write(app, command, req.no_value_on_success).await
+            write(app, command, req.no_value_on_success, can_read).await
         }
         _ => {
             let command = Command::V2Delete {
@@ -149,7 +168,7 @@ async fn handle(
                 prev_index: req.prev_index.filter(|i| *i > 0),
                 time: clock::now(),
             };
-            write(app, command, req.no_value_on_success).await
+            write(app, command, req.no_value_on_success, can_read).await
         }
     }
 }
@@ -307,7 +326,12 @@ async fn quorum_read(app: &App) -> Result<(), V2Error> {
 }
 
 /// Proposes a write and answers with its event.
-async fn write(app: &App, command: Command, no_value: bool) -> Result<Response, V2Error> {
+async fn write(
+    app: &App,
+    command: Command,
+    no_value: bool,
+    can_read: bool,
+) -> Result<Response, V2Error> {
     let post = matches!(command, Command::V2Post { .. });
     match app.raft.propose(command).await? {
         Ok(Some(event)) => {
@@ -319,7 +343,12 @@ async fn write(app: &App, command: Command, no_value: bool) -> Result<Response, 
             } else {
                 StatusCode::OK
             };
-            let rendered = render_event(&event);
+            let mut rendered = render_event(&event);
+            if !can_read {
+                if let Some(prev) = &mut rendered.prev_node {
+                    prev.value = None;
+                }
+            }
             if no_value && !event.action.removes() {
                 // etcd's noValueOnSuccess: the action alone.
                 #[derive(serde::Serialize)]
@@ -338,7 +367,12 @@ async fn write(app: &App, command: Command, no_value: bool) -> Result<Response, 
         Ok(None) => unreachable!("v2 writes always answer with an event"),
         Err(e) => {
             let index = app.raft.store.read().expect("store lock poisoned").index();
-            Err(V2Error::store(e, index))
+            let mut err = V2Error::store(e, index);
+            if !can_read && err.0.code == Code::TestFailed {
+                // The cause would show the current value.
+                err.0.cause.clear();
+            }
+            Err(err)
         }
     }
 }
