@@ -581,3 +581,71 @@ fn a_client_certificate_names_the_user() {
     );
     status(&ask("GET", "/v2/auth/users", None), 401);
 }
+
+#[test]
+fn a_stream_watch_ends_when_its_permission_is_revoked() {
+    let node = Node::start("authstream", &[]);
+    set_up(&node);
+    let a = node.client_addr();
+    let put_root = |v: &str| {
+        let body = form(&[("value", v)]);
+        let r = req_as(
+            &a,
+            ROOT,
+            "PUT",
+            "/v2/keys/foo/x",
+            Some((FORM_CONTENT_TYPE, body.as_bytes())),
+        );
+        assert!(matches!(r.status, 200 | 201), "{}", r.text());
+    };
+    // alice streams /foo/x (role r1 reads /foo/*).
+    let mut wire = build_request("GET", &a, "/v2/keys/foo/x?wait=true&stream=true", None);
+    let at = wire.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    let header = format!(
+        "Authorization: Basic {}\r\n",
+        base64(format!("alice:{ALICE_PW}").as_bytes())
+    );
+    wire.splice(at..at, header.into_bytes());
+    let mut stream = TcpStream::connect(&a).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    stream.write_all(&wire).unwrap();
+    let mut seen = Vec::new();
+    let mut read_until = |stream: &mut TcpStream, what: &dyn Fn(&str) -> bool| -> (bool, String) {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let text = String::from_utf8_lossy(&seen).into_owned();
+            if what(&text) {
+                return (true, text);
+            }
+            if Instant::now() >= deadline {
+                return (false, text);
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk) {
+                Ok(0) => return (what(&text), text),
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                Err(_) => {}
+            }
+        }
+    };
+    // The stream is open once its headers arrived.
+    assert!(read_until(&mut stream, &|t| t.contains("\r\n\r\n")).0);
+    put_root("first");
+    let (ok, text) = read_until(&mut stream, &|t| t.contains("\"value\":\"first\""));
+    assert!(ok, "the first event should arrive: {text}");
+    // Revoke alice's read below /foo; the next event ends the stream instead of arriving.
+    let r = req_as(
+        &a,
+        ROOT,
+        "PUT",
+        "/v2/auth/roles/r1",
+        json_body(r#"{"role":"r1","revoke":{"kv":{"read":["/foo/*"],"write":[]}}}"#),
+    );
+    status(&r, 200);
+    put_root("second");
+    let (ended, text) = read_until(&mut stream, &|t| t.ends_with("0\r\n\r\n"));
+    assert!(ended, "the stream should end: {text}");
+    assert!(!text.contains("\"value\":\"second\""), "{text}");
+}

@@ -1374,8 +1374,10 @@ impl<W> Store<W> {
                 hide,
                 since.max(next_after_old),
             ) {
-                Ok(found) => found.cloned(),
-                Err(_) => None,
+                Ok(found) => Ok(found.cloned()),
+                // Events it waited for may be gone with the old state: it ends (the client
+                // watches again and hears "history cleared" if so), rather than skip them.
+                Err(_) => Err(()),
             },
             &mut fired,
         );

@@ -129,10 +129,12 @@ impl<W> WatcherHub<W> {
         }
     }
 
-    /// Removes and returns every watcher for which `pick(prefix, since)` finds an event.
+    /// Removes and returns every watcher for which `pick(key, recursive, hide, since)` finds
+    /// an event; drops (without an event: its payload is dropped) every watcher for which it
+    /// answers `Err`, whose events may be gone.
     pub(crate) fn drain_matching(
         &mut self,
-        mut pick: impl FnMut(&str, bool, bool, Index) -> Option<Event>,
+        mut pick: impl FnMut(&str, bool, bool, Index) -> Result<Option<Event>, ()>,
         fired: &mut Vec<(W, Event)>,
     ) {
         let paths: Vec<String> = self.by_path.keys().cloned().collect();
@@ -142,12 +144,17 @@ impl<W> WatcherHub<W> {
             };
             let mut i = 0;
             while i < list.len() {
-                if let Some(e) = pick(&p, list[i].recursive, list[i].hide, list[i].since) {
-                    let w = list.swap_remove(i);
-                    self.path_of.remove(&w.id);
-                    fired.push((w.payload, e));
-                } else {
-                    i += 1;
+                match pick(&p, list[i].recursive, list[i].hide, list[i].since) {
+                    Ok(Some(e)) => {
+                        let w = list.swap_remove(i);
+                        self.path_of.remove(&w.id);
+                        fired.push((w.payload, e));
+                    }
+                    Ok(None) => i += 1,
+                    Err(()) => {
+                        let w = list.swap_remove(i);
+                        self.path_of.remove(&w.id);
+                    }
                 }
             }
             if list.is_empty() {

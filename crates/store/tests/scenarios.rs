@@ -523,3 +523,24 @@ fn members_join_and_leave_through_the_log() {
         vec![("/_etcd/machines/node0".to_string(), false)]
     );
 }
+
+#[test]
+fn restore_ends_watchers_whose_events_the_new_history_no_longer_holds() {
+    // A leader whose history (capacity 2) has moved past index 3.
+    let mut leader: Store<u32> = Store::new(2);
+    leader.apply(1, &join(1, "node0"));
+    leader.skip(2);
+    for i in 3..=6 {
+        ok(&mut leader, i, set("/k", "v"));
+    }
+    let snap = leader.snapshot();
+    let mut behind: Store<u32> = Store::new(2);
+    behind.apply(1, &join(1, "node0"));
+    let Ok(Watched::Pending(_)) = behind.watch("/k", 3, 7) else {
+        panic!()
+    };
+    let fired = behind.restore(snap);
+    // Not answered with a later event (that would skip 3 and 4), and not left waiting.
+    assert!(fired.is_empty(), "{:?}", fired.len());
+    assert_eq!(behind.watcher_count(), 0);
+}

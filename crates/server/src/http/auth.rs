@@ -65,6 +65,23 @@ impl Who {
         }
     }
 
+    /// `may`, against a store already locked by the caller.
+    pub fn may_in(
+        &self,
+        store: &etcd_store::Store<crate::raft::WatchSender>,
+        key: &str,
+        write: bool,
+        recursive: bool,
+    ) -> bool {
+        match self {
+            Who::Anyone => true,
+            Who::Denied => false,
+            Who::Roles(roles) => {
+                !store.auth().enabled || store.auth().allows(roles, key, write, recursive)
+            }
+        }
+    }
+
     /// Whether this has the root role (or auth is off).
     pub fn is_root(&self) -> bool {
         matches!(self, Who::Anyone)

@@ -105,7 +105,7 @@ async fn handle(
     match method {
         Method::GET | Method::HEAD => {
             if req.wait {
-                return watch(app, &key, &req).await;
+                return watch(app, &key, &req, who).await;
             }
             if req.quorum {
                 quorum_read(app).await?;
@@ -492,7 +492,7 @@ fn render_view(v: &NodeView, now: i64) -> v2::Node {
 /// `wait=true`: answers with the first event at or after `waitIndex` (or the next one), and
 /// with `stream=true` keeps sending events, one JSON line each, until the client leaves.
 /// The headers go out at once, as etcd's do.
-async fn watch(app: &App, key: &str, req: &Request) -> Result<Response, V2Error> {
+async fn watch(app: &App, key: &str, req: &Request, who: auth::Who) -> Result<Response, V2Error> {
     let since = req.wait_index.unwrap_or(0);
     let (first, etcd_index) = register(&app.raft.store, key, req.recursive, since)?;
     let state = WatchState {
@@ -503,6 +503,7 @@ async fn watch(app: &App, key: &str, req: &Request) -> Result<Response, V2Error>
         next: first,
         shutdown: app.shutdown.clone(),
         done: false,
+        who,
     };
     let body = Body::from_stream(futures_util::stream::unfold(state, next_event));
     let mut r = (StatusCode::OK, body).into_response();
@@ -524,6 +525,8 @@ struct WatchState {
     next: Next,
     shutdown: tokio::sync::watch::Receiver<bool>,
     done: bool,
+    /// Checked again before every event: a permission revoked meanwhile ends the watch.
+    who: auth::Who,
 }
 
 fn register(
@@ -568,6 +571,13 @@ async fn next_event(mut st: WatchState) -> Option<(Result<Vec<u8>, std::io::Erro
             }
         }
     };
+    let allowed = {
+        let store = st.store.read().expect("store lock poisoned");
+        st.who.may_in(&store, &st.key, false, st.recursive)
+    };
+    if !allowed {
+        return None;
+    }
     let line = v2::to_go_json(&render_event(&event));
     if st.stream {
         match register(&st.store, &st.key, st.recursive, event.index + 1) {

@@ -75,9 +75,15 @@ async fn wait(
     tokio::select! {
         event = rx => {
             guard.id = None;
-            match event {
+                        match event {
                 Ok(event) => Ok(event_response(&event)),
-                Err(_) => Err(Transient::ShuttingDown.into()),
+                // Dropped unanswered: the node stops, or it caught up from a snapshot whose
+                // history no longer reaches back to this watch.
+                Err(_) if *app.shutdown.borrow() => Err(Transient::ShuttingDown.into()),
+                Err(_) => Err(Error::new(
+                    ErrorCode::EventIndexCleared,
+                    "the watcher was cleared: this member caught up from a snapshot",
+                )),
             }
         }
         _ = shutdown.wait_for(|stopping| *stopping) => Err(Transient::ShuttingDown.into()),
