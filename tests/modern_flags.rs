@@ -9,30 +9,11 @@ use std::time::Duration;
 
 use support::*;
 
-/// The modern flags for `node` (URLs of its own ports), with `--initial-cluster` left out.
+/// The modern flags for `node`, and `--enable-v2` as etcd 3.4 unit files have it.
 fn modern_args(node: &Node) -> Vec<String> {
-    [
-        "--name",
-        &node.name,
-        "--data-dir",
-        &node.data_dir.display().to_string(),
-        "--listen-client-urls",
-        &node.client_url(),
-        "--advertise-client-urls",
-        &node.client_url(),
-        "--listen-peer-urls",
-        &node.peer_url(),
-        "--initial-advertise-peer-urls",
-        &node.peer_url(),
-        "--heartbeat-interval",
-        "50",
-        "--election-timeout",
-        "500",
-        "--enable-v2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    let mut args = node.modern_args();
+    args.push("--enable-v2".into());
+    args
 }
 
 /// Names of the members `/v2/members` lists on `node`, sorted.

@@ -30,31 +30,18 @@ fn peer_urls_body(url: &str) -> String {
 /// A member process for `node`, configured with modern flags to join an existing cluster
 /// through `cluster` (`name=url,...`, this member included).
 fn joiner_args(node: &Node, cluster: &str) -> Vec<String> {
-    [
-        "--name",
-        &node.name,
-        "--data-dir",
-        &node.data_dir.display().to_string(),
-        "--listen-client-urls",
-        &node.client_url(),
-        "--advertise-client-urls",
-        &node.client_url(),
-        "--listen-peer-urls",
-        &node.peer_url(),
-        "--initial-advertise-peer-urls",
-        &node.peer_url(),
-        "--initial-cluster",
-        cluster,
-        "--initial-cluster-state",
-        "existing",
-        "--heartbeat-interval",
-        "50",
-        "--election-timeout",
-        "500",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    let mut args = node.modern_args();
+    args.extend(
+        [
+            "--initial-cluster",
+            cluster,
+            "--initial-cluster-state",
+            "existing",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    args
 }
 
 #[test]

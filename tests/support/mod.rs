@@ -969,6 +969,34 @@ impl Node {
         ]
     }
 
+    /// Modern etcd's flags for this node (URLs of its own ports, fast raft timing), with no
+    /// `--initial-cluster`: what `default_args` says, spelled the etcd 3.x way.
+    pub fn modern_args(&self) -> Vec<String> {
+        let data_dir = self.data_dir.display().to_string();
+        let (client, peer) = (self.client_url(), self.peer_url());
+        [
+            "--name",
+            &self.name,
+            "--data-dir",
+            &data_dir,
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+            "--heartbeat-interval",
+            "50",
+            "--election-timeout",
+            "500",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
     /// The temporary directory that holds `data/` and `logs/`.
     pub fn tmp_path(&self) -> &Path {
         &self.root
