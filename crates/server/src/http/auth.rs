@@ -197,6 +197,23 @@ fn json(status: StatusCode, value: &impl Serialize) -> Response {
         .into_response()
 }
 
+/// Layer of the `/v2/auth` routes: only the root role (or anyone while auth is off) gets
+/// through, except to `GET /v2/auth/enable`.
+pub(super) async fn root_only(
+    State(app): State<App>,
+    conn: Conn,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let open = req.method() == axum::http::Method::GET && req.uri().path() == "/v2/auth/enable";
+    if !open {
+        if let Err(r) = require_root(&app, req.headers(), cn_of(&conn)).await {
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
 /// The root role's check for the auth API, member changes and the like: `Ok` if allowed.
 pub async fn require_root(
     app: &App,
@@ -355,15 +372,7 @@ pub(super) async fn enable_status(State(app): State<App>) -> Response {
 }
 
 /// `PUT /v2/auth/enable` and `DELETE /v2/auth/enable`.
-pub(super) async fn enable(
-    State(app): State<App>,
-    method: axum::http::Method,
-    headers: HeaderMap,
-    cn: Conn,
-) -> Response {
-    if let Err(r) = require_root(&app, &headers, cn_of(&cn)).await {
-        return r;
-    }
+pub(super) async fn enable(State(app): State<App>, method: axum::http::Method) -> Response {
     let enabled = method == axum::http::Method::PUT;
     match propose(&app, Command::AuthEnable { enabled }).await {
         Ok(()) => StatusCode::OK.into_response(),
@@ -372,13 +381,10 @@ pub(super) async fn enable(
 }
 
 /// `GET /v2/auth/users`.
-pub(super) async fn list_users(State(app): State<App>, headers: HeaderMap, cn: Conn) -> Response {
+pub(super) async fn list_users(State(app): State<App>) -> Response {
     #[derive(Serialize)]
     struct Users {
         users: Vec<UserJson>,
-    }
-    if let Err(r) = require_root(&app, &headers, cn_of(&cn)).await {
-        return r;
     }
     let names: Vec<String> = {
         let store = app.raft.store.read().expect("store lock poisoned");
@@ -392,15 +398,7 @@ pub(super) async fn list_users(State(app): State<App>, headers: HeaderMap, cn: C
 }
 
 /// `GET /v2/auth/users/<name>`.
-pub(super) async fn get_user(
-    State(app): State<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    cn: Conn,
-) -> Response {
-    if let Err(r) = require_root(&app, &headers, cn_of(&cn)).await {
-        return r;
-    }
+pub(super) async fn get_user(State(app): State<App>, Path(name): Path<String>) -> Response {
     match user_json(&app, &name, true) {
         Some(u) => json(StatusCode::OK, &u),
         None => message(
@@ -415,13 +413,8 @@ pub(super) async fn get_user(
 pub(super) async fn put_user(
     State(app): State<App>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    cn: Conn,
     body: Body,
 ) -> Response {
-    if let Err(r) = require_root(&app, &headers, cn_of(&cn)).await {
-        return r;
-    }
     let req: UserRequest = match read_json(body).await {
         Ok(r) => r,
         Err(r) => return r,
@@ -485,15 +478,7 @@ pub(super) async fn put_user(
 }
 
 /// `DELETE /v2/auth/users/<name>`.
-pub(super) async fn delete_user(
-    State(app): State<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    cn: Conn,
-) -> Response {
-    if let Err(r) = require_root(&app, &headers, cn_of(&cn)).await {
-        return r;
-    }
+pub(super) async fn delete_user(State(app): State<App>, Path(name): Path<String>) -> Response {
     match propose(&app, Command::AuthDeleteUser { name }).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(r) => r,
@@ -501,13 +486,10 @@ pub(super) async fn delete_user(
 }
 
 /// `GET /v2/auth/roles`.
-pub(super) async fn list_roles(State(app): State<App>, headers: HeaderMap, cn: Conn) -> Response {
+pub(super) async fn list_roles(State(app): State<App>) -> Response {
     #[derive(Serialize)]
     struct Roles {
         roles: Vec<RoleJson>,
-    }
-    if let Err(r) = require_root(&app, &headers, cn_of(&cn)).await {
-        return r;
     }
     let mut names: Vec<String> = {
         let store = app.raft.store.read().expect("store lock poisoned");
@@ -520,15 +502,7 @@ pub(super) async fn list_roles(State(app): State<App>, headers: HeaderMap, cn: C
 }
 
 /// `GET /v2/auth/roles/<name>`.
-pub(super) async fn get_role(
-    State(app): State<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    cn: Conn,
-) -> Response {
-    if let Err(r) = require_root(&app, &headers, cn_of(&cn)).await {
-        return r;
-    }
+pub(super) async fn get_role(State(app): State<App>, Path(name): Path<String>) -> Response {
     match role_json(&app, &name) {
         Some(r) => json(StatusCode::OK, &r),
         None => message(
@@ -542,13 +516,8 @@ pub(super) async fn get_role(
 pub(super) async fn put_role(
     State(app): State<App>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    cn: Conn,
     body: Body,
 ) -> Response {
-    if let Err(r) = require_root(&app, &headers, cn_of(&cn)).await {
-        return r;
-    }
     let req: RoleRequest = match read_json(body).await {
         Ok(r) => r,
         Err(r) => return r,
@@ -588,15 +557,7 @@ pub(super) async fn put_role(
 }
 
 /// `DELETE /v2/auth/roles/<name>`.
-pub(super) async fn delete_role(
-    State(app): State<App>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    cn: Conn,
-) -> Response {
-    if let Err(r) = require_root(&app, &headers, cn_of(&cn)).await {
-        return r;
-    }
+pub(super) async fn delete_role(State(app): State<App>, Path(name): Path<String>) -> Response {
     match propose(&app, Command::AuthDeleteRole { name }).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(r) => r,

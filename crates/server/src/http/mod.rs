@@ -60,7 +60,34 @@ impl App {
 
 /// The client API.
 pub fn client_router(app: App) -> Router {
+    // The v2 auth API: root only (see `auth::root_only`).
+    let auth_api = Router::new()
+        .route(
+            "/v2/auth/enable",
+            get(auth::enable_status)
+                .put(auth::enable)
+                .delete(auth::enable),
+        )
+        .route("/v2/auth/users", get(auth::list_users))
+        .route(
+            "/v2/auth/users/{name}",
+            get(auth::get_user)
+                .put(auth::put_user)
+                .delete(auth::delete_user),
+        )
+        .route("/v2/auth/roles", get(auth::list_roles))
+        .route(
+            "/v2/auth/roles/{name}",
+            get(auth::get_role)
+                .put(auth::put_role)
+                .delete(auth::delete_role),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::root_only,
+        ));
     Router::new()
+        .merge(auth_api)
         .route("/", get(info::version))
         .route("/v1/keys", any(keys::keys))
         .route("/v1/keys/", any(keys::keys))
@@ -86,26 +113,6 @@ pub fn client_router(app: App) -> Router {
         .route("/v2/stats/self", get(v2::stats_self))
         .route("/v2/stats/leader", get(v2::stats_leader))
         .route("/v2/stats/store", get(v2::stats_store))
-        .route(
-            "/v2/auth/enable",
-            get(auth::enable_status)
-                .put(auth::enable)
-                .delete(auth::enable),
-        )
-        .route("/v2/auth/users", get(auth::list_users))
-        .route(
-            "/v2/auth/users/{name}",
-            get(auth::get_user)
-                .put(auth::put_user)
-                .delete(auth::delete_user),
-        )
-        .route("/v2/auth/roles", get(auth::list_roles))
-        .route(
-            "/v2/auth/roles/{name}",
-            get(auth::get_role)
-                .put(auth::put_role)
-                .delete(auth::delete_role),
-        )
         .route("/version", get(v2::version))
         .route("/health", get(v2::health))
         .fallback(not_found)
