@@ -755,21 +755,7 @@ fn partition_test(n: usize) {
         w.history.len(),
         w.stats.line()
     );
-    eprintln!("partitions workload: {summary}; checking...");
-    let check_time = check_history(&w.history, seed, &log);
-    eprintln!("partitions summary: {summary}; check {check_time:?}");
-    assert!(
-        w.anomalies.is_empty(),
-        "answers the API does not allow (seed {seed}):\n{}",
-        w.anomalies.join("\n")
-    );
-    let min = 50;
-    assert!(
-        w.stats.successful_writes() >= min && w.stats.successful_reads() >= min,
-        "history too thin to mean anything (seed {seed}): {}",
-        w.stats.line()
-    );
-    assert!(faults >= 4, "only {faults} partitions");
+    check_run("partitions", &summary, &w, seed, &log, faults);
     // The partitions were real: the proxy refused or cut connections on blocked pairs, and
     // it could tell the sender of every connection opened while one was in force.
     assert!(
@@ -853,6 +839,26 @@ fn converge(c: &mut Cluster, start: Instant, history: &mut Vec<Op>) {
     }
 }
 
+/// The checks every fault run ends with: the history is linearizable, no answer broke the
+/// API, the history is thick enough to mean something, and enough faults happened.
+fn check_run(what: &str, summary: &str, w: &Workload, seed: u64, log: &FaultLog, faults: u64) {
+    eprintln!("{what} workload: {summary}; checking...");
+    let check_time = check_history(&w.history, seed, log);
+    eprintln!("{what} summary: {summary}; check {check_time:?}");
+    assert!(
+        w.anomalies.is_empty(),
+        "answers the API does not allow (seed {seed}):\n{}",
+        w.anomalies.join("\n")
+    );
+    let min = 50;
+    assert!(
+        w.stats.successful_writes() >= min && w.stats.successful_reads() >= min,
+        "history too thin to mean anything (seed {seed}): {}",
+        w.stats.line()
+    );
+    assert!(faults >= 4, "only {faults} {what} injected");
+}
+
 fn check_history(history: &[Op], seed: u64, faults: &FaultLog) -> Duration {
     let started = Instant::now();
     let result = check(history);
@@ -905,21 +911,7 @@ fn histories_under_kills_and_pauses_are_linearizable_and_members_converge() {
         w.history.len(),
         w.stats.line()
     );
-    eprintln!("faults workload: {summary}; checking...");
-    let check_time = check_history(&w.history, seed, &log);
-    eprintln!("faults summary: {summary}; check {check_time:?}");
-    assert!(
-        w.anomalies.is_empty(),
-        "answers the API does not allow (seed {seed}):\n{}",
-        w.anomalies.join("\n")
-    );
-    let min = 50;
-    assert!(
-        w.stats.successful_writes() >= min && w.stats.successful_reads() >= min,
-        "history too thin to mean anything (seed {seed}): {}",
-        w.stats.line()
-    );
-    assert!(faults >= 4, "only {faults} faults injected");
+    check_run("faults", &summary, &w, seed, &log, faults);
 }
 
 #[test]
