@@ -49,23 +49,35 @@ pub fn etcd_bin() -> &'static str {
 /// ports from that range, so a port picked from it could be taken again between our release
 /// and the child's bind. Falls back to an ephemeral port if no random pick is free.
 pub fn bind_test_port(ip: std::net::Ipv4Addr) -> TcpListener {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    let mut x = STATE.load(Ordering::Relaxed);
-    if x == 0 {
+    // One generator and one record of the ports handed out, for the whole test process: tests
+    // run in parallel threads, and two of them must never get the same port (a port released
+    // by one would bind again for the other).
+    struct Picker {
+        x: u64,
+        handed: std::collections::HashSet<u16>,
+    }
+    static PICKER: std::sync::Mutex<Option<Picker>> = std::sync::Mutex::new(None);
+    let mut guard = PICKER.lock().unwrap_or_else(|e| e.into_inner());
+    let picker = guard.get_or_insert_with(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1);
-        x = t ^ (u64::from(std::process::id()) << 32) | 1;
-    }
-    for _ in 0..200 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        STATE.store(x, Ordering::Relaxed);
-        let port = 15_000 + (x % 17_768) as u16;
+        Picker {
+            x: t ^ (u64::from(std::process::id()) << 32) | 1,
+            handed: std::collections::HashSet::new(),
+        }
+    });
+    for _ in 0..400 {
+        picker.x ^= picker.x << 13;
+        picker.x ^= picker.x >> 7;
+        picker.x ^= picker.x << 17;
+        let port = 15_000 + (picker.x % 17_768) as u16;
+        if picker.handed.contains(&port) {
+            continue;
+        }
         if let Ok(listener) = TcpListener::bind((ip, port)) {
+            picker.handed.insert(port);
             return listener;
         }
     }

@@ -806,6 +806,28 @@ impl Driver {
         self.last_snapshot = self.applied;
     }
 
+    /// Proposes again, once a leader is known, the consistent reads still waiting: a `Read`
+    /// entry changes nothing, so applying one twice is harmless, and one appended by a leader
+    /// that lost its place would otherwise keep its client waiting for the whole proposal
+    /// timeout. (Writes are never proposed again: see `requeue_undelivered`.)
+    fn requeue_reads(&mut self) {
+        let reads: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| matches!(p.proposal, Proposal::Command(Command::Read)))
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in reads {
+            if let Some(p) = self.pending.remove(&seq) {
+                self.waiting.push_back(Waiting {
+                    proposal: p.proposal,
+                    reply: p.reply,
+                    since: p.since,
+                });
+            }
+        }
+    }
+
     /// Hands messages to the transport, counting append requests (`/v2/stats/self`).
     fn send(&mut self, msgs: Vec<Message>) {
         let appends = msgs
@@ -821,12 +843,14 @@ impl Driver {
     fn publish(&mut self) {
         let raft = &self.raw_node.raft;
         let old_leader = self.status.leader_id.swap(raft.leader_id, Ordering::AcqRel);
-        if old_leader != raft.leader_id {
+        let leader_changed = old_leader != raft.leader_id;
+        self.status.term.store(raft.term, Ordering::Release);
+        if leader_changed {
             self.status
                 .leader_since
                 .store(clock::now(), Ordering::Release);
+            self.requeue_reads();
         }
-        self.status.term.store(raft.term, Ordering::Release);
         self.status.applied.store(self.applied, Ordering::Release);
         if self.ready_tx.is_some() && self.caught_up() {
             if let Some(tx) = self.ready_tx.take() {
