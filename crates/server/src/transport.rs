@@ -303,7 +303,7 @@ async fn run_peer(
         }
         let sender = conn.as_mut().expect("connected above");
         let started = std::time::Instant::now();
-        let result = post(sender, &url, "/raft", body, REQUEST_TIMEOUT).await;
+        let result = post_checked(sender, &url, "/raft", body, REQUEST_TIMEOUT).await;
         let delivered = matches!(result, Ok((204, _)));
         record(&stats, id, delivered.then(|| started.elapsed()));
         match result {
@@ -318,7 +318,12 @@ async fn run_peer(
                 conn = None;
             }
             Err(e) => {
-                tracing::debug!(peer = id, %url, "raft messages not delivered: {e}");
+                tracing::debug!(peer = id, %url, "raft messages not delivered: {}", e.message);
+                if !e.sent {
+                    // The connection had closed (the peer died) before the batch was written:
+                    // forwarded proposals in it can safely go again.
+                    report_undelivered(&batch, &driver);
+                }
                 conn = None;
                 let _ = driver.send(Request::Unreachable(id));
                 tokio::time::sleep(backoff).await;
@@ -449,29 +454,62 @@ pub async fn post(
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<(u16, Bytes), String> {
+    post_checked(sender, url, path, body, timeout)
+        .await
+        .map_err(|e| e.message)
+}
+
+/// Why a POST failed; `sent` is false when the request provably never left this process (the
+/// connection closed before hyper wrote it), so nothing of it can have reached the peer.
+struct PostError {
+    sent: bool,
+    message: String,
+}
+
+async fn post_checked(
+    sender: &mut Sender,
+    url: &str,
+    path: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(u16, Bytes), PostError> {
+    let unsent = |message: String| PostError {
+        sent: false,
+        message,
+    };
     let request = hyper::Request::post(path)
         .header(hyper::header::HOST, authority(url))
         .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
         .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| unsent(e.to_string()))?;
     let exchange = async {
-        sender.ready().await.map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
+        sender.ready().await.map_err(|e| unsent(e.to_string()))?;
+        let response = sender.try_send_request(request).await.map_err(|mut e| {
+            // hyper hands the request back only if it never wrote it.
+            let sent = e.take_message().is_none();
+            PostError {
+                sent,
+                message: e.into_error().to_string(),
+            }
+        })?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| PostError {
+                sent: true,
+                message: e.to_string(),
+            })?
             .to_bytes();
         Ok((status, body))
     };
     tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| format!("{path} on {url} timed out after {timeout:?}"))?
+        .map_err(|_| PostError {
+            sent: true,
+            message: format!("{path} on {url} timed out after {timeout:?}"),
+        })?
 }
 
 #[cfg(test)]
