@@ -1121,6 +1121,11 @@ impl Node {
     }
 
     /// Whether the process was launched and neither killed nor seen to exit since.
+    /// The running process's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_launched(&self) -> bool {
         self.child.is_some()
     }

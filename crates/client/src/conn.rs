@@ -98,47 +98,7 @@ impl Pool {
     }
 
     async fn connect(&self, base: &str) -> std::result::Result<Sender, String> {
-        let (tls, authority) = match base.split_once("://") {
-            Some(("https", rest)) => (true, rest),
-            Some((_, rest)) => (false, rest),
-            None => (false, base),
-        };
-        let stream = tokio::time::timeout(
-            Duration::from_secs(3),
-            tokio::net::TcpStream::connect(authority),
-        )
-        .await
-        .map_err(|_| format!("connecting to {authority} timed out"))?
-        .map_err(|e| format!("connecting to {authority}: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        let io: Box<dyn Io> = if tls {
-            let connector = self
-                .tls
-                .as_ref()
-                .ok_or_else(|| format!("{base}: an https endpoint needs a CA file"))?;
-            let host = authority
-                .rsplit_once(':')
-                .map_or(authority, |(h, _)| h)
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            let name =
-                ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
-            Box::new(
-                tokio::time::timeout(Duration::from_secs(5), connector.connect(name, stream))
-                    .await
-                    .map_err(|_| format!("TLS handshake with {authority} timed out"))?
-                    .map_err(|e| format!("TLS handshake with {authority} failed: {e}"))?,
-            )
-        } else {
-            Box::new(stream)
-        };
-        let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(io))
-            .await
-            .map_err(|e| format!("HTTP handshake with {authority}: {e}"))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
+        open(self.tls.as_ref(), base).await
     }
 
     async fn send(
@@ -194,6 +154,147 @@ impl Pool {
                 .map_err(|_| format!("{method} {path} on {base} timed out after {t:?}"))?,
             None => exchange.await,
         }
+    }
+}
+
+/// Opens one HTTP/1.1 connection to `base` (an endpoint URL; `https://` needs `tls`).
+async fn open(
+    tls: Option<&tokio_rustls::TlsConnector>,
+    base: &str,
+) -> std::result::Result<Sender, String> {
+    let (tls_wanted, authority) = match base.split_once("://") {
+        Some(("https", rest)) => (true, rest),
+        Some((_, rest)) => (false, rest),
+        None => (false, base),
+    };
+    let stream = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect(authority),
+    )
+    .await
+    .map_err(|_| format!("connecting to {authority} timed out"))?
+    .map_err(|e| format!("connecting to {authority}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let io: Box<dyn Io> = if tls_wanted {
+        let connector = tls.ok_or_else(|| format!("{base}: an https endpoint needs a CA file"))?;
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+        Box::new(
+            tokio::time::timeout(Duration::from_secs(5), connector.connect(name, stream))
+                .await
+                .map_err(|_| format!("TLS handshake with {authority} timed out"))?
+                .map_err(|e| format!("TLS handshake with {authority} failed: {e}"))?,
+        )
+    } else {
+        Box::new(stream)
+    };
+    let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP handshake with {authority}: {e}"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// TLS settings for [`Connection`]s: a CA to trust and, optionally, a client certificate.
+#[derive(Clone)]
+pub struct Tls(tokio_rustls::TlsConnector);
+
+impl Tls {
+    /// Trusts the CA certificates in `ca_file` (PEM) and presents `client_cert` (certificate
+    /// and key PEM files), if given.
+    pub fn new(ca_file: Option<&Path>, client_cert: Option<&(PathBuf, PathBuf)>) -> Result<Tls> {
+        tls_connector(ca_file, client_cert)?
+            .map(Tls)
+            .ok_or_else(|| Error::Config("TLS needs a CA file or a client certificate".into()))
+    }
+}
+
+/// An answer read off a [`Connection`].
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// The whole body.
+    pub body: Bytes,
+    /// `X-Etcd-Index`, if the server sent it.
+    pub etcd_index: Option<u64>,
+}
+
+/// One keep-alive HTTP/1.1 connection to one endpoint, owned by its caller: no pool, no
+/// failover, no retries. For load generators and tools that want to control exactly which
+/// connection each request uses; applications want [`crate::Client`].
+pub struct Connection {
+    sender: Sender,
+    host: hyper::header::HeaderValue,
+}
+
+impl Connection {
+    /// Connects to `endpoint` (`http://HOST:PORT`, `https://HOST:PORT` with `tls`, or
+    /// `HOST:PORT`).
+    pub async fn open(endpoint: &str, tls: Option<&Tls>) -> Result<Connection> {
+        let base = endpoint.trim_end_matches('/');
+        let sender = open(tls.map(|t| &t.0), base)
+            .await
+            .map_err(Error::Unavailable)?;
+        let authority = base.split_once("://").map_or(base, |(_, r)| r);
+        let host = hyper::header::HeaderValue::from_str(authority)
+            .map_err(|e| Error::Config(format!("{authority}: {e}")))?;
+        Ok(Connection { sender, host })
+    }
+
+    /// Sends one request (`path` with its query string; `form`, if given, is sent as
+    /// `application/x-www-form-urlencoded`) and reads the whole answer. `Err` is
+    /// [`Error::Unavailable`]: the connection failed and is of no further use.
+    pub async fn request(
+        &mut self,
+        method: hyper::Method,
+        path: &str,
+        form: Option<Bytes>,
+    ) -> Result<Response> {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, self.host.clone());
+        if form.is_some() {
+            request = request.header(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+        }
+        let request = request
+            .body(Full::new(form.unwrap_or_default()))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let failed = |e: hyper::Error| Error::Unavailable(e.to_string());
+        self.sender.ready().await.map_err(failed)?;
+        let response = self.sender.send_request(request).await.map_err(failed)?;
+        let status = response.status().as_u16();
+        let etcd_index = response
+            .headers()
+            .get("x-etcd-index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(failed)?
+            .to_bytes();
+        Ok(Response {
+            status,
+            body,
+            etcd_index,
+        })
+    }
+
+    /// False once the server has closed the connection.
+    pub fn is_open(&self) -> bool {
+        !self.sender.is_closed()
     }
 }
 

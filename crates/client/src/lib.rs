@@ -35,6 +35,10 @@
 
 mod conn;
 
+pub use bytes::Bytes;
+pub use conn::{Connection, Response, Tls};
+pub use hyper::Method;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
