@@ -320,7 +320,7 @@ fn serve(
                     .await
             }
             None => {
-                axum::serve(listener, service)
+                axum::serve(tls::PlainListener(listener), service)
                     .with_graceful_shutdown(stopped)
                     .await
             }

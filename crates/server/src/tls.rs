@@ -598,10 +598,29 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+/// A plain TCP listener whose connections send without Nagle's delay, as Go's (and so
+/// etcd's) do: an answer goes out at once, not after the ACK of the previous segment.
+pub struct PlainListener(pub TcpListener);
+
+impl axum::serve::Listener for PlainListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        let _ = stream.set_nodelay(true);
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, PlainListener>>
     for crate::http::ClientCn
 {
-    fn connect_info(_: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+    fn connect_info(_: axum::serve::IncomingStream<'_, PlainListener>) -> Self {
         crate::http::ClientCn(None)
     }
 }
