@@ -7,7 +7,7 @@
 mod support;
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -102,6 +102,10 @@ fn parse_records(data: &[u8]) -> Option<Vec<(usize, usize)>> {
     let mut records = Vec::new();
     let mut offset = 0;
     while offset < data.len() {
+        if data[offset..].iter().all(|&b| b == 0) {
+            // The preallocated rest of the segment.
+            break;
+        }
         let header = data.get(offset..offset + 8)?;
         let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
         if len == 0 || offset + 8 + len > data.len() {
@@ -197,11 +201,14 @@ fn random_bytes_appended_to_the_last_wal_segment_are_truncated() {
     node.kill();
     let segments = wal_segments(&node);
     let last = segments.last().expect("segment");
-    let mut file = OpenOptions::new()
-        .append(true)
+    let end = wal_records_end(&fs::read(last).expect("read segment"));
+    let file = OpenOptions::new()
+        .write(true)
         .open(last)
         .expect("open last segment");
-    file.write_all(&random_bytes(37)).expect("append garbage");
+    // Right after the last record, in the preallocated space.
+    file.write_all_at(&random_bytes(37), end as u64)
+        .expect("write garbage");
     file.sync_all().expect("sync");
     drop(file);
 
@@ -219,12 +226,14 @@ fn torn_last_record_of_the_wal_is_truncated() {
     node.kill();
     let segments = wal_segments(&node);
     let last = segments.last().expect("segment");
-    let len = fs::metadata(last).expect("segment metadata").len();
+    let end = wal_records_end(&fs::read(last).expect("read segment")) as u64;
     let file = OpenOptions::new()
         .write(true)
         .open(last)
         .expect("open last segment");
-    file.set_len(len - 3).expect("truncate");
+    // The last record's final bytes never reached the disk (the space is preallocated, so
+    // they read as zeros).
+    file.write_all_at(&[0; 3], end - 3).expect("tear");
     file.sync_all().expect("sync");
     drop(file);
 

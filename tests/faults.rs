@@ -30,7 +30,7 @@
 mod support;
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -526,15 +526,17 @@ fn tear_wal_tail(member: &Node, rng: &mut Rng) -> String {
             (format!("{n} zero bytes"), vec![0; n])
         }
     };
-    let mut f = fs::OpenOptions::new()
-        .append(true)
+    // Right after the last whole record, in the segment's preallocated space.
+    let end = wal_records_end(&fs::read(&segment).unwrap_or_default()) as u64;
+    let f = fs::OpenOptions::new()
+        .write(true)
         .open(&segment)
         .unwrap_or_else(|e| panic!("open {}: {e}", segment.display()));
-    f.write_all(&tail)
+    std::os::unix::fs::FileExt::write_all_at(&f, &tail, end)
         .and_then(|()| f.sync_all())
         .unwrap_or_else(|e| panic!("append to {}: {e}", segment.display()));
     format!(
-        "torn WAL tail: {what} appended to {}",
+        "torn WAL tail: {what} written after the last record of {}",
         segment.file_name().unwrap_or_default().to_string_lossy()
     )
 }

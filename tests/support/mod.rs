@@ -181,6 +181,21 @@ impl Response {
     }
 }
 
+/// Where the records of a WAL segment end: past them is only a preallocated (zero) tail. A
+/// record is `u32 LE length | u32 CRC | body`; a zero length or one running past the file
+/// ends the walk.
+pub fn wal_records_end(data: &[u8]) -> usize {
+    let mut offset = 0;
+    while let Some(header) = data.get(offset..offset + 8) {
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        if len == 0 || offset + 8 + len > data.len() {
+            break;
+        }
+        offset += 8 + len;
+    }
+    offset
+}
+
 /// `host:port` from `http://host:port[/]` or `host:port`.
 fn host_port(addr: &str) -> &str {
     let addr = addr
