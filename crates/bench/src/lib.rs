@@ -378,9 +378,7 @@ async fn closed_loop(cli: &Cli, setup: &Setup, op: Op) -> Result<Summary, String
     let started = Instant::now();
     plan.deadline = duration.map(|d| started + d);
     let plan = Arc::new(plan);
-    let cpu_before = stats::total_cpu_us(&setup.pids);
-    let self_pid = std::process::id().to_string();
-    let client_before = stats::cpu_us(&self_pid);
+    let meter = Meter::start(&setup.pids);
 
     let progress = progress(setup.quiet, plan.clone(), started);
     let mut tasks = Vec::with_capacity(cli.conns);
@@ -409,22 +407,9 @@ async fn closed_loop(cli: &Cli, setup: &Setup, op: Op) -> Result<Summary, String
     if let Some(f) = fatal {
         eprintln!("etcd-bench: a worker gave up: {f}");
     }
-    let diff = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| a.saturating_sub(b));
-    Ok(Summary {
-        op: name,
-        api: api.name(),
-        conns: cli.conns,
-        keys: cli.keys,
-        value_size: cli.value_size,
-        elapsed,
-        ok,
-        latency,
-        errors,
-        server_cpu_us: diff(stats::total_cpu_us(&setup.pids), cpu_before),
-        client_cpu_us: diff(stats::cpu_us(&self_pid), client_before),
-        server_rss_kib: (!setup.pids.is_empty())
-            .then(|| setup.pids.iter().filter_map(|p| stats::rss_kib(p)).sum()),
-    })
+    let mut summary = meter.finish(name, api, cli, elapsed, latency, errors);
+    summary.ok = ok;
+    Ok(summary)
 }
 
 /// Sets every key to `values[0]`, each connection taking its share of the key space.
@@ -659,14 +644,11 @@ async fn watch(cli: &Cli, setup: &Setup, watchers: usize, writes: u64) -> Result
     let mut errors = Errors::new();
     let mut ok = 0;
     let mut started = Instant::now();
-    let mut cpu_before = None;
-    let self_pid = std::process::id().to_string();
-    let mut client_before = None;
+    let mut meter = Meter::start(&setup.pids);
     for round in 0..=writes {
         if round == 1 {
             started = Instant::now();
-            cpu_before = stats::total_cpu_us(&setup.pids);
-            client_before = stats::cpu_us(&self_pid);
+            meter = Meter::start(&setup.pids);
         }
         let (index, at) = write_once(api, &mut writer, &path, &form).await?;
         let mut seen = 0;
@@ -695,22 +677,58 @@ async fn watch(cli: &Cli, setup: &Setup, watchers: usize, writes: u64) -> Result
     for t in tasks {
         t.abort();
     }
-    let diff = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| a.saturating_sub(b));
-    Ok(Summary {
-        op: format!("watch({watchers} watchers)"),
-        api: api.name(),
-        conns: watchers,
-        keys: 1,
-        value_size: cli.value_size,
-        elapsed,
-        ok,
-        latency,
-        errors,
-        server_cpu_us: diff(stats::total_cpu_us(&setup.pids), cpu_before),
-        client_cpu_us: diff(stats::cpu_us(&self_pid), client_before),
-        server_rss_kib: (!setup.pids.is_empty())
-            .then(|| setup.pids.iter().filter_map(|p| stats::rss_kib(p)).sum()),
-    })
+    let op = format!("watch({watchers} watchers)");
+    let mut summary = meter.finish(op, api, cli, elapsed, latency, errors);
+    summary.ok = ok;
+    (summary.conns, summary.keys) = (watchers, 1);
+    Ok(summary)
+}
+
+/// CPU time of the servers and of this process from the start of the measured phase.
+struct Meter {
+    pids: Vec<String>,
+    server: Option<u64>,
+    client: Option<u64>,
+}
+
+impl Meter {
+    fn start(pids: &[String]) -> Meter {
+        Meter {
+            pids: pids.to_vec(),
+            server: stats::total_cpu_us(pids),
+            client: stats::cpu_us(&std::process::id().to_string()),
+        }
+    }
+
+    /// The summary of a run that ends now (its `ok` count still to fill in).
+    fn finish(
+        &self,
+        op: String,
+        api: Api,
+        cli: &Cli,
+        elapsed: Duration,
+        latency: Histogram<u64>,
+        errors: Errors,
+    ) -> Summary {
+        let since = |now: Option<u64>, then: Option<u64>| {
+            now.zip(then).map(|(now, then)| now.saturating_sub(then))
+        };
+        Summary {
+            op,
+            api: api.name(),
+            conns: cli.conns,
+            keys: cli.keys,
+            value_size: cli.value_size,
+            elapsed,
+            ok: 0,
+            latency,
+            errors,
+            server_cpu_us: since(stats::total_cpu_us(&self.pids), self.server),
+            client_cpu_us: since(stats::cpu_us(&std::process::id().to_string()), self.client),
+            server_rss_kib: (!self.pids.is_empty())
+                .then(|| self.pids.iter().filter_map(|p| stats::rss_kib(p)).sum()),
+        }
+    }
 }
 
 /// One write: its index and when its answer arrived.

@@ -16,11 +16,7 @@ use crate::{Error, Result};
 type Sender = SendRequest<Full<Bytes>>;
 
 /// A server's answer.
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    pub(crate) body: Bytes,
-    pub(crate) etcd_index: Option<u64>,
-}
+pub(crate) type Answer = Response;
 
 /// Idle connections by endpoint.
 pub(crate) struct Pool {
@@ -124,30 +120,7 @@ impl Pool {
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| e.to_string())?;
-        let exchange = async {
-            sender.ready().await.map_err(|e| e.to_string())?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = response.status().as_u16();
-            let etcd_index = response
-                .headers()
-                .get("x-etcd-index")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            Ok(Answer {
-                status,
-                body,
-                etcd_index,
-            })
-        };
+        let exchange = async { exchange(sender, request).await.map_err(|e| e.to_string()) };
         match timeout {
             Some(t) => tokio::time::timeout(t, exchange)
                 .await
@@ -199,6 +172,27 @@ async fn open(
         let _ = connection.await;
     });
     Ok(sender)
+}
+
+/// Sends `request` once the connection is ready and reads the whole answer.
+async fn exchange(
+    sender: &mut Sender,
+    request: hyper::Request<Full<Bytes>>,
+) -> std::result::Result<Response, hyper::Error> {
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let etcd_index = response
+        .headers()
+        .get("x-etcd-index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(Response {
+        status,
+        body,
+        etcd_index,
+    })
 }
 
 /// TLS settings for [`Connection`]s: a CA to trust and, optionally, a client certificate.
@@ -270,26 +264,9 @@ impl Connection {
         let request = request
             .body(Full::new(form.unwrap_or_default()))
             .map_err(|e| Error::Config(e.to_string()))?;
-        let failed = |e: hyper::Error| Error::Unavailable(e.to_string());
-        self.sender.ready().await.map_err(failed)?;
-        let response = self.sender.send_request(request).await.map_err(failed)?;
-        let status = response.status().as_u16();
-        let etcd_index = response
-            .headers()
-            .get("x-etcd-index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let body = response
-            .into_body()
-            .collect()
+        exchange(&mut self.sender, request)
             .await
-            .map_err(failed)?
-            .to_bytes();
-        Ok(Response {
-            status,
-            body,
-            etcd_index,
-        })
+            .map_err(|e| Error::Unavailable(e.to_string()))
     }
 
     /// False once the server has closed the connection.
