@@ -3,17 +3,21 @@
 //! Events are kept in index order. When the ring is full the oldest is dropped and
 //! `cleared_through` remembers its index: a watch from an index at or below it could have
 //! missed that event, so it gets "history cleared" instead of a silent gap.
+//!
+//! Events are shared (`Arc`), so cloning the history for a snapshot costs one reference count
+//! per event, not a copy of each.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::store::Event;
 use crate::Index;
 
 /// The ring of recent events.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct History {
-    events: VecDeque<Event>,
+    events: VecDeque<Arc<Event>>,
     capacity: usize,
     cleared_through: Index,
 }
@@ -29,7 +33,11 @@ impl History {
     }
 
     /// Rebuilds a history from a snapshot, trimmed to this node's capacity.
-    pub(crate) fn restore(capacity: usize, events: Vec<Event>, cleared_through: Index) -> History {
+    pub(crate) fn restore(
+        capacity: usize,
+        events: impl IntoIterator<Item = Arc<Event>>,
+        cleared_through: Index,
+    ) -> History {
         let mut h = History::new(capacity);
         h.cleared_through = cleared_through;
         for e in events {
@@ -39,7 +47,7 @@ impl History {
     }
 
     /// Records an event, dropping the oldest when full.
-    pub(crate) fn push(&mut self, event: Event) {
+    pub(crate) fn push(&mut self, event: Arc<Event>) {
         if self.events.len() == self.capacity {
             if let Some(old) = self.events.pop_front() {
                 self.cleared_through = old.index;
@@ -68,11 +76,12 @@ impl History {
         Ok(self
             .events
             .range(start..)
+            .map(|e| &**e)
             .find(|e| !e.refresh && concerns(e, key, recursive, hide)))
     }
 
     /// The events, oldest first, and the index through which events were dropped.
-    pub(crate) fn parts(&self) -> (impl Iterator<Item = &Event>, Index) {
+    pub(crate) fn parts(&self) -> (impl Iterator<Item = &Arc<Event>>, Index) {
         (self.events.iter(), self.cleared_through)
     }
 }
@@ -130,9 +139,9 @@ mod tests {
     #[test]
     fn scan_finds_first_matching_event_at_or_after_index() {
         let mut h = History::new(10);
-        h.push(ev("/a", 3));
-        h.push(ev("/b/c", 4));
-        h.push(ev("/b/d", 6));
+        h.push(Arc::new(ev("/a", 3)));
+        h.push(Arc::new(ev("/b/c", 4)));
+        h.push(Arc::new(ev("/b/d", 6)));
         assert_eq!(
             h.scan("/b", true, false, 1).unwrap().map(|e| e.index),
             Some(4)
@@ -151,12 +160,12 @@ mod tests {
     #[test]
     fn exact_watch_sees_its_key_and_removals_of_directories_above_it() {
         let mut h = History::new(10);
-        h.push(ev("/d/k/child", 3));
+        h.push(Arc::new(ev("/d/k/child", 3)));
         let mut removal = ev("/d", 4);
         removal.action = Action::Delete;
         removal.dir = true;
-        h.push(removal);
-        h.push(ev("/d/k", 5));
+        h.push(Arc::new(removal));
+        h.push(Arc::new(ev("/d/k", 5)));
         assert_eq!(
             h.scan("/d/k", false, false, 1).unwrap().map(|e| e.index),
             Some(4)
@@ -171,10 +180,10 @@ mod tests {
         );
         let mut refresh = ev("/r", 6);
         refresh.refresh = true;
-        h.push(refresh);
+        h.push(Arc::new(refresh));
         assert_eq!(h.scan("/r", false, false, 1).unwrap(), None);
         // Below a hidden segment: not for a v2 recursive watcher of the parent.
-        h.push(ev("/d/_h/x", 7));
+        h.push(Arc::new(ev("/d/_h/x", 7)));
         assert_eq!(h.scan("/d", true, true, 7).unwrap(), None);
         assert_eq!(
             h.scan("/d", true, false, 7).unwrap().map(|e| e.index),
@@ -190,7 +199,7 @@ mod tests {
     fn dropped_history_is_an_error_not_a_gap() {
         let mut h = History::new(2);
         for i in 3..=6 {
-            h.push(ev("/k", i));
+            h.push(Arc::new(ev("/k", i)));
         }
         assert_eq!(
             h.scan("/k", true, false, 4),

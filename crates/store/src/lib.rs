@@ -27,15 +27,16 @@ mod command;
 mod error;
 mod history;
 pub mod path;
+mod snapshot;
 mod store;
 mod tree;
 mod watch;
 
 pub use command::Command;
 pub use error::{Error, Result};
+pub use snapshot::{SnapshotError, StoreSnapshot};
 pub use store::{
-    Action, Applied, Event, Got, Member, NodeInfo, NodeView, SnapNode, Stats, Store, StoreSnapshot,
-    V2Stats, Watched,
+    Action, Applied, Event, Got, Member, NodeInfo, NodeView, Stats, Store, V2Stats, Watched,
 };
 
 /// A raft log index.

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,8 @@ use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::history::History;
 use crate::path;
-use crate::tree::{Kind, Node, Tree};
+use crate::snapshot::StoreSnapshot;
+use crate::tree::{Children, Kind, Node, Tree};
 use crate::watch::WatcherHub;
 use crate::{Index, UnixNanos};
 
@@ -200,6 +202,19 @@ pub struct V2Stats {
     pub expire_count: u64,
 }
 
+impl Stats {
+    /// A copy of the counters as they are now.
+    pub(crate) fn copy(&self) -> Stats {
+        Stats {
+            gets: AtomicU64::new(self.gets.load(Ordering::Relaxed)),
+            sets: self.sets,
+            deletes: self.deletes,
+            test_and_sets: self.test_and_sets,
+            v2: self.v2.copy(),
+        }
+    }
+}
+
 impl V2Stats {
     fn count(&mut self, action: Action, ok: bool) {
         let (success, fail) = match action {
@@ -240,7 +255,7 @@ impl V2Stats {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn copy(&self) -> V2Stats {
+    pub(crate) fn copy(&self) -> V2Stats {
         V2Stats {
             gets_success: AtomicU64::new(self.gets_success.load(Ordering::Relaxed)),
             gets_fail: AtomicU64::new(self.gets_fail.load(Ordering::Relaxed)),
@@ -293,8 +308,8 @@ pub enum Got {
 pub struct Store<W> {
     tree: Tree,
     /// Expiry index ordered by (expiry, key): the next node due is the first element. Holds
-    /// files and directories.
-    ttl: BTreeSet<(UnixNanos, String)>,
+    /// files and directories. Persistent, like the tree, so snapshots share it.
+    ttl: imbl::OrdSet<(UnixNanos, String)>,
     history: History,
     history_capacity: usize,
     watchers: WatcherHub<W>,
@@ -308,68 +323,6 @@ pub struct Store<W> {
     stats: Stats,
     /// v2 authentication.
     auth: Auth,
-}
-
-/// One node of a snapshot.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SnapNode {
-    /// Clean key.
-    pub key: String,
-    /// A file's value; `None` for a directory.
-    pub value: Option<String>,
-    /// Index that created it.
-    pub created: Index,
-    /// Index that last modified it.
-    pub modified: Index,
-    /// Expiry, if any.
-    pub expire_at: Option<UnixNanos>,
-}
-
-/// The whole replicated state, for snapshots. The tree is flattened in pre-order (parents
-/// before children) so that restoring never recurses, however deep a key is.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StoreSnapshot {
-    /// Format version of this struct: 2 (version 1 had `dirs` and `files` and no node indexes).
-    pub version: u32,
-    /// Last index that changed the key space.
-    pub index: Index,
-    /// Last index applied.
-    pub applied: Index,
-    /// Every node, parents first (version 2).
-    #[serde(default)]
-    pub nodes: Vec<SnapNode>,
-    /// Version 1: every directory, parents first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dirs: Vec<String>,
-    /// Version 1: every file: key, value, expiry.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub files: Vec<(String, String, Option<UnixNanos>)>,
-    /// Recent events, oldest first.
-    pub history: Vec<Event>,
-    /// Index through which history was dropped.
-    pub history_cleared_through: Index,
-    /// Members by raft id.
-    pub members: Vec<(u64, Member)>,
-    /// Raft ids of removed members.
-    #[serde(default)]
-    pub removed: Vec<u64>,
-    /// Counters.
-    pub stats: Stats,
-    /// v2 authentication: users, roles, whether it is on.
-    #[serde(default)]
-    pub auth: Auth,
-}
-
-impl StoreSnapshot {
-    /// Encodes for a snapshot file.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("serialising a snapshot cannot fail")
-    }
-
-    /// Decodes from a snapshot file.
-    pub fn decode(bytes: &[u8]) -> std::result::Result<StoreSnapshot, serde_json::Error> {
-        serde_json::from_slice(bytes)
-    }
 }
 
 /// An auth command's outcome as an apply result.
@@ -445,7 +398,7 @@ impl<W> Store<W> {
     pub fn new(history_capacity: usize) -> Store<W> {
         Store {
             tree: Tree::default(),
-            ttl: BTreeSet::new(),
+            ttl: imbl::OrdSet::new(),
             history: History::new(history_capacity),
             history_capacity,
             watchers: WatcherHub::new(),
@@ -504,7 +457,7 @@ impl<W> Store<W> {
 
     /// The earliest expiry of any node, if any node has a TTL.
     pub fn next_expiry(&self) -> Option<UnixNanos> {
-        self.ttl.first().map(|(t, _)| *t)
+        self.ttl.get_min().map(|(t, _)| *t)
     }
 
     /// Up to `limit` keys due at `time`, earliest first: what the leader proposes to expire.
@@ -624,7 +577,7 @@ impl<W> Store<W> {
         }
     }
 
-    fn list(key: &str, children: &BTreeMap<String, Node>, recursive: bool) -> Vec<NodeView> {
+    fn list(key: &str, children: &Children, recursive: bool) -> Vec<NodeView> {
         children
             .iter()
             .filter(|(name, _)| !name.starts_with('_'))
@@ -771,7 +724,7 @@ impl<W> Store<W> {
             Command::AuthDeleteRole { name } => auth_result(self.auth.delete_role(name)),
             Command::AuthEnable { enabled } => auth_result(self.auth.set_enabled(*enabled)),
             Command::Expire { time, key: None } => {
-                while let Some((at, key)) = self.ttl.first().cloned() {
+                while let Some((at, key)) = self.ttl.get_min().cloned() {
                     if at > *time {
                         break;
                     }
@@ -1272,92 +1225,40 @@ impl<W> Store<W> {
 
     fn record(&mut self, event: &Event, fired: &mut Vec<(W, Event)>) {
         self.index = event.index;
-        self.history.push(event.clone());
+        self.history.push(Arc::new(event.clone()));
         self.watchers.notify(event, fired);
     }
 
-    /// The whole replicated state (not the watchers, which are local).
+    /// The whole replicated state (not the watchers, which are local). O(1) in the size of the
+    /// tree: it shares the persistent structures (see [`StoreSnapshot`]).
     pub fn snapshot(&self) -> StoreSnapshot {
-        let mut nodes = Vec::new();
-        self.tree.walk(|key, node| {
-            nodes.push(SnapNode {
-                key: key.to_string(),
-                value: node.value().map(str::to_string),
-                created: node.created,
-                modified: node.modified,
-                expire_at: node.expire_at,
-            })
-        });
         let (events, cleared) = self.history.parts();
         StoreSnapshot {
-            version: 2,
-            index: self.index,
-            applied: self.applied,
-            nodes,
-            dirs: Vec::new(),
-            files: Vec::new(),
+            tree: self.tree.clone(),
+            ttl: self.ttl.clone(),
             history: events.cloned().collect(),
             history_cleared_through: cleared,
-            members: self.members.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            removed: self.removed.iter().copied().collect(),
+            members: self.members.clone(),
+            removed: self.removed.clone(),
             auth: self.auth.clone(),
-            stats: Stats {
-                gets: AtomicU64::new(self.stats.gets.load(Ordering::Relaxed)),
-                sets: self.stats.sets,
-                deletes: self.stats.deletes,
-                test_and_sets: self.stats.test_and_sets,
-                v2: self.stats.v2.copy(),
-            },
+            index: self.index,
+            applied: self.applied,
+            stats: self.stats.copy(),
         }
     }
 
     /// Replaces the whole replicated state with a snapshot. Waiting watchers stay; those that
     /// the restored history answers fire now (returned for delivery).
     pub fn restore(&mut self, snap: StoreSnapshot) -> Vec<(W, Event)> {
-        let mut tree = Tree::default();
-        let mut ttl = BTreeSet::new();
-        // Version 1 snapshots: nodes get the snapshot's index.
-        let old_dirs = snap.dirs.iter().map(|d| (d.clone(), None, None));
-        let old_files = snap.files.into_iter().map(|(k, v, e)| (k, Some(v), e));
-        let old = old_dirs
-            .chain(old_files)
-            .map(|(key, value, expire_at)| SnapNode {
-                key,
-                value,
-                created: snap.index,
-                modified: snap.index,
-                expire_at,
-            });
-        for n in snap.nodes.into_iter().chain(old) {
-            // A snapshot we wrote lists parents first and has no file on a node's path.
-            if n.key == "/" || tree.check_parents(&n.key).is_err() {
-                continue;
-            }
-            let mut node = match n.value {
-                Some(v) => Node::file(v, n.created, n.expire_at),
-                None => Node::dir(n.created, n.expire_at),
-            };
-            node.modified = n.modified;
-            if let Some(at) = n.expire_at {
-                ttl.insert((at, n.key.clone()));
-            }
-            match tree.get_mut(&n.key) {
-                // A version 1 directory created implicitly by a file listed before it.
-                Some(existing) if existing.is_dir() && node.is_dir() => {}
-                _ => {
-                    tree.put(&n.key, node, n.created);
-                }
-            }
-        }
-        self.tree = tree;
-        self.ttl = ttl;
+        self.tree = snap.tree;
+        self.ttl = snap.ttl;
         self.history = History::restore(
             self.history_capacity,
             snap.history,
             snap.history_cleared_through,
         );
-        self.members = snap.members.into_iter().collect();
-        self.removed = snap.removed.into_iter().collect();
+        self.members = snap.members;
+        self.removed = snap.removed;
         self.stats = snap.stats;
         self.auth = snap.auth;
         // A watcher waiting for "the next event" registered before the old state's last entry

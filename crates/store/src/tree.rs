@@ -6,8 +6,17 @@
 //! Invariants: a file has no children; a directory has no value; the root is a directory that
 //! is never replaced or removed. Missing parent directories are created with the index of the
 //! write that needed them. Knows nothing of TTL ordering, watches or events.
+//!
+//! Directories are persistent (copy-on-write) ordered maps ([`imbl::OrdMap`], a B+tree whose
+//! nodes are shared through reference counts): cloning the whole [`Tree`] copies one pointer,
+//! and a write after a clone copies only the nodes on its path. That is what lets a snapshot
+//! take the state in microseconds on the raft thread and encode it on another thread while
+//! writes go on. (imbl rather than rpds: a B+tree of 16-entry chunks is a few pointer hops per
+//! lookup and about one allocation per 16 entries, where rpds's red-black tree allocates a node
+//! per entry; both mutate in place when nothing shares the node.)
 
-use std::collections::BTreeMap;
+/// A directory's children by name.
+pub(crate) type Children = imbl::OrdMap<String, Node>;
 
 use crate::error::{Error, Result};
 use crate::path;
@@ -19,7 +28,7 @@ pub(crate) enum Kind {
     /// A key with a value.
     File(String),
     /// A directory; children sorted by name, so listings are sorted by key.
-    Dir(BTreeMap<String, Node>),
+    Dir(Children),
 }
 
 /// A node of the tree.
@@ -50,7 +59,7 @@ impl Node {
             created: index,
             modified: index,
             expire_at,
-            kind: Kind::Dir(BTreeMap::new()),
+            kind: Kind::Dir(Children::new()),
         }
     }
 
@@ -67,7 +76,7 @@ impl Node {
     }
 
     /// The children of a directory; `None` for a file.
-    pub(crate) fn children(&self) -> Option<&BTreeMap<String, Node>> {
+    pub(crate) fn children(&self) -> Option<&Children> {
         match &self.kind {
             Kind::Dir(c) => Some(c),
             Kind::File(_) => None,
@@ -89,15 +98,15 @@ impl Node {
     }
 }
 
-/// The whole tree.
-#[derive(Debug, Default)]
+/// The whole tree. Cloning it is O(1) (see the module docs).
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Tree {
-    root: BTreeMap<String, Node>,
+    root: Children,
 }
 
 impl Tree {
     /// The children of the root.
-    pub(crate) fn root(&self) -> &BTreeMap<String, Node> {
+    pub(crate) fn root(&self) -> &Children {
         &self.root
     }
 
@@ -182,9 +191,10 @@ impl Tree {
         let (last, parents) = segs.split_last().expect("put is never called for the root");
         let mut dir = &mut self.root;
         for seg in parents {
-            let n = dir
-                .entry((*seg).to_string())
-                .or_insert_with(|| Node::dir(index, None));
+            if !dir.contains_key(*seg) {
+                dir.insert((*seg).to_string(), Node::dir(index, None));
+            }
+            let n = dir.get_mut(*seg).expect("inserted above");
             match &mut n.kind {
                 Kind::Dir(children) => dir = children,
                 Kind::File(_) => {
@@ -214,7 +224,7 @@ impl Tree {
 
     /// Visits every node in pre-order (directories before their children), with its clean key.
     pub(crate) fn walk(&self, mut visit: impl FnMut(&str, &Node)) {
-        for (name, node) in &self.root {
+        for (name, node) in self.root.iter() {
             node.walk(&path::join("/", name), &mut visit);
         }
     }

@@ -32,6 +32,7 @@ use raft::{RawNode, SnapshotStatus, StateRole};
 use super::storage::{DiskStorage, Recovered};
 use super::{Handle, ProposeResult, Request, SharedStore, Status, Transient, PROPOSAL_TIMEOUT};
 use crate::clock;
+use crate::snap::Snapshotter;
 use crate::transport::Transport;
 
 /// Most requests taken from the channel before handling a `Ready`, so that one huge burst
@@ -76,9 +77,7 @@ pub enum StartError {
     /// raft-rs refused the configuration or state.
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
-    /// The snapshot's state machine bytes do not decode.
-    #[error("snapshot data does not decode: {0}")]
-    SnapshotData(serde_json::Error),
+
     /// The thread could not be spawned.
     #[error("spawning the raft thread: {0}")]
     Spawn(std::io::Error),
@@ -105,10 +104,13 @@ pub fn start(
     runtime: tokio::runtime::Handle,
 ) -> Result<Started, StartError> {
     let (storage, snapshot_data) = if DiskStorage::exists(data_dir) {
+        // The snapshot is decoded as it is read: the file's bytes are never held whole.
         let Recovered {
             storage,
             snapshot_data,
-        } = DiskStorage::open(data_dir)?;
+        } = DiskStorage::open(data_dir, &mut |r| {
+            StoreSnapshot::read_from(r).map_err(|e| e.to_string())
+        })?;
         (storage, snapshot_data)
     } else if let Some(registration) = &opts.registration {
         let cc = ConfChange {
@@ -136,8 +138,7 @@ pub fn start(
             None,
         )
     };
-    if let Some(data) = snapshot_data {
-        let snap = StoreSnapshot::decode(&data).map_err(StartError::SnapshotData)?;
+    if let Some(snap) = snapshot_data {
         write_store(&store).restore(snap);
     }
     let snapshot_index = storage.snapshot_metadata().index;
@@ -168,6 +169,7 @@ pub fn start(
         id: opts.id,
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let snapshots = SnapshotThread::spawn(raw_node.store().snapshotter().clone(), tx.clone())?;
     let mut driver = Driver {
         raw_node,
         rx,
@@ -185,6 +187,7 @@ pub fn start(
         conf_state,
         applied: snapshot_index,
         last_snapshot: snapshot_index,
+        snapshots,
         boot: clock::now() as u64,
         next_seq: 1,
         pending: HashMap::new(),
@@ -254,6 +257,61 @@ struct Read {
     ticks: u32,
 }
 
+/// A snapshot for the snapshot thread to write.
+struct SnapshotJob {
+    meta: raft::eraftpb::SnapshotMetadata,
+    state: StoreSnapshot,
+}
+
+/// The `raft-snapshot` thread: encodes, writes and fsyncs snapshots while the driver goes on,
+/// then tells the driver ([`Request::SnapshotSaved`]), which only then compacts the log.
+struct SnapshotThread {
+    jobs: std::sync::mpsc::Sender<SnapshotJob>,
+    /// Index of the snapshot being written, if one is.
+    in_flight: Option<u64>,
+}
+
+impl SnapshotThread {
+    fn spawn(
+        snaps: Snapshotter,
+        driver: std::sync::mpsc::Sender<Request>,
+    ) -> Result<SnapshotThread, StartError> {
+        let (jobs, rx) = std::sync::mpsc::channel::<SnapshotJob>();
+        std::thread::Builder::new()
+            .name("raft-snapshot".into())
+            .spawn(move || {
+                for job in rx {
+                    let started = Instant::now();
+                    let (index, term) = (job.meta.index, job.meta.term);
+                    let meta = job
+                        .meta
+                        .write_to_bytes()
+                        .expect("encoding metadata cannot fail");
+                    let saved = snaps.save(index, term, &meta, &mut |w| job.state.write_to(w));
+                    // The state is released here, before the driver hears of it.
+                    drop(job.state);
+                    match saved {
+                        Ok(bytes) => tracing::info!(
+                            index,
+                            bytes,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "snapshot saved"
+                        ),
+                        Err(e) => fatal(&format!("writing a snapshot: {e}")),
+                    }
+                    if driver.send(Request::SnapshotSaved(job.meta)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(StartError::Spawn)?;
+        Ok(SnapshotThread {
+            jobs,
+            in_flight: None,
+        })
+    }
+}
+
 struct Driver {
     raw_node: RawNode<DiskStorage>,
     rx: Receiver<Request>,
@@ -264,7 +322,9 @@ struct Driver {
     /// The configuration as of the last applied entry.
     conf_state: ConfState,
     applied: u64,
+    /// Index of the last snapshot taken (being written, or durable).
     last_snapshot: u64,
+    snapshots: SnapshotThread,
     /// Distinguishes this process's proposals from those of earlier runs in the log.
     boot: u64,
     next_seq: u64,
@@ -380,6 +440,13 @@ impl Driver {
                     SnapshotStatus::Failure
                 };
                 self.raw_node.report_snapshot(to, status);
+            }
+            Request::SnapshotSaved(meta) => {
+                self.snapshots.in_flight = None;
+                fatal_on_err(
+                    self.raw_node.mut_store().snapshot_saved(meta),
+                    "releasing the log a snapshot covers",
+                );
             }
             Request::Shutdown => return true,
         }
@@ -777,32 +844,35 @@ impl Driver {
         }
     }
 
+    /// Every `snapshot_count` applied entries (or when raft needs a newer snapshot for a
+    /// peer), takes the store's state (a root clone, microseconds) and hands it to the
+    /// snapshot thread; one snapshot is written at a time.
     fn maybe_snapshot(&mut self) {
+        if self.snapshots.in_flight.is_some() {
+            return;
+        }
         let wanted = self.raw_node.store().take_snapshot_wanted();
         if self.applied < self.last_snapshot + self.opts.snapshot_count
             && !(wanted && self.applied > self.last_snapshot)
         {
             return;
         }
-        let data = self
-            .store
-            .read()
-            .expect("store lock poisoned")
-            .snapshot()
-            .encode();
-        let started = Instant::now();
-        fatal_on_err(
-            self.raw_node
-                .mut_store()
-                .create_snapshot(self.applied, self.conf_state.clone(), &data),
-            "writing a snapshot",
-        );
-        tracing::info!(
-            index = self.applied,
-            bytes = data.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "snapshot saved"
-        );
+        let state = self.store.read().expect("store lock poisoned").snapshot();
+        debug_assert_eq!(state.applied(), self.applied);
+        let meta = self
+            .raw_node
+            .store()
+            .snapshot_meta(self.applied, self.conf_state.clone())
+            .unwrap_or_else(|e| fatal(&format!("taking a snapshot: {e}")));
+        if self
+            .snapshots
+            .jobs
+            .send(SnapshotJob { meta, state })
+            .is_err()
+        {
+            fatal("the snapshot thread has stopped");
+        }
+        self.snapshots.in_flight = Some(self.applied);
         self.last_snapshot = self.applied;
     }
 

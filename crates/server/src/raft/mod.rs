@@ -46,10 +46,13 @@
 //! kept but not used for client reads: the fault test caught a resumed paused leader answering
 //! a stale read through it, see the notes of issue #6.)
 //!
-//! # Caveats
+//! # Snapshots
 //!
-//! - Snapshots are written on the driver thread; with very large stores this pauses writes for
-//!   the time it takes to serialise the store.
+//! Every `snapshot_count` applied entries the driver takes the store's state, which costs a
+//! root clone of its persistent structures (microseconds, whatever the size), and hands it to
+//! the `raft-snapshot` thread. That thread encodes it straight into the file, fsyncs, renames,
+//! and reports back; only then does the driver compact the in-memory log and release WAL
+//! segments, so the log always reaches back to a durable snapshot. Writes go on meanwhile.
 
 pub mod driver;
 pub mod storage;
@@ -127,6 +130,8 @@ pub enum Request {
         /// Whether it was delivered.
         ok: bool,
     },
+    /// The snapshot thread made this snapshot durable.
+    SnapshotSaved(raft::eraftpb::SnapshotMetadata),
     /// Stop after persisting what is in flight.
     Shutdown,
 }

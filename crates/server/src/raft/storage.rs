@@ -16,6 +16,7 @@
 //! the log, are corruption and refuse to start.
 
 use std::cell::Cell;
+use std::io::Read;
 use std::path::Path;
 
 use protobuf::Message as _;
@@ -70,11 +71,23 @@ pub struct DiskStorage {
 }
 
 /// What a restart found.
-pub struct Recovered {
+pub struct Recovered<T> {
     /// The storage, ready for raft.
     pub storage: DiskStorage,
-    /// The state machine bytes of the snapshot raft starts from, if any.
-    pub snapshot_data: Option<Vec<u8>>,
+    /// What the caller decoded from the state machine bytes of the snapshot raft starts from,
+    /// if there is one.
+    pub snapshot_data: Option<T>,
+}
+
+/// Decodes a snapshot's state machine bytes from a stream (an error sets the file aside).
+pub type DecodeSnapshot<'a, T> = &'a mut dyn FnMut(&mut dyn Read) -> std::result::Result<T, String>;
+
+/// Reads a snapshot's state machine bytes whole.
+#[cfg(test)]
+fn read_all(r: &mut dyn Read) -> std::result::Result<Vec<u8>, String> {
+    let mut v = Vec::new();
+    r.read_to_end(&mut v).map_err(|e| e.to_string())?;
+    Ok(v)
 }
 
 impl DiskStorage {
@@ -118,13 +131,14 @@ impl DiskStorage {
         let dir = data_dir.join("wal");
         std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
         wal::sync_dir(data_dir)?;
-        Ok(DiskStorage::open(data_dir)?.storage)
+        Ok(DiskStorage::open(data_dir, &mut |_| Ok(()))?.storage)
     }
 
-    /// Opens an existing data directory (see the module docs).
-    pub fn open(data_dir: &Path) -> Result<Recovered> {
+    /// Opens an existing data directory (see the module docs); `decode` reads the newest
+    /// snapshot's state machine bytes as a stream (an older snapshot is tried if it fails).
+    pub fn open<T>(data_dir: &Path, decode: DecodeSnapshot<'_, T>) -> Result<Recovered<T>> {
         let snaps = Snapshotter::open(&data_dir.join("snap"))?;
-        let loaded = snaps.load_newest()?;
+        let loaded = snaps.load_newest(decode)?;
         let (wal, records) = Wal::open(&data_dir.join("wal"), KINDS)?;
         let mut snapshot = SnapshotMetadata::default();
         let mut snapshot_data = None;
@@ -305,31 +319,34 @@ impl DiskStorage {
             })
     }
 
-    /// Records a snapshot of the state machine at `index` (applied locally), then compacts the
-    /// in-memory log and releases WAL segments the kept snapshots cover.
-    pub fn create_snapshot(
-        &mut self,
-        index: u64,
-        conf_state: ConfState,
-        data: &[u8],
-    ) -> Result<()> {
+    /// The metadata of a snapshot of the state machine at `index` (applied locally), for the
+    /// snapshot thread to write with [`DiskStorage::snapshotter`].
+    pub fn snapshot_meta(&self, index: u64, conf_state: ConfState) -> Result<SnapshotMetadata> {
         let term = self.term_of(index).ok_or_else(|| {
             Error::Inconsistent(format!("snapshot at {index}, which is not in the log"))
         })?;
-        let meta = SnapshotMetadata {
+        Ok(SnapshotMetadata {
             index,
             term,
             conf_state: Some(conf_state).into(),
             ..Default::default()
-        };
-        self.snaps.save(
-            index,
-            term,
-            &meta
-                .write_to_bytes()
-                .expect("encoding metadata cannot fail"),
-            data,
-        )?;
+        })
+    }
+
+    /// The snapshot directory, for the snapshot thread.
+    pub fn snapshotter(&self) -> &Snapshotter {
+        &self.snaps
+    }
+
+    /// Takes note that the snapshot `meta` describes is durable: raft is offered it from now
+    /// on, the in-memory log is compacted, and WAL segments the kept snapshots cover are
+    /// released. A snapshot older than the one raft has (a leader's snapshot was installed
+    /// while it was written) changes nothing.
+    pub fn snapshot_saved(&mut self, meta: SnapshotMetadata) -> Result<()> {
+        if meta.index <= self.snapshot.index {
+            return Ok(());
+        }
+        let index = meta.index;
         self.snapshot = meta;
         self.compact(index.saturating_sub(CATCH_UP_ENTRIES));
         if let Some(oldest) = self.snaps.oldest_index()? {
@@ -338,10 +355,28 @@ impl DiskStorage {
         Ok(())
     }
 
+    /// Writes a snapshot and takes note of it at once (tests; the node writes snapshots on
+    /// its snapshot thread).
+    #[cfg(test)]
+    pub fn create_snapshot(
+        &mut self,
+        index: u64,
+        conf_state: ConfState,
+        data: &[u8],
+    ) -> Result<()> {
+        let meta = self.snapshot_meta(index, conf_state)?;
+        let meta_bytes = meta
+            .write_to_bytes()
+            .expect("encoding metadata cannot fail");
+        self.snaps
+            .save_bytes(meta.index, meta.term, &meta_bytes, data)?;
+        self.snapshot_saved(meta)
+    }
+
     /// Replaces the whole log with a snapshot received from the leader; durable on return.
     pub fn apply_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
         let meta = snapshot.get_metadata().clone();
-        self.snaps.save(
+        self.snaps.save_bytes(
             meta.index,
             meta.term,
             &meta
@@ -446,17 +481,14 @@ impl Storage for DiskStorage {
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
         }
-        let loaded = self
-            .snaps
-            .load_newest()
-            .map_err(|e| raft::Error::Store(StorageError::Other(Box::new(e))))?;
-        match loaded {
-            Some(l) if l.index == meta.index => Ok(Snapshot {
-                data: l.data.into(),
+        match self.snaps.read_data(meta.index, meta.term) {
+            Ok(data) => Ok(Snapshot {
+                data: data.into(),
                 metadata: Some(meta.clone()).into(),
                 ..Default::default()
             }),
-            _ => {
+            Err(e) => {
+                tracing::warn!("the snapshot for a lagging member cannot be read: {e}");
                 self.snapshot_wanted.set(true);
                 Err(raft::Error::Store(
                     StorageError::SnapshotTemporarilyUnavailable,
@@ -502,7 +534,7 @@ mod tests {
         s.set_hard_state(&hs(2, 3));
         s.persist().unwrap();
         drop(s);
-        let r = DiskStorage::open(tmp.path()).unwrap();
+        let r = DiskStorage::open(tmp.path(), &mut read_all).unwrap();
         let s = r.storage;
         assert_eq!(s.hard_state().commit, 3);
         assert_eq!(s.last_index().unwrap(), 3);
@@ -525,7 +557,9 @@ mod tests {
         s.append(&[entry(2, 3, "new2")]);
         s.persist().unwrap();
         drop(s);
-        let s = DiskStorage::open(tmp.path()).unwrap().storage;
+        let s = DiskStorage::open(tmp.path(), &mut read_all)
+            .unwrap()
+            .storage;
         assert_eq!(s.last_index().unwrap(), 2);
         assert_eq!(s.term(2).unwrap(), 3);
     }
@@ -543,7 +577,7 @@ mod tests {
         s.append(&[entry(11, 2, "y")]);
         s.persist().unwrap();
         drop(s);
-        let r = DiskStorage::open(tmp.path()).unwrap();
+        let r = DiskStorage::open(tmp.path(), &mut read_all).unwrap();
         assert_eq!(r.snapshot_data.as_deref(), Some(&b"state at 8"[..]));
         let s = r.storage;
         assert_eq!(s.first_index().unwrap(), 9);
@@ -581,7 +615,7 @@ mod tests {
         s.append(&[entry(51, 4, "new")]);
         s.persist().unwrap();
         drop(s);
-        let r = DiskStorage::open(tmp.path()).unwrap();
+        let r = DiskStorage::open(tmp.path(), &mut read_all).unwrap();
         assert_eq!(r.snapshot_data.as_deref(), Some(&b"leader state"[..]));
         assert_eq!(
             (
@@ -608,7 +642,7 @@ mod tests {
         s.create_snapshot(6, cs.clone(), b"at 6").unwrap();
         s.create_snapshot(7, cs, b"at 7").unwrap();
         drop(s);
-        let r = DiskStorage::open(tmp.path()).unwrap();
+        let r = DiskStorage::open(tmp.path(), &mut read_all).unwrap();
         assert_eq!(r.snapshot_data.as_deref(), Some(&b"at 7"[..]));
         assert_eq!(
             (
@@ -624,7 +658,7 @@ mod tests {
             .collect();
         let newest = snaps.iter().max().unwrap();
         std::fs::write(newest, b"damaged").unwrap();
-        let r = DiskStorage::open(tmp.path()).unwrap();
+        let r = DiskStorage::open(tmp.path(), &mut read_all).unwrap();
         assert_eq!(r.snapshot_data.as_deref(), Some(&b"at 6"[..]));
         assert_eq!(
             (
@@ -656,7 +690,7 @@ mod tests {
         s.persist().unwrap();
         drop(s);
         assert!(matches!(
-            DiskStorage::open(tmp.path()),
+            DiskStorage::open(tmp.path(), &mut read_all),
             Err(Error::Inconsistent(_))
         ));
     }
