@@ -37,6 +37,10 @@ use std::path::{Path, PathBuf};
 /// How many snapshot files are kept.
 pub const KEEP_SNAPSHOTS: usize = 2;
 
+/// While a snapshot is written, its file is synced every this many bytes, so the disk takes it
+/// in steps and a WAL fsync never waits behind the whole file's writeback at once.
+const SYNC_EVERY_BYTES: u64 = 8 << 20;
+
 const MAGIC_V1: &[u8; 8] = b"ETCDRSS1";
 const MAGIC: &[u8; 8] = b"ETCDRSS2";
 const HEADER_V1_BYTES: usize = 8 + 4 + 4 + 8;
@@ -140,7 +144,10 @@ impl Snapshotter {
         };
         header().map_err(io(&tmp))?;
         let mut data = Checksummed {
-            inner: &mut w,
+            inner: Paced {
+                w: &mut w,
+                unsynced: 0,
+            },
             crc: crc32fast::Hasher::new(),
             len: 0,
         };
@@ -261,6 +268,29 @@ impl<W: Write> Write for Checksummed<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Syncs the file every [`SYNC_EVERY_BYTES`] written.
+struct Paced<'a> {
+    w: &'a mut BufWriter<fs::File>,
+    unsynced: u64,
+}
+
+impl Write for Paced<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.w.write(buf)?;
+        self.unsynced += n as u64;
+        if self.unsynced >= SYNC_EVERY_BYTES {
+            self.w.flush()?;
+            self.w.get_ref().sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
     }
 }
 

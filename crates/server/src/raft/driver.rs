@@ -39,6 +39,12 @@ use crate::transport::Transport;
 /// cannot delay the fsync of what is already proposed.
 const MAX_BATCH: usize = 4096;
 
+/// The snapshot thread is kept busy at most about one part in this many of the time: after a
+/// snapshot that took `t` to write, the next one waits at least `(SNAPSHOT_DUTY - 1) * t`
+/// (while the log grows past `snapshot_count`), so a store big enough to take seconds to write
+/// is snapshotted less often instead of always.
+const SNAPSHOT_DUTY: u32 = 4;
+
 /// Most expiry entries the leader proposes at once (the rest follow once they are applied).
 const EXPIRY_BATCH: usize = 1000;
 /// A read index request not answered after this many ticks is asked again (raft drops read
@@ -267,8 +273,10 @@ struct SnapshotJob {
 /// then tells the driver ([`Request::SnapshotSaved`]), which only then compacts the log.
 struct SnapshotThread {
     jobs: std::sync::mpsc::Sender<SnapshotJob>,
-    /// Index of the snapshot being written, if one is.
-    in_flight: Option<u64>,
+    /// The snapshot being written, if one is: its index and when it was handed over.
+    in_flight: Option<(u64, Instant)>,
+    /// No snapshot (but one raft asks for) is started before this.
+    not_before: Instant,
 }
 
 impl SnapshotThread {
@@ -280,6 +288,12 @@ impl SnapshotThread {
         std::thread::Builder::new()
             .name("raft-snapshot".into())
             .spawn(move || {
+                // Writes matter more than snapshots: on a busy machine the scheduler favours
+                // the driver and the request handlers over this thread (Linux nice values are
+                // per thread).
+                if let Err(e) = rustix::process::nice(10) {
+                    tracing::debug!("the snapshot thread keeps its priority: {e}");
+                }
                 for job in rx {
                     let started = Instant::now();
                     let (index, term) = (job.meta.index, job.meta.term);
@@ -308,6 +322,7 @@ impl SnapshotThread {
         Ok(SnapshotThread {
             jobs,
             in_flight: None,
+            not_before: Instant::now(),
         })
     }
 }
@@ -442,7 +457,10 @@ impl Driver {
                 self.raw_node.report_snapshot(to, status);
             }
             Request::SnapshotSaved(meta) => {
-                self.snapshots.in_flight = None;
+                if let Some((_, since)) = self.snapshots.in_flight.take() {
+                    self.snapshots.not_before =
+                        Instant::now() + since.elapsed() * (SNAPSHOT_DUTY - 1);
+                }
                 fatal_on_err(
                     self.raw_node.mut_store().snapshot_saved(meta),
                     "releasing the log a snapshot covers",
@@ -844,17 +862,20 @@ impl Driver {
         }
     }
 
-    /// Every `snapshot_count` applied entries (or when raft needs a newer snapshot for a
-    /// peer), takes the store's state (a root clone, microseconds) and hands it to the
-    /// snapshot thread; one snapshot is written at a time.
+    /// Every `snapshot_count` applied entries (paced by [`SNAPSHOT_DUTY`]), or when raft needs
+    /// a newer snapshot for a peer, takes the store's state (a root clone, microseconds) and
+    /// hands it to the snapshot thread; one snapshot is written at a time.
     fn maybe_snapshot(&mut self) {
         if self.snapshots.in_flight.is_some() {
             return;
         }
         let wanted = self.raw_node.store().take_snapshot_wanted();
-        if self.applied < self.last_snapshot + self.opts.snapshot_count
-            && !(wanted && self.applied > self.last_snapshot)
-        {
+        let due = self.applied >= self.last_snapshot + self.opts.snapshot_count
+            && Instant::now() >= self.snapshots.not_before;
+        // (A request raft makes while it cannot be served is made again: raft asks the
+        // storage each time it wants to send one.)
+        let needed = wanted && self.applied > self.last_snapshot;
+        if !due && !needed {
             return;
         }
         let state = self.store.read().expect("store lock poisoned").snapshot();
@@ -872,7 +893,7 @@ impl Driver {
         {
             fatal("the snapshot thread has stopped");
         }
-        self.snapshots.in_flight = Some(self.applied);
+        self.snapshots.in_flight = Some((self.applied, Instant::now()));
         self.last_snapshot = self.applied;
     }
 
