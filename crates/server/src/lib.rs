@@ -2,9 +2,11 @@
 //! API. `server::run` composes them.
 
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod logger;
+pub mod node;
 pub mod raft;
 pub mod server;
 pub mod snap;

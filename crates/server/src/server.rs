@@ -7,22 +7,20 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use etcd_api::{ApiError, ErrorCode};
 use etcd_store::{Command, Store};
 use tokio::net::TcpListener;
 
+use crate::cluster::{self, Joined};
 use crate::config::{self, Config, NodeInfo};
 use crate::http::{self, App};
+use crate::node::Node;
 use crate::raft::{self, driver::StartError, storage::DiskStorage};
-use crate::{tls, transport};
+use crate::tls;
 
-/// How long a new member waits to see its own registration before publishing its name.
-const PUBLISH_WAIT: Duration = Duration::from_secs(60);
 /// How long in-flight requests may take to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -93,23 +91,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         if peers.is_empty() && !config.probe.is_empty() {
             // The first member of a static cluster: if the others already run the cluster
             // (this member lost its data, or was late), join it rather than start a second.
-            match join_cluster(&registration, &config.probe, 1, peer_connector.as_ref()).await {
+            match cluster::join_cluster(&registration, &config.probe, 1, peer_connector.as_ref())
+                .await
+            {
                 Ok(_) => peers = config.probe.clone(),
                 Err(Joined::NobodyAnswered(_)) => {}
-                Err(Joined::Refused(e)) => return Err(e),
+                Err(Joined::Refused(e)) => return Err(Error::Join(e)),
             }
         }
         if peers.is_empty() {
             Some(registration)
         } else {
-            let answer = join_cluster(
+            let answer = cluster::join_cluster(
                 &registration,
                 &peers,
                 config.join_retries,
                 peer_connector.as_ref(),
             )
             .await
-            .map_err(Joined::into_error)?;
+            .map_err(|e| Error::Join(e.into_message()))?;
             seed_peers = answer.members;
             if let Some(id) = answer.id.filter(|id| *id != node.id) {
                 // Added beforehand (`POST /v2/members`) under this id: take it. Nothing is in
@@ -150,11 +150,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     } = raft::start(
         &config.data_dir,
         opts,
-        store,
+        store.clone(),
         tokio::runtime::Handle::current(),
     )?;
+    let door = Node::new(handle, store);
     ready.await.map_err(|_| Error::DriverStopped)?;
-    tokio::spawn(publish_attributes(handle.clone(), node.clone()));
+    tokio::spawn(cluster::publish(
+        door.clone(),
+        node.name.clone(),
+        node.client_url(),
+    ));
 
     let bind = |addr: String| async move {
         TcpListener::bind(&addr)
@@ -165,8 +170,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let peer_listener = bind(node.peer_listen()).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = App {
-        raft: handle.clone(),
-        node: Arc::new(node.clone()),
+        node: door.clone(),
+        member: Arc::new(node.clone()),
         max_value_bytes: config.max_value_bytes,
         max_members: config.max_cluster_size,
         shutdown: stop_rx.clone(),
@@ -200,7 +205,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     tokio::select! {
         _ = shutdown => {}
-        _ = handle.status.removed.notified() => {
+        _ = door.removed() => {
             println!("etcd server [{}] was removed from the cluster; stopping", node.name);
         }
     }
@@ -215,59 +220,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     {
         tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
     }
-    handle.shutdown();
+    door.shutdown();
     let _ = tokio::task::spawn_blocking(move || driver.join()).await;
     Ok(())
-}
-
-/// Makes the log's registration of this member match its name and URLs: a member added with
-/// `POST /v2/members` is registered without a name or client URL until it runs (etcd's
-/// "publish" step). Retries until it is so, or the node stops; a no-op for every other start.
-async fn publish_attributes(handle: raft::Handle, node: NodeInfo) {
-    // A member that just joined learns its own registration from the log a little later.
-    let unknown_until = tokio::time::Instant::now() + PUBLISH_WAIT;
-    loop {
-        let registered = {
-            let store = handle.store.read().expect("store lock poisoned");
-            // Name and client URL only: the peer URL is the cluster's to change
-            // (`PUT /v2/members/<id>`), as in etcd's publish.
-            store.members().get(&node.id).map(|m| {
-                (
-                    m.name == node.name && m.etcd_url == node.client_url(),
-                    m.raft_url.clone(),
-                )
-            })
-        };
-        let raft_url = match registered {
-            // Registered as it is.
-            Some((true, _)) => return,
-            // Not (or no longer) in the member list this member has applied.
-            None if tokio::time::Instant::now() >= unknown_until => return,
-            None => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            Some((false, raft_url)) => raft_url,
-        };
-        {
-            let publish = Command::Join {
-                id: node.id,
-                name: node.name.clone(),
-                raft_url,
-                etcd_url: node.client_url(),
-            };
-            match handle.propose(publish).await {
-                Ok(Ok(_)) => {
-                    tracing::info!(name = %node.name, "published this member's name and client URL");
-                    return;
-                }
-                Ok(Err(e)) => tracing::warn!("publishing this member's attributes: {e}"),
-                Err(raft::Transient::ShuttingDown) => return,
-                Err(e) => tracing::debug!("publishing this member's attributes: {e}; retrying"),
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// With a loopback peer address (several members on one machine, as in the seed's examples
@@ -357,94 +312,6 @@ fn join_peers(config: &Config) -> Result<Vec<String>, Error> {
     Ok(peers)
 }
 
-/// How long one join attempt may take (the receiving member waits for the commit).
-const JOIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Why a join failed.
-enum Joined {
-    /// No peer could be reached.
-    NobodyAnswered(Error),
-    /// A peer answered and refused (or its answer was unusable).
-    Refused(Error),
-}
-
-impl Joined {
-    fn into_error(self) -> Error {
-        match self {
-            Joined::NobodyAnswered(e) | Joined::Refused(e) => e,
-        }
-    }
-}
-
-/// Asks the members at `peers` (peer addresses) to add this member, trying each in turn for
-/// `rounds` rounds. A refusal because the cluster is full ends the attempt at once.
-/// Returns the members' peer URLs by raft id.
-async fn join_cluster(
-    registration: &Command,
-    peers: &[String],
-    rounds: u32,
-    tls: Option<&tokio_rustls::TlsConnector>,
-) -> Result<http::JoinAnswer, Joined> {
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let body = registration.encode();
-    let mut last_error = String::from("no peer answered");
-    let mut answered = false;
-    for round in 0..rounds.max(1) {
-        if round > 0 {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        for peer in peers {
-            let url = format!("{scheme}://{peer}");
-            let attempt = async {
-                let mut conn = transport::connect(&url, tls, None).await?;
-                transport::post(&mut conn, &url, "/join", body.clone(), JOIN_ATTEMPT_TIMEOUT).await
-            };
-            match attempt.await {
-                Ok((200, body)) => {
-                    let answer: http::JoinAnswer = serde_json::from_slice(&body).map_err(|e| {
-                        Joined::Refused(Error::Join(format!(
-                            "{peer} accepted the join but its answer is unreadable: {e}"
-                        )))
-                    })?;
-                    tracing::info!(%peer, "joined the cluster");
-                    return Ok(answer);
-                }
-                Ok((status, body)) => {
-                    answered = true;
-                    match ApiError::from_json(&body) {
-                        Some(e) if e.code == ErrorCode::NoMoreMachine => {
-                            return Err(Joined::Refused(Error::Join(e.code.message().to_string())));
-                        }
-                        Some(e) => last_error = format!("{peer} refused the join: {e}"),
-                        None => last_error = format!("{peer} answered {status}"),
-                    }
-                }
-                Err(e) => {
-                    // Only a refused connection proves nobody runs there; a timeout or a
-                    // failed handshake may hide a running cluster (see the bootstrap probe).
-                    if !e.contains("Connection refused") {
-                        answered = true;
-                    }
-                    last_error = e;
-                    if tls.is_none() {
-                        last_error.push_str(" (if the cluster uses TLS between members, this member needs -serverCert/-serverKey too)");
-                    }
-                }
-            }
-            tracing::warn!("join through {peer} failed: {last_error}");
-        }
-    }
-    let e = Error::Join(format!(
-        "could not join the cluster through {}: {last_error}",
-        peers.join(",")
-    ));
-    Err(if answered {
-        Joined::Refused(e)
-    } else {
-        Joined::NobodyAnswered(e)
-    })
-}
-
 /// Applies `-f` and loads the stored node configuration (or takes the flags' one, with a new
 /// raft id).
 fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
@@ -481,7 +348,7 @@ fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
         }
         None => {
             let mut node = config.node.clone();
-            node.id = new_member_id();
+            node.id = cluster::new_member_id();
             node
         }
     };
@@ -497,19 +364,5 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
     match result {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
-    }
-}
-
-/// A random non-zero raft id for a member created now.
-/// A fresh random raft id (never 0).
-pub(crate) fn new_member_id() -> u64 {
-    loop {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_i64(crate::clock::now());
-        h.write_u32(std::process::id());
-        let id = h.finish();
-        if id != 0 {
-            return id;
-        }
     }
 }

@@ -58,17 +58,16 @@ impl Who {
         match self {
             Who::Anyone => true,
             Who::Denied => false,
-            Who::Roles(roles) => {
-                let store = app.raft.store.read().expect("store lock poisoned");
-                store.auth().allows(roles, key, write, recursive)
-            }
+            Who::Roles(roles) => app
+                .node
+                .read(|s| s.auth().allows(roles, key, write, recursive)),
         }
     }
 
     /// `may`, against a store already locked by the caller.
     pub fn may_in(
         &self,
-        store: &etcd_store::Store<crate::raft::WatchSender>,
+        store: &crate::node::Store,
         key: &str,
         write: bool,
         recursive: bool,
@@ -90,19 +89,13 @@ impl Who {
 
 /// Who is asking, from the request's headers and connection.
 pub async fn who(app: &App, headers: &HeaderMap, cn: Option<&str>) -> Who {
-    let enabled = app
-        .raft
-        .store
-        .read()
-        .expect("store lock poisoned")
-        .auth()
-        .enabled;
+    let enabled = app.node.read(|s| s.auth().enabled);
     if !enabled {
         return Who::Anyone;
     }
     let roles_of = |name: &str| -> Option<BTreeSet<String>> {
-        let store = app.raft.store.read().expect("store lock poisoned");
-        store.auth().users.get(name).map(|u| u.roles.clone())
+        app.node
+            .read(|s| s.auth().users.get(name).map(|u| u.roles.clone()))
     };
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let Some((user, password)) = parse_basic(value.as_bytes()) else {
@@ -145,12 +138,11 @@ fn parse_basic(value: &[u8]) -> Option<(String, String)> {
 }
 
 async fn check_password(app: &App, user: &str, password: &str) -> bool {
-    let hash = {
-        let store = app.raft.store.read().expect("store lock poisoned");
-        match store.auth().users.get(user) {
-            Some(u) => u.password_hash.clone(),
-            None => return false,
-        }
+    let hash = app
+        .node
+        .read(|s| s.auth().users.get(user).map(|u| u.password_hash.clone()));
+    let Some(hash) = hash else {
+        return false;
     };
     {
         let cache = app.passwords.0.lock().expect("password cache poisoned");
@@ -304,18 +296,18 @@ struct RoleRequest {
 }
 
 fn role_json(app: &App, name: &str) -> Option<RoleJson> {
-    let store = app.raft.store.read().expect("store lock poisoned");
-    store.auth().role(name).map(|p| RoleJson {
-        role: name.to_string(),
-        permissions: PermJson::from_store(&p),
+    app.node.read(|s| {
+        s.auth().role(name).map(|p| RoleJson {
+            role: name.to_string(),
+            permissions: PermJson::from_store(&p),
+        })
     })
 }
 
 fn user_json(app: &App, name: &str, always_roles: bool) -> Option<UserJson> {
-    let roles = {
-        let store = app.raft.store.read().expect("store lock poisoned");
-        store.auth().users.get(name)?.roles.clone()
-    };
+    let roles = app
+        .node
+        .read(|s| s.auth().users.get(name).map(|u| u.roles.clone()))?;
     let list: Vec<RoleJson> = roles.iter().filter_map(|r| role_json(app, r)).collect();
     Some(UserJson {
         user: name.to_string(),
@@ -325,7 +317,7 @@ fn user_json(app: &App, name: &str, always_roles: bool) -> Option<UserJson> {
 
 /// Proposes an auth command; maps the store's refusal to etcd's `{"message":"auth: ..."}`.
 async fn propose(app: &App, command: Command) -> Result<(), Response> {
-    match app.raft.propose(command).await {
+    match app.node.propose(command).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(etcd_store::Error::Auth { status, message: m })) => Err(message(
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -361,13 +353,7 @@ pub(super) async fn enable_status(State(app): State<App>) -> Response {
     struct Enabled {
         enabled: bool,
     }
-    let enabled = app
-        .raft
-        .store
-        .read()
-        .expect("store lock poisoned")
-        .auth()
-        .enabled;
+    let enabled = app.node.read(|s| s.auth().enabled);
     json(StatusCode::OK, &Enabled { enabled })
 }
 
@@ -386,10 +372,7 @@ pub(super) async fn list_users(State(app): State<App>) -> Response {
     struct Users {
         users: Vec<UserJson>,
     }
-    let names: Vec<String> = {
-        let store = app.raft.store.read().expect("store lock poisoned");
-        store.auth().users.keys().cloned().collect()
-    };
+    let names: Vec<String> = app.node.read(|s| s.auth().users.keys().cloned().collect());
     let users = names
         .iter()
         .filter_map(|n| user_json(&app, n, false))
@@ -437,14 +420,7 @@ pub(super) async fn put_user(
         },
         None => None,
     };
-    let existed = app
-        .raft
-        .store
-        .read()
-        .expect("store lock poisoned")
-        .auth()
-        .users
-        .contains_key(&name);
+    let existed = app.node.read(|s| s.auth().users.contains_key(&name));
     let command = Command::AuthPutUser {
         name: name.clone(),
         password_hash,
@@ -460,15 +436,13 @@ pub(super) async fn put_user(
         user: String,
         roles: Option<Vec<String>>,
     }
-    let roles: Vec<String> = {
-        let store = app.raft.store.read().expect("store lock poisoned");
-        store
-            .auth()
+    let roles: Vec<String> = app.node.read(|s| {
+        s.auth()
             .users
             .get(&name)
             .map(|u| u.roles.iter().cloned().collect())
             .unwrap_or_default()
-    };
+    });
     let (status, roles) = if existed {
         (StatusCode::OK, Some(roles))
     } else {
@@ -491,10 +465,7 @@ pub(super) async fn list_roles(State(app): State<App>) -> Response {
     struct Roles {
         roles: Vec<RoleJson>,
     }
-    let mut names: Vec<String> = {
-        let store = app.raft.store.read().expect("store lock poisoned");
-        store.auth().roles.keys().cloned().collect()
-    };
+    let mut names: Vec<String> = app.node.read(|s| s.auth().roles.keys().cloned().collect());
     names.push(ROOT.to_string());
     names.sort();
     let roles = names.iter().filter_map(|n| role_json(&app, n)).collect();
@@ -528,14 +499,7 @@ pub(super) async fn put_role(
             "Role JSON name does not match the name in the URL",
         );
     }
-    let existed = app
-        .raft
-        .store
-        .read()
-        .expect("store lock poisoned")
-        .auth()
-        .roles
-        .contains_key(&name);
+    let existed = app.node.read(|s| s.auth().roles.contains_key(&name));
     let command = Command::AuthPutRole {
         name: name.clone(),
         permissions: req.permissions.as_ref().map(PermJson::to_store),

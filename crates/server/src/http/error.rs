@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use etcd_api::v2::{self, Code};
 use etcd_api::{ApiError, ErrorCode};
 
-use crate::raft::Transient;
+use crate::node::Transient;
 
 /// An API error on its way to the client.
 #[derive(Debug)]

@@ -24,23 +24,25 @@ pub(super) async fn version() -> Response {
 
 /// `/v1/machines`: every member's client URL, by name, joined with `, `.
 pub(super) async fn machines(State(app): State<App>) -> Response {
-    let store = app.raft.store.read().expect("store lock poisoned");
-    let mut members: Vec<_> = store.members().values().collect();
-    members.sort_by(|a, b| a.name.cmp(&b.name));
-    // Members added through /v2/members but not started have no client URL yet.
-    let urls: Vec<&str> = members
-        .iter()
-        .map(|m| m.etcd_url.as_str())
-        .filter(|u| !u.is_empty())
-        .collect();
-    text(urls.join(", "))
+    let urls = app.node.read(|s| {
+        let mut members: Vec<_> = s.members().values().collect();
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        // Members added through /v2/members but not started have no client URL yet.
+        let urls: Vec<&str> = members
+            .iter()
+            .map(|m| m.etcd_url.as_str())
+            .filter(|u| !u.is_empty())
+            .collect();
+        urls.join(", ")
+    });
+    text(urls)
 }
 
 /// `/v1/leader`: the leader's peer URL, or 500/301 during an election.
 pub(super) async fn leader(State(app): State<App>) -> Response {
-    let url = app.raft.leader_id().and_then(|id| {
-        let store = app.raft.store.read().expect("store lock poisoned");
-        store.members().get(&id).map(|m| m.raft_url.clone())
+    let url = app.node.leader_id().and_then(|id| {
+        app.node
+            .read(|s| s.members().get(&id).map(|m| m.raft_url.clone()))
     });
     match url {
         Some(url) => text(url),
@@ -58,18 +60,19 @@ pub(super) async fn stats(State(app): State<App>) -> Response {
         #[serde(rename = "testAndSets")]
         test_and_sets: u64,
     }
-    let store = app.raft.store.read().expect("store lock poisoned");
-    let s = store.stats();
-    let body = V1Stats {
-        gets: s.gets.load(std::sync::atomic::Ordering::Relaxed),
-        sets: s.sets,
-        deletes: s.deletes,
-        test_and_sets: s.test_and_sets,
-    };
+    let body = app.node.read(|store| {
+        let s = store.stats();
+        V1Stats {
+            gets: s.gets.load(std::sync::atomic::Ordering::Relaxed),
+            sets: s.sets,
+            deletes: s.deletes,
+            test_and_sets: s.test_and_sets,
+        }
+    });
     json_ok(serde_json::to_vec(&body).expect("serialising counters cannot fail"))
 }
 
 /// Peer `/name`: this member's name.
 pub(super) async fn name(State(app): State<App>) -> Response {
-    text(app.node.name.clone())
+    text(app.member.name.clone())
 }

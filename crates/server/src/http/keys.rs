@@ -39,7 +39,7 @@ pub(super) async fn keys(
                     // quorum can never commit the entry, so it can never answer stale data.
                     // (raft ReadIndex was used first; the fault test caught a resumed, paused
                     // leader answering stale through it.)
-                    if let Err(e) = app.raft.propose(Command::Read).await? {
+                    if let Err(e) = app.node.propose(Command::Read).await? {
                         return Err(e.into());
                     }
                 }
@@ -59,7 +59,7 @@ pub(super) async fn keys(
     };
     let mut response = result.await.unwrap_or_else(IntoResponse::into_response);
     // As etcd v2 does: the store's index with every answer, errors included (etcdctl shows it).
-    let index = app.raft.store.read().expect("store lock poisoned").index();
+    let index = app.node.read(|s| s.index());
     response
         .headers_mut()
         .insert("x-etcd-index", HeaderValue::from(index));
@@ -67,12 +67,7 @@ pub(super) async fn keys(
 }
 
 fn get(app: &App, key: &str, may_list: bool) -> Result<Response, Error> {
-    let got = app
-        .raft
-        .store
-        .read()
-        .expect("store lock poisoned")
-        .get(key)?;
+    let got = app.node.read(|s| s.get(key))?;
     Ok(match got {
         Got::Value(e) => event_response(&e),
         Got::Listing(_) if !may_list => return Err(Error::unauthorized()),
@@ -130,7 +125,7 @@ async fn delete(app: &App, key: String, can_read: bool) -> Result<Response, Erro
 /// Proposes a write; `can_read`: the caller may read the key (else the previous value is
 /// left out of the answer, and out of a failed test-and-set's cause).
 async fn propose(app: &App, command: Command, can_read: bool) -> Result<Response, Error> {
-    match app.raft.propose(command).await? {
+    match app.node.propose(command).await? {
         Ok(Some(mut event)) => {
             if !can_read {
                 event.prev_value = None;

@@ -25,18 +25,17 @@ use etcd_store::Event;
 
 pub use auth::ClientCn;
 pub use error::Error;
-pub use peer::JoinAnswer;
 
 use crate::config::{NodeInfo, MAX_KEY_BYTES};
-use crate::raft::Handle;
+use crate::node::Node;
 
 /// What every handler needs.
 #[derive(Clone)]
 pub struct App {
-    /// The raft driver and the store.
-    pub raft: Handle,
-    /// This member.
-    pub node: Arc<NodeInfo>,
+    /// The door to this member: proposals, reads, watches, status.
+    pub node: Node,
+    /// This member's configuration.
+    pub member: Arc<NodeInfo>,
     /// Largest value accepted.
     pub max_value_bytes: usize,
     /// Largest cluster this member lets others join (`-maxsize`).

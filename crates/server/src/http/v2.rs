@@ -17,14 +17,14 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use etcd_api::time;
 use etcd_api::v2::{self, Code};
-use etcd_store::{path, Action, Command, Event, NodeInfo, NodeView, Watched};
+use etcd_store::{path, Action, Command, Event, NodeInfo, NodeView};
 
 use super::auth;
 use super::error::V2Error;
 use super::form::Params;
 use super::{key_from_path, App};
-use crate::clock;
-use crate::raft::SharedStore;
+use crate::node::{Node, Watch, WatchKind};
+use crate::{clock, cluster};
 
 /// The API level `/version` reports as `etcdcluster`: the etcd release whose v2 API this
 /// server speaks.
@@ -96,12 +96,7 @@ async fn handle(
     // A PUT on a directory can give it a TTL (its expiry removes the whole tree) or take one
     // away: it needs write access to the tree.
     if restricted && method == Method::PUT {
-        let is_dir = app
-            .raft
-            .store
-            .read()
-            .expect("store lock poisoned")
-            .is_dir(&key);
+        let is_dir = app.node.read(|s| s.is_dir(&key));
         if is_dir && !who.may(app, &key, true, true) {
             return Err(V2Error::unauthorized());
         }
@@ -116,16 +111,11 @@ async fn handle(
             if req.quorum {
                 quorum_read(app).await?;
             }
-            let (view, index) = {
-                let store = app.raft.store.read().expect("store lock poisoned");
-                let index = store.index();
-                (
-                    store
-                        .get_v2(&key, req.recursive)
-                        .map_err(|e| V2Error::store(e, index))?,
-                    index,
-                )
-            };
+            let (view, index) = app.node.read(|s| {
+                let index = s.index();
+                (s.get_v2(&key, req.recursive), index)
+            });
+            let view = view.map_err(|e| V2Error::store(e, index))?;
             // Listing a directory's children reads the tree below it.
             if view.nodes.as_ref().is_some_and(|n| !n.is_empty())
                 && !who.may(app, &key, false, true)
@@ -325,7 +315,7 @@ fn go_parse_bool(s: &str) -> Option<bool> {
 
 /// A quorum read's place in the log (as v1's `consistent=true`).
 async fn quorum_read(app: &App) -> Result<(), V2Error> {
-    match app.raft.propose(Command::Read).await? {
+    match app.node.propose(Command::Read).await? {
         Ok(_) => Ok(()),
         Err(e) => Err(V2Error::store(e, 0)),
     }
@@ -339,7 +329,7 @@ async fn write(
     can_read: bool,
 ) -> Result<Response, V2Error> {
     let post = matches!(command, Command::V2Post { .. });
-    match app.raft.propose(command).await? {
+    match app.node.propose(command).await? {
         Ok(Some(event)) => {
             let created = post
                 || event.action == Action::Create
@@ -372,7 +362,7 @@ async fn write(
         }
         Ok(None) => unreachable!("v2 writes always answer with an event"),
         Err(e) => {
-            let index = app.raft.store.read().expect("store lock poisoned").index();
+            let index = app.node.read(|s| s.index());
             let mut err = V2Error::store(e, index);
             if !can_read && err.0.code == Code::TestFailed {
                 // The cause would show the current value.
@@ -396,14 +386,9 @@ fn raft_headers(app: &App, h: &mut HeaderMap, etcd_index: u64) {
         HeaderValue::from_static("application/json"),
     );
     h.insert("x-etcd-index", HeaderValue::from(etcd_index));
-    // A write is answered while it is applied, before the driver publishes the new applied
-    // index: the answer's own index is applied already.
-    let applied = app.raft.status.applied.load(Ordering::Acquire);
-    h.insert("x-raft-index", HeaderValue::from(applied.max(etcd_index)));
-    h.insert(
-        "x-raft-term",
-        HeaderValue::from(app.raft.status.term.load(Ordering::Acquire)),
-    );
+    // The driver publishes the applied index before it answers anyone (raft::driver).
+    h.insert("x-raft-index", HeaderValue::from(app.node.applied()));
+    h.insert("x-raft-term", HeaderValue::from(app.node.term()));
 }
 
 fn action_name(a: Action) -> &'static str {
@@ -500,15 +485,14 @@ fn render_view(v: &NodeView, now: i64) -> v2::Node {
 /// The headers go out at once, as etcd's do.
 async fn watch(app: &App, key: &str, req: &Request, who: auth::Who) -> Result<Response, V2Error> {
     let since = req.wait_index.unwrap_or(0);
-    let (first, etcd_index) = register(&app.raft.store, key, req.recursive, since)?;
+    let (first, etcd_index) = register(&app.node, key, req.recursive, since)?;
     let state = WatchState {
-        store: app.raft.store.clone(),
+        node: app.node.clone(),
         key: key.to_string(),
         recursive: req.recursive,
         stream: req.stream,
-        next: first,
+        next: Some(first),
         shutdown: app.shutdown.clone(),
-        done: false,
         who,
     };
     let body = Body::from_stream(futures_util::stream::unfold(state, next_event));
@@ -517,113 +501,51 @@ async fn watch(app: &App, key: &str, req: &Request, who: auth::Who) -> Result<Re
     Ok(r)
 }
 
-/// What a watch waits for: an event found at once, or a registered watcher.
-enum Next {
-    Ready(Event),
-    Waiting(tokio::sync::oneshot::Receiver<Event>, Unwatch),
-}
-
 struct WatchState {
-    store: SharedStore,
+    node: Node,
     key: String,
     recursive: bool,
     stream: bool,
-    next: Next,
+    /// What the watch waits for next; `None` once it has ended.
+    next: Option<Watch>,
     shutdown: tokio::sync::watch::Receiver<bool>,
-    done: bool,
     /// Checked again before every event: a permission revoked meanwhile ends the watch.
     who: auth::Who,
 }
 
-fn register(
-    store: &SharedStore,
-    key: &str,
-    recursive: bool,
-    since: u64,
-) -> Result<(Next, u64), V2Error> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let mut s = store.write().expect("store lock poisoned");
-    let index = s.index();
-    match s.watch_v2(key, recursive, since, tx) {
-        Ok(Watched::Ready(event, _)) => Ok((Next::Ready(event), index)),
-        Ok(Watched::Pending(id)) => Ok((
-            Next::Waiting(
-                rx,
-                Unwatch {
-                    store: Some(store.clone()),
-                    id: Some(id),
-                },
-            ),
-            index,
-        )),
-        Err(e) => Err(V2Error::store(e, index)),
+fn register(node: &Node, key: &str, recursive: bool, since: u64) -> Result<(Watch, u64), V2Error> {
+    match node.watch(key, WatchKind::V2 { recursive }, since) {
+        (Ok(watch), index) => Ok((watch, index)),
+        (Err(e), index) => Err(V2Error::store(e, index)),
     }
 }
 
 async fn next_event(mut st: WatchState) -> Option<(Result<Vec<u8>, std::io::Error>, WatchState)> {
-    if st.done {
-        return None;
-    }
-    let event = match std::mem::replace(&mut st.next, Next::Waiting(closed(), Unwatch::none())) {
-        Next::Ready(e) => e,
-        Next::Waiting(rx, mut guard) => {
+    let event = match st.next.take()? {
+        Watch::Ready(e) => e,
+        Watch::Waiting(waiter) => {
             let mut shutdown = st.shutdown.clone();
             tokio::select! {
-                e = rx => {
-                    guard.id = None;
-                    e.ok()?
-                }
+                e = waiter.event() => e?,
                 _ = shutdown.wait_for(|stopping| *stopping) => return None,
             }
         }
     };
-    let allowed = {
-        let store = st.store.read().expect("store lock poisoned");
-        st.who.may_in(&store, &st.key, false, st.recursive)
-    };
+    let allowed = st
+        .node
+        .read(|s| st.who.may_in(s, &st.key, false, st.recursive));
     if !allowed {
         return None;
     }
     let line = v2::to_go_json(&render_event(&event));
     if st.stream {
-        match register(&st.store, &st.key, st.recursive, event.index + 1) {
-            Ok((next, _)) => st.next = next,
-            // The history moved past us: end the stream, the client re-watches.
-            Err(_) => st.done = true,
-        }
-    } else {
-        st.done = true;
+        // When the history moved past us, the stream ends (next stays `None`): the client
+        // re-watches.
+        st.next = register(&st.node, &st.key, st.recursive, event.index + 1)
+            .ok()
+            .map(|(next, _)| next);
     }
     Some((Ok(line), st))
-}
-
-fn closed() -> tokio::sync::oneshot::Receiver<Event> {
-    tokio::sync::oneshot::channel().1
-}
-
-/// Removes a watcher that has not fired when the response ends (client gone, shutdown).
-struct Unwatch {
-    store: Option<SharedStore>,
-    id: Option<u64>,
-}
-
-impl Unwatch {
-    fn none() -> Unwatch {
-        Unwatch {
-            store: None,
-            id: None,
-        }
-    }
-}
-
-impl Drop for Unwatch {
-    fn drop(&mut self) {
-        if let (Some(store), Some(id)) = (&self.store, self.id) {
-            if let Ok(mut store) = store.write() {
-                store.unwatch(id);
-            }
-        }
-    }
 }
 
 fn text(body: String) -> Response {
@@ -651,15 +573,17 @@ fn hex_id(id: u64) -> String {
 /// `/v2/machines`: every member's client URL, sorted as strings (as etcd does), joined with
 /// `, `.
 pub(super) async fn machines(State(app): State<App>) -> Response {
-    let store = app.raft.store.read().expect("store lock poisoned");
-    let mut urls: Vec<&str> = store
-        .members()
-        .values()
-        .map(|m| m.etcd_url.as_str())
-        .filter(|u| !u.is_empty())
-        .collect();
-    urls.sort_unstable();
-    text(urls.join(", "))
+    let urls = app.node.read(|s| {
+        let mut urls: Vec<&str> = s
+            .members()
+            .values()
+            .map(|m| m.etcd_url.as_str())
+            .filter(|u| !u.is_empty())
+            .collect();
+        urls.sort_unstable();
+        urls.join(", ")
+    });
+    text(urls)
 }
 
 #[derive(serde::Serialize)]
@@ -693,12 +617,12 @@ pub(super) async fn members(State(app): State<App>) -> Response {
     struct Members {
         members: Vec<MemberJson>,
     }
-    let store = app.raft.store.read().expect("store lock poisoned");
-    let members = store
-        .members()
-        .iter()
-        .map(|(id, m)| member_json(*id, m))
-        .collect();
+    let members = app.node.read(|s| {
+        s.members()
+            .iter()
+            .map(|(id, m)| member_json(*id, m))
+            .collect()
+    });
     json(StatusCode::OK, &Members { members })
 }
 
@@ -748,7 +672,7 @@ async fn peer_url_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Str
         ));
     };
     let url = url.trim_end_matches('/').to_string();
-    let scheme = if app.node.peer_tls.is_set() {
+    let scheme = if app.member.peer_tls.is_set() {
         "https://"
     } else {
         "http://"
@@ -781,34 +705,8 @@ pub(super) async fn members_add(
         Ok(u) => u,
         Err(r) => return r,
     };
-    {
-        let store = app.raft.store.read().expect("store lock poisoned");
-        if store.members().values().any(|m| m.raft_url == url) {
-            return message(StatusCode::CONFLICT, "etcdserver: peerURL exists");
-        }
-        if store.members().len() >= app.max_members {
-            return message(
-                StatusCode::CONFLICT,
-                format!("the cluster has -maxsize {} members", app.max_members),
-            );
-        }
-    }
-    let id = crate::server::new_member_id();
-    let change = raft::eraftpb::ConfChange {
-        change_type: raft::eraftpb::ConfChangeType::AddNode,
-        node_id: id,
-        context: Command::Join {
-            id,
-            name: String::new(),
-            raft_url: url.clone(),
-            etcd_url: String::new(),
-        }
-        .encode()
-        .into(),
-        ..Default::default()
-    };
-    match app.raft.conf_change(change).await {
-        Ok(Ok(_)) => json(
+    match cluster::add_unstarted(&app.node, app.max_members, &url).await {
+        Ok(id) => json(
             StatusCode::CREATED,
             &MemberJson {
                 id: hex_id(id),
@@ -817,24 +715,29 @@ pub(super) async fn members_add(
                 client_urls: Vec::new(),
             },
         ),
-        Ok(Err(e)) => message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(t) => message(StatusCode::INTERNAL_SERVER_ERROR, t.to_string()),
+        Err(e) => member_error(e),
     }
 }
 
-/// The member named by a `/v2/members/<hex id>` path: its id and name, or etcd's 404/410.
-fn member_by_hex(app: &App, hex: &str) -> Result<(u64, String), (StatusCode, &'static str)> {
-    let not_found = (StatusCode::NOT_FOUND, "etcdserver: member not found");
-    let id = u64::from_str_radix(hex, 16).map_err(|_| not_found)?;
-    let store = app.raft.store.read().expect("store lock poisoned");
-    if store.is_removed(id) {
-        return Err((StatusCode::GONE, "etcdserver: member removed"));
+/// etcd's answer to a refused member change.
+fn member_error(e: cluster::Error) -> Response {
+    use cluster::Error as E;
+    match e {
+        E::PeerUrlTaken(_) => message(StatusCode::CONFLICT, "etcdserver: peerURL exists"),
+        E::Full(_) => message(StatusCode::CONFLICT, e.to_string()),
+        E::NotFound => message(StatusCode::NOT_FOUND, "etcdserver: member not found"),
+        E::Removed => message(StatusCode::GONE, "etcdserver: member removed"),
+        E::EmptyName | E::NameTaken(_) | E::Refused(_) | E::Transient(_) => {
+            message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
     }
-    store
-        .members()
-        .get(&id)
-        .map(|m| (id, m.name.clone()))
-        .ok_or(not_found)
+}
+
+/// The member named by a `/v2/members/<hex id>` path: its id, or etcd's 404/410.
+fn member_by_hex(app: &App, hex: &str) -> Result<u64, cluster::Error> {
+    let id = u64::from_str_radix(hex, 16).map_err(|_| cluster::Error::NotFound)?;
+    cluster::name_of(&app.node, id)?;
+    Ok(id)
 }
 
 /// `DELETE /v2/members/<id>`: removes a member through the log (204).
@@ -847,20 +750,13 @@ pub(super) async fn members_remove(
     if let Err(r) = auth::require_root(&app, &headers, auth::cn_of(&conn)).await {
         return r;
     }
-    let (id, name) = match member_by_hex(&app, &hex) {
-        Ok(m) => m,
-        Err((status, text)) => return message(status, text),
+    let id = match member_by_hex(&app, &hex) {
+        Ok(id) => id,
+        Err(e) => return member_error(e),
     };
-    let change = raft::eraftpb::ConfChange {
-        change_type: raft::eraftpb::ConfChangeType::RemoveNode,
-        node_id: id,
-        context: Command::Leave { id, name }.encode().into(),
-        ..Default::default()
-    };
-    match app.raft.conf_change(change).await {
-        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(t) => message(StatusCode::INTERNAL_SERVER_ERROR, t.to_string()),
+    match cluster::remove(&app.node, id).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => member_error(e),
     }
 }
 
@@ -875,41 +771,26 @@ pub(super) async fn members_update(
     if let Err(r) = auth::require_root(&app, &headers, auth::cn_of(&conn)).await {
         return r;
     }
-    let (id, _) = match member_by_hex(&app, &hex) {
-        Ok(m) => m,
-        Err((status, text)) => return message(status, text),
+    let id = match member_by_hex(&app, &hex) {
+        Ok(id) => id,
+        Err(e) => return member_error(e),
     };
     let url = match peer_url_body(&app, &headers, body).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    let taken = {
-        let store = app.raft.store.read().expect("store lock poisoned");
-        store
-            .members()
-            .iter()
-            .any(|(other, m)| *other != id && m.raft_url == url)
-    };
-    if taken {
-        return message(StatusCode::CONFLICT, "etcdserver: peerURL exists");
-    }
-    match app
-        .raft
-        .propose(Command::UpdatePeer { id, raft_url: url })
-        .await
-    {
-        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(t) => message(StatusCode::INTERNAL_SERVER_ERROR, t.to_string()),
+    match cluster::update_peer(&app.node, id, &url).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => member_error(e),
     }
 }
 
 /// `GET /v2/members/leader`: the leader member (etcdctl's `member list` asks for it), or 503
 /// while there is none.
 pub(super) async fn members_leader(State(app): State<App>) -> Response {
-    let leader = app.raft.leader_id().and_then(|id| {
-        let store = app.raft.store.read().expect("store lock poisoned");
-        store.members().get(&id).map(|m| member_json(id, m))
+    let leader = app.node.leader_id().and_then(|id| {
+        app.node
+            .read(|s| s.members().get(&id).map(|m| member_json(id, m)))
     });
     match leader {
         Some(m) => json(StatusCode::OK, &m),
@@ -939,9 +820,9 @@ pub(super) async fn health(State(app): State<App>) -> Response {
     struct Health {
         health: &'static str,
     }
-    let ok = app.raft.leader_id().is_some()
+    let ok = app.node.leader_id().is_some()
         && matches!(
-            tokio::time::timeout(HEALTH_TIMEOUT, app.raft.propose(Command::Read)).await,
+            tokio::time::timeout(HEALTH_TIMEOUT, app.node.propose(Command::Read)).await,
             Ok(Ok(Ok(_)))
         );
     let (status, health) = if ok {
@@ -1017,17 +898,17 @@ pub(super) async fn stats_self(State(app): State<App>) -> Response {
         send_append_request_cnt: u64,
     }
     let now = clock::now();
-    let status = &app.raft.status;
-    let leader = app.raft.leader_id();
+    let status = app.node.status();
+    let leader = app.node.leader_id();
     let since = status.leader_since.load(Ordering::Acquire);
     let state = match leader {
-        Some(id) if id == app.raft.id => "StateLeader",
+        Some(id) if id == app.node.id() => "StateLeader",
         Some(_) => "StateFollower",
         None => "StateCandidate",
     };
     let body = SelfStats {
-        name: app.node.name.clone(),
-        id: hex_id(app.raft.id),
+        name: app.member.name.clone(),
+        id: hex_id(app.node.id()),
         state,
         start_time: time::format_rfc3339_nanos(app.started),
         leader_info: LeaderInfo {
@@ -1068,19 +949,14 @@ pub(super) async fn stats_leader(State(app): State<App>) -> Response {
         leader: String,
         followers: std::collections::BTreeMap<String, Follower>,
     }
-    if app.raft.leader_id() != Some(app.raft.id) {
+    if app.node.leader_id() != Some(app.node.id()) {
         return message(StatusCode::FORBIDDEN, "not current leader");
     }
-    let ids: Vec<u64> = {
-        let store = app.raft.store.read().expect("store lock poisoned");
-        store
-            .members()
-            .keys()
-            .copied()
-            .filter(|id| *id != app.raft.id)
-            .collect()
-    };
-    let stats = app.raft.status.peers.lock().expect("peer stats poisoned");
+    let me = app.node.id();
+    let ids: Vec<u64> = app
+        .node
+        .read(|s| s.members().keys().copied().filter(|id| *id != me).collect());
+    let stats = app.node.status().peers.lock().expect("peer stats poisoned");
     let followers = ids
         .into_iter()
         .map(|id| {
@@ -1105,7 +981,7 @@ pub(super) async fn stats_leader(State(app): State<App>) -> Response {
     json(
         StatusCode::OK,
         &LeaderStats {
-            leader: hex_id(app.raft.id),
+            leader: hex_id(app.node.id()),
             followers,
         },
     )
@@ -1133,26 +1009,27 @@ pub(super) async fn stats_store(State(app): State<App>) -> Response {
         expire_count: u64,
         watchers: u64,
     }
-    let store = app.raft.store.read().expect("store lock poisoned");
-    let s = &store.stats().v2;
-    let body = StoreStats {
-        gets_success: s.gets_success.load(Ordering::Relaxed),
-        gets_fail: s.gets_fail.load(Ordering::Relaxed),
-        sets_success: s.sets_success,
-        sets_fail: s.sets_fail,
-        delete_success: s.delete_success,
-        delete_fail: s.delete_fail,
-        update_success: s.update_success,
-        update_fail: s.update_fail,
-        create_success: s.create_success,
-        create_fail: s.create_fail,
-        compare_and_swap_success: s.compare_and_swap_success,
-        compare_and_swap_fail: s.compare_and_swap_fail,
-        compare_and_delete_success: s.compare_and_delete_success,
-        compare_and_delete_fail: s.compare_and_delete_fail,
-        expire_count: s.expire_count,
-        watchers: store.watcher_count() as u64,
-    };
+    let body = app.node.read(|store| {
+        let s = &store.stats().v2;
+        StoreStats {
+            gets_success: s.gets_success.load(Ordering::Relaxed),
+            gets_fail: s.gets_fail.load(Ordering::Relaxed),
+            sets_success: s.sets_success,
+            sets_fail: s.sets_fail,
+            delete_success: s.delete_success,
+            delete_fail: s.delete_fail,
+            update_success: s.update_success,
+            update_fail: s.update_fail,
+            create_success: s.create_success,
+            create_fail: s.create_fail,
+            compare_and_swap_success: s.compare_and_swap_success,
+            compare_and_swap_fail: s.compare_and_swap_fail,
+            compare_and_delete_success: s.compare_and_delete_success,
+            compare_and_delete_fail: s.compare_and_delete_fail,
+            expire_count: s.expire_count,
+            watchers: store.watcher_count() as u64,
+        }
+    });
     json(StatusCode::OK, &body)
 }
 

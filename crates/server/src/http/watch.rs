@@ -3,18 +3,17 @@
 //! Registration happens under the store's write lock, the same lock apply holds, so no event
 //! can fall between "checked the history" and "registered". A waiting watch costs one entry in
 //! the store's hub and one parked task; no thread. When the client goes away, the handler's
-//! future is dropped and its guard removes the watcher.
+//! future is dropped and with it the door's waiter, which removes the watcher.
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use etcd_api::ErrorCode;
-use etcd_store::Watched;
 
 use super::form::Params;
 use super::{event_response, key_from_path, method_not_allowed, App, Error};
-use crate::raft::{SharedStore, Transient};
+use crate::node::{Transient, Watch, WatchKind};
 
 /// The `/v1/watch` handler.
 pub(super) async fn watch(
@@ -56,54 +55,22 @@ async fn wait(
             .parse::<u64>()
             .map_err(|_| Error::new(ErrorCode::IndexNaN, "Watch From Index"))?,
     };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let watched = app
-        .raft
-        .store
-        .write()
-        .expect("store lock poisoned")
-        .watch(&prefix, since, tx)?;
-    let id = match watched {
-        Watched::Ready(event, _) => return Ok(event_response(&event)),
-        Watched::Pending(id) => id,
-    };
-    let mut guard = Unwatch {
-        store: app.raft.store.clone(),
-        id: Some(id),
+    let waiter = match app.node.watch(&prefix, WatchKind::V1Prefix, since).0? {
+        Watch::Ready(event) => return Ok(event_response(&event)),
+        Watch::Waiting(waiter) => waiter,
     };
     let mut shutdown = app.shutdown.clone();
     tokio::select! {
-        event = rx => {
-            guard.id = None;
-                        match event {
-                Ok(event) => Ok(event_response(&event)),
-                // Dropped unanswered: the node stops, or it caught up from a snapshot whose
-                // history no longer reaches back to this watch.
-                Err(_) if *app.shutdown.borrow() => Err(Transient::ShuttingDown.into()),
-                Err(_) => Err(Error::new(
-                    ErrorCode::EventIndexCleared,
-                    "the watcher was cleared: this member caught up from a snapshot",
-                )),
-            }
-        }
+        event = waiter.event() => match event {
+            Some(event) => Ok(event_response(&event)),
+            // Dropped unanswered: the node stops, or it caught up from a snapshot whose
+            // history no longer reaches back to this watch.
+            None if *app.shutdown.borrow() => Err(Transient::ShuttingDown.into()),
+            None => Err(Error::new(
+                ErrorCode::EventIndexCleared,
+                "the watcher was cleared: this member caught up from a snapshot",
+            )),
+        },
         _ = shutdown.wait_for(|stopping| *stopping) => Err(Transient::ShuttingDown.into()),
-    }
-}
-
-/// Removes a watcher that has not fired when the request ends (client gone, shutdown).
-struct Unwatch {
-    store: SharedStore,
-    id: Option<u64>,
-}
-
-impl Drop for Unwatch {
-    fn drop(&mut self) {
-        if let Some(id) = self.id {
-            if let Ok(mut store) = self.store.write() {
-                if store.unwatch(id).is_some() {
-                    tracing::debug!(id, waiting = store.watcher_count(), "watch abandoned");
-                }
-            }
-        }
     }
 }

@@ -119,19 +119,7 @@ pub fn start(
         })?;
         (storage, snapshot_data)
     } else if let Some(registration) = &opts.registration {
-        let cc = ConfChange {
-            change_type: ConfChangeType::AddNode,
-            node_id: opts.id,
-            context: registration.encode().into(),
-            ..Default::default()
-        };
-        let e = Entry {
-            entry_type: EntryType::EntryConfChange,
-            term: 1,
-            index: 1,
-            data: cc.write_to_bytes().expect("encoding a conf change").into(),
-            ..Default::default()
-        };
+        let e = crate::cluster::first_entry(opts.id, registration);
         let hs = HardState {
             term: 1,
             commit: 1,
@@ -171,7 +159,6 @@ pub fn start(
     let handle = Handle {
         tx: tx.clone(),
         status: status.clone(),
-        store: store.clone(),
         id: opts.id,
     };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -677,12 +664,13 @@ impl Driver {
                 "applying a snapshot",
             );
             let fired = write_store(&self.store).restore(data);
-            for (w, ev) in fired {
-                let _ = w.send(ev);
-            }
             self.conf_state = snap.get_metadata().get_conf_state().clone();
             self.applied = snap.get_metadata().index;
             self.last_snapshot = self.applied;
+            self.publish_applied();
+            for (w, ev) in fired {
+                let _ = w.send(ev);
+            }
             self.update_peers();
             tracing::info!(index = self.applied, "installed a snapshot from the leader");
         }
@@ -805,6 +793,9 @@ impl Driver {
                 self.applied = index;
             }
         }
+        // Published before anyone is answered: an answer's headers may read the applied index
+        // and term, and must not see them behind the entry they answer for.
+        self.publish_applied();
         for (w, ev) in fired {
             let _ = w.send(ev);
         }
@@ -935,19 +926,26 @@ impl Driver {
         let raft = &self.raw_node.raft;
         let old_leader = self.status.leader_id.swap(raft.leader_id, Ordering::AcqRel);
         let leader_changed = old_leader != raft.leader_id;
-        self.status.term.store(raft.term, Ordering::Release);
         if leader_changed {
             self.status
                 .leader_since
                 .store(clock::now(), Ordering::Release);
             self.requeue_reads();
         }
-        self.status.applied.store(self.applied, Ordering::Release);
+        self.publish_applied();
         if self.ready_tx.is_some() && self.caught_up() {
             if let Some(tx) = self.ready_tx.take() {
                 let _ = tx.send(());
             }
         }
+    }
+
+    /// Publishes the applied index and the term it was applied in.
+    fn publish_applied(&self) {
+        self.status
+            .term
+            .store(self.raw_node.raft.term, Ordering::Release);
+        self.status.applied.store(self.applied, Ordering::Release);
     }
 
     /// True once everything this member had durably committed before starting is applied

@@ -5,8 +5,9 @@
 //! One OS thread, `raft-driver` ([`driver`]), owns the `RawNode` and with it the log storage
 //! ([`storage::DiskStorage`]) and the write path of the store. Everything else talks to it
 //! through a [`Handle`]: a `std::sync::mpsc` channel of [`Request`]s in, `tokio` oneshot
-//! replies out (their `send` works from a plain thread). Reads and watch registration do not go
-//! through the driver: HTTP handlers take the store's `RwLock` briefly.
+//! replies out (their `send` works from a plain thread). Front-ends hold the door
+//! (`crate::node::Node`) over the handle; reads and watch registration do not go through the
+//! driver: the door takes the store's `RwLock` briefly.
 //!
 //! # One write, end to end
 //!
@@ -72,8 +73,8 @@ pub const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// What a waiting watcher holds: where its event goes.
 pub type WatchSender = tokio::sync::oneshot::Sender<Event>;
 
-/// The store, shared by the driver (writes) and the HTTP handlers (reads, watches).
-pub type SharedStore = Arc<RwLock<Store<WatchSender>>>;
+/// The store, shared by the driver (apply) and the door (`node.rs`: reads, watches).
+pub(crate) type SharedStore = Arc<RwLock<Store<WatchSender>>>;
 
 /// Why a write was not committed (answered with code 300).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,8 +164,6 @@ pub struct Handle {
     tx: std::sync::mpsc::Sender<Request>,
     /// Published raft status.
     pub status: Arc<Status>,
-    /// The store.
-    pub store: SharedStore,
     /// This member's raft id.
     pub id: u64,
 }

@@ -1,0 +1,289 @@
+//! [`Node`]: the one door to this member, for every front-end (v1 and v2 HTTP, the peer API,
+//! and later gRPC).
+//!
+//! A `Node` is a cheap clone (mini-redis's `Db` is the model): it holds the channel to the raft
+//! driver, the published raft [`Status`], and the store. Through it a front-end can
+//! - **propose** a command and wait until it is applied here ([`Node::propose`]);
+//! - **read** the store as applied on this member ([`Node::read`], a closure run under the
+//!   store's read lock);
+//! - **watch** a key ([`Node::watch`]): registration happens under the same lock as apply, so
+//!   no event can fall between a read and a watch, and the returned [`Watch`] unregisters
+//!   itself when dropped unanswered;
+//! - hand in **raft messages** from peers ([`Node::receive`]);
+//! - read the **status** (leader, term, applied index) and this member's raft id.
+//!
+//! Membership changes go through [`crate::cluster`], which builds every raft configuration
+//! change.
+//!
+//! Invariants: the store's lock is private to this module and the driver; it is never held
+//! across an `.await` (the closures are synchronous); apply and watch registration take it for
+//! writing, everything else for reading.
+//!
+//! Deliberately not here: wire formats, status codes, authentication (each front-end's own),
+//! and anything of raft-rs's beyond decoding what peers send.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+
+use etcd_store::{Command, Event, Index, Watched};
+use raft::eraftpb::{ConfChange, ConfChangeV2, EntryType, Message, MessageType};
+
+use crate::raft::{Handle, WatchSender};
+pub use crate::raft::{ProposeResult, Status, Transient};
+use crate::transport;
+
+/// The state machine as this member holds it.
+pub type Store = etcd_store::Store<WatchSender>;
+
+/// The store, shared by the driver (apply) and the door (reads, watches).
+pub(crate) type SharedStore = Arc<RwLock<Store>>;
+
+/// The door to this member. See the module docs.
+#[derive(Clone)]
+pub struct Node {
+    raft: Handle,
+    store: SharedStore,
+}
+
+/// What a watch is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchKind {
+    /// The v1 API: the key and everything below it.
+    V1Prefix,
+    /// The v2 API: the key itself (and removals of a directory above it), and with
+    /// `recursive` everything below it but hidden keys.
+    V2 {
+        /// Below the key too.
+        recursive: bool,
+    },
+}
+
+/// A registered watch: answered at once from history, or waiting for its event.
+pub enum Watch {
+    /// A recorded event answers it.
+    Ready(Event),
+    /// Waiting; see [`Waiter::event`].
+    Waiting(Waiter),
+}
+
+/// A watcher waiting in the store. Dropping it unanswered unregisters it.
+pub struct Waiter {
+    rx: tokio::sync::oneshot::Receiver<Event>,
+    guard: Unwatch,
+}
+
+impl Waiter {
+    /// The event, or `None` if the watcher was dropped unanswered (the node stops, or it
+    /// caught up from a snapshot whose history no longer reaches back to the watch).
+    pub async fn event(mut self) -> Option<Event> {
+        let event = (&mut self.rx).await.ok();
+        // Fired or dropped by the store: nothing left to unregister.
+        self.guard.id = None;
+        event
+    }
+}
+
+/// Removes a watcher that has not fired when its waiter goes away (client gone, shutdown).
+struct Unwatch {
+    store: SharedStore,
+    id: Option<u64>,
+}
+
+impl Drop for Unwatch {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            if let Ok(mut store) = self.store.write() {
+                if store.unwatch(id).is_some() {
+                    tracing::debug!(id, waiting = store.watcher_count(), "watch abandoned");
+                }
+            }
+        }
+    }
+}
+
+/// Why raft messages from a peer were not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The batch does not decode.
+    #[error("bad raft message batch: {0}")]
+    Malformed(String),
+    /// The sender has been removed from the cluster (etcd answers 410 Gone).
+    #[error("this member has been removed from the cluster")]
+    SenderRemoved,
+    /// A proposal that no member could apply (it would stop every member at every restart).
+    #[error("{0}")]
+    InvalidProposal(String),
+    /// The node is stopping.
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+impl Node {
+    /// The door over a started driver and the store it applies to.
+    pub(crate) fn new(raft: Handle, store: SharedStore) -> Node {
+        Node { raft, store }
+    }
+
+    /// This member's raft id.
+    pub fn id(&self) -> u64 {
+        self.raft.id
+    }
+
+    /// Raft id of the leader, if one is known.
+    pub fn leader_id(&self) -> Option<u64> {
+        self.raft.leader_id()
+    }
+
+    /// True while this member leads.
+    pub fn is_leader(&self) -> bool {
+        self.leader_id() == Some(self.id())
+    }
+
+    /// The raft status the driver publishes.
+    pub fn status(&self) -> &Status {
+        &self.raft.status
+    }
+
+    /// Index of the last entry applied here (published before any proposer is answered).
+    pub fn applied(&self) -> Index {
+        self.raft.status.applied.load(Ordering::Acquire)
+    }
+
+    /// The current raft term.
+    pub fn term(&self) -> u64 {
+        self.raft.status.term.load(Ordering::Acquire)
+    }
+
+    /// Proposes a command and waits until it is applied here.
+    pub async fn propose(&self, command: Command) -> ProposeResult {
+        self.raft.propose(command).await
+    }
+
+    /// Proposes a configuration change (built by [`crate::cluster`] only).
+    pub(crate) async fn conf_change(&self, change: ConfChange) -> ProposeResult {
+        self.raft.conf_change(change).await
+    }
+
+    /// Runs `f` on the store as applied here, under its read lock.
+    pub fn read<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
+        f(&self.store.read().expect("store lock poisoned"))
+    }
+
+    /// Registers a watch of `key` from index `since` (0: the next event). Returns the watch
+    /// and the index of the store's last change at registration.
+    pub fn watch(
+        &self,
+        key: &str,
+        kind: WatchKind,
+        since: Index,
+    ) -> (etcd_store::Result<Watch>, Index) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut store = self.store.write().expect("store lock poisoned");
+        let index = store.index();
+        let watched = match kind {
+            WatchKind::V1Prefix => store.watch(key, since, tx),
+            WatchKind::V2 { recursive } => store.watch_v2(key, recursive, since, tx),
+        };
+        let watch = watched.map(|w| match w {
+            Watched::Ready(event, _) => Watch::Ready(event),
+            Watched::Pending(id) => Watch::Waiting(Waiter {
+                rx,
+                guard: Unwatch {
+                    store: self.store.clone(),
+                    id: Some(id),
+                },
+            }),
+        });
+        (watch, index)
+    }
+
+    /// Hands a batch of raft messages from a peer (the transport's encoding) to the driver.
+    pub fn receive(&self, batch: &[u8]) -> Result<(), Refused> {
+        let msgs = transport::decode_batch(batch).map_err(|e| Refused::Malformed(e.to_string()))?;
+        // A removed member must learn it (and stop) rather than disrupt the cluster.
+        if self.read(|s| msgs.iter().any(|m| s.is_removed(m.from))) {
+            return Err(Refused::SenderRemoved);
+        }
+        // A proposal that the state machine could not decode would be committed and then stop
+        // every member at every restart: refuse it here.
+        if let Some(reason) = msgs.iter().find_map(invalid_proposal) {
+            tracing::warn!("refusing a raft proposal from a peer: {reason}");
+            return Err(Refused::InvalidProposal(reason));
+        }
+        for m in msgs {
+            self.raft.step(m).map_err(|_| Refused::ShuttingDown)?;
+        }
+        Ok(())
+    }
+
+    /// Asks the driver to stop.
+    pub(crate) fn shutdown(&self) {
+        self.raft.shutdown();
+    }
+
+    /// Resolves once this member has applied its own removal from the cluster.
+    pub async fn removed(&self) {
+        self.raft.status.removed.notified().await;
+    }
+}
+
+/// Why a forwarded proposal must not enter the log, if it must not.
+fn invalid_proposal(m: &Message) -> Option<String> {
+    use protobuf::Message as _;
+    if m.get_msg_type() != MessageType::MsgPropose {
+        return None;
+    }
+    m.get_entries().iter().find_map(|e| {
+        let context = match e.get_entry_type() {
+            EntryType::EntryNormal if e.data.is_empty() => return None,
+            EntryType::EntryNormal => {
+                return Command::decode(&e.data).err().map(|err| err.to_string())
+            }
+            EntryType::EntryConfChange => match ConfChange::parse_from_bytes(&e.data) {
+                Ok(cc) => cc.context,
+                Err(err) => return Some(err.to_string()),
+            },
+            EntryType::EntryConfChangeV2 => match ConfChangeV2::parse_from_bytes(&e.data) {
+                Ok(cc) => cc.context,
+                Err(err) => return Some(err.to_string()),
+            },
+        };
+        if context.is_empty() {
+            return None;
+        }
+        match Command::decode(&context) {
+            Ok(Command::Join { .. } | Command::Leave { .. }) => None,
+            Ok(_) => Some("a configuration change must carry a join or a leave".into()),
+            Err(err) => Some(err.to_string()),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::eraftpb::Entry;
+
+    fn proposal(data: &[u8]) -> Message {
+        Message {
+            msg_type: MessageType::MsgPropose,
+            entries: vec![Entry {
+                data: data.to_vec().into(),
+                ..Default::default()
+            }]
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn undecodable_proposals_are_refused_at_the_door() {
+        assert!(invalid_proposal(&proposal(b"garbage")).is_some());
+        assert!(invalid_proposal(&proposal(b"")).is_none());
+        let ok = Command::Delete { key: "/k".into() }.encode();
+        assert!(invalid_proposal(&proposal(&ok)).is_none());
+        let mut heartbeat = proposal(b"garbage");
+        heartbeat.msg_type = MessageType::MsgHeartbeat;
+        assert!(invalid_proposal(&heartbeat).is_none());
+    }
+}
