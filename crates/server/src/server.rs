@@ -135,7 +135,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store = Arc::new(RwLock::new(Store::new(config.history)));
     let opts = raft::Options {
         id: node.id,
-        registration,
+        first_entry: registration.map(|r| cluster::first_entry(node.id, &r)),
         tick: Duration::from_millis(config.heartbeat_ms),
         election_ticks: (config.election_ms / config.heartbeat_ms) as usize,
         snapshot_count: config.snapshot_count,
@@ -267,7 +267,7 @@ fn serve(
     };
     tokio::spawn(async move {
         // Every request carries its connection's client certificate name (v2 auth).
-        let service = router.into_make_service_with_connect_info::<http::ClientCn>();
+        let service = router.into_make_service_with_connect_info::<tls::ClientCn>();
         let result = match tls {
             Some(config) => {
                 axum::serve(tls::TlsListener::new(listener, config, what), service)

@@ -586,7 +586,7 @@ pub fn common_name(der: &[u8]) -> Option<String> {
 }
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for crate::http::ClientCn
+    for ClientCn
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
         let (_, conn) = stream.io().get_ref();
@@ -594,9 +594,15 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
             .peer_certificates()
             .and_then(|certs| certs.first())
             .and_then(|c| common_name(c.as_ref()));
-        crate::http::ClientCn(cn)
+        ClientCn(cn)
     }
 }
+
+/// The certificate common name of the connection a request came on, when the client API is
+/// HTTPS and the client presented a verified certificate (set by the TLS listener; the v2
+/// auth check reads it).
+#[derive(Clone, Debug, Default)]
+pub struct ClientCn(pub Option<String>);
 
 /// A plain TCP listener whose connections send without Nagle's delay, as Go's (and so
 /// etcd's) do: an answer goes out at once, not after the ACK of the previous segment.
@@ -618,10 +624,10 @@ impl axum::serve::Listener for PlainListener {
 }
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, PlainListener>>
-    for crate::http::ClientCn
+    for ClientCn
 {
     fn connect_info(_: axum::serve::IncomingStream<'_, PlainListener>) -> Self {
-        crate::http::ClientCn(None)
+        ClientCn(None)
     }
 }
 

@@ -31,7 +31,26 @@ use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use tokio::sync::mpsc;
 
-use crate::raft::Request;
+/// What the transport tells the raft driver about delivery.
+#[derive(Debug)]
+pub enum Report {
+    /// A peer could not be reached.
+    Unreachable(u64),
+    /// A peer answered that this member has been removed from the cluster.
+    Removed,
+    /// Proposals (by entry context) that were never sent: the connection failed before it.
+    Undelivered(Vec<Vec<u8>>),
+    /// How sending a snapshot to a peer went.
+    SnapshotStatus {
+        /// The peer.
+        to: u64,
+        /// Whether it was delivered.
+        ok: bool,
+    },
+}
+
+/// Where reports go (the driver wraps its request channel in it).
+pub type Reports = std::sync::Arc<dyn Fn(Report) + Send + Sync>;
 
 /// Messages a peer's queue holds before new ones are dropped.
 pub const QUEUE_CAPACITY: usize = 4096;
@@ -155,7 +174,7 @@ pub struct Transport {
     tls: Option<tokio_rustls::TlsConnector>,
     local: Option<IpAddr>,
     /// Where to report unreachable peers and snapshot outcomes.
-    driver: std::sync::mpsc::Sender<Request>,
+    driver: Reports,
     peers: HashMap<u64, Peer>,
     self_id: u64,
     stats: SharedPeerStats,
@@ -167,7 +186,7 @@ impl Transport {
         runtime: tokio::runtime::Handle,
         tls: Option<tokio_rustls::TlsConnector>,
         local: Option<IpAddr>,
-        driver: std::sync::mpsc::Sender<Request>,
+        driver: Reports,
         self_id: u64,
         stats: SharedPeerStats,
     ) -> Transport {
@@ -268,7 +287,7 @@ async fn run_peer(
     tls: Option<tokio_rustls::TlsConnector>,
     local: Option<IpAddr>,
     mut rx: mpsc::Receiver<Message>,
-    driver: std::sync::mpsc::Sender<Request>,
+    driver: Reports,
     stats: SharedPeerStats,
 ) {
     let mut conn: Option<Sender> = None;
@@ -294,7 +313,7 @@ async fn run_peer(
                     record(&stats, id, None);
                     tracing::debug!(peer = id, %url, "raft messages not delivered: {e}");
                     report_undelivered(&batch, &driver);
-                    let _ = driver.send(Request::Unreachable(id));
+                    driver(Report::Unreachable(id));
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
@@ -310,7 +329,7 @@ async fn run_peer(
             Ok((204, _)) => backoff = Duration::from_millis(50),
             Ok((410, _)) => {
                 tracing::warn!(peer = id, %url, "peer says this member was removed from the cluster");
-                let _ = driver.send(Request::Removed);
+                driver(Report::Removed);
                 conn = None;
             }
             Ok((status, body)) => {
@@ -325,7 +344,7 @@ async fn run_peer(
                     report_undelivered(&batch, &driver);
                 }
                 conn = None;
-                let _ = driver.send(Request::Unreachable(id));
+                driver(Report::Unreachable(id));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
@@ -334,14 +353,14 @@ async fn run_peer(
 }
 
 /// Tells the driver which forwarded proposals in `msgs` were never sent.
-fn report_undelivered(msgs: &[Message], driver: &std::sync::mpsc::Sender<Request>) {
+fn report_undelivered(msgs: &[Message], driver: &Reports) {
     let contexts: Vec<Vec<u8>> = msgs
         .iter()
         .filter(|m| m.get_msg_type() == MessageType::MsgPropose)
         .flat_map(|m| m.get_entries().iter().map(|e| e.context.to_vec()))
         .collect();
     if !contexts.is_empty() {
-        let _ = driver.send(Request::Undelivered(contexts));
+        driver(Report::Undelivered(contexts));
     }
 }
 
@@ -350,7 +369,7 @@ async fn send_snapshot(
     url: String,
     tls: Option<tokio_rustls::TlsConnector>,
     local: Option<IpAddr>,
-    driver: std::sync::mpsc::Sender<Request>,
+    driver: Reports,
 ) {
     let to = msg.to;
     let index = msg.get_snapshot().get_metadata().index;
@@ -372,7 +391,7 @@ async fn send_snapshot(
         ),
         Err(e) => tracing::warn!(peer = to, index, "snapshot not sent: {e}"),
     }
-    let _ = driver.send(Request::SnapshotStatus { to, ok });
+    driver(Report::SnapshotStatus { to, ok });
 }
 
 /// `host:port` of an `http://host:port` URL.

@@ -15,8 +15,7 @@
 //! in memory (user, password, hash) until the user's hash changes, so keep-alive clients do
 //! not pay it per request. Passwords are never logged, stored on disk or sent to peers.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -27,19 +26,11 @@ use etcd_store::auth::{Permissions, ROOT};
 use etcd_store::Command;
 use serde::{Deserialize, Serialize};
 
-use super::App;
+use super::app::App;
+use crate::tls::ClientCn;
 
 /// bcrypt cost of stored passwords (etcd's).
 const BCRYPT_COST: u32 = 10;
-
-/// Successful password checks: user → (password, the hash it was checked against).
-#[derive(Clone, Default)]
-pub struct PasswordCache(Arc<Mutex<HashMap<String, (String, String)>>>);
-
-/// The certificate common name of the connection a request came on, when the client API is
-/// HTTPS and the client presented a verified certificate (set by the TLS listener).
-#[derive(Clone, Debug, Default)]
-pub struct ClientCn(pub Option<String>);
 
 /// What a request may do.
 #[derive(Debug, Clone, PartialEq, Eq)]

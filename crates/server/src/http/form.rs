@@ -8,6 +8,7 @@ use axum::http::{header, HeaderMap, Method, Uri};
 use etcd_api::ErrorCode;
 
 use super::error::Error;
+use crate::config::MAX_KEY_BYTES;
 
 /// Parsed parameters, body pairs first.
 #[derive(Debug, Default)]
@@ -116,4 +117,62 @@ fn is_length_limit(e: &axum::Error) -> bool {
         source = err.source();
     }
     false
+}
+
+/// The clean key named by a request path below `prefix`, percent-decoded.
+pub(super) fn key_from_path(path: &str, prefix: &str) -> Result<String, Error> {
+    let raw = path.strip_prefix(prefix).unwrap_or("");
+    let decoded = percent_decode(raw);
+    if decoded.len() > MAX_KEY_BYTES {
+        return Err(Error::new(
+            ErrorCode::InvalidField,
+            format!("the key is longer than {MAX_KEY_BYTES} bytes"),
+        ));
+    }
+    Ok(etcd_store::path::clean(&decoded))
+}
+
+/// `%XX` decoding of a path (a `+` stays a `+`); invalid escapes stay as written.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_decoded_and_cleaned() {
+        assert_eq!(key_from_path("/v1/keys/a%2Fb", "/v1/keys").unwrap(), "/a/b");
+        assert_eq!(
+            key_from_path("/v1/keys//a/./b/../c", "/v1/keys").unwrap(),
+            "/a/c"
+        );
+        assert_eq!(key_from_path("/v1/keys", "/v1/keys").unwrap(), "/");
+        assert_eq!(
+            key_from_path("/v1/keys/a+b%zz%4", "/v1/keys").unwrap(),
+            "/a+b%zz%4"
+        );
+        assert_eq!(key_from_path("/v1/keys/%41", "/v1/keys").unwrap(), "/A");
+        let long = format!("/v1/keys/{}", "k".repeat(MAX_KEY_BYTES + 1));
+        assert_eq!(
+            key_from_path(&long, "/v1/keys").unwrap_err().0.code,
+            ErrorCode::InvalidField
+        );
+    }
 }

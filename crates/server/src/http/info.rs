@@ -5,7 +5,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use etcd_api::ErrorCode;
 
-use super::{json_ok, App, Error};
+use super::app::App;
+use super::error::Error;
+use super::reply::json_ok;
 use crate::config::VERSION;
 
 fn text(body: String) -> Response {

@@ -9,9 +9,12 @@ use axum::response::{IntoResponse, Response};
 use etcd_api::ErrorCode;
 use etcd_store::{path, Command, Got};
 
+use super::app::App;
 use super::auth;
+use super::error::Error;
+use super::form::key_from_path;
 use super::form::Params;
-use super::{event_response, json_ok, key_from_path, method_not_allowed, render, App, Error};
+use super::reply::{event_response, json_ok, method_not_allowed, render};
 use crate::clock;
 
 /// The `/v1/keys` handler.

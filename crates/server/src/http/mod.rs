@@ -2,60 +2,28 @@
 //!
 //! [`client_router`] builds the whole client API from an [`App`], so it can be served on any
 //! listener or driven in tests without a socket. Handlers validate, then either read the store
-//! under its lock (never held across an `.await`) or hand a command to the raft driver and
-//! wait for it to be applied.
+//! through the door (`crate::node::Node::read`) or propose a command through it and wait for
+//! it to be applied. This module holds only the routers; each handler file takes what it
+//! shares from `app`, `reply`, `form` and `error`, never from here.
 
+mod app;
 mod auth;
 mod error;
 mod form;
 mod info;
 mod keys;
 mod peer;
+mod reply;
 mod v2;
 mod watch;
 
-use std::sync::Arc;
-
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post};
 use axum::Router;
-use etcd_api::{time, Action, ErrorCode, KeyResponse};
-use etcd_store::Event;
 
-pub use auth::ClientCn;
+pub use app::App;
 pub use error::Error;
-
-use crate::config::{NodeInfo, MAX_KEY_BYTES};
-use crate::node::Node;
-
-/// What every handler needs.
-#[derive(Clone)]
-pub struct App {
-    /// The door to this member: proposals, reads, watches, status.
-    pub node: Node,
-    /// This member's configuration.
-    pub member: Arc<NodeInfo>,
-    /// Largest value accepted.
-    pub max_value_bytes: usize,
-    /// Largest cluster this member lets others join (`-maxsize`).
-    pub max_members: usize,
-    /// Flips to true when the node stops; waiting watches end.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
-    /// When this process started (Unix nanoseconds).
-    pub started: i64,
-    /// Password checks that succeeded (see `auth`).
-    pub passwords: auth::PasswordCache,
-}
-
-impl App {
-    /// Largest request body read: room for a maximal value percent-encoded, plus the rest.
-    fn body_limit(&self) -> usize {
-        self.max_value_bytes
-            .saturating_mul(3)
-            .saturating_add(64 << 10)
-    }
-}
 
 /// The client API.
 pub fn client_router(app: App) -> Router {
@@ -114,7 +82,7 @@ pub fn client_router(app: App) -> Router {
         .route("/v2/stats/store", get(v2::stats_store))
         .route("/version", get(v2::version))
         .route("/health", get(v2::health))
-        .fallback(not_found)
+        .fallback(reply::not_found)
         .layer(axum::middleware::from_fn(cors))
         .with_state(app)
 }
@@ -157,117 +125,6 @@ pub fn peer_router(app: App) -> Router {
         .route("/join", post(peer::join))
         .route("/name", get(info::name))
         .route("/version", get(info::version))
-        .fallback(not_found)
+        .fallback(reply::not_found)
         .with_state(app)
-}
-
-async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "text/plain")],
-        "404 page not found",
-    )
-        .into_response()
-}
-
-fn method_not_allowed() -> Response {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        [(header::CONTENT_TYPE, "text/plain")],
-        "Method Not Allowed",
-    )
-        .into_response()
-}
-
-/// The clean key named by a request path below `prefix`, percent-decoded.
-fn key_from_path(path: &str, prefix: &str) -> Result<String, Error> {
-    let raw = path.strip_prefix(prefix).unwrap_or("");
-    let decoded = percent_decode(raw);
-    if decoded.len() > MAX_KEY_BYTES {
-        return Err(Error::new(
-            ErrorCode::InvalidField,
-            format!("the key is longer than {MAX_KEY_BYTES} bytes"),
-        ));
-    }
-    Ok(etcd_store::path::clean(&decoded))
-}
-
-/// `%XX` decoding of a path (a `+` stays a `+`); invalid escapes stay as written.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The wire form of a store event; `ttl` is counted from now.
-fn render(e: &Event) -> KeyResponse {
-    KeyResponse {
-        action: match e.action {
-            etcd_store::Action::Get => Action::Get,
-            a if a.removes() => Action::Delete,
-            _ => Action::Set,
-        },
-        key: e.key.clone(),
-        dir: e.dir,
-        prev_value: e.prev_value.clone(),
-        value: e.value.clone(),
-        new_key: e.new_key,
-        expiration: e.expiration.map(time::format_rfc3339_nanos),
-        ttl: e
-            .expiration
-            .and_then(|t| time::remaining_ttl_secs(t, crate::clock::now())),
-        index: e.index,
-    }
-}
-
-/// A 200 JSON response.
-fn json_ok(body: Vec<u8>) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
-}
-
-fn event_response(e: &Event) -> Response {
-    json_ok(serde_json::to_vec(&render(e)).expect("serialising a response cannot fail"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_decoded_and_cleaned() {
-        assert_eq!(key_from_path("/v1/keys/a%2Fb", "/v1/keys").unwrap(), "/a/b");
-        assert_eq!(
-            key_from_path("/v1/keys//a/./b/../c", "/v1/keys").unwrap(),
-            "/a/c"
-        );
-        assert_eq!(key_from_path("/v1/keys", "/v1/keys").unwrap(), "/");
-        assert_eq!(
-            key_from_path("/v1/keys/a+b%zz%4", "/v1/keys").unwrap(),
-            "/a+b%zz%4"
-        );
-        assert_eq!(key_from_path("/v1/keys/%41", "/v1/keys").unwrap(), "/A");
-        let long = format!("/v1/keys/{}", "k".repeat(MAX_KEY_BYTES + 1));
-        assert_eq!(
-            key_from_path(&long, "/v1/keys").unwrap_err().0.code,
-            ErrorCode::InvalidField
-        );
-    }
 }

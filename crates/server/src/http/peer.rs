@@ -16,7 +16,9 @@ use axum::response::{IntoResponse, Response};
 use etcd_api::ErrorCode;
 use etcd_store::Command;
 
-use super::{event_response, App, Error};
+use super::app::App;
+use super::error::Error;
+use super::reply::event_response;
 use crate::cluster::{self, JoinAnswer};
 use crate::node::Refused;
 

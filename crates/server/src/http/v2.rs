@@ -19,10 +19,11 @@ use etcd_api::time;
 use etcd_api::v2::{self, Code};
 use etcd_store::{path, Action, Command, Event, NodeInfo, NodeView};
 
+use super::app::App;
 use super::auth;
 use super::error::V2Error;
+use super::form::key_from_path;
 use super::form::Params;
-use super::{key_from_path, App};
 use crate::node::{Node, Watch, WatchKind};
 use crate::{clock, cluster};
 

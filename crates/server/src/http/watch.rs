@@ -11,8 +11,11 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use etcd_api::ErrorCode;
 
+use super::app::App;
+use super::error::Error;
+use super::form::key_from_path;
 use super::form::Params;
-use super::{event_response, key_from_path, method_not_allowed, App, Error};
+use super::reply::{event_response, method_not_allowed};
 use crate::node::{Transient, Watch, WatchKind};
 
 /// The `/v1/watch` handler.

@@ -33,7 +33,7 @@ use super::storage::{DiskStorage, Recovered};
 use super::{Handle, ProposeResult, Request, SharedStore, Status, Transient, PROPOSAL_TIMEOUT};
 use crate::clock;
 use crate::snap::Snapshotter;
-use crate::transport::Transport;
+use crate::transport::{Report, Transport};
 
 /// Most requests taken from the channel before handling a `Ready`, so that one huge burst
 /// cannot delay the fsync of what is already proposed.
@@ -56,9 +56,10 @@ const READ_RETRY_TICKS: u32 = 3;
 pub struct Options {
     /// This member's raft id.
     pub id: u64,
-    /// For a brand-new cluster: this member's registration, written as entry 1. `None` for a
-    /// member that joined an existing cluster (its log comes from the leader).
-    pub registration: Option<Command>,
+    /// For a brand-new cluster: entry 1, this member adding itself (`cluster::first_entry`),
+    /// committed at term 1. `None` for a member that joined an existing cluster (its log comes
+    /// from the leader).
+    pub first_entry: Option<Entry>,
     /// Tick interval (the heartbeat interval).
     pub tick: Duration,
     /// Election timeout, in ticks.
@@ -118,8 +119,7 @@ pub fn start(
             StoreSnapshot::read_from(r).map_err(|e| e.to_string())
         })?;
         (storage, snapshot_data)
-    } else if let Some(registration) = &opts.registration {
-        let e = crate::cluster::first_entry(opts.id, registration);
+    } else if let Some(e) = opts.first_entry.clone() {
         let hs = HardState {
             term: 1,
             commit: 1,
@@ -170,7 +170,9 @@ pub fn start(
             runtime,
             opts.peer_tls.clone(),
             opts.peer_local,
-            tx,
+            Arc::new(move |report| {
+                let _ = tx.send(Request::Transport(report));
+            }),
             opts.id,
             status.peers.clone(),
         ),
@@ -427,22 +429,7 @@ impl Driver {
                     tracing::debug!(from, "raft message {kind:?} not stepped: {e}");
                 }
             }
-            Request::Unreachable(id) => self.raw_node.report_unreachable(id),
-            Request::Undelivered(contexts) => self.requeue_undelivered(contexts),
-            Request::Removed => {
-                if !self.removed {
-                    self.removed = true;
-                    self.status.removed.notify_one();
-                }
-            }
-            Request::SnapshotStatus { to, ok } => {
-                let status = if ok {
-                    SnapshotStatus::Finish
-                } else {
-                    SnapshotStatus::Failure
-                };
-                self.raw_node.report_snapshot(to, status);
-            }
+            Request::Transport(report) => self.on_transport(report),
             Request::SnapshotSaved(meta) => {
                 if let Some((_, since)) = self.snapshots.in_flight.take() {
                     self.snapshots.not_before =
@@ -456,6 +443,27 @@ impl Driver {
             Request::Shutdown => return true,
         }
         false
+    }
+
+    fn on_transport(&mut self, report: Report) {
+        match report {
+            Report::Unreachable(id) => self.raw_node.report_unreachable(id),
+            Report::Undelivered(contexts) => self.requeue_undelivered(contexts),
+            Report::Removed => {
+                if !self.removed {
+                    self.removed = true;
+                    self.status.removed.notify_one();
+                }
+            }
+            Report::SnapshotStatus { to, ok } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.raw_node.report_snapshot(to, status);
+            }
+        }
     }
 
     fn leader_known(&self) -> bool {

@@ -118,19 +118,8 @@ pub enum Request {
     },
     /// A raft message from a peer.
     Step(Message),
-    /// A peer could not be reached.
-    Unreachable(u64),
-    /// Proposals (by entry context) that were never sent: the connection failed before it.
-    Undelivered(Vec<Vec<u8>>),
-    /// A peer answered that this member has been removed from the cluster.
-    Removed,
-    /// How sending a snapshot to a peer went.
-    SnapshotStatus {
-        /// The peer.
-        to: u64,
-        /// Whether it was delivered.
-        ok: bool,
-    },
+    /// What the transport found out about delivery.
+    Transport(crate::transport::Report),
     /// The snapshot thread made this snapshot durable.
     SnapshotSaved(raft::eraftpb::SnapshotMetadata),
     /// Stop after persisting what is in flight.
