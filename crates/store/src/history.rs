@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::store::Event;
+use crate::event::Event;
 use crate::Index;
 
 /// The ring of recent events.
@@ -92,7 +92,7 @@ pub(crate) fn concerns(e: &Event, key: &str, recursive: bool, hide: bool) -> boo
     e.key == key
         || (recursive
             && key_is_under(&e.key, key)
-            && !(hide && crate::watch::hidden_below(key, &e.key)))
+            && !(hide && crate::path::hidden_below(key, &e.key)))
         || (e.dir && e.action.removes() && key_is_under(key, &e.key))
 }
 
@@ -109,7 +109,7 @@ pub(crate) fn key_is_under(key: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Action;
+    use crate::event::Action;
 
     fn ev(key: &str, index: Index) -> Event {
         Event {

@@ -25,19 +25,23 @@
 pub mod auth;
 mod command;
 mod error;
+mod event;
 mod history;
+mod member;
 pub mod path;
 mod snapshot;
+mod stats;
 mod store;
 mod tree;
 mod watch;
 
 pub use command::Command;
 pub use error::{Error, Result};
+pub use event::{Action, Event, NodeInfo, NodeView};
+pub use member::Member;
 pub use snapshot::{SnapshotError, StoreSnapshot};
-pub use store::{
-    Action, Applied, Event, Got, Member, NodeInfo, NodeView, Stats, Store, V2Stats, Watched,
-};
+pub use stats::{Stats, V2Stats};
+pub use store::{Applied, Got, Store, Watched};
 
 /// A raft log index.
 pub type Index = u64;

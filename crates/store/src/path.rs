@@ -66,6 +66,17 @@ pub fn ancestors_and_self(clean_key: &str) -> Vec<&str> {
     out
 }
 
+/// True when `key`, below the watched key `watched`, lies below a hidden segment (one that
+/// starts with `_`) under `watched`.
+pub(crate) fn hidden_below(watched: &str, key: &str) -> bool {
+    let rest = if watched == "/" {
+        key
+    } else {
+        &key[watched.len().min(key.len())..]
+    };
+    rest.contains("/_")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,7 +42,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Auth;
-use crate::store::{Event, Member, Stats};
+use crate::event::Event;
+use crate::member::Member;
+use crate::stats::Stats;
 use crate::tree::{Node, Tree};
 use crate::{path, Index, UnixNanos};
 

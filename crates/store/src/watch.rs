@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::event::Event;
 use crate::path;
-use crate::store::Event;
 use crate::Index;
 
 struct Watcher<W> {
@@ -85,7 +85,7 @@ impl<W> WatcherHub<W> {
         }
         for p in path::ancestors_and_self(&event.key) {
             let own = p == event.key;
-            let hidden = !own && hidden_below(p, &event.key);
+            let hidden = !own && path::hidden_below(p, &event.key);
             self.fire(p, event, fired, |w| {
                 own || (w.recursive && !(w.hide && hidden))
             });
@@ -169,21 +169,10 @@ impl<W> WatcherHub<W> {
     }
 }
 
-/// True when `key`, below the watched key `watched`, lies below a hidden segment (one that
-/// starts with `_`) under `watched`.
-pub(crate) fn hidden_below(watched: &str, key: &str) -> bool {
-    let rest = if watched == "/" {
-        key
-    } else {
-        &key[watched.len().min(key.len())..]
-    };
-    rest.contains("/_")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Action;
+    use crate::event::Action;
 
     fn ev(key: &str, index: Index) -> Event {
         Event {
