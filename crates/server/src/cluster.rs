@@ -109,7 +109,7 @@ fn add_node(id: u64, join: &Command) -> ConfChange {
     ConfChange {
         change_type: ConfChangeType::AddNode,
         node_id: id,
-        context: join.encode().into(),
+        context: join.to_entry().into(),
         ..Default::default()
     }
 }
@@ -275,7 +275,7 @@ pub async fn remove(node: &Node, id: u64) -> Result<Option<Event>, Error> {
     let change = ConfChange {
         change_type: ConfChangeType::RemoveNode,
         node_id: id,
-        context: Command::Leave { id, name }.encode().into(),
+        context: Command::Leave { id, name }.to_entry().into(),
         ..Default::default()
     };
     outcome(node.conf_change(change).await)

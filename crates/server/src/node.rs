@@ -237,7 +237,9 @@ fn invalid_proposal(m: &Message) -> Option<String> {
         let context = match e.get_entry_type() {
             EntryType::EntryNormal if e.data.is_empty() => return None,
             EntryType::EntryNormal => {
-                return Command::decode(&e.data).err().map(|err| err.to_string())
+                return Command::from_entry(&e.data)
+                    .err()
+                    .map(|err| err.to_string())
             }
             EntryType::EntryConfChange => match ConfChange::parse_from_bytes(&e.data) {
                 Ok(cc) => cc.context,
@@ -251,7 +253,7 @@ fn invalid_proposal(m: &Message) -> Option<String> {
         if context.is_empty() {
             return None;
         }
-        match Command::decode(&context) {
+        match Command::from_entry(&context) {
             Ok(Command::Join { .. } | Command::Leave { .. }) => None,
             Ok(_) => Some("a configuration change must carry a join or a leave".into()),
             Err(err) => Some(err.to_string()),

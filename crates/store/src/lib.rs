@@ -24,6 +24,7 @@
 
 pub mod auth;
 mod command;
+pub mod envelope;
 mod error;
 mod event;
 mod history;

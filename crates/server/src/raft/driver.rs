@@ -483,7 +483,7 @@ impl Driver {
         self.next_seq += 1;
         let context = self.context(seq);
         let result = match &proposal {
-            Proposal::Command(command) => self.raw_node.propose(context, command.encode()),
+            Proposal::Command(command) => self.raw_node.propose(context, command.to_entry()),
             Proposal::ConfChange(cc) => self.raw_node.propose_conf_change(context, cc.clone()),
         };
         match result {
@@ -644,7 +644,7 @@ impl Driver {
                 time: now,
                 key: Some(key),
             };
-            match self.raw_node.propose(Vec::new(), cmd.encode()) {
+            match self.raw_node.propose(Vec::new(), cmd.to_entry()) {
                 Ok(()) => self.expiry_in_flight = Some(self.raw_node.raft.raft_log.last_index()),
                 Err(e) => {
                     tracing::debug!("expiry proposal dropped: {e}");
@@ -977,7 +977,7 @@ fn parse_entry<M: protobuf::Message>(data: &[u8], index: u64) -> M {
 }
 
 fn decode_command(data: &[u8], index: u64) -> Command {
-    Command::decode(data).unwrap_or_else(|e| {
+    Command::from_entry(data).unwrap_or_else(|e| {
         fatal(&format!(
             "committed entry {index} holds no command this version understands: {e}"
         ))
