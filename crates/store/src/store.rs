@@ -36,6 +36,12 @@ mod v2;
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 
+/// Watchers fired while applying, with their events (the caller delivers them).
+type Fired<W> = Vec<(W, Event)>;
+
+/// What applying a command answers its proposer: the event, or a deterministic error.
+type Outcome = Result<Option<Event>>;
+
 /// The outcome of applying one command.
 pub struct Applied<W> {
     /// What to answer the proposer: the event, or a deterministic error. `None` for commands
@@ -383,7 +389,7 @@ impl<W> Store<W> {
         expire_at: Option<UnixNanos>,
         action: Action,
         time: UnixNanos,
-        fired: &mut Vec<(W, Event)>,
+        fired: &mut Fired<W>,
     ) -> Event {
         let mut node = Node::file(value.clone(), index, expire_at);
         let prev = self.tree.get(key).map(|n| info(key, n, time));
@@ -426,7 +432,7 @@ impl<W> Store<W> {
         key: &str,
         action: Action,
         time: UnixNanos,
-        fired: &mut Vec<(W, Event)>,
+        fired: &mut Fired<W>,
     ) -> Result<Event> {
         let node = self
             .tree
@@ -460,7 +466,7 @@ impl<W> Store<W> {
         Ok(event)
     }
 
-    fn record(&mut self, event: &Event, fired: &mut Vec<(W, Event)>) {
+    fn record(&mut self, event: &Event, fired: &mut Fired<W>) {
         self.index = event.index;
         self.history.push(Arc::new(event.clone()));
         self.watchers.notify(event, fired);

@@ -1,14 +1,13 @@
 //! The v2 auth family: users and roles (`etcd_store::auth` holds the rules); a refused change
 //! is a deterministic error carrying etcd's status and message.
 
-use super::Store;
+use super::{Outcome, Store};
 use crate::auth::Refusal;
 use crate::command::Command;
-use crate::error::{Error, Result};
-use crate::event::Event;
+use crate::error::Error;
 
 /// An auth command's outcome as an apply result.
-fn auth_result<T>(r: std::result::Result<T, Refusal>) -> Result<Option<Event>> {
+fn auth_result<T>(r: std::result::Result<T, Refusal>) -> Outcome {
     r.map(|_| None).map_err(|e| Error::Auth {
         status: e.status,
         message: e.message,
@@ -17,7 +16,7 @@ fn auth_result<T>(r: std::result::Result<T, Refusal>) -> Result<Option<Event>> {
 
 impl<W> Store<W> {
     /// Applies an auth command.
-    pub(super) fn apply_auth(&mut self, cmd: &Command) -> Result<Option<Event>> {
+    pub(super) fn apply_auth(&mut self, cmd: &Command) -> Outcome {
         match cmd {
             Command::AuthPutUser {
                 name,

@@ -2,10 +2,9 @@
 //! the per-key expiry change; older logs hold one entry for every due key, which replays as
 //! it was), so every member expires the same keys at the same index.
 
-use super::Store;
+use super::{Fired, Outcome, Store};
 use crate::command::Command;
-use crate::error::Result;
-use crate::event::{Action, Event};
+use crate::event::Action;
 use crate::{path, Index};
 
 impl<W> Store<W> {
@@ -14,8 +13,8 @@ impl<W> Store<W> {
         &mut self,
         index: Index,
         cmd: &Command,
-        fired: &mut Vec<(W, Event)>,
-    ) -> Result<Option<Event>> {
+        fired: &mut Fired<W>,
+    ) -> Outcome {
         match cmd {
             Command::Expire { time, key: None } => {
                 while let Some((at, key)) = self.ttl.get_min().cloned() {

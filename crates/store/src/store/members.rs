@@ -2,10 +2,10 @@
 //! `UpdatePeer`. Each member is also the v1 key `/_etcd/machines/<name>`
 //! (`raft=<peer URL>&etcd=<client URL>`), written at the same index.
 
-use super::Store;
+use super::{Fired, Outcome, Store};
 use crate::command::Command;
-use crate::error::{Error, Result};
-use crate::event::{Action, Event};
+use crate::error::Error;
+use crate::event::Action;
 use crate::member::Member;
 use crate::{path, Index};
 
@@ -15,8 +15,8 @@ impl<W> Store<W> {
         &mut self,
         index: Index,
         cmd: &Command,
-        fired: &mut Vec<(W, Event)>,
-    ) -> Result<Option<Event>> {
+        fired: &mut Fired<W>,
+    ) -> Outcome {
         match cmd {
             Command::Join { id, .. } if self.removed.contains(id) => {
                 // A late registration of a member removed meanwhile: it stays removed.

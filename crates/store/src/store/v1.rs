@@ -1,7 +1,7 @@
 //! The v1 (seed) command family: `Set`, `TestAndSet`, `Delete`. Files only; a TTL of 0 or
 //! less deletes the key; `_etcd` keys are the cluster's.
 
-use super::{expiry, Store};
+use super::{expiry, Fired, Outcome, Store};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::event::{Action, Event};
@@ -14,8 +14,8 @@ impl<W> Store<W> {
         &mut self,
         index: Index,
         cmd: &Command,
-        fired: &mut Vec<(W, Event)>,
-    ) -> Result<Option<Event>> {
+        fired: &mut Fired<W>,
+    ) -> Outcome {
         match cmd {
             Command::Set {
                 key,
@@ -88,8 +88,8 @@ impl<W> Store<W> {
         value: &str,
         ttl_secs: Option<i64>,
         time: UnixNanos,
-        fired: &mut Vec<(W, Event)>,
-    ) -> Result<Option<Event>> {
+        fired: &mut Fired<W>,
+    ) -> Outcome {
         if path::is_reserved(key) {
             return Err(Error::Keyword("Set"));
         }
@@ -120,7 +120,7 @@ impl<W> Store<W> {
         &mut self,
         index: Index,
         key: &str,
-        fired: &mut Vec<(W, Event)>,
+        fired: &mut Fired<W>,
     ) -> Result<Event> {
         match self.tree.get(key) {
             _ if key == "/" => Err(Error::NotFile(key.to_string())),

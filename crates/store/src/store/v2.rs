@@ -2,7 +2,7 @@
 //! dispatch), `V2Post` (in-order keys), `V2Delete` (files, directories, compare-and-delete),
 //! with etcd v2's error causes.
 
-use super::{expiry, info, ttl_left, Store};
+use super::{expiry, info, ttl_left, Fired, Outcome, Store};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::event::{Action, Event};
@@ -50,8 +50,8 @@ impl<W> Store<W> {
         &mut self,
         index: Index,
         cmd: &Command,
-        fired: &mut Vec<(W, Event)>,
-    ) -> Result<Option<Event>> {
+        fired: &mut Fired<W>,
+    ) -> Outcome {
         match cmd {
             Command::V2Put {
                 key,
@@ -163,7 +163,7 @@ impl<W> Store<W> {
         prev_value: Option<&str>,
         prev_index: Option<u64>,
         time: UnixNanos,
-        fired: &mut Vec<(W, Event)>,
+        fired: &mut Fired<W>,
     ) -> Result<Event> {
         if key == "/" {
             return Err(Error::RootReadOnly);
@@ -279,7 +279,7 @@ impl<W> Store<W> {
         recursive: bool,
         compare: Option<(Option<&str>, Option<u64>)>,
         time: UnixNanos,
-        fired: &mut Vec<(W, Event)>,
+        fired: &mut Fired<W>,
     ) -> Result<Event> {
         if key == "/" {
             return Err(Error::RootReadOnly);
