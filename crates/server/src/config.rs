@@ -432,11 +432,7 @@ fn env_name(flag: &str) -> Option<String> {
 
 /// A boolean as Go's `strconv.ParseBool` spells it, as "true"/"false".
 fn go_bool(v: &str) -> Option<&'static str> {
-    match v {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some("true"),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some("false"),
-        _ => None,
-    }
+    crate::gocompat::parse_bool(v).map(|b| if b { "true" } else { "false" })
 }
 
 /// `http(s)://HOST:PORT[/]` → (is https, `HOST:PORT`). One URL only.
@@ -798,12 +794,8 @@ pub fn load_info(data_dir: &Path) -> std::io::Result<Option<NodeInfo>> {
 /// Durably stores the node configuration (temp file, fsync, rename, directory fsync).
 pub fn save_info(data_dir: &Path, info: &NodeInfo) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = data_dir.join("info.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(info).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, info_path(data_dir))?;
-    std::fs::File::open(data_dir)?.sync_all()
+    let json = serde_json::to_vec_pretty(info).map_err(std::io::Error::other)?;
+    crate::durable::replace(&info_path(data_dir), |f| f.write_all(&json))
 }
 
 #[cfg(test)]

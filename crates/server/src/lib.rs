@@ -4,6 +4,8 @@
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod durable;
+pub mod gocompat;
 pub mod http;
 pub mod logger;
 pub mod node;

@@ -244,13 +244,8 @@ fn load_peers(path: &Path) -> BTreeMap<u64, String> {
 
 fn save_peers(path: &Path, peers: &BTreeMap<u64, String>) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(peers).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)?.sync_all()
+    let json = serde_json::to_vec(peers).map_err(std::io::Error::other)?;
+    crate::durable::replace(path, |f| f.write_all(&json))
 }
 
 /// Serves `router` on `listener` (over TLS with `tls`) until `stop` turns true.

@@ -131,37 +131,30 @@ impl Snapshotter {
         meta: &[u8],
         write_data: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
     ) -> Result<u64> {
-        let name = format!("{term:016x}-{index:016x}.snap");
-        let path = self.dir.join(&name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let file = fs::File::create(&tmp).map_err(io(&tmp))?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        let mut header = || -> io::Result<()> {
+        let path = self.dir.join(format!("{term:016x}-{index:016x}.snap"));
+        let mut len = 0;
+        crate::durable::replace(&path, |file| {
+            let mut w = BufWriter::with_capacity(1 << 20, file);
             w.write_all(MAGIC)?;
             w.write_all(&(meta.len() as u32).to_le_bytes())?;
             w.write_all(&crc32fast::hash(meta).to_le_bytes())?;
-            w.write_all(meta)
-        };
-        header().map_err(io(&tmp))?;
-        let mut data = Checksummed {
-            inner: Paced {
-                w: &mut w,
-                unsynced: 0,
-            },
-            crc: crc32fast::Hasher::new(),
-            len: 0,
-        };
-        write_data(&mut data).map_err(io(&tmp))?;
-        let (len, crc) = (data.len, data.crc.finalize());
-        w.write_all(&len.to_le_bytes()).map_err(io(&tmp))?;
-        w.write_all(&crc.to_le_bytes()).map_err(io(&tmp))?;
-        let file = w.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
-        file.sync_all().map_err(io(&tmp))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir))?;
+            w.write_all(meta)?;
+            let mut data = Checksummed {
+                inner: Paced {
+                    w: &mut w,
+                    unsynced: 0,
+                },
+                crc: crc32fast::Hasher::new(),
+                len: 0,
+            };
+            write_data(&mut data)?;
+            let crc = data.crc.finalize();
+            len = data.len;
+            w.write_all(&len.to_le_bytes())?;
+            w.write_all(&crc.to_le_bytes())?;
+            w.flush()
+        })
+        .map_err(io(&path))?;
         let files = self.list()?;
         for (_, _, old) in files.iter().rev().skip(KEEP_SNAPSHOTS) {
             match fs::remove_file(old) {
@@ -272,12 +265,12 @@ impl<W: Write> Write for Checksummed<W> {
 }
 
 /// Syncs the file every [`SYNC_EVERY_BYTES`] written.
-struct Paced<'a> {
-    w: &'a mut BufWriter<fs::File>,
+struct Paced<'a, 'f> {
+    w: &'a mut BufWriter<&'f mut fs::File>,
     unsynced: u64,
 }
 
-impl Write for Paced<'_> {
+impl Write for Paced<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.w.write(buf)?;
         self.unsynced += n as u64;

@@ -385,8 +385,9 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// The validity period (notBefore, notAfter) of a DER certificate, in Unix seconds.
-fn validity(der: &[u8]) -> Option<(i64, i64)> {
+/// The fields of a DER certificate's `tbsCertificate` from `validity` on (validity, subject,
+/// …), past the optional version, serial number, signature algorithm and issuer.
+fn from_validity(der: &[u8]) -> Option<&[u8]> {
     let (_, cert, _) = tlv(der)?;
     let (_, tbs, _) = tlv(cert)?;
     let mut rest = tbs;
@@ -395,8 +396,12 @@ fn validity(der: &[u8]) -> Option<(i64, i64)> {
     }
     rest = tlv(rest)?.2; // serial number
     rest = tlv(rest)?.2; // signature algorithm
-    rest = tlv(rest)?.2; // issuer
-    let (_, validity, _) = tlv(rest)?;
+    Some(tlv(rest)?.2) // issuer
+}
+
+/// The validity period (notBefore, notAfter) of a DER certificate, in Unix seconds.
+fn validity(der: &[u8]) -> Option<(i64, i64)> {
+    let (_, validity, _) = tlv(from_validity(der)?)?;
     let (tag_nb, not_before, rest) = tlv(validity)?;
     let (tag_na, not_after, _) = tlv(rest)?;
     Some((
@@ -447,6 +452,73 @@ fn asn1_time(tag: u8, v: &[u8]) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// The subject common name (OID 2.5.4.3) of a DER certificate, if it has one. A minimal DER
+/// walk over `Certificate → tbsCertificate → subject`; anything unexpected gives `None`.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let rest = tlv(from_validity(der)?)?.2; // validity
+    let (_, mut subject, _) = tlv(rest)?;
+    while !subject.is_empty() {
+        let (_, mut set, next) = tlv(subject)?;
+        subject = next;
+        while !set.is_empty() {
+            let (_, atv, next) = tlv(set)?;
+            set = next;
+            let (_, oid, value) = tlv(atv)?;
+            if oid == [0x55, 0x04, 0x03] {
+                let (_, s, _) = tlv(value)?;
+                return String::from_utf8(s.to_vec()).ok();
+            }
+        }
+    }
+    None
+}
+
+/// The certificate common name of the connection a request came on, when the client API is
+/// HTTPS and the client presented a verified certificate (set by the TLS listener; the v2
+/// auth check reads it).
+#[derive(Clone, Debug, Default)]
+pub struct ClientCn(pub Option<String>);
+
+/// A plain TCP listener whose connections send without Nagle's delay, as Go's (and so
+/// etcd's) do: an answer goes out at once, not after the ACK of the previous segment.
+pub struct PlainListener(pub TcpListener);
+
+impl axum::serve::Listener for PlainListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        let _ = stream.set_nodelay(true);
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, PlainListener>>
+    for ClientCn
+{
+    fn connect_info(_: axum::serve::IncomingStream<'_, PlainListener>) -> Self {
+        ClientCn(None)
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for ClientCn
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        let (_, conn) = stream.io().get_ref();
+        let cn = conn
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|c| common_name(c.as_ref()));
+        ClientCn(cn)
+    }
 }
 
 #[cfg(test)]
@@ -529,105 +601,6 @@ mod tests {
         let der = certs("x", &fixture("server.crt")).unwrap();
         let (nb, na) = validity(&der[0]).unwrap();
         assert!(nb < na && na > 4_000_000_000, "{nb} {na}");
-    }
-}
-
-/// The subject common name (OID 2.5.4.3) of a DER certificate, if it has one. A minimal DER
-/// walk over `Certificate → tbsCertificate → subject`; anything unexpected gives `None`.
-pub fn common_name(der: &[u8]) -> Option<String> {
-    /// One TLV: (tag, content, rest).
-    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, b) = b.split_first()?;
-        let (&first, mut b) = b.split_first()?;
-        let len = if first < 0x80 {
-            usize::from(first)
-        } else {
-            let n = usize::from(first & 0x7f);
-            if n == 0 || n > 4 || b.len() < n {
-                return None;
-            }
-            let len = b[..n]
-                .iter()
-                .fold(0usize, |acc, &x| (acc << 8) | usize::from(x));
-            b = &b[n..];
-            len
-        };
-        if b.len() < len {
-            return None;
-        }
-        Some((tag, &b[..len], &b[len..]))
-    }
-    let (_, cert, _) = tlv(der)?;
-    let (_, tbs, _) = tlv(cert)?;
-    let mut rest = tbs;
-    let (tag, _, after) = tlv(rest)?;
-    if tag == 0xA0 {
-        rest = after; // explicit version
-    }
-    // serialNumber, signature, issuer, validity
-    for _ in 0..4 {
-        rest = tlv(rest)?.2;
-    }
-    let (_, mut subject, _) = tlv(rest)?;
-    while !subject.is_empty() {
-        let (_, mut set, next) = tlv(subject)?;
-        subject = next;
-        while !set.is_empty() {
-            let (_, atv, next) = tlv(set)?;
-            set = next;
-            let (_, oid, value) = tlv(atv)?;
-            if oid == [0x55, 0x04, 0x03] {
-                let (_, s, _) = tlv(value)?;
-                return String::from_utf8(s.to_vec()).ok();
-            }
-        }
-    }
-    None
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for ClientCn
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        let (_, conn) = stream.io().get_ref();
-        let cn = conn
-            .peer_certificates()
-            .and_then(|certs| certs.first())
-            .and_then(|c| common_name(c.as_ref()));
-        ClientCn(cn)
-    }
-}
-
-/// The certificate common name of the connection a request came on, when the client API is
-/// HTTPS and the client presented a verified certificate (set by the TLS listener; the v2
-/// auth check reads it).
-#[derive(Clone, Debug, Default)]
-pub struct ClientCn(pub Option<String>);
-
-/// A plain TCP listener whose connections send without Nagle's delay, as Go's (and so
-/// etcd's) do: an answer goes out at once, not after the ACK of the previous segment.
-pub struct PlainListener(pub TcpListener);
-
-impl axum::serve::Listener for PlainListener {
-    type Io = tokio::net::TcpStream;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        let _ = stream.set_nodelay(true);
-        (stream, addr)
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, PlainListener>>
-    for ClientCn
-{
-    fn connect_info(_: axum::serve::IncomingStream<'_, PlainListener>) -> Self {
-        ClientCn(None)
     }
 }
 

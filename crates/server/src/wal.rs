@@ -406,7 +406,7 @@ fn preallocate(file: &File, path: &Path) -> Result<()> {
 
 /// Makes a directory entry change (create, rename, delete) durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    crate::durable::sync_dir(dir).map_err(io(dir))
 }
 
 /// Parses the record at `off`; returns it and the offset after it, or why it is not valid.

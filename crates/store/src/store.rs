@@ -90,7 +90,7 @@ pub struct Store<W> {
 }
 
 /// Whole seconds from `time` to `expire_at`, rounded up; `None` when nothing is left.
-pub(super) fn ttl_left(expire_at: Option<UnixNanos>, time: UnixNanos) -> Option<i64> {
+pub fn ttl_left(expire_at: Option<UnixNanos>, time: UnixNanos) -> Option<i64> {
     let left = expire_at?.saturating_sub(time);
     // Rounded up without overflowing next to i64::MAX (a TTL of billions of years).
     (left > 0).then(|| left / NANOS_PER_SEC + i64::from(left % NANOS_PER_SEC != 0))

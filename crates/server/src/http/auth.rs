@@ -27,6 +27,7 @@ use etcd_store::Command;
 use serde::{Deserialize, Serialize};
 
 use super::app::App;
+use super::reply::{json, message};
 use crate::tls::ClientCn;
 
 /// bcrypt cost of stored passwords (etcd's).
@@ -162,24 +163,6 @@ pub fn insufficient() -> Response {
     message(StatusCode::UNAUTHORIZED, "Insufficient credentials")
 }
 
-#[derive(Serialize)]
-struct Message<'a> {
-    message: &'a str,
-}
-
-fn message(status: StatusCode, text: &str) -> Response {
-    json(status, &Message { message: text })
-}
-
-fn json(status: StatusCode, value: &impl Serialize) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        etcd_api::v2::to_go_json(value),
-    )
-        .into_response()
-}
-
 /// Layer of the `/v2/auth` routes: only the root role (or anyone while auth is off) gets
 /// through, except to `GET /v2/auth/enable`.
 pub(super) async fn root_only(
@@ -312,18 +295,18 @@ async fn propose(app: &App, command: Command) -> Result<(), Response> {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(etcd_store::Error::Auth { status, message: m })) => Err(message(
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-            &format!("auth: {m}"),
+            format!("auth: {m}"),
         )),
-        Ok(Err(e)) => Err(message(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
-        Err(t) => Err(message(StatusCode::INTERNAL_SERVER_ERROR, &t.to_string())),
+        Ok(Err(e)) => Err(message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Err(t) => Err(message(StatusCode::INTERNAL_SERVER_ERROR, t.to_string())),
     }
 }
 
 async fn read_json<T: for<'de> Deserialize<'de>>(body: Body) -> Result<T, Response> {
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
-        .map_err(|e| message(StatusCode::BAD_REQUEST, &e.to_string()))?;
-    serde_json::from_slice(&bytes).map_err(|e| message(StatusCode::BAD_REQUEST, &e.to_string()))
+        .map_err(|e| message(StatusCode::BAD_REQUEST, e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| message(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -377,7 +360,7 @@ pub(super) async fn get_user(State(app): State<App>, Path(name): Path<String>) -
         Some(u) => json(StatusCode::OK, &u),
         None => message(
             StatusCode::NOT_FOUND,
-            &format!("auth: User {name} does not exist."),
+            format!("auth: User {name} does not exist."),
         ),
     }
 }
@@ -469,7 +452,7 @@ pub(super) async fn get_role(State(app): State<App>, Path(name): Path<String>) -
         Some(r) => json(StatusCode::OK, &r),
         None => message(
             StatusCode::NOT_FOUND,
-            &format!("auth: Role {name} does not exist."),
+            format!("auth: Role {name} does not exist."),
         ),
     }
 }

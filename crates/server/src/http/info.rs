@@ -1,23 +1,13 @@
 //! `/`, `/v1/machines`, `/v1/leader`, `/v1/stats`, and the peer API's `/name`.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use etcd_api::ErrorCode;
 
 use super::app::App;
 use super::error::Error;
-use super::reply::json_ok;
+use super::reply::{json_ok, text};
 use crate::config::VERSION;
-
-fn text(body: String) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
 
 /// `/`: the version string.
 pub(super) async fn version() -> Response {

@@ -15,7 +15,7 @@ use super::error::Error;
 use super::form::key_from_path;
 use super::form::Params;
 use super::reply::{event_response, json_ok, method_not_allowed, render};
-use crate::clock;
+use crate::{clock, gocompat};
 
 /// The `/v1/keys` handler.
 pub(super) async fn keys(
@@ -97,7 +97,7 @@ async fn set(app: &App, key: String, params: &Params, can_read: bool) -> Result<
     }
     let ttl_secs = match params.get("ttl") {
         None | Some("") => None,
-        Some(t) => Some(parse_go_int(t).ok_or_else(|| Error::new(ErrorCode::TtlNaN, "Set"))?),
+        Some(t) => Some(gocompat::atoi(t).ok_or_else(|| Error::new(ErrorCode::TtlNaN, "Set"))?),
     };
     let time = clock::now();
     let command = match params.get("prevValue") {
@@ -140,30 +140,5 @@ async fn propose(app: &App, command: Command, can_read: bool) -> Result<Response
             Err(Error::new(ErrorCode::TestFailed, ""))
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-/// Go's `strconv.Atoi`: optional sign, decimal digits, no spaces, within i64.
-fn parse_go_int(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_go_int;
-
-    #[test]
-    fn ttl_parses_like_go_atoi() {
-        assert_eq!(parse_go_int("5"), Some(5));
-        assert_eq!(parse_go_int("+5"), Some(5));
-        assert_eq!(parse_go_int("-3"), Some(-3));
-        assert_eq!(parse_go_int("0"), Some(0));
-        for bad in ["", "5s", " 5", "1.5", "abc", "-", "99999999999999999999"] {
-            assert_eq!(parse_go_int(bad), None, "{bad:?}");
-        }
     }
 }

@@ -1,5 +1,6 @@
-//! Answers shared by the v1 handlers and the routers: the seed's JSON event, plain-text 404
-//! and 405.
+//! Answers shared by the handlers: the seed's JSON event, plain text, etcd v2's JSON (Go's
+//! escaping) and its `{"message": …}` errors, plain-text 404 and 405. The one place these
+//! shapes are written.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -58,4 +59,38 @@ pub(super) fn json_ok(body: Vec<u8>) -> Response {
 
 pub(super) fn event_response(e: &Event) -> Response {
     json_ok(serde_json::to_vec(&render(e)).expect("serialising a response cannot fail"))
+}
+
+/// A 200 plain-text answer (Go's `text/plain; charset=utf-8`).
+pub(super) fn text(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// A JSON answer as etcd's Go encoder writes it (HTML-safe escapes).
+pub(super) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        etcd_api::v2::to_go_json(value),
+    )
+        .into_response()
+}
+
+/// etcd's `{"message": …}` answer (members and auth APIs).
+pub(super) fn message(status: StatusCode, text: impl Into<String>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Message {
+        message: String,
+    }
+    json(
+        status,
+        &Message {
+            message: text.into(),
+        },
+    )
 }

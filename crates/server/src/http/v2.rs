@@ -24,8 +24,9 @@ use super::auth;
 use super::error::V2Error;
 use super::form::key_from_path;
 use super::form::Params;
+use super::reply::{json, message, text};
 use crate::node::{Node, Watch, WatchKind};
-use crate::{clock, cluster};
+use crate::{clock, cluster, gocompat};
 
 /// The API level `/version` reports as `etcdcluster`: the etcd release whose v2 API this
 /// server speaks.
@@ -204,7 +205,7 @@ impl Request {
         let boolean = |name: &str| -> Result<bool, V2Error> {
             match p.get(name) {
                 None => Ok(false),
-                Some(v) => go_parse_bool(v).ok_or_else(|| {
+                Some(v) => gocompat::parse_bool(v).ok_or_else(|| {
                     V2Error::request(Code::InvalidField, format!("invalid value for \"{name}\""))
                 }),
             }
@@ -246,13 +247,13 @@ impl Request {
         };
         let prev_exist = match p.get("prevExist") {
             None => None,
-            Some(v) => Some(go_parse_bool(v).ok_or_else(|| {
+            Some(v) => Some(gocompat::parse_bool(v).ok_or_else(|| {
                 V2Error::request(Code::InvalidField, "invalid value for prevExist")
             })?),
         };
         let refresh = match p.get("refresh") {
             None => false,
-            Some(v) => go_parse_bool(v).ok_or_else(|| {
+            Some(v) => gocompat::parse_bool(v).ok_or_else(|| {
                 V2Error::request(Code::InvalidField, "invalid value for \"refresh\"")
             })?,
         };
@@ -302,15 +303,6 @@ impl Request {
             ));
         }
         Ok(value)
-    }
-}
-
-/// Go's `strconv.ParseBool`.
-fn go_parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
     }
 }
 
@@ -411,13 +403,7 @@ fn expiration(at: Option<i64>) -> Option<String> {
 
 /// Whole seconds left at `now`, rounded up (etcd v2); 0 when none.
 fn ttl_at(at: Option<i64>, now: i64) -> i64 {
-    match at {
-        Some(at) if at > now => {
-            let left = at.saturating_sub(now);
-            left / 1_000_000_000 + i64::from(left % 1_000_000_000 != 0)
-        }
-        _ => 0,
-    }
+    etcd_store::ttl_left(at, now).unwrap_or(0)
 }
 
 fn render_info(p: &NodeInfo) -> v2::Node {
@@ -549,24 +535,6 @@ async fn next_event(mut st: WatchState) -> Option<(Result<Vec<u8>, std::io::Erro
     Some((Ok(line), st))
 }
 
-fn text(body: String) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
-fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        v2::to_go_json(value),
-    )
-        .into_response()
-}
-
 fn hex_id(id: u64) -> String {
     format!("{id:x}")
 }
@@ -625,20 +593,6 @@ pub(super) async fn members(State(app): State<App>) -> Response {
             .collect()
     });
     json(StatusCode::OK, &Members { members })
-}
-
-#[derive(serde::Serialize)]
-struct Message {
-    message: String,
-}
-
-fn message(status: StatusCode, text: impl Into<String>) -> Response {
-    json(
-        status,
-        &Message {
-            message: text.into(),
-        },
-    )
 }
 
 /// The body of `POST /v2/members` and `PUT /v2/members/<id>`.
@@ -840,44 +794,6 @@ pub(super) async fn health(State(app): State<App>) -> Response {
         .into_response()
 }
 
-/// Go's `time.Duration.String()` for a non-negative duration in nanoseconds, as etcd prints
-/// uptimes (`17.586195881s`, `1m2.5s`, `1h0m0s`).
-fn go_duration(nanos: i64) -> String {
-    let nanos = nanos.max(0);
-    if nanos == 0 {
-        return "0s".to_string();
-    }
-    if nanos < 1_000_000_000 {
-        let (unit, div) = if nanos < 1_000 {
-            ("ns", 1)
-        } else if nanos < 1_000_000 {
-            ("µs", 1_000)
-        } else {
-            ("ms", 1_000_000)
-        };
-        return format!("{}{unit}", trim_fraction(nanos, div));
-    }
-    let secs = nanos / 1_000_000_000;
-    let (h, m, s) = (secs / 3600, (secs / 60) % 60, nanos % 60_000_000_000);
-    let s = format!("{}s", trim_fraction(s, 1_000_000_000));
-    match (h, m) {
-        (0, 0) => s,
-        (0, m) => format!("{m}m{s}"),
-        (h, m) => format!("{h}h{m}m{s}"),
-    }
-}
-
-fn trim_fraction(n: i64, div: i64) -> String {
-    let whole = n / div;
-    let frac = n % div;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let width = div.to_string().len() - 1;
-    let f = format!("{frac:0width$}");
-    format!("{whole}.{}", f.trim_end_matches('0'))
-}
-
 /// `/v2/stats/self`.
 pub(super) async fn stats_self(State(app): State<App>) -> Response {
     #[derive(serde::Serialize)]
@@ -914,7 +830,7 @@ pub(super) async fn stats_self(State(app): State<App>) -> Response {
         start_time: time::format_rfc3339_nanos(app.started),
         leader_info: LeaderInfo {
             leader: leader.map(hex_id).unwrap_or_default(),
-            uptime: go_duration(now - since),
+            uptime: gocompat::duration(now - since),
             start_time: time::format_rfc3339_nanos(since),
         },
         recv_append_request_cnt: status.append_received.load(Ordering::Relaxed),
@@ -1037,28 +953,6 @@ pub(super) async fn stats_store(State(app): State<App>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_print_like_go() {
-        assert_eq!(go_duration(0), "0s");
-        assert_eq!(go_duration(17_586_195_881), "17.586195881s");
-        assert_eq!(go_duration(62_500_000_000), "1m2.5s");
-        assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
-        assert_eq!(go_duration(1_500_000), "1.5ms");
-    }
-
-    #[test]
-    fn booleans_parse_like_go() {
-        for t in ["1", "t", "T", "true", "TRUE", "True"] {
-            assert_eq!(go_parse_bool(t), Some(true));
-        }
-        for f in ["0", "f", "F", "false", "FALSE", "False"] {
-            assert_eq!(go_parse_bool(f), Some(false));
-        }
-        for bad in ["", "yes", "maybe", "tRUE"] {
-            assert_eq!(go_parse_bool(bad), None);
-        }
-    }
 
     #[test]
     fn ttl_rounds_up() {

@@ -231,15 +231,9 @@ enum Proposal {
 type Reply = tokio::sync::oneshot::Sender<ProposeResult>;
 type ReadReply = tokio::sync::oneshot::Sender<Result<(), Transient>>;
 
-/// A proposal in the log (as far as this member knows), waiting to be applied.
+/// A proposal and its proposer: in the log as far as this member knows (`pending`, waiting to
+/// be applied), or waiting for a leader (`waiting`).
 struct Pending {
-    proposal: Proposal,
-    reply: Reply,
-    since: Instant,
-}
-
-/// A proposal waiting for a leader.
-struct Waiting {
     proposal: Proposal,
     reply: Reply,
     since: Instant,
@@ -335,7 +329,7 @@ struct Driver {
     /// Proposals in the log, by sequence number, waiting to be applied.
     pending: HashMap<u64, Pending>,
     /// Proposals waiting for a leader.
-    waiting: VecDeque<Waiting>,
+    waiting: VecDeque<Pending>,
     /// Read index requests given to raft, by sequence number.
     reads: HashMap<u64, Read>,
     /// Read requests waiting for a leader.
@@ -472,7 +466,7 @@ impl Driver {
 
     fn propose(&mut self, proposal: Proposal, reply: Reply, since: Instant) {
         if !self.leader_known() {
-            self.waiting.push_back(Waiting {
+            self.waiting.push_back(Pending {
                 proposal,
                 reply,
                 since,
@@ -497,7 +491,7 @@ impl Driver {
                     },
                 );
             }
-            Err(raft::Error::ProposalDropped) => self.waiting.push_back(Waiting {
+            Err(raft::Error::ProposalDropped) => self.waiting.push_back(Pending {
                 proposal,
                 reply,
                 since,
@@ -727,11 +721,7 @@ impl Driver {
                 continue;
             };
             tracing::debug!("proposal not delivered to the leader; proposing again");
-            self.waiting.push_back(Waiting {
-                proposal: p.proposal,
-                reply: p.reply,
-                since: p.since,
-            });
+            self.waiting.push_back(p);
         }
     }
 
@@ -909,11 +899,7 @@ impl Driver {
             .collect();
         for seq in reads {
             if let Some(p) = self.pending.remove(&seq) {
-                self.waiting.push_back(Waiting {
-                    proposal: p.proposal,
-                    reply: p.reply,
-                    since: p.since,
-                });
+                self.waiting.push_back(p);
             }
         }
     }
