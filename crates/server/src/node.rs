@@ -227,6 +227,66 @@ impl Node {
     }
 }
 
+/// A door over an in-memory stand-in for the driver, for handler tests without a disk or raft:
+/// one member (raft id 1, named `node0`, always leader at term 1) that applies each proposal
+/// at the next index as soon as it arrives. Configuration changes are refused.
+#[cfg(test)]
+pub(crate) fn in_memory() -> Node {
+    use crate::raft::Request;
+    let store: SharedStore = Arc::new(RwLock::new(Store::new(1000)));
+    let (tx, rx) = std::sync::mpsc::channel::<Request>();
+    let status = Arc::new(Status::default());
+    status.leader_id.store(1, Ordering::Release);
+    status.term.store(1, Ordering::Release);
+    let handle = Handle {
+        tx,
+        status: status.clone(),
+        id: 1,
+    };
+    let applier = store.clone();
+    let apply = move |index: u64, command: &Command| {
+        let applied = applier
+            .write()
+            .expect("store lock poisoned")
+            .apply(index, command);
+        status.applied.store(index, Ordering::Release);
+        for (w, ev) in applied.fired {
+            let _ = w.send(ev);
+        }
+        applied.result
+    };
+    apply(
+        1,
+        &Command::Join {
+            id: 1,
+            name: "node0".into(),
+            raft_url: "http://127.0.0.1:7001".into(),
+            etcd_url: "http://127.0.0.1:4001".into(),
+        },
+    )
+    .expect("registering the member");
+    std::thread::spawn(move || {
+        let mut index = 1;
+        for request in rx {
+            match request {
+                Request::Propose { command, reply } => {
+                    index += 1;
+                    let _ = reply.send(Ok(apply(index, &command)));
+                }
+                Request::ConfChange { reply, .. } => {
+                    let _ = reply.send(Err(Transient::Refused("no raft in this test node")));
+                }
+                Request::ReadIndex { reply } => {
+                    let _ = reply.send(Ok(()));
+                }
+                Request::Shutdown => return,
+                _ => {}
+            }
+        }
+    });
+    Node::new(handle, store)
+}
+
 /// Why a forwarded proposal must not enter the log, if it must not.
 fn invalid_proposal(m: &Message) -> Option<String> {
     use protobuf::Message as _;

@@ -14,6 +14,8 @@ mod info;
 mod keys;
 mod peer;
 mod reply;
+#[cfg(test)]
+mod tests;
 mod v2;
 mod watch;
 

@@ -150,7 +150,7 @@ pub struct Status {
 /// How the rest of the node talks to the driver.
 #[derive(Clone)]
 pub struct Handle {
-    tx: std::sync::mpsc::Sender<Request>,
+    pub(crate) tx: std::sync::mpsc::Sender<Request>,
     /// Published raft status.
     pub status: Arc<Status>,
     /// This member's raft id.
