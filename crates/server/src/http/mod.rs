@@ -10,14 +10,12 @@ mod app;
 mod auth;
 mod error;
 mod form;
-mod info;
-mod keys;
 mod peer;
 mod reply;
 #[cfg(test)]
 mod tests;
+mod v1;
 mod v2;
-mod watch;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -57,17 +55,17 @@ pub fn client_router(app: App) -> Router {
         ));
     Router::new()
         .merge(auth_api)
-        .route("/", get(info::version))
-        .route("/v1/keys", any(keys::keys))
-        .route("/v1/keys/", any(keys::keys))
-        .route("/v1/keys/{*key}", any(keys::keys))
-        .route("/v1/watch", any(watch::watch))
-        .route("/v1/watch/", any(watch::watch))
-        .route("/v1/watch/{*key}", any(watch::watch))
-        .route("/v1/machines", get(info::machines))
+        .route("/", get(v1::info::version))
+        .route("/v1/keys", any(v1::keys::keys))
+        .route("/v1/keys/", any(v1::keys::keys))
+        .route("/v1/keys/{*key}", any(v1::keys::keys))
+        .route("/v1/watch", any(v1::watch::watch))
+        .route("/v1/watch/", any(v1::watch::watch))
+        .route("/v1/watch/{*key}", any(v1::watch::watch))
+        .route("/v1/machines", get(v1::info::machines))
         .route("/v1/machines/{name}", delete(peer::remove_member))
-        .route("/v1/leader", get(info::leader))
-        .route("/v1/stats", get(info::stats))
+        .route("/v1/leader", get(v1::info::leader))
+        .route("/v1/stats", get(v1::info::stats))
         .route("/v2/keys", any(v2::keys))
         .route("/v2/keys/", any(v2::keys))
         .route("/v2/keys/{*key}", any(v2::keys))
@@ -125,8 +123,8 @@ pub fn peer_router(app: App) -> Router {
         .route("/raft", post(peer::raft_messages))
         .route("/raft/snapshot", post(peer::raft_snapshot))
         .route("/join", post(peer::join))
-        .route("/name", get(info::name))
-        .route("/version", get(info::version))
+        .route("/name", get(v1::info::name))
+        .route("/version", get(v1::info::version))
         .fallback(reply::not_found)
         .with_state(app)
 }

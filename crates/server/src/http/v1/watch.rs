@@ -11,17 +11,17 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use etcd_api::ErrorCode;
 
-use super::app::App;
-use super::error::Error;
-use super::form::key_from_path;
-use super::form::Params;
-use super::reply::{event_response, method_not_allowed};
+use crate::http::app::App;
+use crate::http::error::Error;
+use crate::http::form::key_from_path;
+use crate::http::form::Params;
+use crate::http::reply::{event_response, method_not_allowed};
 use crate::node::{Transient, Watch, WatchKind};
 
 /// The `/v1/watch` handler.
-pub(super) async fn watch(
+pub(in crate::http) async fn watch(
     State(app): State<App>,
-    conn: super::auth::Conn,
+    conn: crate::http::auth::Conn,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -31,7 +31,7 @@ pub(super) async fn watch(
         return method_not_allowed();
     }
     // A v1 watch sees everything below its prefix: it needs read access to that tree.
-    let who = super::auth::who(&app, &headers, super::auth::cn_of(&conn)).await;
+    let who = crate::http::auth::who(&app, &headers, crate::http::auth::cn_of(&conn)).await;
     match key_from_path(uri.path(), "/v1/watch") {
         Ok(prefix) if !who.may(&app, &prefix, false, true) => {
             return Error::unauthorized().into_response()

@@ -9,16 +9,16 @@ use axum::response::{IntoResponse, Response};
 use etcd_api::ErrorCode;
 use etcd_store::{path, Command, Got};
 
-use super::app::App;
-use super::auth;
-use super::error::Error;
-use super::form::key_from_path;
-use super::form::Params;
-use super::reply::{event_response, json_ok, method_not_allowed, render};
+use crate::http::app::App;
+use crate::http::auth;
+use crate::http::error::Error;
+use crate::http::form::key_from_path;
+use crate::http::form::Params;
+use crate::http::reply::{event_response, json_ok, method_not_allowed, render};
 use crate::{clock, gocompat};
 
 /// The `/v1/keys` handler.
-pub(super) async fn keys(
+pub(in crate::http) async fn keys(
     State(app): State<App>,
     conn: auth::Conn,
     method: Method,

@@ -4,18 +4,18 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use etcd_api::ErrorCode;
 
-use super::app::App;
-use super::error::Error;
-use super::reply::{json_ok, text};
 use crate::config::VERSION;
+use crate::http::app::App;
+use crate::http::error::Error;
+use crate::http::reply::{json_ok, text};
 
 /// `/`: the version string.
-pub(super) async fn version() -> Response {
+pub(in crate::http) async fn version() -> Response {
     text(VERSION.to_string())
 }
 
 /// `/v1/machines`: every member's client URL, by name, joined with `, `.
-pub(super) async fn machines(State(app): State<App>) -> Response {
+pub(in crate::http) async fn machines(State(app): State<App>) -> Response {
     let urls = app.node.read(|s| {
         let mut members: Vec<_> = s.members().values().collect();
         members.sort_by(|a, b| a.name.cmp(&b.name));
@@ -31,7 +31,7 @@ pub(super) async fn machines(State(app): State<App>) -> Response {
 }
 
 /// `/v1/leader`: the leader's peer URL, or 500/301 during an election.
-pub(super) async fn leader(State(app): State<App>) -> Response {
+pub(in crate::http) async fn leader(State(app): State<App>) -> Response {
     let url = app.node.leader_id().and_then(|id| {
         app.node
             .read(|s| s.members().get(&id).map(|m| m.raft_url.clone()))
@@ -43,7 +43,7 @@ pub(super) async fn leader(State(app): State<App>) -> Response {
 }
 
 /// `/v1/stats`: operation counters, the seed's four.
-pub(super) async fn stats(State(app): State<App>) -> Response {
+pub(in crate::http) async fn stats(State(app): State<App>) -> Response {
     #[derive(serde::Serialize)]
     struct V1Stats {
         gets: u64,
@@ -65,6 +65,6 @@ pub(super) async fn stats(State(app): State<App>) -> Response {
 }
 
 /// Peer `/name`: this member's name.
-pub(super) async fn name(State(app): State<App>) -> Response {
+pub(in crate::http) async fn name(State(app): State<App>) -> Response {
     text(app.member.name.clone())
 }
