@@ -1,7 +1,8 @@
 //! The one place that turns errors into HTTP responses.
 //!
+//! Request errors ([`RequestError`], found before any API gave the request meaning),
 //! `store::Error` and raft's transient failures become [`ApiError`]s (v1) or v2 errors here
-//! (one function each per API), and the `IntoResponse` impls send the status that the code
+//! (once per API), and the `IntoResponse` impls send the status that the code
 //! tables in `etcd-api` name. No other code picks a status for an error.
 
 use axum::http::{header, StatusCode};
@@ -10,6 +11,59 @@ use etcd_api::v2::{self, Code};
 use etcd_api::{ApiError, ErrorCode};
 
 use crate::node::Transient;
+
+/// Why a request could not be read (body, form, key path), before any API gave it meaning.
+/// Each API maps it once to its own error (`From` below).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    /// What went wrong.
+    pub kind: RequestErrorKind,
+    /// For the answer's `cause`.
+    pub cause: String,
+}
+
+/// The kinds of [`RequestError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestErrorKind {
+    /// The body is larger than the limit.
+    TooLarge,
+    /// The body or form cannot be read.
+    Malformed,
+    /// The key is longer than the limit.
+    KeyTooLong,
+}
+
+impl RequestError {
+    /// An error of `kind`.
+    pub fn new(kind: RequestErrorKind, cause: impl Into<String>) -> RequestError {
+        RequestError {
+            kind,
+            cause: cause.into(),
+        }
+    }
+}
+
+impl From<RequestError> for Error {
+    fn from(e: RequestError) -> Error {
+        let code = match e.kind {
+            RequestErrorKind::TooLarge => ErrorCode::TooLarge,
+            RequestErrorKind::Malformed => ErrorCode::InvalidForm,
+            RequestErrorKind::KeyTooLong => ErrorCode::InvalidField,
+        };
+        Error::new(code, e.cause)
+    }
+}
+
+impl From<RequestError> for V2Error {
+    fn from(e: RequestError) -> V2Error {
+        let code = match e.kind {
+            RequestErrorKind::TooLarge => Code::TooLarge,
+            RequestErrorKind::Malformed => Code::InvalidForm,
+            RequestErrorKind::KeyTooLong => Code::InvalidField,
+        };
+        V2Error::request(code, e.cause)
+    }
+}
 
 /// An API error on its way to the client.
 #[derive(Debug)]
@@ -105,18 +159,6 @@ impl V2Error {
             ),
         };
         V2Error(v2::Error::new(code, cause, index))
-    }
-
-    /// A v1-style request error (form parsing, limits) in v2 terms.
-    pub fn from_v1(e: Error) -> V2Error {
-        let code = match e.0.code {
-            ErrorCode::TooLarge => Code::TooLarge,
-            ErrorCode::InvalidField => Code::InvalidField,
-            ErrorCode::RaftInternal => Code::RaftInternal,
-            ErrorCode::LeaderElect => Code::LeaderElect,
-            _ => Code::InvalidForm,
-        };
-        V2Error::request(code, e.0.cause)
     }
 }
 

@@ -5,9 +5,8 @@
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Uri};
-use etcd_api::ErrorCode;
 
-use super::error::Error;
+use super::error::{RequestError, RequestErrorKind};
 use crate::config::MAX_KEY_BYTES;
 
 /// Parsed parameters, body pairs first.
@@ -42,12 +41,12 @@ impl Params {
         headers: &HeaderMap,
         body: Body,
         limit: usize,
-    ) -> Result<Params, Error> {
+    ) -> Result<Params, RequestError> {
         let mut p = Params::default();
         if matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
             let too_large = || {
-                Error::new(
-                    ErrorCode::TooLarge,
+                RequestError::new(
+                    RequestErrorKind::TooLarge,
                     format!("the request body is larger than {limit} bytes"),
                 )
             };
@@ -62,8 +61,8 @@ impl Params {
                 if is_length_limit(&e) {
                     too_large()
                 } else {
-                    Error::new(
-                        ErrorCode::InvalidForm,
+                    RequestError::new(
+                        RequestErrorKind::Malformed,
                         format!("the request body could not be read: {e}"),
                     )
                 }
@@ -83,8 +82,9 @@ impl Params {
                     p.pairs.extend(form_urlencoded::parse(&bytes).into_owned());
                 }
                 "multipart/form-data" => {
-                    let invalid =
-                        |e: multer::Error| Error::new(ErrorCode::InvalidForm, e.to_string());
+                    let invalid = |e: multer::Error| {
+                        RequestError::new(RequestErrorKind::Malformed, e.to_string())
+                    };
                     let boundary = multer::parse_boundary(content_type).map_err(invalid)?;
                     // The body is already read and bounded by `limit`; parse it as it is.
                     let whole = futures_util::stream::once(async move {
@@ -120,12 +120,12 @@ fn is_length_limit(e: &axum::Error) -> bool {
 }
 
 /// The clean key named by a request path below `prefix`, percent-decoded.
-pub(super) fn key_from_path(path: &str, prefix: &str) -> Result<String, Error> {
+pub(super) fn key_from_path(path: &str, prefix: &str) -> Result<String, RequestError> {
     let raw = path.strip_prefix(prefix).unwrap_or("");
     let decoded = percent_decode(raw);
     if decoded.len() > MAX_KEY_BYTES {
-        return Err(Error::new(
-            ErrorCode::InvalidField,
+        return Err(RequestError::new(
+            RequestErrorKind::KeyTooLong,
             format!("the key is longer than {MAX_KEY_BYTES} bytes"),
         ));
     }
@@ -155,6 +155,7 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod key_tests {
     use super::*;
+    use etcd_api::ErrorCode;
 
     #[test]
     fn keys_are_decoded_and_cleaned() {
@@ -171,7 +172,9 @@ mod key_tests {
         assert_eq!(key_from_path("/v1/keys/%41", "/v1/keys").unwrap(), "/A");
         let long = format!("/v1/keys/{}", "k".repeat(MAX_KEY_BYTES + 1));
         assert_eq!(
-            key_from_path(&long, "/v1/keys").unwrap_err().0.code,
+            super::super::error::Error::from(key_from_path(&long, "/v1/keys").unwrap_err())
+                .0
+                .code,
             ErrorCode::InvalidField
         );
     }

@@ -54,10 +54,8 @@ async fn handle(
         )
             .into_response());
     }
-    let key = key_from_path(uri.path(), "/v2/keys").map_err(V2Error::from_v1)?;
-    let params = Params::from_request(&method, &uri, &headers, body, app.body_limit())
-        .await
-        .map_err(V2Error::from_v1)?;
+    let key = key_from_path(uri.path(), "/v2/keys")?;
+    let params = Params::from_request(&method, &uri, &headers, body, app.body_limit()).await?;
     let req = Request::parse(&params, matches!(method, Method::GET | Method::HEAD))?;
     let who = auth::who(app, &headers, auth::cn_of(conn)).await;
     let (writes, recursive) = match method {
