@@ -62,6 +62,17 @@ async fn call(app: &App, method: Method, uri: &str, form: &str) -> (StatusCode, 
     )
 }
 
+/// Waits (at most 5 s) until the store holds `n` waiting watchers.
+async fn watchers_become(app: &App, n: usize, what: &str) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while app.node.read(|s| s.watcher_count()) != n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting: {what}"));
+}
+
 #[tokio::test]
 async fn v1_writes_go_through_the_door_and_reads_see_them() {
     let app = app();
@@ -109,13 +120,7 @@ async fn a_waiting_watch_is_answered_by_the_next_write_and_an_abandoned_one_unre
         tokio::spawn(async move { call(&app, Method::GET, "/v1/watch/dir", "").await })
     };
     // Registered once the hub holds it.
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while app.node.read(|s| s.watcher_count()) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the watch registers");
+    watchers_become(&app, 1, "the watch registers").await;
     call(&app, Method::POST, "/v1/keys/dir/a", "value=1").await;
     let (status, _, body) = tokio::time::timeout(Duration::from_secs(5), watcher)
         .await
@@ -129,20 +134,8 @@ async fn a_waiting_watch_is_answered_by_the_next_write_and_an_abandoned_one_unre
         let app = app.clone();
         tokio::spawn(async move { call(&app, Method::GET, "/v2/keys/other?wait=true", "").await })
     };
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while app.node.read(|s| s.watcher_count()) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the v2 watch registers");
+    watchers_become(&app, 1, "the v2 watch registers").await;
     abandoned.abort();
     let _ = abandoned.await;
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while app.node.read(|s| s.watcher_count()) != 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the abandoned watch is unregistered");
+    watchers_become(&app, 0, "the abandoned watch is unregistered").await;
 }
