@@ -1,5 +1,6 @@
 //! The etcd-rs node: configuration, the raft driver, durable log and snapshots, and the HTTP
-//! API. `server::run` composes them.
+//! API. `server::run` composes them. Front-ends (`http`, later gRPC) reach the node only
+//! through the door, `node::Node`, and change membership only through `cluster`.
 
 pub mod clock;
 pub mod cluster;

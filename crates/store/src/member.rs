@@ -1,4 +1,6 @@
-//! [`Member`]: one cluster member as the log registered it.
+//! [`Member`]: one cluster member as the log registered it (its peer URL, and once it runs, its
+//! name and client URL). The list and its changes are the `store/members.rs` family; raft's
+//! own configuration is the server's `cluster.rs`.
 
 use serde::{Deserialize, Serialize};
 

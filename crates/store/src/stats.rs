@@ -1,4 +1,7 @@
-//! Operation counters.
+//! Operation counters: the seed's four (`/v1/stats`) and etcd v2's store counters
+//! (`/v2/stats/store`). Writes are counted as they are applied, so every member agrees on
+//! them; reads are counted (atomically, under the store's read lock) by the member that served
+//! them. Not here: raft or transport statistics (the server's `raft::Status`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
