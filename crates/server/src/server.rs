@@ -329,9 +329,7 @@ fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
     if !dir.exists() {
         std::fs::create_dir_all(dir).map_err(data_err)?;
         let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
-        std::fs::File::open(parent.unwrap_or(Path::new(".")))
-            .and_then(|d| d.sync_all())
-            .map_err(data_err)?;
+        crate::durable::sync_dir(parent.unwrap_or(Path::new("."))).map_err(data_err)?;
     }
     let node = match config::load_info(dir).map_err(data_err)? {
         Some(stored) => {

@@ -105,9 +105,7 @@ impl Snapshotter {
         if !dir.exists() {
             fs::create_dir_all(dir).map_err(io(dir))?;
             if let Some(parent) = dir.parent() {
-                fs::File::open(parent)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io(parent))?;
+                crate::durable::sync_dir(parent).map_err(io(parent))?;
             }
         }
         for entry in fs::read_dir(dir).map_err(io(dir))? {

@@ -2,7 +2,8 @@
 //!
 //! This file holds the state, the reads, watch registration, snapshots, and
 //! [`Store::apply`], a short dispatch to one function per command family, each in its own
-//! file below `store/`: `v1` (seed writes), `v2` (etcd v2 writes), `expire` (TTL expiry),
+//! file below `store/`: `v1` (seed writes), `v2` (etcd v2 writes), `ttl` (TTL arithmetic, the expiry
+//! index's queries, and the `Expire` family),
 //! `members` (membership), `auth` (v2 users and roles). The helpers every family shares
 //! (`write_file`, `remove`, `record`) stay here: a change goes into the tree, the TTL index,
 //! the history and the watcher hub in one place.
@@ -29,12 +30,13 @@ use crate::watch::WatcherHub;
 use crate::{Index, UnixNanos};
 
 mod auth;
-mod expire;
 mod members;
+mod ttl;
 mod v1;
 mod v2;
 
-const NANOS_PER_SEC: i64 = 1_000_000_000;
+use ttl::expiry;
+pub use ttl::ttl_left;
 
 /// Watchers fired while applying, with their events (the caller delivers them).
 type Fired<W> = Vec<(W, Event)>;
@@ -89,13 +91,6 @@ pub struct Store<W> {
     auth: Auth,
 }
 
-/// Whole seconds from `time` to `expire_at`, rounded up; `None` when nothing is left.
-pub fn ttl_left(expire_at: Option<UnixNanos>, time: UnixNanos) -> Option<i64> {
-    let left = expire_at?.saturating_sub(time);
-    // Rounded up without overflowing next to i64::MAX (a TTL of billions of years).
-    (left > 0).then(|| left / NANOS_PER_SEC + i64::from(left % NANOS_PER_SEC != 0))
-}
-
 /// A node's description at `time`.
 pub(super) fn info(key: &str, n: &Node, time: UnixNanos) -> NodeInfo {
     NodeInfo {
@@ -107,11 +102,6 @@ pub(super) fn info(key: &str, n: &Node, time: UnixNanos) -> NodeInfo {
         created_index: n.created,
         modified_index: n.modified,
     }
-}
-
-/// The absolute expiry of a TTL given at `time` (a negative TTL is already over).
-pub(super) fn expiry(ttl_secs: Option<i64>, time: UnixNanos) -> Option<UnixNanos> {
-    ttl_secs.map(|t| time.saturating_add(t.max(0).saturating_mul(NANOS_PER_SEC)))
 }
 
 impl<W> Store<W> {
@@ -174,21 +164,6 @@ impl<W> Store<W> {
     /// True if `id` was a member and has been removed.
     pub fn is_removed(&self, id: u64) -> bool {
         self.removed.contains(&id)
-    }
-
-    /// The earliest expiry of any node, if any node has a TTL.
-    pub fn next_expiry(&self) -> Option<UnixNanos> {
-        self.ttl.get_min().map(|(t, _)| *t)
-    }
-
-    /// Up to `limit` keys due at `time`, earliest first: what the leader proposes to expire.
-    pub fn due(&self, time: UnixNanos, limit: usize) -> Vec<String> {
-        self.ttl
-            .iter()
-            .take_while(|(at, _)| *at <= time)
-            .take(limit)
-            .map(|(_, key)| key.clone())
-            .collect()
     }
 
     /// How many watchers are waiting.
