@@ -44,6 +44,24 @@ type Fired<W> = Vec<(W, Event)>;
 /// What applying a command answers its proposer: the event, or a deterministic error.
 type Outcome = Result<Option<Event>>;
 
+/// What a write did, for its event (see `Store::written`).
+pub(super) struct Written {
+    /// The write's action.
+    pub(super) action: Action,
+    /// The node is a directory.
+    pub(super) dir: bool,
+    /// A file's new value.
+    pub(super) value: Option<String>,
+    /// The node before, if there was one.
+    pub(super) prev: Option<NodeInfo>,
+    /// The node's created index.
+    pub(super) created: Index,
+    /// Its new expiry.
+    pub(super) expire_at: Option<UnixNanos>,
+    /// A TTL refresh (wakes no watcher).
+    pub(super) refresh: bool,
+}
+
 /// The outcome of applying one command.
 pub struct Applied<W> {
     /// What to answer the proposer: the event, or a deterministic error. `None` for commands
@@ -378,22 +396,49 @@ impl<W> Store<W> {
         }
         let created = node.created;
         self.tree.put(key, node, index);
-        if let Some(at) = expire_at {
+        self.written(
+            index,
+            key,
+            Written {
+                action,
+                dir: false,
+                value: Some(value),
+                prev,
+                created,
+                expire_at,
+                refresh: false,
+            },
+            time,
+            fired,
+        )
+    }
+
+    /// Finishes a write at `key` whose node is in the tree (and whose old expiry is off the
+    /// index): indexes the new expiry, builds the event and records it.
+    pub(super) fn written(
+        &mut self,
+        index: Index,
+        key: &str,
+        w: Written,
+        time: UnixNanos,
+        fired: &mut Fired<W>,
+    ) -> Event {
+        if let Some(at) = w.expire_at {
             self.ttl.insert((at, key.to_string()));
         }
         let event = Event {
-            action,
+            action: w.action,
             key: key.to_string(),
-            dir: false,
-            prev_value: prev.as_ref().and_then(|p| p.value.clone()),
-            value: Some(value),
-            new_key: prev.is_none(),
-            expiration: expire_at,
+            dir: w.dir,
+            prev_value: w.prev.as_ref().and_then(|p| p.value.clone()),
+            value: w.value,
+            new_key: w.prev.is_none(),
+            expiration: w.expire_at,
             index,
-            created_index: created,
-            ttl: ttl_left(expire_at, time),
-            prev_node: prev.map(Box::new),
-            refresh: false,
+            created_index: w.created,
+            ttl: ttl_left(w.expire_at, time),
+            prev_node: w.prev.map(Box::new),
+            refresh: w.refresh,
         };
         self.record(&event, fired);
         event

@@ -2,7 +2,7 @@
 //! dispatch), `V2Post` (in-order keys), `V2Delete` (files, directories, compare-and-delete),
 //! with etcd v2's error causes.
 
-use super::{expiry, info, ttl_left, Fired, Outcome, Store};
+use super::{expiry, info, Fired, Outcome, Store, Written};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::event::{Action, Event};
@@ -42,6 +42,17 @@ enum PutKind {
     Create,
     Update,
     CompareAndSwap,
+}
+
+/// A v2 write may not touch the root or the cluster's `/_etcd` keys.
+fn writable(key: &str) -> Result<()> {
+    if key == "/" {
+        return Err(Error::RootReadOnly);
+    }
+    if path::is_reserved(key) {
+        return Err(Error::Reserved(key.to_string()));
+    }
+    Ok(())
 }
 
 impl<W> Store<W> {
@@ -165,12 +176,7 @@ impl<W> Store<W> {
         time: UnixNanos,
         fired: &mut Fired<W>,
     ) -> Result<Event> {
-        if key == "/" {
-            return Err(Error::RootReadOnly);
-        }
-        if path::is_reserved(key) {
-            return Err(Error::Reserved(key.to_string()));
-        }
+        writable(key)?;
         let mut value = value.to_string();
         let (action, created, prev) = match kind {
             PutKind::Set | PutKind::Create => {
@@ -248,25 +254,21 @@ impl<W> Store<W> {
                 is_dir = n.is_dir();
             }
         }
-        if let Some(at) = expire_at {
-            self.ttl.insert((at, key.to_string()));
-        }
-        let event = Event {
-            action,
-            key: key.to_string(),
-            dir: is_dir,
-            prev_value: prev.as_ref().and_then(|p| p.value.clone()),
-            value: (!is_dir).then_some(value),
-            new_key: prev.is_none(),
-            expiration: expire_at,
+        Ok(self.written(
             index,
-            created_index: created,
-            ttl: ttl_left(expire_at, time),
-            prev_node: prev.map(Box::new),
-            refresh,
-        };
-        self.record(&event, fired);
-        Ok(event)
+            key,
+            Written {
+                action,
+                dir: is_dir,
+                value: (!is_dir).then_some(value),
+                prev,
+                created,
+                expire_at,
+                refresh,
+            },
+            time,
+            fired,
+        ))
     }
 
     /// A v2 DELETE (see [`Command::V2Delete`]); `compare` holds `prevValue`/`prevIndex`.
@@ -281,12 +283,7 @@ impl<W> Store<W> {
         time: UnixNanos,
         fired: &mut Fired<W>,
     ) -> Result<Event> {
-        if key == "/" {
-            return Err(Error::RootReadOnly);
-        }
-        if path::is_reserved(key) {
-            return Err(Error::Reserved(key.to_string()));
-        }
+        writable(key)?;
         let n = self.tree.lookup(key)?.ok_or(Error::RootReadOnly)?;
         if let Some((prev_value, prev_index)) = compare {
             if n.is_dir() {
