@@ -53,8 +53,19 @@ pub fn client_router(app: App) -> Router {
             app.clone(),
             auth::root_only,
         ));
+    // Member changes by id: root only, like the auth API.
+    let member_changes = Router::new()
+        .route(
+            "/v2/members/{id}",
+            axum::routing::delete(v2::members_remove).put(v2::members_update),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::root_only,
+        ));
     Router::new()
         .merge(auth_api)
+        .merge(member_changes)
         .route("/", get(v1::info::version))
         .route("/v1/keys", any(v1::keys::keys))
         .route("/v1/keys/", any(v1::keys::keys))
@@ -73,10 +84,6 @@ pub fn client_router(app: App) -> Router {
         .route("/v2/members", get(v2::members).post(v2::members_add))
         .route("/v2/members/", get(v2::members).post(v2::members_add))
         .route("/v2/members/leader", get(v2::members_leader))
-        .route(
-            "/v2/members/{id}",
-            axum::routing::delete(v2::members_remove).put(v2::members_update),
-        )
         .route("/v2/stats/self", get(v2::stats_self))
         .route("/v2/stats/leader", get(v2::stats_leader))
         .route("/v2/stats/store", get(v2::stats_store))
