@@ -117,29 +117,28 @@ async fn handle(
             };
             Ok(answer(app, StatusCode::OK, index, &event))
         }
-        Method::PUT => {
-            let value = req.value(app)?;
-            let command = Command::V2Put {
-                key,
-                value,
-                dir: req.dir,
-                ttl_secs: req.ttl,
-                refresh: req.refresh,
-                prev_exist: req.prev_exist,
-                prev_value: req.prev_value.clone(),
-                prev_index: req.prev_index.filter(|i| *i > 0),
-                time: clock::now(),
-            };
-            write(app, command, req.no_value_on_success, can_read).await
-        }
-        Method::POST => {
-            let value = req.value(app)?;
-            let command = Command::V2Post {
-                key,
-                value,
-                dir: req.dir,
-                ttl_secs: req.ttl,
-                time: clock::now(),
+        Method::PUT | Method::POST => {
+            let (value, time) = (req.value(app)?, clock::now());
+            let command = if method == Method::PUT {
+                Command::V2Put {
+                    key,
+                    value,
+                    dir: req.dir,
+                    ttl_secs: req.ttl,
+                    refresh: req.refresh,
+                    prev_exist: req.prev_exist,
+                    prev_value: req.prev_value.clone(),
+                    prev_index: req.prev_index.filter(|i| *i > 0),
+                    time,
+                }
+            } else {
+                Command::V2Post {
+                    key,
+                    value,
+                    dir: req.dir,
+                    ttl_secs: req.ttl,
+                    time,
+                }
             };
             write(app, command, req.no_value_on_success, can_read).await
         }
