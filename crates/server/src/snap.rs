@@ -30,7 +30,7 @@
 //! Not here: what the state machine bytes mean.
 
 use std::fs;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -242,7 +242,7 @@ impl Snapshotter {
     }
 }
 
-/// A writer (or reader) that counts and checksums what passes through it.
+/// A writer or reader that counts and checksums what passes through it.
 struct Checksummed<T> {
     inner: T,
     crc: crc32fast::Hasher,
@@ -291,12 +291,18 @@ struct Data {
     expect: (u64, u32),
 }
 
+impl<R: Read> Read for Checksummed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
 impl Read for Data {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.reader.inner.read(buf)?;
-        self.reader.crc.update(&buf[..n]);
-        self.reader.len += n as u64;
-        Ok(n)
+        self.reader.read(buf)
     }
 }
 
@@ -353,10 +359,10 @@ fn open_file(path: &Path) -> std::result::Result<(Vec<u8>, Data), String> {
     if len != data_len {
         return Err("length fields disagree with the file size".into());
     }
-    let body = io::Read::take(
-        BufReader::with_capacity(1 << 20, PositionedAt::new(file, HEADER_BYTES + meta_len)),
-        data_len,
-    );
+    let mut file = file;
+    file.seek(io::SeekFrom::Start(HEADER_BYTES + meta_len))
+        .map_err(|e| e.to_string())?;
+    let body = BufReader::with_capacity(1 << 20, file).take(data_len);
     Ok((meta, data_reader(Box::new(body), (len, crc))))
 }
 
@@ -368,26 +374,6 @@ fn data_reader(inner: Box<dyn Read>, expect: (u64, u32)) -> Data {
             len: 0,
         },
         expect,
-    }
-}
-
-/// Reads a file from an offset on.
-struct PositionedAt {
-    file: fs::File,
-    offset: u64,
-}
-
-impl PositionedAt {
-    fn new(file: fs::File, offset: u64) -> PositionedAt {
-        PositionedAt { file, offset }
-    }
-}
-
-impl Read for PositionedAt {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.offset)?;
-        self.offset += n as u64;
-        Ok(n)
     }
 }
 

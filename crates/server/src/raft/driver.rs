@@ -256,8 +256,8 @@ struct SnapshotJob {
 /// then tells the driver ([`Request::SnapshotSaved`]), which only then compacts the log.
 struct SnapshotThread {
     jobs: std::sync::mpsc::Sender<SnapshotJob>,
-    /// The snapshot being written, if one is: its index and when it was handed over.
-    in_flight: Option<(u64, Instant)>,
+    /// When the snapshot being written, if one is, was handed over.
+    in_flight: Option<Instant>,
     /// No snapshot (but one raft asks for) is started before this.
     not_before: Instant,
 }
@@ -425,7 +425,7 @@ impl Driver {
             }
             Request::Transport(report) => self.on_transport(report),
             Request::SnapshotSaved(meta) => {
-                if let Some((_, since)) = self.snapshots.in_flight.take() {
+                if let Some(since) = self.snapshots.in_flight.take() {
                     self.snapshots.not_before =
                         Instant::now() + since.elapsed() * (SNAPSHOT_DUTY - 1);
                 }
@@ -882,7 +882,7 @@ impl Driver {
         {
             fatal("the snapshot thread has stopped");
         }
-        self.snapshots.in_flight = Some((self.applied, Instant::now()));
+        self.snapshots.in_flight = Some(Instant::now());
         self.last_snapshot = self.applied;
     }
 
