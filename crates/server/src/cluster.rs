@@ -256,15 +256,18 @@ pub fn id_of(node: &Node, name: &str) -> Option<u64> {
 /// The name of member `id` (empty for one added but not started): [`Error::NotFound`], or
 /// [`Error::Removed`] for a member removed from the cluster.
 pub fn name_of(node: &Node, id: u64) -> Result<String, Error> {
-    node.read(|s| {
-        if s.is_removed(id) {
-            return Err(Error::Removed);
-        }
-        s.members()
-            .get(&id)
-            .map(|m| m.name.clone())
-            .ok_or(Error::NotFound)
-    })
+    node.read(|s| member_name(s, id))
+}
+
+/// [`name_of`] on a store already in hand.
+fn member_name(s: &crate::node::Store, id: u64) -> Result<String, Error> {
+    if s.is_removed(id) {
+        return Err(Error::Removed);
+    }
+    s.members()
+        .get(&id)
+        .map(|m| m.name.clone())
+        .ok_or(Error::NotFound)
 }
 
 /// Removes member `id` through the log; the event is the removal of its
@@ -283,15 +286,17 @@ pub async fn remove(node: &Node, id: u64) -> Result<Option<Event>, Error> {
 
 /// Changes member `id`'s peer URL through the log.
 pub async fn update_peer(node: &Node, id: u64, peer_url: &str) -> Result<(), Error> {
-    name_of(node, id)?;
-    let taken = node.read(|s| {
-        s.members()
+    node.read(|s| {
+        member_name(s, id)?;
+        let taken = s
+            .members()
             .iter()
-            .any(|(other, m)| *other != id && m.raft_url == peer_url)
-    });
-    if taken {
-        return Err(Error::PeerUrlTaken(peer_url.to_string()));
-    }
+            .any(|(other, m)| *other != id && m.raft_url == peer_url);
+        if taken {
+            return Err(Error::PeerUrlTaken(peer_url.to_string()));
+        }
+        Ok(())
+    })?;
     let update = Command::UpdatePeer {
         id,
         raft_url: peer_url.to_string(),
