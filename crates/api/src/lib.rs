@@ -11,6 +11,7 @@ pub mod error;
 pub mod response;
 pub mod time;
 pub mod v2;
+pub mod v3;
 
 pub use error::{ApiError, ErrorCode};
 pub use response::{Action, KeyResponse};

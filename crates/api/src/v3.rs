@@ -1,0 +1,185 @@
+//! The v3 (gRPC) error table: every error etcd's v3 API answers with, its gRPC status code and
+//! its exact message. Clients branch on both (etcd's `clientv3` retries only `Unavailable`,
+//! surfaces `OutOfRange` compactions to Kubernetes, re-authenticates on `invalid auth token`),
+//! so neither may drift from etcd's (`etcdserver/api/v3rpc/rpctypes/error.go`).
+//!
+//! This crate knows no gRPC library: a code is the number of the gRPC status, and the server
+//! turns it into a `tonic::Status` in one place.
+
+/// gRPC status codes, as numbered by the gRPC protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Code {
+    /// The operation was cancelled.
+    Canceled = 1,
+    /// The client sent something the server cannot take.
+    InvalidArgument = 3,
+    /// Something looked for does not exist.
+    NotFound = 5,
+    /// The caller may not do this.
+    PermissionDenied = 7,
+    /// A limit was reached.
+    ResourceExhausted = 8,
+    /// The system is not in the state the operation needs.
+    FailedPrecondition = 9,
+    /// A value is outside the range served (compacted or future revisions).
+    OutOfRange = 11,
+    /// The service cannot serve now; the client may try again.
+    Unavailable = 14,
+    /// Unrecoverable data loss.
+    DataLoss = 15,
+    /// No valid credentials.
+    Unauthenticated = 16,
+}
+
+/// An error of etcd's v3 API. `Display` gives the exact message clients see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum V3Error {
+    /// An empty key where one is needed.
+    #[error("etcdserver: key is not provided")]
+    KeyNotProvided,
+    /// `ignore_value`/`ignore_lease` on a key that does not exist, or an empty txn op.
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    /// `ignore_value` together with a value.
+    #[error("etcdserver: value is provided")]
+    ValueProvided,
+    /// `ignore_lease` together with a lease.
+    #[error("etcdserver: lease is provided")]
+    LeaseProvided,
+    /// More operations in one txn level than `--max-txn-ops`.
+    #[error("etcdserver: too many operations in txn request")]
+    TooManyOps,
+    /// A key written twice in one txn branch.
+    #[error("etcdserver: duplicate key given in txn request")]
+    DuplicateKey,
+    /// A request bigger than `--max-request-bytes`.
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    /// A read or compaction below the compaction revision.
+    #[error("etcdserver: mvcc: required revision has been compacted")]
+    Compacted,
+    /// A read or compaction above the current revision.
+    #[error("etcdserver: mvcc: required revision is a future revision")]
+    FutureRevision,
+    /// A lease TTL above the maximum.
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
+    /// The lease named does not exist.
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    /// A lease granted with an ID that is taken.
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    /// The member named does not exist.
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    /// The space quota is used up.
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    /// Too many requests in flight.
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
+    /// No leader is known.
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    /// The leader changed while the request was in flight.
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
+    /// The member is stopping.
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    /// The request was not committed in time; its outcome is unknown.
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    /// Learners serve only status and serializable reads.
+    #[error("etcdserver: rpc not supported for learner")]
+    NotSupportedForLearner,
+    /// The caller may not do this.
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    /// The auth token is not valid.
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+}
+
+impl V3Error {
+    /// The gRPC status code etcd answers this error with.
+    pub fn code(&self) -> Code {
+        use V3Error::*;
+        match self {
+            KeyNotProvided | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps
+            | DuplicateKey | RequestTooLarge => Code::InvalidArgument,
+            Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
+            LeaseNotFound | MemberNotFound => Code::NotFound,
+            LeaseExists => Code::FailedPrecondition,
+            NoSpace | TooManyRequests => Code::ResourceExhausted,
+            NoLeader | LeaderChanged | Stopped | Timeout | NotSupportedForLearner => {
+                Code::Unavailable
+            }
+            PermissionDenied => Code::PermissionDenied,
+            InvalidAuthToken => Code::Unauthenticated,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_messages_are_etcds() {
+        let table = [
+            (
+                V3Error::KeyNotProvided,
+                Code::InvalidArgument,
+                "etcdserver: key is not provided",
+            ),
+            (
+                V3Error::Compacted,
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted",
+            ),
+            (
+                V3Error::FutureRevision,
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision is a future revision",
+            ),
+            (
+                V3Error::LeaseNotFound,
+                Code::NotFound,
+                "etcdserver: requested lease not found",
+            ),
+            (
+                V3Error::DuplicateKey,
+                Code::InvalidArgument,
+                "etcdserver: duplicate key given in txn request",
+            ),
+            (
+                V3Error::TooManyOps,
+                Code::InvalidArgument,
+                "etcdserver: too many operations in txn request",
+            ),
+            (
+                V3Error::NoLeader,
+                Code::Unavailable,
+                "etcdserver: no leader",
+            ),
+            (
+                V3Error::Timeout,
+                Code::Unavailable,
+                "etcdserver: request timed out",
+            ),
+            (
+                V3Error::RequestTooLarge,
+                Code::InvalidArgument,
+                "etcdserver: request is too large",
+            ),
+        ];
+        for (e, code, message) in table {
+            assert_eq!(e.code(), code, "{e:?}");
+            assert_eq!(e.to_string(), message);
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! etcd's v3 keyspace, as a pure state machine: revisions, every key's history of versions,
+//! reads at any uncompacted revision, writes (put, delete range, txn), and compaction.
+//!
+//! Semantics are etcd 3.4's, rule by rule (`shared/design/v3.md` §3; the tests are named
+//! after its lines):
+//! - the store revision starts at 1; every write request that changes something makes one new
+//!   revision, its changes numbered 0, 1, 2… within it (sub-revisions);
+//! - a key's `create_revision` is the revision that created its current generation,
+//!   `mod_revision` its latest write, and `version` counts writes since creation; deleting it
+//!   ends the generation, and writing it again starts a new one at version 1;
+//! - reads at revision `r` see every key as it was after revision `r`; below the compaction
+//!   revision they fail with `compacted`, above the current one with `future revision`;
+//! - compaction at `r` forgets, for every key, the versions that a newer version at or below
+//!   `r` replaced (and keys whose newest version at or below `r` is a deletion).
+//!
+//! Structure: [`Keyspace`] maps each key to its versions in an [`imbl::OrdMap`] (a persistent
+//! B-tree), so a snapshot is an O(1) clone and can be written out by another thread while
+//! writes go on; keys and values are [`bytes::Bytes`] shared between versions, events and
+//! responses.
+//!
+//! Deliberately not here: I/O, clocks, threads, gRPC, leases (the state machine that composes
+//! this crate checks lease ids and tells the lessor which keys a write attached or detached,
+//! from the [`Change`]s every write returns), auth, and watchers.
+
+mod keyspace;
+mod range;
+mod snapshot;
+mod txn;
+mod write;
+
+pub use etcd_api::v3::V3Error as Error;
+pub use etcd_v3proto::etcdserverpb as pb;
+pub use etcd_v3proto::mvccpb;
+pub use keyspace::{Change, Keyspace, Version};
+pub use snapshot::DecodeError;
+pub use txn::{check_txn, is_read_only};
+pub use write::{Answer, Write};
+
+/// A main revision of the keyspace.
+pub type Revision = i64;
+
+/// Results of this crate: etcd's v3 errors.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Whether `end` (a request's `range_end`) names a range rather than the single `key`.
+/// `"\0"` means every key from `key` on.
+pub(crate) fn key_range(key: &[u8], end: &[u8]) -> KeyRange {
+    match end {
+        [] => KeyRange::One,
+        [0] => KeyRange::From,
+        _ if end <= key => KeyRange::Empty,
+        _ => KeyRange::Until,
+    }
+}
+
+/// The shape of a key range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyRange {
+    /// Just the key.
+    One,
+    /// The key and every key after it.
+    From,
+    /// [key, end).
+    Until,
+    /// Nothing (`end` at or before `key`).
+    Empty,
+}
+
+#[cfg(test)]
+mod tests;
