@@ -8,13 +8,16 @@
 //!
 //! Kinds (stable; never renumber or reuse):
 //! - `0` — a [`Command`] as JSON (the v1/v2 store's commands, tags as in `command.rs`);
-//! - `1` — reserved for etcd's v3 requests (protobuf `InternalRaftRequest`), whose keys and
-//!   values are bytes.
+//! - `1` — an etcd v3 request: our protobuf `etcdrs.InternalRequest`
+//!   (`crates/v3proto/proto/etcdrs/internal.proto`), whose keys and values are bytes.
 //!
 //! Entries written before the envelope existed are a bare JSON command; their first byte is
 //! always `{`, which no envelope version will ever be, so they decode as kind 0. A kind this
 //! version does not know is an error, never skipped: applying some entries and not others
 //! would make members diverge.
+
+use etcd_v3proto::etcdrs::InternalRequest;
+use prost::Message as _;
 
 use crate::command::Command;
 
@@ -24,7 +27,7 @@ pub const VERSION: u8 = 1;
 /// Kind `0`: a store [`Command`] as JSON.
 pub const KIND_COMMAND: u8 = 0;
 
-/// Kind `1`: reserved for etcd v3 requests.
+/// Kind `1`: an etcd v3 request (protobuf `etcdrs.InternalRequest`).
 pub const KIND_V3: u8 = 1;
 
 /// Why entry bytes did not decode.
@@ -39,6 +42,34 @@ pub enum EntryError {
     /// The command's JSON does not parse.
     #[error("the command does not decode: {0}")]
     Json(#[from] serde_json::Error),
+    /// The v3 request's protobuf does not parse.
+    #[error("the v3 request does not decode: {0}")]
+    Proto(#[from] prost::DecodeError),
+}
+
+/// What a log entry holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// A v1/v2 store command.
+    Command(Command),
+    /// An etcd v3 request.
+    V3(InternalRequest),
+}
+
+impl Entry {
+    /// Decodes log entry bytes of any kind this release knows.
+    pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
+        match open(bytes)? {
+            (KIND_COMMAND, payload) => Ok(Entry::Command(Command::decode(payload)?)),
+            (KIND_V3, payload) => Ok(Entry::V3(InternalRequest::decode(payload)?)),
+            (kind, _) => Err(EntryError::Kind(kind)),
+        }
+    }
+}
+
+/// A v3 request as log entry bytes (in the envelope).
+pub fn v3_entry(req: &InternalRequest) -> Vec<u8> {
+    seal(KIND_V3, &req.encode_to_vec())
 }
 
 /// Wraps `payload` of `kind` in the envelope.
@@ -109,6 +140,20 @@ mod tests {
         assert!(matches!(
             Command::from_entry(&seal(KIND_COMMAND, b"{nope")),
             Err(EntryError::Json(_))
+        ));
+        // v3 requests decode as such; damaged ones are errors.
+        let req = InternalRequest {
+            time: 7,
+            ..Default::default()
+        };
+        assert_eq!(Entry::decode(&v3_entry(&req)).unwrap(), Entry::V3(req));
+        assert!(matches!(
+            Entry::decode(&seal(KIND_V3, b"\x0a\xff")),
+            Err(EntryError::Proto(_))
+        ));
+        assert!(matches!(
+            Entry::decode(&seal(9, b"")),
+            Err(EntryError::Kind(9))
         ));
         // Byte payloads pass through untouched.
         let bytes = [0u8, 255, 1, 2];

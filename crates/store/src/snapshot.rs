@@ -30,7 +30,11 @@
 //! 5. auth: the v2 users and roles as one length-prefixed JSON record;
 //! 6. stats: the counters as one length-prefixed JSON record.
 //!
-//! The v3 keyspace and leases will be further sections. Snapshots of formats 1 and 2 (one
+//! 7. v3 keyspace (optional: snapshots written before v3 end after section 6): the records of
+//!    `etcd_mvcc::Keyspace::each_record`, a meta record then one record per key with all its
+//!    versions.
+//!
+//! Leases will be a further section. Snapshots of formats 1 and 2 (one
 //! JSON document, told apart by its first byte `{`) still decode.
 //!
 //! Not here: files, fsync, raft metadata (the server's `snap.rs` wraps these bytes).
@@ -64,6 +68,7 @@ const TAG_V2_HISTORY: u8 = 3;
 const TAG_MEMBERS: u8 = 4;
 const TAG_AUTH: u8 = 5;
 const TAG_STATS: u8 = 6;
+const TAG_V3_KEYSPACE: u8 = 7;
 
 const FLAG_DIR: u8 = 1;
 const FLAG_EXPIRES: u8 = 2;
@@ -102,6 +107,7 @@ pub struct StoreSnapshot {
     pub(crate) applied: Index,
     /// Counters.
     pub stats: Stats,
+    pub(crate) v3: etcd_mvcc::Keyspace,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -162,6 +168,9 @@ impl StoreSnapshot {
         })?;
         s.section(TAG_AUTH, |s| s.json_record(&self.auth))?;
         s.section(TAG_STATS, |s| s.json_record(&self.stats))?;
+        s.section(TAG_V3_KEYSPACE, |s| {
+            self.v3.each_record(|record| s.record(|b| record(b)))
+        })?;
         s.w.write_all(&[TAG_END])
     }
 
@@ -195,6 +204,7 @@ impl StoreSnapshot {
             index: 0,
             applied: 0,
             stats: Stats::default(),
+            v3: etcd_mvcc::Keyspace::new(),
         };
         let order = [
             TAG_META,
@@ -245,7 +255,23 @@ impl StoreSnapshot {
             }
             s.finish()?;
         }
-        match read_u8(&mut r)? {
+        let mut tag = read_u8(&mut r)?;
+        if tag == TAG_V3_KEYSPACE {
+            let mut s = SectionReader::new(&mut r);
+            while s
+                .record(|c| {
+                    let n = snap
+                        .v3
+                        .read_record(c.rest())
+                        .or_else(|e| corrupt(e.to_string()))?;
+                    c.bytes(n).map(drop)
+                })?
+                .is_some()
+            {}
+            s.finish()?;
+            tag = read_u8(&mut r)?;
+        }
+        match tag {
             TAG_END => Ok(snap),
             tag => corrupt(format!("unknown section {tag}")),
         }
@@ -480,6 +506,11 @@ impl<'a> Cursor<'a> {
         Ok(self.bytes(1)?[0])
     }
 
+    /// The unread rest of the frame.
+    fn rest(&self) -> &'a [u8] {
+        &self.data[self.pos..]
+    }
+
     fn varint(&mut self) -> Result<u64, SnapshotError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
@@ -588,6 +619,7 @@ impl Legacy {
             index: self.index,
             applied: self.applied,
             stats: self.stats,
+            v3: etcd_mvcc::Keyspace::new(),
         }
     }
 }
@@ -620,12 +652,27 @@ mod tests {
             index: 5,
             applied: 6,
             stats: Stats::default(),
+            v3: etcd_mvcc::Keyspace::new(),
         }
+    }
+
+    fn with_v3(mut s: StoreSnapshot) -> StoreSnapshot {
+        for i in 0..5000 {
+            let put = etcd_mvcc::pb::PutRequest {
+                key: format!("/registry/k{}", i % 3000).into_bytes().into(),
+                value: vec![i as u8; 40].into(),
+                ..Default::default()
+            };
+            s.v3.apply(&etcd_mvcc::Write::Put(put), &|_| false)
+                .0
+                .unwrap();
+        }
+        s
     }
 
     #[test]
     fn format_3_round_trips_across_many_frames() {
-        let s = sample();
+        let s = with_v3(sample());
         let bytes = s.encode();
         assert!(bytes.starts_with(MAGIC));
         let r = StoreSnapshot::decode(&bytes).unwrap();
@@ -637,19 +684,36 @@ mod tests {
             r.tree.get("/a/b").and_then(|n| n.value().map(str::len)),
             Some(100_000)
         );
+        assert_eq!(r.v3.revision(), 5001);
+        assert_eq!(r.v3.len(), 3000);
+        assert_eq!(r.v3.hash_kv(0), s.v3.hash_kv(0));
+    }
+
+    #[test]
+    fn format_3_without_the_v3_section_still_decodes() {
+        // Written before v3: section 6 is followed by the end tag. An empty keyspace's section
+        // is its tag, one frame (header and the 17-byte meta record) and the empty frame.
+        let bytes = sample().encode();
+        let v3_section = 1 + 8 + 17 + 8;
+        let mut old = bytes[..bytes.len() - 1 - v3_section].to_vec();
+        assert_eq!(old[old.len() - 8..], [0u8; 8]);
+        old.push(TAG_END);
+        let r = StoreSnapshot::decode(&old).unwrap();
+        assert_eq!((r.v3.revision(), r.v3.len()), (1, 0));
+        assert_eq!(r.encode(), bytes);
     }
 
     #[test]
     fn every_truncation_and_every_flipped_byte_is_refused() {
-        let bytes = sample().encode();
-        for cut in (0..bytes.len()).step_by(997) {
+        let bytes = with_v3(sample()).encode();
+        for cut in (0..bytes.len()).step_by(bytes.len() / 150) {
             assert!(
                 StoreSnapshot::decode(&bytes[..cut]).is_err(),
                 "cut at {cut} of {}",
                 bytes.len()
             );
         }
-        for at in (0..bytes.len()).step_by(1009) {
+        for at in (0..bytes.len()).step_by(bytes.len() / 149) {
             let mut bad = bytes.clone();
             bad[at] ^= 0x20;
             assert!(StoreSnapshot::decode(&bad).is_err(), "flipped byte {at}");
@@ -659,9 +723,9 @@ mod tests {
     #[test]
     fn unknown_or_misplaced_sections_are_refused() {
         let mut bytes = sample().encode();
-        *bytes.last_mut().unwrap() = 7;
+        *bytes.last_mut().unwrap() = 8;
         let err = StoreSnapshot::decode(&bytes).unwrap_err().to_string();
-        assert!(err.contains("unknown section 7"), "{err}");
+        assert!(err.contains("unknown section 8"), "{err}");
         let mut bytes = sample().encode();
         bytes[8] = TAG_V2_TREE;
         assert!(StoreSnapshot::decode(&bytes).is_err());

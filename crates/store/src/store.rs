@@ -4,7 +4,7 @@
 //! [`Store::apply`], a short dispatch to one function per command family, each in its own
 //! file below `store/`: `v1` (seed writes), `v2` (etcd v2 writes), `ttl` (TTL arithmetic, the expiry
 //! index's queries, and the `Expire` family),
-//! `members` (membership), `auth` (v2 users and roles). The helpers every family shares
+//! `members` (membership), `auth` (v2 users and roles), `v3` (etcd v3 requests on the MVCC keyspace). The helpers every family shares
 //! (`write_file`, `remove`, `record`) stay here: a change goes into the tree, the TTL index,
 //! the history and the watcher hub in one place.
 //!
@@ -34,6 +34,9 @@ mod members;
 mod ttl;
 mod v1;
 mod v2;
+mod v3;
+
+pub use v3::AppliedV3;
 
 use ttl::expiry;
 pub use ttl::ttl_left;
@@ -107,6 +110,8 @@ pub struct Store<W> {
     stats: Stats,
     /// v2 authentication.
     auth: Auth,
+    /// The v3 keyspace (its own revisions, apart from the v2 tree).
+    v3: etcd_mvcc::Keyspace,
 }
 
 /// A node's description at `time`.
@@ -137,7 +142,13 @@ impl<W> Store<W> {
             applied: 0,
             stats: Stats::default(),
             auth: Auth::default(),
+            v3: etcd_mvcc::Keyspace::new(),
         }
+    }
+
+    /// The v3 keyspace as applied here.
+    pub fn v3(&self) -> &etcd_mvcc::Keyspace {
+        &self.v3
     }
 
     /// The v2 authentication state.
@@ -507,6 +518,7 @@ impl<W> Store<W> {
             index: self.index,
             applied: self.applied,
             stats: self.stats.copy(),
+            v3: self.v3.clone(),
         }
     }
 
@@ -524,6 +536,7 @@ impl<W> Store<W> {
         self.removed = snap.removed;
         self.stats = snap.stats;
         self.auth = snap.auth;
+        self.v3 = snap.v3;
         // A watcher waiting for "the next event" registered before the old state's last entry
         // was applied, so events after that are new to it.
         let next_after_old = self.applied + 1;
