@@ -44,6 +44,18 @@ pub struct Keyspace {
     pub(crate) compacted: Revision,
     /// Live keys (whose newest version is a put).
     pub(crate) live: usize,
+    /// Estimated bytes held: see [`Keyspace::size`].
+    pub(crate) bytes: u64,
+}
+
+/// What one version is counted as beside its key and value bytes (its revisions, lease and
+/// place in the key's list).
+const VERSION_OVERHEAD: u64 = 64;
+
+/// The bytes a version is counted as.
+pub(crate) fn version_size(key: &[u8], v: &Version) -> u64 {
+    let value = v.kv.as_ref().map_or(0, |kv| kv.value.len());
+    (key.len() + value) as u64 + VERSION_OVERHEAD
 }
 
 impl Default for Keyspace {
@@ -60,6 +72,7 @@ impl Keyspace {
             rev: 1,
             compacted: 0,
             live: 0,
+            bytes: 0,
         }
     }
 
@@ -76,6 +89,12 @@ impl Keyspace {
     /// How many keys exist now.
     pub fn len(&self) -> usize {
         self.live
+    }
+
+    /// Estimated bytes held by every version kept (keys, values and a fixed overhead per
+    /// version): what Status reports as the database size, and what a space quota measures.
+    pub fn size(&self) -> u64 {
+        self.bytes
     }
 
     /// True when no key exists now.
@@ -135,10 +154,15 @@ impl Keyspace {
             }
         }
         for key in gone {
-            self.keys.remove(&key);
+            if let Some(versions) = self.keys.remove(&key) {
+                let freed: u64 = versions.iter().map(|v| version_size(&key, v)).sum();
+                self.bytes -= freed;
+            }
         }
         for (key, drop) in trimmed {
             if let Some(versions) = self.keys.get_mut(&key) {
+                let freed: u64 = versions[..drop].iter().map(|v| version_size(&key, v)).sum();
+                self.bytes -= freed;
                 Arc::make_mut(versions).drain(..drop);
             }
         }

@@ -109,7 +109,9 @@ impl Keyspace {
                     {
                         return bad("versions out of order");
                     }
-                    versions.push(Version { main, sub, kv });
+                    let version = Version { main, sub, kv };
+                    self.bytes += crate::keyspace::version_size(&key, &version);
+                    versions.push(version);
                 }
                 match versions.last() {
                     None => return bad("a key without versions"),

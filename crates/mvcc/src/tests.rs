@@ -584,7 +584,9 @@ fn compact_rules() {
     ks.compact(5).unwrap();
     assert_eq!(ks.compact(5), Err(Error::Compacted));
     assert_eq!(ks.compact(4), Err(Error::Compacted));
-    // Only the newest version at or below 5 survives, and deleted keys are gone.
+    // Only the newest version at or below 5 survives, and deleted keys are gone; so does
+    // their size.
+    assert_eq!(ks.size(), 1 + 1 + 64);
     assert_eq!(ks.keys.get(&b"k"[..]).unwrap().len(), 1);
     assert!(ks.keys.get(&b"gone"[..]).is_none());
     assert_eq!(get(&ks, "k", "").kvs[0].value, b("2"));
@@ -626,6 +628,7 @@ fn snapshot_records_round_trip() {
     assert_eq!(back.revision(), ks.revision());
     assert_eq!(back.len(), ks.len());
     assert_eq!(back.hash_kv(0), ks.hash_kv(0));
+    assert_eq!(back.size(), ks.size());
     assert_eq!(get(&back, "\0", "\0"), get(&ks, "\0", "\0"));
     // Damage is refused, not misread.
     assert!(Keyspace::new()

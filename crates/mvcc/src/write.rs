@@ -88,6 +88,7 @@ impl<'a> WriteTxn<'a> {
             sub,
             kv: Some(kv.clone()),
         };
+        self.ks.bytes += crate::keyspace::version_size(&key, &version);
         match self.ks.keys.get_mut(&key[..]) {
             Some(versions) => Arc::make_mut(versions).push(version),
             None => {
@@ -117,11 +118,13 @@ impl<'a> WriteTxn<'a> {
         for prev in &doomed {
             let sub = self.changes.len() as i64;
             if let Some(versions) = self.ks.keys.get_mut(&prev.key[..]) {
-                Arc::make_mut(versions).push(Version {
+                let tombstone = Version {
                     main: rev,
                     sub,
                     kv: None,
-                });
+                };
+                self.ks.bytes += crate::keyspace::version_size(&prev.key, &tombstone);
+                Arc::make_mut(versions).push(tombstone);
             }
             self.ks.live -= 1;
             self.changes.push(Change {

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config;
 pub mod durable;
 pub mod gocompat;
+pub mod grpc;
 pub mod http;
 pub mod logger;
 pub mod node;

@@ -3,7 +3,8 @@
 //!
 //! A `Node` is a cheap clone (mini-redis's `Db` is the model): it holds the channel to the raft
 //! driver, the published raft [`Status`], and the store. Through it a front-end can
-//! - **propose** a command and wait until it is applied here ([`Node::propose`]);
+//! - **propose** a command, or an etcd v3 request, and wait until it is applied here
+//!   ([`Node::propose`], [`Node::propose_v3`]);
 //! - **read** the store as applied on this member ([`Node::read`], a closure run under the
 //!   store's read lock);
 //! - **watch** a key ([`Node::watch`]): registration happens under the same lock as apply, so
@@ -29,7 +30,7 @@ use etcd_store::{Command, Event, Index, Watched};
 use raft::eraftpb::{ConfChange, ConfChangeV2, EntryType, Message, MessageType};
 
 use crate::raft::{Handle, WatchSender};
-pub use crate::raft::{ProposeResult, Status, Transient};
+pub use crate::raft::{ProposeResult, Status, Transient, V3Result};
 use crate::transport;
 
 /// The state machine as this member holds it.
@@ -159,6 +160,11 @@ impl Node {
         self.raft.propose(command).await
     }
 
+    /// Proposes an etcd v3 request and waits until it is applied here.
+    pub async fn propose_v3(&self, request: etcd_v3proto::etcdrs::InternalRequest) -> V3Result {
+        self.raft.propose_v3(request).await
+    }
+
     /// Proposes a configuration change (built by [`crate::cluster`] only).
     pub(crate) async fn conf_change(&self, change: ConfChange) -> ProposeResult {
         self.raft.conf_change(change).await
@@ -244,6 +250,8 @@ pub(crate) fn in_memory() -> Node {
         id: 1,
     };
     let applier = store.clone();
+    let v3_applier = store.clone();
+    let v3_status = status.clone();
     let apply = move |index: u64, command: &Command| {
         let applied = applier
             .write()
@@ -272,6 +280,15 @@ pub(crate) fn in_memory() -> Node {
                 Request::Propose { command, reply } => {
                     index += 1;
                     let _ = reply.send(Ok(apply(index, &command)));
+                }
+                Request::ProposeV3 { request, reply } => {
+                    index += 1;
+                    let applied = v3_applier
+                        .write()
+                        .expect("store lock poisoned")
+                        .apply_v3(index, request);
+                    v3_status.applied.store(index, Ordering::Release);
+                    let _ = reply.send(Ok(applied.result));
                 }
                 Request::ConfChange { reply, .. } => {
                     let _ = reply.send(Err(Transient::Refused("no raft in this test node")));

@@ -24,6 +24,11 @@ use crate::tls;
 /// How long in-flight requests may take to finish at shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// An idle HTTP/2 connection is pinged this often (etcd's `--grpc-keepalive-interval`).
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(2 * 60 * 60);
+/// … and closed when a ping is not answered within this (`--grpc-keepalive-timeout`).
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Why the node could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -178,11 +183,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         started: crate::clock::now(),
         passwords: Default::default(),
     };
+    let grpc = crate::grpc::router(crate::grpc::Ctx {
+        node: door.clone(),
+        max_request_bytes: crate::grpc::MAX_REQUEST_BYTES,
+        max_txn_ops: crate::grpc::MAX_TXN_OPS,
+    });
     let client = serve(
         client_listener,
         client_tls,
         "client",
         http::client_router(app.clone()),
+        Some(grpc),
         &stop_rx,
     );
     let peer = serve(
@@ -190,6 +201,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         peer_tls,
         "peer",
         http::peer_router(app),
+        None,
         &stop_rx,
     );
     println!(
@@ -248,37 +260,86 @@ fn save_peers(path: &Path, peers: &BTreeMap<u64, String>) -> std::io::Result<()>
     crate::durable::replace(path, |f| f.write_all(&json))
 }
 
-/// Serves `router` on `listener` (over TLS with `tls`) until `stop` turns true.
+/// Serves `router` on `listener` (over TLS with `tls`) until `stop` turns true; with `grpc`,
+/// gRPC requests (by content type) go to it instead, on the same connections.
 fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     what: &'static str,
     router: axum::Router,
+    grpc: Option<axum::Router>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let mut stop = stop.clone();
-    let stopped = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
+    let stop = stop.clone();
     tokio::spawn(async move {
-        // Every request carries its connection's client certificate name (v2 auth).
-        let service = router.into_make_service_with_connect_info::<tls::ClientCn>();
-        let result = match tls {
+        match tls {
             Some(config) => {
-                axum::serve(tls::TlsListener::new(listener, config, what), service)
-                    .with_graceful_shutdown(stopped)
-                    .await
+                let listener = tls::TlsListener::new(listener, config, what);
+                accept_loop(listener, router, grpc, stop, tls::client_cn).await
             }
             None => {
-                axum::serve(tls::PlainListener(listener), service)
-                    .with_graceful_shutdown(stopped)
-                    .await
+                let listener = tls::PlainListener(listener);
+                accept_loop(listener, router, grpc, stop, |_| tls::ClientCn(None)).await
             }
-        };
-        if let Err(e) = result {
-            tracing::error!("{what} server error: {e}");
         }
     })
+}
+
+/// Accepts connections until `stop`, serving HTTP/1.1 and HTTP/2 (h2c by the connection
+/// preface, h2 by ALPN) on each, then waits for the open connections to finish what they
+/// are doing. Our own loop rather than `axum::serve`, so that HTTP/2 allows as many
+/// concurrent streams per connection as etcd does (kube-apiserver multiplexes its watches).
+async fn accept_loop<L>(
+    mut listener: L,
+    http: axum::Router,
+    grpc: Option<axum::Router>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    client_cn: fn(&L::Io) -> tls::ClientCn,
+) where
+    L: axum::serve::Listener,
+    L::Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .max_concurrent_streams(u32::MAX)
+        .keep_alive_interval(HTTP2_PING_INTERVAL)
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT)
+        .timer(TokioTimer::new());
+    loop {
+        let (io, _) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        // Every request carries its connection's client certificate name (auth).
+        let cn = axum::extract::ConnectInfo(client_cn(&io));
+        let (http, grpc) = (http.clone(), grpc.clone());
+        let service = hyper::service::service_fn(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(cn.clone());
+                let router = match &grpc {
+                    Some(grpc) if crate::grpc::is_grpc(&req) => grpc.clone(),
+                    _ => http.clone(),
+                };
+                router.oneshot(req)
+            },
+        );
+        let conn = builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Peer addresses to join through: `-C`, or else the contents of `-CF`.

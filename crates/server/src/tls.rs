@@ -242,7 +242,8 @@ pub fn server_config(files: &TlsFiles, side: Side) -> Result<Option<Arc<ServerCo
             flag: cert_flag,
             reason: e.to_string(),
         })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // h2 for gRPC (grpc-go refuses TLS without it), http/1.1 for everything else.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(Arc::new(config)))
 }
 
@@ -500,25 +501,14 @@ impl axum::serve::Listener for PlainListener {
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, PlainListener>>
-    for ClientCn
-{
-    fn connect_info(_: axum::serve::IncomingStream<'_, PlainListener>) -> Self {
-        ClientCn(None)
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for ClientCn
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        let (_, conn) = stream.io().get_ref();
-        let cn = conn
-            .peer_certificates()
-            .and_then(|certs| certs.first())
-            .and_then(|c| common_name(c.as_ref()));
-        ClientCn(cn)
-    }
+/// The client certificate name of a TLS connection (when the client presented one).
+pub fn client_cn(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> ClientCn {
+    let (_, conn) = stream.get_ref();
+    let cn = conn
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|c| common_name(c.as_ref()));
+    ClientCn(cn)
 }
 
 #[cfg(test)]

@@ -14,3 +14,13 @@ pub struct Member {
     /// Advertised client URL.
     pub etcd_url: String,
 }
+
+/// The cluster id of a cluster whose first member had raft id `first`: the same on every
+/// member, for the life of the cluster (members joining and leaving do not change it). A
+/// mix of the bits (splitmix64's finalizer) so that it does not read as a member id.
+pub fn cluster_id_of(first: u64) -> u64 {
+    let mut z = first ^ 0x6574_6364_2d72_7321; // "etcd-rs!"
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

@@ -108,12 +108,25 @@ pub struct StoreSnapshot {
     /// Counters.
     pub stats: Stats,
     pub(crate) v3: etcd_mvcc::Keyspace,
+    pub(crate) cluster_id: u64,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Membership {
     members: Vec<(u64, Member)>,
     removed: Vec<u64>,
+    /// Absent in snapshots written before v3: see [`legacy_cluster_id`].
+    #[serde(default)]
+    cluster_id: u64,
+}
+
+/// The cluster id for a snapshot written before the id was recorded: derived from the
+/// smallest member id ever registered, which every member restoring the same snapshot agrees
+/// on (a member that applied the first registration itself may hold another id: such mixed
+/// clusters predate v3 and keep a stable, if different, id per member).
+fn legacy_cluster_id(members: &BTreeMap<u64, Member>, removed: &BTreeSet<u64>) -> u64 {
+    let first = members.keys().chain(removed).min().copied().unwrap_or(0);
+    crate::member::cluster_id_of(first)
 }
 
 impl StoreSnapshot {
@@ -164,6 +177,7 @@ impl StoreSnapshot {
             s.json_record(&Membership {
                 members: self.members.iter().map(|(k, v)| (*k, v.clone())).collect(),
                 removed: self.removed.iter().copied().collect(),
+                cluster_id: self.cluster_id,
             })
         })?;
         s.section(TAG_AUTH, |s| s.json_record(&self.auth))?;
@@ -205,6 +219,7 @@ impl StoreSnapshot {
             applied: 0,
             stats: Stats::default(),
             v3: etcd_mvcc::Keyspace::new(),
+            cluster_id: 0,
         };
         let order = [
             TAG_META,
@@ -239,6 +254,10 @@ impl StoreSnapshot {
                     if let Some(m) = s.json_record::<Membership>()? {
                         snap.members = m.members.into_iter().collect();
                         snap.removed = m.removed.into_iter().collect();
+                        snap.cluster_id = match m.cluster_id {
+                            0 => legacy_cluster_id(&snap.members, &snap.removed),
+                            id => id,
+                        };
                     }
                 }
                 TAG_AUTH => {
@@ -608,18 +627,21 @@ impl Legacy {
                 }
             }
         }
+        let members = self.members.into_iter().collect();
+        let removed = self.removed.into_iter().collect();
         StoreSnapshot {
             tree,
             ttl,
             history: self.history.into_iter().map(Arc::new).collect(),
             history_cleared_through: self.history_cleared_through,
-            members: self.members.into_iter().collect(),
-            removed: self.removed.into_iter().collect(),
+            cluster_id: legacy_cluster_id(&members, &removed),
+            members,
+            removed,
             auth: self.auth,
             index: self.index,
             applied: self.applied,
-            stats: self.stats,
             v3: etcd_mvcc::Keyspace::new(),
+            stats: self.stats,
         }
     }
 }
@@ -653,6 +675,7 @@ mod tests {
             applied: 6,
             stats: Stats::default(),
             v3: etcd_mvcc::Keyspace::new(),
+            cluster_id: 77,
         }
     }
 
@@ -684,6 +707,7 @@ mod tests {
             r.tree.get("/a/b").and_then(|n| n.value().map(str::len)),
             Some(100_000)
         );
+        assert_eq!(r.cluster_id, 77);
         assert_eq!(r.v3.revision(), 5001);
         assert_eq!(r.v3.len(), 3000);
         assert_eq!(r.v3.hash_kv(0), s.v3.hash_kv(0));

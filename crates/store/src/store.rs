@@ -112,6 +112,8 @@ pub struct Store<W> {
     auth: Auth,
     /// The v3 keyspace (its own revisions, apart from the v2 tree).
     v3: etcd_mvcc::Keyspace,
+    /// Set by the first member's registration (see [`crate::member::cluster_id_of`]).
+    cluster_id: u64,
 }
 
 /// A node's description at `time`.
@@ -143,7 +145,14 @@ impl<W> Store<W> {
             stats: Stats::default(),
             auth: Auth::default(),
             v3: etcd_mvcc::Keyspace::new(),
+            cluster_id: 0,
         }
+    }
+
+    /// The cluster's id, the same on every member and for the life of the cluster (0 before
+    /// the first member's registration is applied).
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id
     }
 
     /// The v3 keyspace as applied here.
@@ -519,6 +528,7 @@ impl<W> Store<W> {
             applied: self.applied,
             stats: self.stats.copy(),
             v3: self.v3.clone(),
+            cluster_id: self.cluster_id,
         }
     }
 
@@ -537,6 +547,7 @@ impl<W> Store<W> {
         self.stats = snap.stats;
         self.auth = snap.auth;
         self.v3 = snap.v3;
+        self.cluster_id = snap.cluster_id;
         // A watcher waiting for "the next event" registered before the old state's last entry
         // was applied, so events after that are new to it.
         let next_after_old = self.applied + 1;

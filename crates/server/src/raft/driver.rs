@@ -21,6 +21,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use etcd_store::envelope::{self, Entry as LogEntry};
 use etcd_store::{Command, StoreSnapshot};
 use protobuf::Message as _;
 use raft::eraftpb::{
@@ -30,7 +31,9 @@ use raft::eraftpb::{
 use raft::{RawNode, SnapshotStatus, StateRole};
 
 use super::storage::{DiskStorage, Recovered};
-use super::{Handle, ProposeResult, Request, SharedStore, Status, Transient, PROPOSAL_TIMEOUT};
+use super::{
+    Handle, ProposeResult, Request, SharedStore, Status, Transient, V3Result, PROPOSAL_TIMEOUT,
+};
 use crate::clock;
 use crate::snap::Snapshotter;
 use crate::transport::{Report, Transport};
@@ -225,10 +228,38 @@ fn write_store(
 /// Something to put in the log.
 enum Proposal {
     Command(Command),
+    /// An etcd v3 request, already in its log entry envelope.
+    V3(Vec<u8>),
     ConfChange(ConfChange),
 }
 
-type Reply = tokio::sync::oneshot::Sender<ProposeResult>;
+/// Where a proposal's outcome goes: a store command's or a v3 request's.
+enum Reply {
+    Store(tokio::sync::oneshot::Sender<ProposeResult>),
+    V3(tokio::sync::oneshot::Sender<V3Result>),
+}
+
+impl Reply {
+    fn is_closed(&self) -> bool {
+        match self {
+            Reply::Store(tx) => tx.is_closed(),
+            Reply::V3(tx) => tx.is_closed(),
+        }
+    }
+
+    fn fail(self, why: Transient) {
+        match self {
+            Reply::Store(tx) => drop(tx.send(Err(why))),
+            Reply::V3(tx) => drop(tx.send(Err(why))),
+        }
+    }
+}
+
+/// What applying an entry answers its proposer.
+enum Outcome {
+    Store(etcd_store::Result<Option<etcd_store::Event>>),
+    V3(etcd_mvcc::Result<etcd_mvcc::Answer>),
+}
 type ReadReply = tokio::sync::oneshot::Sender<Result<(), Transient>>;
 
 /// A proposal and its proposer: in the log as far as this member knows (`pending`, waiting to
@@ -396,10 +427,10 @@ impl Driver {
             "persisting the log at shutdown",
         );
         for (_, p) in self.pending.drain() {
-            let _ = p.reply.send(Err(Transient::ShuttingDown));
+            p.reply.fail(Transient::ShuttingDown);
         }
         for w in self.waiting.drain(..) {
-            let _ = w.reply.send(Err(Transient::ShuttingDown));
+            w.reply.fail(Transient::ShuttingDown);
         }
         tracing::info!("raft driver stopped at applied index {}", self.applied);
     }
@@ -407,12 +438,21 @@ impl Driver {
     /// Returns true when asked to stop.
     fn handle(&mut self, req: Request) -> bool {
         match req {
-            Request::Propose { command, reply } => {
-                self.propose(Proposal::Command(command), reply, Instant::now())
-            }
-            Request::ConfChange { change, reply } => {
-                self.propose(Proposal::ConfChange(change), reply, Instant::now())
-            }
+            Request::Propose { command, reply } => self.propose(
+                Proposal::Command(command),
+                Reply::Store(reply),
+                Instant::now(),
+            ),
+            Request::ProposeV3 { request, reply } => self.propose(
+                Proposal::V3(envelope::v3_entry(&request)),
+                Reply::V3(reply),
+                Instant::now(),
+            ),
+            Request::ConfChange { change, reply } => self.propose(
+                Proposal::ConfChange(change),
+                Reply::Store(reply),
+                Instant::now(),
+            ),
             Request::ReadIndex { reply } => self.read_index(reply, Instant::now()),
             Request::Step(msg) => {
                 let (from, kind) = (msg.from, msg.get_msg_type());
@@ -478,6 +518,7 @@ impl Driver {
         let context = self.context(seq);
         let result = match &proposal {
             Proposal::Command(command) => self.raw_node.propose(context, command.to_entry()),
+            Proposal::V3(entry) => self.raw_node.propose(context, entry.clone()),
             Proposal::ConfChange(cc) => self.raw_node.propose_conf_change(context, cc.clone()),
         };
         match result {
@@ -498,7 +539,7 @@ impl Driver {
             }),
             Err(e) => {
                 tracing::warn!("proposal refused by raft: {e}");
-                let _ = reply.send(Err(Transient::Timeout(PROPOSAL_TIMEOUT)));
+                reply.fail(Transient::Timeout(PROPOSAL_TIMEOUT));
             }
         }
     }
@@ -759,14 +800,23 @@ impl Driver {
                         }
                         None
                     }
-                    EntryType::EntryNormal => {
-                        let cmd = decode_command(&e.data, index);
-                        // A pre-added member naming itself, or a member's new peer URL.
-                        if matches!(cmd, Command::Join { .. } | Command::UpdatePeer { .. }) {
-                            membership_changed = true;
+                    EntryType::EntryNormal => match decode_entry(&e.data, index) {
+                        LogEntry::Command(cmd) => {
+                            // A pre-added member naming itself, or a member's new peer URL.
+                            if matches!(cmd, Command::Join { .. } | Command::UpdatePeer { .. }) {
+                                membership_changed = true;
+                            }
+                            Some(cmd)
                         }
-                        Some(cmd)
-                    }
+                        LogEntry::V3(request) => {
+                            let applied = store.apply_v3(index, request);
+                            if let Some(seq) = self.own_seq(&e.context) {
+                                replies.push((seq, Outcome::V3(applied.result)));
+                            }
+                            self.applied = index;
+                            continue;
+                        }
+                    },
                     EntryType::EntryConfChange => {
                         membership_changed = true;
                         let cc: ConfChange = parse_entry(&e.data, index);
@@ -783,7 +833,7 @@ impl Driver {
                         let applied = store.apply(index, &cmd);
                         fired.extend(applied.fired);
                         if let Some(seq) = self.own_seq(&e.context) {
-                            replies.push((seq, applied.result));
+                            replies.push((seq, Outcome::Store(applied.result)));
                         }
                     }
                     None => store.skip(index),
@@ -799,14 +849,19 @@ impl Driver {
         }
         for (seq, result) in replies {
             if let Some(p) = self.pending.remove(&seq) {
-                let _ = p.reply.send(Ok(result));
+                match (p.reply, result) {
+                    (Reply::Store(tx), Outcome::Store(r)) => drop(tx.send(Ok(r))),
+                    (Reply::V3(tx), Outcome::V3(r)) => drop(tx.send(Ok(r))),
+                    // A context names the proposal it was made with, so kinds always match.
+                    (reply, _) => reply.fail(Transient::Refused("mismatched proposal")),
+                }
             }
         }
         for seq in refused {
             if let Some(p) = self.pending.remove(&seq) {
-                let _ = p.reply.send(Err(Transient::Refused(
+                p.reply.fail(Transient::Refused(
                     "another membership change is in progress; try again",
-                )));
+                ));
             }
         }
 
@@ -962,8 +1017,18 @@ fn parse_entry<M: protobuf::Message>(data: &[u8], index: u64) -> M {
         .unwrap_or_else(|err| fatal(&format!("committed entry {index} does not decode: {err}")))
 }
 
+/// A configuration change's context: always a store command.
 fn decode_command(data: &[u8], index: u64) -> Command {
-    Command::from_entry(data).unwrap_or_else(|e| {
+    match decode_entry(data, index) {
+        LogEntry::Command(cmd) => cmd,
+        LogEntry::V3(_) => fatal(&format!(
+            "configuration change {index} carries a v3 request as its context"
+        )),
+    }
+}
+
+fn decode_entry(data: &[u8], index: u64) -> LogEntry {
+    LogEntry::decode(data).unwrap_or_else(|e| {
         fatal(&format!(
             "committed entry {index} holds no command this version understands: {e}"
         ))

@@ -94,8 +94,19 @@ pub enum Transient {
 /// transient failure.
 pub type ProposeResult = Result<etcd_store::Result<Option<Event>>, Transient>;
 
+/// The answer to a v3 proposal: the applied outcome (answer or etcd error), or a transient
+/// failure.
+pub type V3Result = Result<etcd_mvcc::Result<etcd_mvcc::Answer>, Transient>;
+
 /// Requests to the driver thread.
 pub enum Request {
+    /// Propose an etcd v3 request; the reply comes once it is applied locally.
+    ProposeV3 {
+        /// The request.
+        request: etcd_v3proto::etcdrs::InternalRequest,
+        /// Where the outcome goes.
+        reply: tokio::sync::oneshot::Sender<V3Result>,
+    },
     /// Propose a command; the reply comes once it is applied locally.
     Propose {
         /// The command.
@@ -177,6 +188,12 @@ impl Handle {
     /// Proposes a command and waits until it is applied locally.
     pub async fn propose(&self, command: Command) -> ProposeResult {
         self.ask(|reply| Request::Propose { command, reply }).await
+    }
+
+    /// Proposes a v3 request and waits until it is applied locally.
+    pub async fn propose_v3(&self, request: etcd_v3proto::etcdrs::InternalRequest) -> V3Result {
+        self.ask(|reply| Request::ProposeV3 { request, reply })
+            .await
     }
 
     /// Proposes a configuration change and waits until it is applied locally.

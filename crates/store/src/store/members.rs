@@ -28,6 +28,10 @@ impl<W> Store<W> {
                 raft_url,
                 etcd_url,
             } => {
+                if self.members.is_empty() && self.removed.is_empty() {
+                    // The first member names the cluster for good.
+                    self.cluster_id = crate::member::cluster_id_of(*id);
+                }
                 self.members.insert(
                     *id,
                     Member {

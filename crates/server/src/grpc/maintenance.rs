@@ -1,0 +1,101 @@
+//! The Maintenance service: Status, Hash and HashKV. Alarm, Defragment, Snapshot,
+//! MoveLeader and Downgrade are not served yet.
+
+use std::sync::Arc;
+
+use etcd_v3proto::etcdserverpb::maintenance_server;
+use etcd_v3proto::etcdserverpb::*;
+use tonic::{Request, Response, Status};
+
+use super::error::{not_served, status};
+use super::{Ctx, ETCD_VERSION};
+
+/// etcd's default `--quota-backend-bytes`, reported as the quota.
+const QUOTA_BYTES: i64 = 2 << 30;
+
+/// The Maintenance service.
+pub struct Maintenance(pub Arc<Ctx>);
+
+#[tonic::async_trait]
+impl maintenance_server::Maintenance for Maintenance {
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let node = &self.0.node;
+        let (size, revision) = node.read(|s| (s.v3().size() as i64, s.v3().revision()));
+        let applied = node.applied();
+        Ok(Response::new(StatusResponse {
+            header: Some(self.0.header(revision)),
+            version: ETCD_VERSION.to_string(),
+            db_size: size,
+            leader: node.leader_id().unwrap_or(0),
+            raft_index: applied,
+            raft_term: node.term(),
+            raft_applied_index: applied,
+            errors: Vec::new(),
+            db_size_in_use: size,
+            is_learner: false,
+            storage_version: String::new(),
+            db_size_quota: QUOTA_BYTES,
+            downgrade_info: None,
+        }))
+    }
+
+    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        let (hash, revision) = self.0.node.read(|s| s.v3().hash_kv(0)).map_err(status)?;
+        Ok(Response::new(HashResponse {
+            header: Some(self.0.header(revision)),
+            hash,
+        }))
+    }
+
+    async fn hash_kv(
+        &self,
+        req: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        let rev = req.into_inner().revision;
+        let (result, compacted, current) = self.0.node.read(|s| {
+            let ks = s.v3();
+            (ks.hash_kv(rev), ks.compacted(), ks.revision())
+        });
+        let (hash, hashed) = result.map_err(status)?;
+        Ok(Response::new(HashKvResponse {
+            header: Some(self.0.header(current)),
+            hash,
+            compact_revision: compacted,
+            hash_revision: hashed,
+        }))
+    }
+
+    async fn alarm(&self, _: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        Err(not_served("Maintenance.Alarm"))
+    }
+
+    async fn defragment(
+        &self,
+        _: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
+        Err(not_served("Maintenance.Defragment"))
+    }
+
+    type SnapshotStream = futures_util::stream::Empty<Result<SnapshotResponse, Status>>;
+
+    async fn snapshot(
+        &self,
+        _: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        Err(not_served("Maintenance.Snapshot"))
+    }
+
+    async fn move_leader(
+        &self,
+        _: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        Err(not_served("Maintenance.MoveLeader"))
+    }
+
+    async fn downgrade(
+        &self,
+        _: Request<DowngradeRequest>,
+    ) -> Result<Response<DowngradeResponse>, Status> {
+        Err(not_served("Maintenance.Downgrade"))
+    }
+}

@@ -1,0 +1,94 @@
+//! etcd's v3 API over gRPC: one tonic service per file, each talking only to the door
+//! ([`crate::node::Node`]).
+//!
+//! - `kv.rs`: Range, Put, DeleteRange, Txn, Compact;
+//! - `maintenance.rs`: Status, Hash, HashKV;
+//! - `cluster.rs`: MemberList;
+//! - `error.rs`: the one mapping from etcd's v3 errors (`etcd_api::v3`) and the node's
+//!   transient failures to gRPC statuses.
+//!
+//! Requests are checked here as etcd's gRPC layer checks them (empty keys, txn size and
+//! duplicate keys, the request size limit) before they reach the log; the state machine
+//! decides everything else, on every member alike. Writes travel through the log as
+//! `etcdrs.InternalRequest` and are answered once applied here; reads are served from this
+//! member's keyspace, after a round through the log unless the request is serializable.
+//!
+//! Served on the client port beside HTTP/1.1 (see `crate::server`): a request whose
+//! `content-type` is `application/grpc…` comes here.
+//!
+//! Not yet served (answered `Unimplemented`): Watch, Lease, Auth, Lock, Election, and the
+//! Cluster and Maintenance RPCs not listed above.
+
+mod cluster;
+mod error;
+mod kv;
+mod maintenance;
+
+use std::sync::Arc;
+
+use etcd_v3proto::etcdserverpb::cluster_server::ClusterServer;
+use etcd_v3proto::etcdserverpb::kv_server::KvServer;
+use etcd_v3proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use etcd_v3proto::etcdserverpb::ResponseHeader;
+
+use crate::node::Node;
+
+/// The etcd version this server answers as (Status, `/version`): a 3.5 release, so that
+/// clients that choose features by version (Kubernetes, HA managers) treat it as current.
+pub const ETCD_VERSION: &str = "3.5.17";
+/// The cluster version reported beside it.
+pub const ETCD_CLUSTER_VERSION: &str = "3.5.0";
+
+/// etcd's default `--max-request-bytes`: the largest request put in the log.
+pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
+/// What gRPC accepts per message: the request limit plus etcd's 512 KiB for framing.
+pub const MAX_RECEIVE_BYTES: usize = MAX_REQUEST_BYTES + 512 * 1024;
+/// etcd's default `--max-txn-ops`.
+pub const MAX_TXN_OPS: usize = 128;
+
+/// What every service needs.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The door.
+    pub node: Node,
+    /// Largest request put in the log, in bytes.
+    pub max_request_bytes: usize,
+    /// Most compares or ops per txn level.
+    pub max_txn_ops: usize,
+}
+
+impl Ctx {
+    /// A response header at `revision`.
+    fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.node.read(|s| s.cluster_id()),
+            member_id: self.node.id(),
+            revision,
+            raft_term: self.node.term(),
+        }
+    }
+}
+
+/// The gRPC services as one router (paths `/etcdserverpb.KV/Range` and so on).
+pub fn router(ctx: Ctx) -> axum::Router {
+    let ctx = Arc::new(ctx);
+    tonic::service::Routes::new(
+        KvServer::new(kv::Kv(ctx.clone())).max_decoding_message_size(MAX_RECEIVE_BYTES),
+    )
+    .add_service(
+        MaintenanceServer::new(maintenance::Maintenance(ctx.clone()))
+            .max_decoding_message_size(MAX_RECEIVE_BYTES),
+    )
+    .add_service(
+        ClusterServer::new(cluster::Cluster(ctx)).max_decoding_message_size(MAX_RECEIVE_BYTES),
+    )
+    .prepare()
+    .into_axum_router()
+}
+
+/// True when a request is gRPC (by its content type, as etcd tells them apart).
+pub fn is_grpc<B>(req: &axum::http::Request<B>) -> bool {
+    req.headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
