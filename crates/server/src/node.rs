@@ -314,7 +314,7 @@ fn invalid_proposal(m: &Message) -> Option<String> {
         let context = match e.get_entry_type() {
             EntryType::EntryNormal if e.data.is_empty() => return None,
             EntryType::EntryNormal => {
-                return Command::from_entry(&e.data)
+                return etcd_store::envelope::Entry::decode(&e.data)
                     .err()
                     .map(|err| err.to_string())
             }
@@ -359,6 +359,10 @@ mod tests {
     fn undecodable_proposals_are_refused_at_the_door() {
         assert!(invalid_proposal(&proposal(b"garbage")).is_some());
         assert!(invalid_proposal(&proposal(b"")).is_none());
+        // v3 requests are entries too.
+        let v3 = etcd_store::envelope::v3_entry(&Default::default());
+        assert!(invalid_proposal(&proposal(&v3)).is_none());
+        assert!(invalid_proposal(&proposal(&etcd_store::envelope::seal(1, b"\xff"))).is_some());
         let ok = Command::Delete { key: "/k".into() }.encode();
         assert!(invalid_proposal(&proposal(&ok)).is_none());
         let mut heartbeat = proposal(b"garbage");

@@ -1,0 +1,353 @@
+//! etcd's v3 API against a real v3 client: Debian's etcdctl 3.4 with `ETCDCTL_API=3`.
+//!
+//! - The scripted sequence of `tools/v3-reference/kv.cmds` (put, get with every option, del,
+//!   txn, compaction, errors) gives, on a fresh node of ours, the same transcript as real
+//!   etcd 3.4.23 gave (`tools/v3-reference/kv.etcd-3.4.23.txt`), byte for byte once cluster
+//!   and member ids and raft terms are masked: the same revisions, versions, counts, errors
+//!   and exit codes.
+//! - endpoint status, health and hashkv, and member list, on one node;
+//! - three members: written through one, read through another, linearizable and
+//!   serializable, with equal hashes and one cluster id;
+//! - over TLS with client certificates.
+//!
+//! The tests need etcdctl 3.x on the PATH. Without it they say so and pass, unless
+//! `ETCD_REQUIRE_ETCDCTL` is set (`.ci/run` installs the package and sets it).
+
+mod support;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+const CTL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Whether etcdctl 3.x is here; panics if it is required and missing.
+fn have_etcdctl() -> bool {
+    let found = Command::new("etcdctl")
+        .arg("version")
+        .env("ETCDCTL_API", "3")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("etcdctl version: 3."))
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var_os("ETCD_REQUIRE_ETCDCTL").is_none(),
+            "ETCD_REQUIRE_ETCDCTL is set but etcdctl 3.x is not on the PATH"
+        );
+        eprintln!("SKIPPED: etcdctl 3.x is not installed (apt-get install etcd-client)");
+    }
+    found
+}
+
+/// One etcdctl run.
+#[derive(Debug)]
+struct Ctl {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `etcdctl --endpoints <endpoints> <args>` in v3 mode with `input` on its stdin.
+fn ctl_with(endpoints: &str, extra: &[&str], args: &[&str], input: &str, dir: &Path) -> Ctl {
+    let out = dir.join("ctl.out");
+    let err = dir.join("ctl.err");
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(endpoints)
+        .args(extra)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("spawn etcdctl");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let status = wait_child(&mut child, CTL_TIMEOUT).unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("etcdctl {args:?} did not finish within {CTL_TIMEOUT:?}");
+    });
+    Ctl {
+        code: status.code(),
+        stdout: std::fs::read_to_string(out).unwrap(),
+        stderr: std::fs::read_to_string(err).unwrap(),
+    }
+}
+
+#[track_caller]
+fn ok_with(endpoints: &str, extra: &[&str], args: &[&str], dir: &Path) -> String {
+    let r = ctl_with(endpoints, extra, args, "", dir);
+    assert_eq!(r.code, Some(0), "etcdctl {args:?}: {r:?}");
+    r.stdout
+}
+
+#[track_caller]
+fn ok(endpoints: &str, args: &[&str], dir: &Path) -> String {
+    ok_with(endpoints, &[], args, dir)
+}
+
+/// Replaces the digits after each of `labels` with `N`.
+fn mask(text: &str) -> String {
+    let labels = [
+        "\"cluster_id\":",
+        "\"member_id\":",
+        "\"raft_term\":",
+        "\"ClusterID\" : ",
+        "\"MemberID\" : ",
+        "\"RaftTerm\" : ",
+    ];
+    let mut out = text.to_string();
+    for label in labels {
+        let mut result = String::new();
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(label) {
+            let (before, after) = rest.split_at(at + label.len());
+            result.push_str(before);
+            let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            result.push('N');
+            rest = &after[digits..];
+        }
+        result.push_str(rest);
+        out = result;
+    }
+    out
+}
+
+/// Runs the commands of `tools/v3-reference/kv.cmds` as `kv.sh` does and returns the
+/// transcript in the same format.
+fn transcript(endpoint: &str, dir: &Path) -> String {
+    let cmds = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/v3-reference/kv.cmds"),
+    )
+    .expect("kv.cmds");
+    let mut out = String::new();
+    for line in cmds.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (args, input) = match line.split_once(" | ") {
+            Some((args, input)) => (args, input.replace("\\n", "\n")),
+            None => (line, String::new()),
+        };
+        let argv: Vec<&str> = args.split(' ').collect();
+        let r = ctl_with(endpoint, &[], &argv, &input, dir);
+        out.push_str(&format!("$ etcdctl {args}\n"));
+        // As the shell's $(...): trailing newlines dropped.
+        let stdout = r.stdout.trim_end_matches('\n');
+        if !stdout.is_empty() {
+            out.push_str(stdout);
+            out.push('\n');
+        }
+        for l in r.stderr.lines().filter(|l| l.starts_with("Error:")) {
+            out.push_str(l);
+            out.push('\n');
+        }
+        out.push_str(&format!("[exit {}]\n", r.code.unwrap_or(-1)));
+    }
+    out
+}
+
+#[test]
+fn the_scripted_kv_sequence_answers_as_etcd_3_4_did() {
+    if !have_etcdctl() {
+        return;
+    }
+    let node = Node::start("v3kv", &[]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let ours = mask(&transcript(&node.client_addr(), dir.path()));
+    let reference = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/v3-reference/kv.etcd-3.4.23.txt"),
+    )
+    .expect("the recorded transcript");
+    let reference = mask(&reference);
+    if ours != reference {
+        std::fs::write(dir.path().join("ours.txt"), &ours).unwrap();
+        let first = ours
+            .lines()
+            .zip(reference.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(ours.lines().count().min(reference.lines().count()));
+        let context = |t: &str| {
+            t.lines()
+                .skip(first.saturating_sub(6))
+                .take(12)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        panic!(
+            "transcripts differ at line {}:\n--- etcd 3.4.23\n{}\n--- etcd-rs\n{}",
+            first + 1,
+            context(&reference),
+            context(&ours)
+        );
+    }
+}
+
+#[test]
+fn endpoint_status_health_hashkv_and_member_list_on_one_node() {
+    if !have_etcdctl() {
+        return;
+    }
+    let node = Node::start("v3status", &[]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    // Endpoints without a scheme: etcdctl 3.4 sends a scheme-ful endpoint as the HTTP/2
+    // authority of these per-endpoint calls, which the HTTP/2 library refuses.
+    let ep = node.client_addr();
+    ok(&ep, &["put", "k", "v"], d);
+    let status = ok(&ep, &["endpoint", "status", "-w", "json"], d);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("json");
+    let s = &status[0]["Status"];
+    assert!(
+        s["version"].as_str().unwrap().starts_with("3.5."),
+        "{status}"
+    );
+    let member_id = s["header"]["member_id"].as_u64().unwrap();
+    assert_eq!(s["leader"].as_u64(), Some(member_id), "{status}");
+    assert_eq!(s["header"]["revision"].as_i64(), Some(2), "{status}");
+    assert!(s["dbSize"].as_i64().unwrap() > 0, "{status}");
+    assert!(s["raftIndex"].as_u64().unwrap() >= 3, "{status}");
+    // etcdctl 3.4 prints health to standard error.
+    let health = ctl_with(&ep, &[], &["endpoint", "health"], "", d);
+    assert_eq!(health.code, Some(0), "{health:?}");
+    assert!(
+        health
+            .stderr
+            .contains(&format!("{ep} is healthy: successfully committed proposal")),
+        "{health:?}"
+    );
+    let hash = ok(&ep, &["endpoint", "hashkv", "-w", "json"], d);
+    let hash: serde_json::Value = serde_json::from_str(&hash).expect("json");
+    assert!(hash[0]["HashKV"]["hash"].as_u64().is_some(), "{hash}");
+    let members = ok(&node.client_url(), &["member", "list"], d);
+    assert_eq!(
+        members.trim_end(),
+        format!(
+            "{member_id:x}, started, v3status, {}, {}, false",
+            node.peer_url(),
+            node.client_url()
+        )
+    );
+}
+
+#[test]
+fn three_members_write_through_one_read_through_another() {
+    if !have_etcdctl() {
+        return;
+    }
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let leader = c.leader();
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let ep = |i: usize| c.member(i).client_addr();
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    ok(&ep(follower), &["put", "/registry/a", "1"], d);
+    ok(&ep(leader), &["put", "/registry/b", "2"], d);
+    let json = |i: usize, args: &[&str]| -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["-w", "json"]);
+        serde_json::from_str(&ok(&ep(i), &all, d)).expect("json")
+    };
+    // Linearizable by default: another member sees both writes at once.
+    let got = json(other, &["get", "/registry/", "--prefix"]);
+    assert_eq!(got["count"], 2, "{got}");
+    assert_eq!(got["header"]["revision"], 3, "{got}");
+    let cluster_id = got["header"]["cluster_id"].as_u64().unwrap();
+    // Every member names the same cluster, and itself.
+    let mut member_ids = Vec::new();
+    for i in 0..3 {
+        let h = json(i, &["get", "/registry/a"])["header"].clone();
+        assert_eq!(h["cluster_id"].as_u64(), Some(cluster_id), "{h}");
+        member_ids.push(h["member_id"].as_u64().unwrap());
+    }
+    member_ids.sort();
+    member_ids.dedup();
+    assert_eq!(member_ids.len(), 3);
+    // A txn through a follower; then a serializable read there sees it (applied before
+    // the answer).
+    let out = ctl_with(
+        &ep(follower),
+        &[],
+        &["txn"],
+        "mod(\"/registry/a\") = \"2\"\n\nput /registry/a 11\n\nget /registry/a\n\n",
+        d,
+    );
+    assert_eq!(out.stdout, "SUCCESS\n\nOK\n", "{out:?}");
+    let s = json(follower, &["get", "/registry/a", "--consistency=s"]);
+    assert_eq!(s["kvs"][0]["mod_revision"], 4, "{s}");
+    // Every member hashes the same keyspace to the same value.
+    let all = (0..3).map(ep).collect::<Vec<_>>().join(",");
+    poll_until(
+        Duration::from_secs(10),
+        "equal hashes on every member",
+        || {
+            let hashes: serde_json::Value =
+                serde_json::from_str(&ok(&all, &["endpoint", "hashkv", "-w", "json"], d)).ok()?;
+            let hashes: Vec<u64> = (0..3)
+                .map(|i| hashes[i]["HashKV"]["hash"].as_u64())
+                .collect::<Option<_>>()?;
+            (hashes.iter().all(|h| *h == hashes[0]) && hashes.len() == 3).then_some(())
+        },
+    );
+    let members = ok(&ep(other), &["member", "list"], d);
+    assert_eq!(members.lines().count(), 3, "{members}");
+    // Compaction through one member is seen by the others.
+    ok(&ep(leader), &["compaction", "3"], d);
+    let r = ctl_with(&ep(other), &[], &["get", "/registry/a", "--rev=2"], "", d);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("Error: etcdserver: mvcc: required revision has been compacted"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn v3_over_tls_with_client_certificates() {
+    if !have_etcdctl() {
+        return;
+    }
+    let mut node = Node::prepare(
+        "v3tls",
+        &[
+            &format!("-clientCert={}", fixture_arg("server.crt")),
+            &format!("-clientKey={}", fixture_arg("server.key.insecure")),
+            &format!("-clientCAFile={}", fixture_arg("ca.crt")),
+        ],
+    );
+    node.launch();
+    let client = TlsClient::new(
+        &fixture("ca.crt"),
+        Some((&fixture("client.crt"), &fixture("client.key.insecure"))),
+    )
+    .expect("TLS client");
+    let peer = node.peer_url();
+    node.wait_ready_via(&Transport::Tls(client), &peer);
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let ep = format!("https://{}", node.client_addr());
+    let ca = format!("--cacert={}", fixture_arg("ca.crt"));
+    let cert = format!("--cert={}", fixture_arg("client.crt"));
+    let key = format!("--key={}", fixture_arg("client.key.insecure"));
+    let tls = [ca.as_str(), cert.as_str(), key.as_str()];
+    assert_eq!(ok_with(&ep, &tls, &["put", "secure", "yes"], d), "OK\n");
+    assert_eq!(ok_with(&ep, &tls, &["get", "secure"], d), "secure\nyes\n");
+    // Without a client certificate the handshake is refused.
+    let r = ctl_with(
+        &ep,
+        &[ca.as_str(), "--dial-timeout=1s", "--command-timeout=2s"],
+        &["get", "secure"],
+        "",
+        d,
+    );
+    assert_ne!(r.code, Some(0), "{r:?}");
+}
