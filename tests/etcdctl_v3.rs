@@ -138,7 +138,11 @@ fn transcript(endpoint: &str, dir: &Path) -> String {
             None => (line, String::new()),
         };
         let argv: Vec<&str> = args.split(' ').collect();
-        let r = ctl_with(endpoint, &[], &argv, &input, dir);
+        let r = if args.starts_with("watch") {
+            watch_for(endpoint, &argv, Duration::from_secs(2), dir)
+        } else {
+            ctl_with(endpoint, &[], &argv, &input, dir)
+        };
         out.push_str(&format!("$ etcdctl {args}\n"));
         // As the shell's $(...): trailing newlines dropped.
         let stdout = r.stdout.trim_end_matches('\n');
@@ -150,9 +154,42 @@ fn transcript(endpoint: &str, dir: &Path) -> String {
             out.push_str(l);
             out.push('\n');
         }
-        out.push_str(&format!("[exit {}]\n", r.code.unwrap_or(-1)));
+        match r.code {
+            Some(code) => out.push_str(&format!("[exit {code}]\n")),
+            None => out.push_str("[ended]\n"),
+        }
     }
     out
+}
+
+/// Runs `etcdctl watch …` for `time`; `code` is `None` when it was still running then (and
+/// was ended).
+fn watch_for(endpoint: &str, args: &[&str], time: Duration, dir: &Path) -> Ctl {
+    let out = dir.join("watch.out");
+    let err = dir.join("watch.err");
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(endpoint)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("spawn etcdctl");
+    let code = match wait_child(&mut child, time) {
+        Some(status) => status.code(),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+    };
+    Ctl {
+        code,
+        stdout: std::fs::read_to_string(out).unwrap(),
+        stderr: std::fs::read_to_string(err).unwrap(),
+    }
 }
 
 #[test]

@@ -18,14 +18,20 @@
 //! writes go on; keys and values are [`bytes::Bytes`] shared between versions, events and
 //! responses.
 //!
-//! Deliberately not here: I/O, clocks, threads, gRPC, leases (the state machine that composes
-//! this crate checks lease ids and tells the lessor which keys a write attached or detached,
-//! from the [`Change`]s every write returns), auth, and watchers.
+//! Watches: [`Watchers`] is the registry of watchers (synced or catching up), offering each
+//! revision's changes through a [`WatchSink`] that never blocks; [`Keyspace::events`] is the
+//! history an unsynced watcher catches up from.
+//!
+//! Deliberately not here: I/O, clocks, threads, gRPC, streams (the server owns them and
+//! implements [`WatchSink`]), leases (the state machine that composes this crate checks lease
+//! ids and tells the lessor which keys a write attached or detached, from the [`Change`]s
+//! every write returns), and auth.
 
 mod keyspace;
 mod range;
 mod snapshot;
 mod txn;
+mod watch;
 mod write;
 
 pub use etcd_api::v3::V3Error as Error;
@@ -34,6 +40,7 @@ pub use etcd_v3proto::mvccpb;
 pub use keyspace::{Change, Keyspace, Version};
 pub use snapshot::DecodeError;
 pub use txn::{check_txn, is_read_only};
+pub use watch::{WatchSink, WatchSpec, Watchers};
 pub use write::{Answer, Write};
 
 /// A main revision of the keyspace.

@@ -728,3 +728,176 @@ fn model_check_reads_at_every_revision_through_writes_and_compactions() {
         }
     }
 }
+
+mod watch {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::mvccpb::event::EventType;
+    use crate::{WatchSink, WatchSpec, Watchers};
+
+    /// A sink that takes at most `room` offers.
+    #[derive(Clone, Default)]
+    struct Sink {
+        got: Rc<RefCell<Vec<(i64, i64, Vec<crate::mvccpb::Event>)>>>,
+        room: Rc<RefCell<usize>>,
+        behind: Rc<RefCell<usize>>,
+    }
+
+    impl WatchSink for Sink {
+        fn offer(&self, id: i64, rev: i64, events: Vec<crate::mvccpb::Event>) -> bool {
+            if *self.room.borrow() == 0 {
+                return false;
+            }
+            *self.room.borrow_mut() -= 1;
+            self.got.borrow_mut().push((id, rev, events));
+            true
+        }
+        fn fell_behind(&self) {
+            *self.behind.borrow_mut() += 1;
+        }
+    }
+
+    fn apply_and_notify(ks: &mut Keyspace, w: &mut Watchers<Sink>, write: Write) {
+        let (_, changes) = ks.apply(&write, &no_lease);
+        if !changes.is_empty() {
+            w.notify(ks.revision(), &changes);
+        }
+    }
+
+    fn put_w(k: &str, v: &str) -> Write {
+        Write::Put(PutRequest {
+            key: b(k),
+            value: b(v),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn synced_watchers_get_each_revisions_matching_events_filtered() {
+        let mut ks = Keyspace::new();
+        let mut w = Watchers::new(ks.revision());
+        let sink = Sink {
+            room: Rc::new(RefCell::new(100)),
+            ..Default::default()
+        };
+        let prefix = WatchSpec {
+            key: b("p/"),
+            range_end: b("p0"),
+            prev_kv: true,
+            ..Default::default()
+        };
+        let id = w.add(prefix, 0, ks.revision() + 1, sink.clone());
+        assert!(w.try_sync(id, ks.revision()));
+        let no_del = WatchSpec {
+            key: b("p/a"),
+            no_delete: true,
+            ..Default::default()
+        };
+        let id2 = w.add(no_del, 1, ks.revision() + 1, sink.clone());
+        assert!(w.try_sync(id2, ks.revision()));
+        apply_and_notify(&mut ks, &mut w, put_w("p/a", "1")); // 2
+        apply_and_notify(&mut ks, &mut w, put_w("q", "1")); // 3: nobody
+        apply_and_notify(&mut ks, &mut w, put_w("p/a", "2")); // 4
+        apply_and_notify(
+            &mut ks,
+            &mut w,
+            Write::DeleteRange(DeleteRangeRequest {
+                key: b("p/"),
+                range_end: b("p0"),
+                prev_kv: false,
+            }),
+        ); // 5
+        let got = sink.got.borrow();
+        let summary: Vec<(i64, i64, usize)> = got
+            .iter()
+            .map(|(id, rev, evs)| (*id, *rev, evs.len()))
+            .collect();
+        assert_eq!(
+            summary,
+            [(0, 2, 1), (1, 2, 1), (0, 4, 1), (1, 4, 1), (0, 5, 1)]
+        );
+        // prev_kv only where asked for.
+        assert_eq!(got[2].2[0].prev_kv.as_ref().unwrap().value, b("1"));
+        assert!(got[3].2[0].prev_kv.is_none());
+        assert_eq!(got[4].2[0].r#type, EventType::Delete as i32);
+    }
+
+    #[test]
+    fn a_slow_watcher_falls_behind_and_catches_up_from_history_without_loss() {
+        let mut ks = Keyspace::new();
+        let mut w = Watchers::new(ks.revision());
+        let sink = Sink {
+            room: Rc::new(RefCell::new(1)),
+            ..Default::default()
+        };
+        let spec = WatchSpec {
+            key: b("k"),
+            range_end: b("\0"),
+            ..Default::default()
+        };
+        let id = w.add(spec.clone(), 7, 2, sink.clone());
+        assert!(w.try_sync(id, ks.revision()));
+        apply_and_notify(&mut ks, &mut w, put_w("k1", "a")); // 2: taken
+        apply_and_notify(&mut ks, &mut w, put_w("k2", "b")); // 3: refused
+        assert_eq!(w.behind_from(id), Some(3));
+        assert_eq!(*sink.behind.borrow(), 1);
+        apply_and_notify(&mut ks, &mut w, put_w("k1", "c")); // 4: not offered
+        assert_eq!(sink.got.borrow().len(), 1);
+        // The stream catches up on a clone; meanwhile another write is notified.
+        let snapshot = ks.clone();
+        apply_and_notify(&mut ks, &mut w, put_w("k3", "d")); // 5
+        let caught: Vec<i64> = snapshot
+            .events(&spec, 3, snapshot.revision())
+            .iter()
+            .map(|(rev, _)| *rev)
+            .collect();
+        assert_eq!(caught, [3, 4]);
+        // Not synced yet: revision 5 was notified after the clone.
+        assert!(!w.try_sync(id, snapshot.revision()));
+        assert_eq!(w.behind_from(id), Some(5));
+        let rest: Vec<i64> = ks
+            .events(&spec, 5, ks.revision())
+            .iter()
+            .map(|(r, _)| *r)
+            .collect();
+        assert_eq!(rest, [5]);
+        assert!(w.try_sync(id, ks.revision()));
+        *sink.room.borrow_mut() = 10;
+        apply_and_notify(&mut ks, &mut w, put_w("k4", "e")); // 6: synced again
+        assert_eq!(sink.got.borrow().last().unwrap().1, 6);
+    }
+
+    #[test]
+    fn history_events_equal_the_changes_that_made_them() {
+        let mut ks = Keyspace::new();
+        let mut all = Vec::new();
+        for write in [
+            put_w("a", "1"),
+            put_w("b", "1"),
+            put_w("a", "2"),
+            Write::DeleteRange(DeleteRangeRequest {
+                key: b("a"),
+                range_end: b("c"),
+                prev_kv: false,
+            }),
+            put_w("a", "3"),
+        ] {
+            let (_, changes) = ks.apply(&write, &no_lease);
+            all.extend(changes.into_iter().map(|c| (ks.revision(), c.event)));
+        }
+        let spec = WatchSpec {
+            key: b("\0"),
+            range_end: b("\0"),
+            ..Default::default()
+        };
+        assert_eq!(ks.events(&spec, 2, ks.revision()), all);
+        // A restored registry makes synced watchers catch up.
+        let mut w: Watchers<Sink> = Watchers::new(1);
+        let id = w.add(spec, 0, 2, Sink::default());
+        assert!(w.try_sync(id, 1));
+        w.restored(ks.revision());
+        assert_eq!(w.behind_from(id), Some(2));
+    }
+}

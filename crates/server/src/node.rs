@@ -29,7 +29,7 @@ use std::sync::{Arc, RwLock};
 use etcd_store::{Command, Event, Index, Watched};
 use raft::eraftpb::{ConfChange, ConfChangeV2, EntryType, Message, MessageType};
 
-use crate::raft::{Handle, WatchSender};
+use crate::raft::{Handle, SharedWatchers, V3Sink, WatchSender};
 pub use crate::raft::{ProposeResult, Status, Transient, V3Result};
 use crate::transport;
 
@@ -44,6 +44,7 @@ pub(crate) type SharedStore = Arc<RwLock<Store>>;
 pub struct Node {
     raft: Handle,
     store: SharedStore,
+    watchers: SharedWatchers,
 }
 
 /// What a watch is for.
@@ -121,8 +122,17 @@ pub enum Refused {
 
 impl Node {
     /// The door over a started driver and the store it applies to.
-    pub(crate) fn new(raft: Handle, store: SharedStore) -> Node {
-        Node { raft, store }
+    pub(crate) fn new(raft: Handle, store: SharedStore, watchers: SharedWatchers) -> Node {
+        Node {
+            raft,
+            store,
+            watchers,
+        }
+    }
+
+    /// Runs `f` on the v3 watcher registry, under its lock (never held across an `.await`).
+    pub fn v3_watchers<R>(&self, f: impl FnOnce(&mut etcd_mvcc::Watchers<V3Sink>) -> R) -> R {
+        f(&mut self.watchers.lock().expect("watchers lock poisoned"))
     }
 
     /// This member's raft id.
@@ -252,6 +262,8 @@ pub(crate) fn in_memory() -> Node {
     let applier = store.clone();
     let v3_applier = store.clone();
     let v3_status = status.clone();
+    let watchers: SharedWatchers = Arc::new(std::sync::Mutex::new(etcd_mvcc::Watchers::new(1)));
+    let v3_watchers = watchers.clone();
     let apply = move |index: u64, command: &Command| {
         let applied = applier
             .write()
@@ -283,11 +295,18 @@ pub(crate) fn in_memory() -> Node {
                 }
                 Request::ProposeV3 { request, reply } => {
                     index += 1;
-                    let applied = v3_applier
-                        .write()
-                        .expect("store lock poisoned")
-                        .apply_v3(index, request);
+                    let (applied, revision) = {
+                        let mut store = v3_applier.write().expect("store lock poisoned");
+                        let applied = store.apply_v3(index, request);
+                        (applied, store.v3().revision())
+                    };
                     v3_status.applied.store(index, Ordering::Release);
+                    if !applied.changes.is_empty() {
+                        v3_watchers
+                            .lock()
+                            .expect("watchers lock poisoned")
+                            .notify(revision, &applied.changes);
+                    }
                     let _ = reply.send(Ok(applied.result));
                 }
                 Request::ConfChange { reply, .. } => {
@@ -301,7 +320,7 @@ pub(crate) fn in_memory() -> Node {
             }
         }
     });
-    Node::new(handle, store)
+    Node::new(handle, store, watchers)
 }
 
 /// Why a forwarded proposal must not enter the log, if it must not.

@@ -150,6 +150,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let raft::Started {
         handle,
+        watchers,
         thread: driver,
         ready,
     } = raft::start(
@@ -158,7 +159,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         store.clone(),
         tokio::runtime::Handle::current(),
     )?;
-    let door = Node::new(handle, store);
+    let door = Node::new(handle, store, watchers);
     ready.await.map_err(|_| Error::DriverStopped)?;
     tokio::spawn(cluster::publish(
         door.clone(),

@@ -3,6 +3,7 @@
 //!
 //! - `kv.rs`: Range, Put, DeleteRange, Txn, Compact;
 //! - `maintenance.rs`: Status, Hash, HashKV;
+//! - `watch.rs`: Watch (many watches per stream, catch-up from history, progress);
 //! - `cluster.rs`: MemberList;
 //! - `error.rs`: the one mapping from etcd's v3 errors (`etcd_api::v3`) and the node's
 //!   transient failures to gRPC statuses.
@@ -16,19 +17,21 @@
 //! Served on the client port beside HTTP/1.1 (see `crate::server`): a request whose
 //! `content-type` is `application/grpc…` comes here.
 //!
-//! Not yet served (answered `Unimplemented`): Watch, Lease, Auth, Lock, Election, and the
+//! Not yet served (answered `Unimplemented`): Lease, Auth, Lock, Election, and the
 //! Cluster and Maintenance RPCs not listed above.
 
 mod cluster;
 mod error;
 mod kv;
 mod maintenance;
+mod watch;
 
 use std::sync::Arc;
 
 use etcd_v3proto::etcdserverpb::cluster_server::ClusterServer;
 use etcd_v3proto::etcdserverpb::kv_server::KvServer;
 use etcd_v3proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use etcd_v3proto::etcdserverpb::watch_server::WatchServer;
 use etcd_v3proto::etcdserverpb::ResponseHeader;
 
 use crate::node::Node;
@@ -78,6 +81,9 @@ pub fn router(ctx: Ctx) -> axum::Router {
     .add_service(
         MaintenanceServer::new(maintenance::Maintenance(ctx.clone()))
             .max_decoding_message_size(MAX_RECEIVE_BYTES),
+    )
+    .add_service(
+        WatchServer::new(watch::Watch(ctx.clone())).max_decoding_message_size(MAX_RECEIVE_BYTES),
     )
     .add_service(
         ClusterServer::new(cluster::Cluster(ctx)).max_decoding_message_size(MAX_RECEIVE_BYTES),

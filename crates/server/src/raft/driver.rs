@@ -32,7 +32,8 @@ use raft::{RawNode, SnapshotStatus, StateRole};
 
 use super::storage::{DiskStorage, Recovered};
 use super::{
-    Handle, ProposeResult, Request, SharedStore, Status, Transient, V3Result, PROPOSAL_TIMEOUT,
+    Handle, ProposeResult, Request, SharedStore, SharedWatchers, Status, Transient, V3Result,
+    PROPOSAL_TIMEOUT,
 };
 use crate::clock;
 use crate::snap::Snapshotter;
@@ -97,6 +98,8 @@ pub enum StartError {
 pub struct Started {
     /// How the rest of the node talks to the driver.
     pub handle: Handle,
+    /// The v3 watchers the driver notifies.
+    pub watchers: SharedWatchers,
     /// The driver thread.
     pub thread: std::thread::JoinHandle<()>,
     /// Fires once the member has replayed its own log (and, when it is the only voter, become
@@ -138,6 +141,9 @@ pub fn start(
     if let Some(snap) = snapshot_data {
         write_store(&store).restore(snap);
     }
+    let watchers: SharedWatchers = Arc::new(std::sync::Mutex::new(etcd_mvcc::Watchers::new(
+        store.read().expect("store lock poisoned").v3().revision(),
+    )));
     let snapshot_index = storage.snapshot_metadata().index;
     let conf_state = storage.snapshot_metadata().get_conf_state().clone();
     let startup_commit = storage.hard_state().commit;
@@ -180,6 +186,7 @@ pub fn start(
             status.peers.clone(),
         ),
         store,
+        watchers: watchers.clone(),
         status,
         opts,
         conf_state,
@@ -212,6 +219,7 @@ pub fn start(
         .map_err(StartError::Spawn)?;
     Ok(Started {
         handle,
+        watchers,
         thread,
         ready: ready_rx,
     })
@@ -343,6 +351,7 @@ impl SnapshotThread {
 
 struct Driver {
     raw_node: RawNode<DiskStorage>,
+    watchers: SharedWatchers,
     rx: Receiver<Request>,
     transport: Transport,
     store: SharedStore,
@@ -707,6 +716,13 @@ impl Driver {
                 "applying a snapshot",
             );
             let fired = write_store(&self.store).restore(data);
+            let revision = self
+                .store
+                .read()
+                .expect("store lock poisoned")
+                .v3()
+                .revision();
+            lock_watchers(&self.watchers).restored(revision);
             self.conf_state = snap.get_metadata().get_conf_state().clone();
             self.applied = snap.get_metadata().index;
             self.last_snapshot = self.applied;
@@ -786,6 +802,7 @@ impl Driver {
         let mut replies = Vec::new();
         let mut membership_changed = false;
         let mut refused = Vec::new();
+        let mut v3_changes = Vec::new();
         let store = self.store.clone();
         {
             let mut store = write_store(&store);
@@ -810,6 +827,9 @@ impl Driver {
                         }
                         LogEntry::V3(request) => {
                             let applied = store.apply_v3(index, request);
+                            if !applied.changes.is_empty() {
+                                v3_changes.push((store.v3().revision(), applied.changes));
+                            }
                             if let Some(seq) = self.own_seq(&e.context) {
                                 replies.push((seq, Outcome::V3(applied.result)));
                             }
@@ -846,6 +866,12 @@ impl Driver {
         self.publish_applied();
         for (w, ev) in fired {
             let _ = w.send(ev);
+        }
+        if !v3_changes.is_empty() {
+            let mut watchers = lock_watchers(&self.watchers);
+            for (revision, changes) in &v3_changes {
+                watchers.notify(*revision, changes);
+            }
         }
         for (seq, result) in replies {
             if let Some(p) = self.pending.remove(&seq) {
@@ -1015,6 +1041,12 @@ impl Driver {
 fn parse_entry<M: protobuf::Message>(data: &[u8], index: u64) -> M {
     M::parse_from_bytes(data)
         .unwrap_or_else(|err| fatal(&format!("committed entry {index} does not decode: {err}")))
+}
+
+fn lock_watchers(
+    watchers: &SharedWatchers,
+) -> std::sync::MutexGuard<'_, etcd_mvcc::Watchers<super::V3Sink>> {
+    watchers.lock().expect("watchers lock poisoned")
 }
 
 /// A configuration change's context: always a store command.

@@ -76,6 +76,13 @@ pub type WatchSender = tokio::sync::oneshot::Sender<Event>;
 /// The store, shared by the driver (apply) and the door (`node.rs`: reads, watches).
 pub(crate) type SharedStore = Arc<RwLock<Store<WatchSender>>>;
 
+/// Where a v3 watcher's events go (a gRPC watch stream).
+pub type V3Sink = Box<dyn etcd_mvcc::WatchSink + Send + Sync>;
+
+/// The v3 watchers, notified by the driver after each v3 write applies. Lock order: this
+/// lock is never taken while the store's lock is held for writing.
+pub type SharedWatchers = Arc<std::sync::Mutex<etcd_mvcc::Watchers<V3Sink>>>;
+
 /// Why a write was not committed (answered with code 300).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Transient {

@@ -1,0 +1,436 @@
+//! etcd's v3 API through a gRPC client (our generated tonic clients), for what etcdctl
+//! cannot show: the fields of watch responses (ids, created, canceled, compaction, progress),
+//! many watches on one stream, every revision seen exactly once and in order by watchers
+//! slow and fast under concurrent writes, and etcd's error codes and messages.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use etcd_v3proto::etcdserverpb::kv_client::KvClient;
+use etcd_v3proto::etcdserverpb::lease_client::LeaseClient;
+use etcd_v3proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use etcd_v3proto::etcdserverpb::request_op::Request as Op;
+use etcd_v3proto::etcdserverpb::watch_client::WatchClient;
+use etcd_v3proto::etcdserverpb::watch_create_request::FilterType;
+use etcd_v3proto::etcdserverpb::watch_request::RequestUnion;
+use etcd_v3proto::etcdserverpb::*;
+use support::*;
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+use tonic::{Code, Streaming};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+async fn channel(node: &Node) -> Channel {
+    Channel::from_shared(node.client_url())
+        .expect("url")
+        .connect_timeout(WAIT)
+        .connect()
+        .await
+        .expect("connect")
+}
+
+async fn put(kv: &mut KvClient<Channel>, k: &str, v: &str) -> i64 {
+    kv.put(PutRequest {
+        key: b(k),
+        value: b(v),
+        ..Default::default()
+    })
+    .await
+    .expect("put")
+    .into_inner()
+    .header
+    .unwrap()
+    .revision
+}
+
+/// A watch stream: requests in, responses out.
+struct Stream {
+    tx: mpsc::Sender<WatchRequest>,
+    rx: Streaming<WatchResponse>,
+}
+
+impl Stream {
+    async fn open(ch: Channel) -> Stream {
+        let (tx, rx) = mpsc::channel(64);
+        let requests =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+            );
+        let rx = WatchClient::new(ch)
+            .watch(requests)
+            .await
+            .expect("watch stream")
+            .into_inner();
+        Stream { tx, rx }
+    }
+
+    async fn send(&self, r: RequestUnion) {
+        self.tx
+            .send(WatchRequest {
+                request_union: Some(r),
+            })
+            .await
+            .expect("send");
+    }
+
+    async fn create(&self, c: WatchCreateRequest) {
+        self.send(RequestUnion::CreateRequest(c)).await
+    }
+
+    async fn next(&mut self) -> WatchResponse {
+        tokio::time::timeout(WAIT, self.rx.message())
+            .await
+            .expect("a watch response in time")
+            .expect("stream ok")
+            .expect("stream open")
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn watch_ids_creates_cancels_filters_progress_and_compaction() {
+    let node = Node::start("v3watch", &[]);
+    rt().block_on(async {
+        let ch = channel(&node).await;
+        let mut kv = KvClient::new(ch.clone());
+        let rev = put(&mut kv, "w/a", "0").await; // 2
+        assert_eq!(rev, 2);
+        let mut s = Stream::open(ch.clone()).await;
+        // Auto ids start at 0 per stream; each create is answered, in order, at the current
+        // revision.
+        for key in ["w/a", "w/b"] {
+            s.create(WatchCreateRequest {
+                key: b(key),
+                ..Default::default()
+            })
+            .await;
+        }
+        s.create(WatchCreateRequest {
+            key: b("w/"),
+            range_end: b("w0"),
+            prev_kv: true,
+            filters: vec![FilterType::Nodelete as i32],
+            ..Default::default()
+        })
+        .await;
+        for id in 0..3 {
+            let r = s.next().await;
+            assert!(r.created && !r.canceled, "{r:?}");
+            assert_eq!((r.watch_id, r.header.unwrap().revision), (id, 2));
+        }
+        // An explicit id, then the same id again.
+        for _ in 0..2 {
+            s.create(WatchCreateRequest {
+                key: b("w/b"),
+                watch_id: 7,
+                ..Default::default()
+            })
+            .await;
+        }
+        let r = s.next().await;
+        assert_eq!((r.watch_id, r.created, r.canceled), (7, true, false));
+        let r = s.next().await;
+        assert_eq!(
+            (r.watch_id, r.created, r.canceled),
+            (-1, true, true),
+            "{r:?}"
+        );
+        assert_eq!(
+            r.cancel_reason,
+            "mvcc: duplicate watch ID provided on the WatchStream"
+        );
+        // A write to w/a: watcher 0 and the prefix watcher (with prev_kv).
+        put(&mut kv, "w/a", "1").await; // 3
+        let mut got = [s.next().await, s.next().await];
+        got.sort_by_key(|r| r.watch_id);
+        assert_eq!(got[0].watch_id, 0);
+        assert!(got[0].events[0].prev_kv.is_none());
+        assert_eq!(got[0].header.as_ref().unwrap().revision, 3);
+        assert_eq!(got[1].watch_id, 2);
+        assert_eq!(got[1].events[0].prev_kv.as_ref().unwrap().value, b("0"));
+        // Cancel watcher 0; canceling an unknown id is ignored.
+        s.send(RequestUnion::CancelRequest(WatchCancelRequest {
+            watch_id: 0,
+        }))
+        .await;
+        let r = s.next().await;
+        assert_eq!((r.watch_id, r.canceled), (0, true));
+        s.send(RequestUnion::CancelRequest(WatchCancelRequest {
+            watch_id: 99,
+        }))
+        .await;
+        // A deletion reaches neither the canceled watcher nor the NODELETE one: the next
+        // thing on the stream is the progress answer, at the current revision.
+        kv.delete_range(DeleteRangeRequest {
+            key: b("w/a"),
+            ..Default::default()
+        })
+        .await
+        .unwrap(); // 4
+        s.send(RequestUnion::ProgressRequest(WatchProgressRequest {}))
+            .await;
+        let r = s.next().await;
+        assert_eq!(r.watch_id, -1, "{r:?}");
+        assert!(r.events.is_empty() && !r.created && !r.canceled);
+        assert_eq!(r.header.unwrap().revision, 4);
+        // History replay from an old revision, then compaction.
+        s.create(WatchCreateRequest {
+            key: b("w/a"),
+            start_revision: 2,
+            ..Default::default()
+        })
+        .await;
+        let r = s.next().await;
+        assert!(r.created);
+        let replay_id = r.watch_id;
+        assert_eq!(replay_id, 3, "the next auto id");
+        let r = s.next().await;
+        let revs: Vec<i64> = r
+            .events
+            .iter()
+            .map(|e| e.kv.as_ref().unwrap().mod_revision)
+            .collect();
+        assert_eq!((r.watch_id, revs), (replay_id, vec![2, 3, 4]));
+        assert_eq!(r.events[2].r#type, 1, "DELETE");
+        kv.compact(CompactionRequest {
+            revision: 4,
+            physical: true,
+        })
+        .await
+        .unwrap();
+        s.create(WatchCreateRequest {
+            key: b("w/a"),
+            start_revision: 3,
+            ..Default::default()
+        })
+        .await;
+        let created = s.next().await;
+        assert!(created.created);
+        let r = s.next().await;
+        assert_eq!(
+            (r.watch_id, r.canceled, r.compact_revision),
+            (created.watch_id, true, 4),
+            "{r:?}"
+        );
+        // Starting at the compaction revision itself is allowed (and sees the version kept
+        // there).
+        put(&mut kv, "x/a", "2").await; // 5, watched by none of the above
+        kv.compact(CompactionRequest {
+            revision: 5,
+            physical: false,
+        })
+        .await
+        .unwrap();
+        s.create(WatchCreateRequest {
+            key: b("x/a"),
+            start_revision: 5,
+            ..Default::default()
+        })
+        .await;
+        assert!(s.next().await.created);
+        let r = s.next().await;
+        assert!(!r.canceled, "{r:?}");
+        assert_eq!(r.events.len(), 1, "{r:?}");
+        assert_eq!(r.events[0].kv.as_ref().unwrap().mod_revision, 5);
+    });
+}
+
+#[test]
+fn every_revision_reaches_slow_and_fast_watchers_exactly_once_in_order() {
+    let node = Node::start("v3watchload", &[]);
+    rt().block_on(async {
+        let ch = channel(&node).await;
+        let start = put(&mut KvClient::new(ch.clone()), "load/start", "").await + 1;
+        let mut fast = Stream::open(ch.clone()).await;
+        let mut slow = Stream::open(ch.clone()).await;
+        for s in [&fast, &slow] {
+            s.create(WatchCreateRequest {
+                key: b("load/"),
+                range_end: b("load0"),
+                start_revision: start,
+                ..Default::default()
+            })
+            .await;
+        }
+        assert!(fast.next().await.created);
+        assert!(slow.next().await.created);
+        // 4 writers, 700 puts of 2 KiB each: more than a stream's queue and the HTTP/2 windows
+        // hold, so the slow watcher, which reads nothing until the writes are done, falls
+        // behind and catches up from history.
+        const WRITERS: usize = 4;
+        const PUTS: usize = 700;
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let mut kv = KvClient::new(ch.clone());
+                tokio::spawn(async move {
+                    for i in 0..PUTS {
+                        let value = format!("{i:02048}");
+                        put(&mut kv, &format!("load/{w}/{}", i % 50), &value).await;
+                    }
+                })
+            })
+            .collect();
+        let total = WRITERS * PUTS;
+        let last = start + total as i64 - 1;
+        let fast_revs = collect_through(&mut fast, last).await;
+        for w in writers {
+            w.await.unwrap();
+        }
+        let slow_revs = collect_through(&mut slow, last).await;
+        let want: Vec<i64> = (start..=last).collect();
+        assert_eq!(fast_revs, want, "fast watcher");
+        assert_eq!(slow_revs, want, "slow watcher");
+    });
+}
+
+/// The revisions of the events a watch stream delivers, until it reaches `last`.
+async fn collect_through(s: &mut Stream, last: i64) -> Vec<i64> {
+    let mut revs = Vec::new();
+    while revs.last().copied().unwrap_or(0) < last {
+        let r = s.next().await;
+        assert!(!r.canceled, "{r:?}");
+        revs.extend(r.events.iter().map(|e| e.kv.as_ref().unwrap().mod_revision));
+    }
+    revs
+}
+
+#[test]
+fn errors_carry_etcds_codes_and_messages() {
+    let node = Node::start("v3errors", &[]);
+    rt().block_on(async {
+        let ch = channel(&node).await;
+        let mut kv = KvClient::new(ch.clone());
+        fn err<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> (Code, String) {
+            let s = r.expect_err("an error");
+            (s.code(), s.message().to_string())
+        }
+        assert_eq!(
+            err(kv.range(RangeRequest::default()).await),
+            (
+                Code::InvalidArgument,
+                "etcdserver: key is not provided".into()
+            )
+        );
+        assert_eq!(
+            err(kv
+                .put(PutRequest {
+                    key: b("k"),
+                    lease: 42,
+                    ..Default::default()
+                })
+                .await),
+            (
+                Code::NotFound,
+                "etcdserver: requested lease not found".into()
+            )
+        );
+        assert_eq!(
+            err(kv
+                .put(PutRequest {
+                    key: b("k"),
+                    value: b("v"),
+                    ignore_value: true,
+                    ..Default::default()
+                })
+                .await),
+            (
+                Code::InvalidArgument,
+                "etcdserver: value is provided".into()
+            )
+        );
+        // Bigger than --max-request-bytes (1.5 MiB) but within gRPC's limit: etcd's error.
+        assert_eq!(
+            err(kv
+                .put(PutRequest {
+                    key: b("big"),
+                    value: Bytes::from(vec![b'x'; 1600 * 1024]),
+                    ..Default::default()
+                })
+                .await),
+            (
+                Code::InvalidArgument,
+                "etcdserver: request is too large".into()
+            )
+        );
+        // Beyond what gRPC accepts at all: refused before decoding.
+        let s = kv
+            .put(PutRequest {
+                key: b("huge"),
+                value: Bytes::from(vec![b'x'; 3 << 20]),
+                ..Default::default()
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(s.code(), Code::OutOfRange, "{s:?}");
+        let many = TxnRequest {
+            success: (0..129)
+                .map(|i| RequestOp {
+                    request: Some(Op::RequestPut(PutRequest {
+                        key: b(&format!("t{i}")),
+                        ..Default::default()
+                    })),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        assert_eq!(
+            err(kv.txn(many).await),
+            (
+                Code::InvalidArgument,
+                "etcdserver: too many operations in txn request".into()
+            )
+        );
+        assert_eq!(
+            err(kv
+                .range(RangeRequest {
+                    key: b("k"),
+                    revision: 100,
+                    ..Default::default()
+                })
+                .await),
+            (
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision is a future revision".into()
+            )
+        );
+        // Nothing above left a trace.
+        let r = kv
+            .range(RangeRequest {
+                key: b("\0"),
+                range_end: b("\0"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((r.count, r.header.unwrap().revision), (0, 1));
+        // Status answers as an etcd 3.5 server.
+        let status = MaintenanceClient::new(ch.clone())
+            .status(StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(status.version.starts_with("3.5."), "{status:?}");
+        // Services not served yet say so.
+        let s = LeaseClient::new(ch)
+            .lease_grant(LeaseGrantRequest { ttl: 10, id: 0 })
+            .await
+            .expect_err("not served");
+        assert_eq!(s.code(), Code::Unimplemented);
+    });
+}
