@@ -427,10 +427,352 @@ fn errors_carry_etcds_codes_and_messages() {
             .into_inner();
         assert!(status.version.starts_with("3.5."), "{status:?}");
         // Services not served yet say so.
-        let s = LeaseClient::new(ch)
-            .lease_grant(LeaseGrantRequest { ttl: 10, id: 0 })
+        let s = etcd_v3proto::etcdserverpb::auth_client::AuthClient::new(ch)
+            .auth_status(AuthStatusRequest {})
             .await
             .expect_err("not served");
         assert_eq!(s.code(), Code::Unimplemented);
     });
+}
+
+/// The lease's TTL as the leader counts it (-1 when it does not exist).
+async fn time_to_live(ch: Channel, id: i64) -> LeaseTimeToLiveResponse {
+    LeaseClient::new(ch)
+        .lease_time_to_live(LeaseTimeToLiveRequest { id, keys: true })
+        .await
+        .expect("time to live")
+        .into_inner()
+}
+
+/// A keep-alive stream: one request, one answer.
+struct KeepAlive {
+    tx: mpsc::Sender<LeaseKeepAliveRequest>,
+    rx: Streaming<LeaseKeepAliveResponse>,
+}
+
+impl KeepAlive {
+    async fn open(ch: Channel) -> KeepAlive {
+        let (tx, rx) = mpsc::channel(8);
+        let requests =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+            );
+        let rx = LeaseClient::new(ch)
+            .lease_keep_alive(requests)
+            .await
+            .expect("keep-alive stream")
+            .into_inner();
+        KeepAlive { tx, rx }
+    }
+
+    async fn once(&mut self, id: i64) -> LeaseKeepAliveResponse {
+        self.tx
+            .send(LeaseKeepAliveRequest { id })
+            .await
+            .expect("send");
+        tokio::time::timeout(WAIT, self.rx.message())
+            .await
+            .expect("an answer in time")
+            .expect("stream ok")
+            .expect("stream open")
+    }
+}
+
+#[test]
+fn leases_grant_attach_keep_alive_revoke_and_expire() {
+    let node = Node::start("v3lease", &[]);
+    rt().block_on(async {
+        let ch = channel(&node).await;
+        let mut lease = LeaseClient::new(ch.clone());
+        let mut kv = KvClient::new(ch.clone());
+        // Chosen ids are positive; a given id is kept; a TTL below the minimum (1.5 election
+        // timeouts: 2 s by default) is raised.
+        let chosen = lease
+            .lease_grant(LeaseGrantRequest { ttl: 60, id: 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(chosen.id > 0 && chosen.ttl == 60, "{chosen:?}");
+        let given = lease
+            .lease_grant(LeaseGrantRequest { ttl: 1, id: 77 })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((given.id, given.ttl), (77, 2));
+        let again = lease
+            .lease_grant(LeaseGrantRequest { ttl: 5, id: 77 })
+            .await
+            .expect_err("taken");
+        assert_eq!(
+            (again.code(), again.message()),
+            (Code::FailedPrecondition, "etcdserver: lease already exists")
+        );
+        // Keys attach; time-to-live lists them.
+        for k in ["l/a", "l/b"] {
+            kv.put(PutRequest {
+                key: b(k),
+                value: b("v"),
+                lease: chosen.id,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        let ttl = time_to_live(ch.clone(), chosen.id).await;
+        assert_eq!(ttl.granted_ttl, 60);
+        assert!(ttl.ttl > 55 && ttl.ttl <= 60, "{ttl:?}");
+        assert_eq!(ttl.keys, vec![b("l/a"), b("l/b")]);
+        let mut ka = KeepAlive::open(ch.clone()).await;
+        let r = ka.once(chosen.id).await;
+        assert_eq!((r.id, r.ttl), (chosen.id, 60));
+        // Unknown leases: keep-alive TTL 0, time-to-live -1, revoke NotFound.
+        assert_eq!(ka.once(12345).await.ttl, 0);
+        assert_eq!(time_to_live(ch.clone(), 12345).await.ttl, -1);
+        let s = lease
+            .lease_revoke(LeaseRevokeRequest { id: 12345 })
+            .await
+            .expect_err("unknown");
+        assert_eq!(s.code(), Code::NotFound);
+        let listed = lease
+            .lease_leases(LeaseLeasesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let mut ids: Vec<i64> = listed.leases.iter().map(|l| l.id).collect();
+        ids.sort();
+        let mut want = vec![77, chosen.id];
+        want.sort();
+        assert_eq!(ids, want);
+        // Revoking deletes the attached keys at one revision.
+        let mut s = Stream::open(ch.clone()).await;
+        s.create(WatchCreateRequest {
+            key: b("l/"),
+            range_end: b("l0"),
+            ..Default::default()
+        })
+        .await;
+        assert!(s.next().await.created);
+        let revoked = lease
+            .lease_revoke(LeaseRevokeRequest { id: chosen.id })
+            .await
+            .unwrap()
+            .into_inner();
+        let rev = revoked.header.unwrap().revision;
+        let r = s.next().await;
+        assert_eq!(r.events.len(), 2, "{r:?}");
+        assert!(r
+            .events
+            .iter()
+            .all(|e| e.r#type == 1 && e.kv.as_ref().unwrap().mod_revision == rev));
+        // Expiry: lease 77 (2 s) with a key, not kept alive, goes away with its key.
+        kv.put(PutRequest {
+            key: b("l/short"),
+            value: b("v"),
+            lease: 77,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let r = s.next().await;
+        assert_eq!(r.events[0].r#type, 0);
+        let r = s.next().await;
+        assert_eq!(
+            r.events[0].r#type, 1,
+            "the key expired with its lease: {r:?}"
+        );
+        assert_eq!(time_to_live(ch.clone(), 77).await.ttl, -1);
+    });
+}
+
+#[test]
+fn leases_kept_alive_through_followers_outlive_a_leader_kill_and_then_expire() {
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let leader = c.leader();
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let runtime = rt();
+    let (follower_ch, other_ch) = runtime.block_on(async {
+        (
+            channel(c.member(follower)).await,
+            channel(c.member(other)).await,
+        )
+    });
+    // FAST_TIMING's election timeout is 500 ms: the minimum TTL is 1 s; take 3 s.
+    let id = runtime.block_on(async {
+        let granted = LeaseClient::new(follower_ch.clone())
+            .lease_grant(LeaseGrantRequest { ttl: 3, id: 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        KvClient::new(follower_ch.clone())
+            .put(PutRequest {
+                key: b("owned"),
+                value: b("v"),
+                lease: granted.id,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // Kept alive through a follower (forwarded to the leader) for longer than the TTL.
+        let mut ka = KeepAlive::open(follower_ch.clone()).await;
+        for _ in 0..8 {
+            assert_eq!(ka.once(granted.id).await.ttl, 3);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let ttl = time_to_live(other_ch.clone(), granted.id).await;
+        assert!(ttl.ttl >= 2, "{ttl:?}");
+        granted.id
+    });
+    // The leader goes; a new leader starts every lease's clock at its full TTL.
+    c.kill(leader);
+    let new_leader = c.leader_within(Duration::from_secs(10));
+    assert_ne!(new_leader, leader);
+    runtime.block_on(async {
+        let ttl = time_to_live(follower_ch.clone(), id).await;
+        assert!(ttl.ttl >= 1, "the lease must not expire early: {ttl:?}");
+        let got = KvClient::new(other_ch.clone())
+            .range(RangeRequest {
+                key: b("owned"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(got.count, 1);
+        // Without keep-alives it expires, and its key with it.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let got = KvClient::new(other_ch.clone())
+                .range(RangeRequest {
+                    key: b("owned"),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if got.count == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the lease never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(time_to_live(other_ch.clone(), id).await.ttl, -1);
+    });
+}
+
+#[test]
+fn the_v3_keyspace_and_leases_survive_kill_9_through_snapshots() {
+    let mut node = Node::start("v3restart", &["-snapshot-count", "20"]);
+    let runtime = rt();
+    let (before, lease_id, rev) = runtime.block_on(async {
+        let ch = channel(&node).await;
+        let mut kv = KvClient::new(ch.clone());
+        let lease = LeaseClient::new(ch.clone())
+            .lease_grant(LeaseGrantRequest { ttl: 600, id: 0 })
+            .await
+            .unwrap()
+            .into_inner()
+            .id;
+        for i in 0..150 {
+            kv.put(PutRequest {
+                key: b(&format!("r/{}", i % 40)),
+                value: Bytes::from(vec![i as u8; 100]),
+                lease: if i % 10 == 0 { lease } else { 0 },
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        kv.delete_range(DeleteRangeRequest {
+            key: b("r/3"),
+            range_end: b("r/4"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        kv.compact(CompactionRequest {
+            revision: 100,
+            physical: true,
+        })
+        .await
+        .unwrap();
+        let all = kv
+            .range(RangeRequest {
+                key: b("\0"),
+                range_end: b("\0"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let rev = all.header.unwrap().revision;
+        (all.kvs, lease, rev)
+    });
+    node.kill();
+    node.restart();
+    runtime.block_on(async {
+        let ch = channel(&node).await;
+        let mut kv = KvClient::new(ch.clone());
+        let all = kv
+            .range(RangeRequest {
+                key: b("\0"),
+                range_end: b("\0"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(all.header.unwrap().revision, rev);
+        assert_eq!(all.kvs, before);
+        // History above the compaction is still there to read and to watch; below it is not.
+        let old = kv
+            .range(RangeRequest {
+                key: b("r/0"),
+                revision: 120,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(old.kvs.len(), 1);
+        let s = kv
+            .range(RangeRequest {
+                key: b("r/0"),
+                revision: 99,
+                ..Default::default()
+            })
+            .await
+            .expect_err("compacted");
+        assert_eq!(s.code(), Code::OutOfRange);
+        let mut w = Stream::open(ch.clone()).await;
+        w.create(WatchCreateRequest {
+            key: b("r/"),
+            range_end: b("r0"),
+            start_revision: 140,
+            ..Default::default()
+        })
+        .await;
+        assert!(w.next().await.created);
+        let r = w.next().await;
+        let first = r.events[0].kv.as_ref().unwrap().mod_revision;
+        assert_eq!(first, 140);
+        // The lease and its keys came back.
+        let ttl = time_to_live(ch.clone(), lease_id).await;
+        assert_eq!(ttl.granted_ttl, 600);
+        let leased: Vec<Bytes> = before
+            .iter()
+            .filter(|kv| kv.lease == lease_id)
+            .map(|kv| kv.key.clone())
+            .collect();
+        assert!(!leased.is_empty());
+        assert_eq!(ttl.keys, leased);
+    });
+    let snaps = std::fs::read_dir(node.data_dir.join("snap"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(snaps > 0, "the test meant to restart from a snapshot");
 }

@@ -90,6 +90,12 @@ pub enum V3Error {
     /// The member is stopping.
     #[error("etcdserver: server stopped")]
     Stopped,
+    /// A request this member cannot serve (a newer member's).
+    #[error("etcdserver: not capable")]
+    NotCapable,
+    /// Sent to a member that must be the leader for it.
+    #[error("etcdserver: not leader")]
+    NotLeader,
     /// The request was not committed in time; its outcome is unknown.
     #[error("etcdserver: request timed out")]
     Timeout,
@@ -113,9 +119,9 @@ impl V3Error {
             | DuplicateKey | RequestTooLarge => Code::InvalidArgument,
             Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            LeaseExists => Code::FailedPrecondition,
+            LeaseExists | NotLeader => Code::FailedPrecondition,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
-            NoLeader | LeaderChanged | Stopped | Timeout | NotSupportedForLearner => {
+            NoLeader | LeaderChanged | Stopped | NotCapable | Timeout | NotSupportedForLearner => {
                 Code::Unavailable
             }
             PermissionDenied => Code::PermissionDenied,

@@ -18,6 +18,9 @@
 //! writes go on; keys and values are [`bytes::Bytes`] shared between versions, events and
 //! responses.
 //!
+//! Leases live beside the keyspace ([`Leases`], replicated; [`Deadlines`], the leader's
+//! clock): see `lease.rs`.
+//!
 //! Watches: [`Watchers`] is the registry of watchers (synced or catching up), offering each
 //! revision's changes through a [`WatchSink`] that never blocks; [`Keyspace::events`] is the
 //! history an unsynced watcher catches up from.
@@ -28,6 +31,7 @@
 //! every write returns), and auth.
 
 mod keyspace;
+mod lease;
 mod range;
 mod snapshot;
 mod txn;
@@ -38,10 +42,11 @@ pub use etcd_api::v3::V3Error as Error;
 pub use etcd_v3proto::etcdserverpb as pb;
 pub use etcd_v3proto::mvccpb;
 pub use keyspace::{Change, Keyspace, Version};
+pub use lease::{Deadlines, Lease, Leases, MAX_LEASE_TTL};
 pub use snapshot::DecodeError;
 pub use txn::{check_txn, is_read_only};
 pub use watch::{WatchSink, WatchSpec, Watchers};
-pub use write::{Answer, Write};
+pub use write::{header, Answer, Write};
 
 /// A main revision of the keyspace.
 pub type Revision = i64;

@@ -809,19 +809,21 @@ mod watch {
                 prev_kv: false,
             }),
         ); // 5
-        let got = sink.got.borrow();
+           // Per watcher, in revision order (the order between watchers does not matter).
+        let mut got = sink.got.borrow().clone();
+        got.sort_by_key(|(id, rev, _)| (*id, *rev));
         let summary: Vec<(i64, i64, usize)> = got
             .iter()
             .map(|(id, rev, evs)| (*id, *rev, evs.len()))
             .collect();
         assert_eq!(
             summary,
-            [(0, 2, 1), (1, 2, 1), (0, 4, 1), (1, 4, 1), (0, 5, 1)]
+            [(0, 2, 1), (0, 4, 1), (0, 5, 1), (1, 2, 1), (1, 4, 1)]
         );
         // prev_kv only where asked for.
-        assert_eq!(got[2].2[0].prev_kv.as_ref().unwrap().value, b("1"));
-        assert!(got[3].2[0].prev_kv.is_none());
-        assert_eq!(got[4].2[0].r#type, EventType::Delete as i32);
+        assert_eq!(got[1].2[0].prev_kv.as_ref().unwrap().value, b("1"));
+        assert!(got[4].2[0].prev_kv.is_none());
+        assert_eq!(got[2].2[0].r#type, EventType::Delete as i32);
     }
 
     #[test]
@@ -899,5 +901,92 @@ mod watch {
         assert!(w.try_sync(id, 1));
         w.restored(ks.revision());
         assert_eq!(w.behind_from(id), Some(2));
+    }
+}
+
+mod lease {
+    use super::*;
+    use crate::{Deadlines, Leases};
+
+    fn put_leased(
+        ks: &mut Keyspace,
+        leases: &mut Leases,
+        k: &str,
+        lease: i64,
+    ) -> Result<(), Error> {
+        let (result, changes) = ks.apply(
+            &Write::Put(PutRequest {
+                key: b(k),
+                value: b("v"),
+                lease,
+                ..Default::default()
+            }),
+            &|id| leases.exists(id),
+        );
+        leases.track(&changes);
+        result.map(drop)
+    }
+
+    #[test]
+    fn grant_rules_and_revocation_deletes_the_keys_at_one_revision() {
+        let mut ks = Keyspace::new();
+        let mut leases = Leases::new();
+        leases.grant(5, 10).unwrap();
+        assert_eq!(leases.grant(5, 10), Err(Error::LeaseExists));
+        assert_eq!(
+            leases.grant(6, crate::MAX_LEASE_TTL + 1),
+            Err(Error::LeaseTtlTooLarge)
+        );
+        assert_eq!(
+            put_leased(&mut ks, &mut leases, "x", 9),
+            Err(Error::LeaseNotFound)
+        );
+        for k in ["a", "b", "c"] {
+            put_leased(&mut ks, &mut leases, k, 5).unwrap();
+        }
+        // Rewritten without the lease: detached. Deleted: detached.
+        put_leased(&mut ks, &mut leases, "c", 0).unwrap();
+        let (_, changes) = ks.apply(
+            &Write::DeleteRange(DeleteRangeRequest {
+                key: b("b"),
+                ..Default::default()
+            }),
+            &no_lease,
+        );
+        leases.track(&changes);
+        assert_eq!(leases.get(5).unwrap().keys.len(), 1);
+        put_leased(&mut ks, &mut leases, "b", 5).unwrap();
+        let rev = ks.revision();
+        let lease = leases.revoke(5).unwrap();
+        let changes = ks.delete_keys(lease.keys);
+        assert_eq!(ks.revision(), rev + 1);
+        assert_eq!(changes.len(), 2);
+        assert!(changes
+            .iter()
+            .all(|c| c.event.kv.as_ref().unwrap().mod_revision == rev + 1));
+        assert_eq!(keys(&get(&ks, "a", "\0")), ["c"]);
+        assert_eq!(leases.revoke(5).map(drop), Err(Error::LeaseNotFound));
+        // Key sets rebuild from the keyspace.
+        leases.grant(7, 10).unwrap();
+        put_leased(&mut ks, &mut leases, "d", 7).unwrap();
+        let mut rebuilt = Leases::new();
+        rebuilt.grant(7, 10).unwrap();
+        rebuilt.attach_from(&ks);
+        assert_eq!(rebuilt.get(7), leases.get(7));
+    }
+
+    #[test]
+    fn deadlines_give_due_leases_earliest_first() {
+        let mut d = Deadlines::new();
+        d.set(1, 100);
+        d.set(2, 50);
+        d.set(3, 300);
+        d.set(1, 200); // a keep-alive moves it
+        assert_eq!(d.next(), Some(50));
+        assert_eq!(d.take_due(250, 10), [2, 1]);
+        assert_eq!(d.take_due(250, 10), Vec::<i64>::new());
+        assert_eq!(d.get(3), Some(300));
+        d.remove(3);
+        assert_eq!(d.next(), None);
     }
 }

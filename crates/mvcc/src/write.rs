@@ -38,6 +38,10 @@ pub enum Answer {
     Txn(TxnResponse),
     /// To a Compact.
     Compact(CompactionResponse),
+    /// To a LeaseGrant.
+    LeaseGrant(crate::pb::LeaseGrantResponse),
+    /// To a LeaseRevoke.
+    LeaseRevoke(crate::pb::LeaseRevokeResponse),
 }
 
 /// A write in progress: every change gets the revision after `begin`, numbered from 0.
@@ -238,7 +242,7 @@ impl WriteTxn<'_> {
 }
 
 /// A header with only the revision set.
-pub(crate) fn header(revision: Revision) -> ResponseHeader {
+pub fn header(revision: Revision) -> ResponseHeader {
     ResponseHeader {
         revision,
         ..Default::default()

@@ -30,7 +30,7 @@ use etcd_store::{Command, Event, Index, Watched};
 use raft::eraftpb::{ConfChange, ConfChangeV2, EntryType, Message, MessageType};
 
 use crate::raft::{Handle, SharedWatchers, V3Sink, WatchSender};
-pub use crate::raft::{ProposeResult, Status, Transient, V3Result};
+pub use crate::raft::{LeaseResult, ProposeResult, Status, Transient, V3Result};
 use crate::transport;
 
 /// The state machine as this member holds it.
@@ -173,6 +173,17 @@ impl Node {
     /// Proposes an etcd v3 request and waits until it is applied here.
     pub async fn propose_v3(&self, request: etcd_v3proto::etcdrs::InternalRequest) -> V3Result {
         self.raft.propose_v3(request).await
+    }
+
+    /// As leader, restarts lease `id`'s clock at its full TTL and answers the TTL (a
+    /// follower answers `NotLeader`: the caller forwards to the leader).
+    pub async fn lease_keep_alive(&self, id: i64) -> Result<LeaseResult, Transient> {
+        self.raft.lease_keep_alive(id).await
+    }
+
+    /// As leader, answers the seconds lease `id` has left (a follower answers `NotLeader`).
+    pub async fn lease_time_to_live(&self, id: i64) -> Result<LeaseResult, Transient> {
+        self.raft.lease_time_to_live(id).await
     }
 
     /// Proposes a configuration change (built by [`crate::cluster`] only).

@@ -145,7 +145,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         election_ticks: (config.election_ms / config.heartbeat_ms) as usize,
         snapshot_count: config.snapshot_count,
         seed_peers,
-        peer_tls: peer_connector,
+        peer_tls: peer_connector.clone(),
         peer_local: peer_local_ip(&node),
     };
     let raft::Started {
@@ -188,6 +188,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         node: door.clone(),
         max_request_bytes: crate::grpc::MAX_REQUEST_BYTES,
         max_txn_ops: crate::grpc::MAX_TXN_OPS,
+        min_lease_ttl: (3 * config.election_ms).div_ceil(2000) as i64,
+        peer_tls: peer_connector,
     });
     let client = serve(
         client_listener,

@@ -42,7 +42,7 @@ pub use event::{Action, Event, NodeInfo, NodeView};
 pub use member::Member;
 pub use snapshot::{SnapshotError, StoreSnapshot};
 pub use stats::{Stats, V2Stats};
-pub use store::{ttl_left, Applied, AppliedV3, Got, Store, Watched};
+pub use store::{ttl_left, Applied, AppliedV3, Got, LeaseChange, Store, Watched};
 
 /// A raft log index.
 pub type Index = u64;

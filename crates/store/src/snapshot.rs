@@ -28,14 +28,15 @@
 //!    (at most `-m` events);
 //! 4. members: one length-prefixed JSON record `{"members":[[id,member]…],"removed":[id…]}`;
 //! 5. auth: the v2 users and roles as one length-prefixed JSON record;
-//! 6. stats: the counters as one length-prefixed JSON record.
-//!
+//! 6. stats: the counters as one length-prefixed JSON record;
 //! 7. v3 keyspace (optional: snapshots written before v3 end after section 6): the records of
 //!    `etcd_mvcc::Keyspace::each_record`, a meta record then one record per key with all its
-//!    versions.
+//!    versions;
+//! 8. v3 leases (optional like 7): one record per lease, `etcd_mvcc::Leases::each_record`
+//!    (id and TTL; the keys attached are rebuilt from the keyspace).
 //!
-//! Leases will be a further section. Snapshots of formats 1 and 2 (one
-//! JSON document, told apart by its first byte `{`) still decode.
+//! Snapshots of formats 1 and 2 (one JSON document, told apart by its first byte `{`) still
+//! decode.
 //!
 //! Not here: files, fsync, raft metadata (the server's `snap.rs` wraps these bytes).
 
@@ -69,6 +70,7 @@ const TAG_MEMBERS: u8 = 4;
 const TAG_AUTH: u8 = 5;
 const TAG_STATS: u8 = 6;
 const TAG_V3_KEYSPACE: u8 = 7;
+const TAG_V3_LEASES: u8 = 8;
 
 const FLAG_DIR: u8 = 1;
 const FLAG_EXPIRES: u8 = 2;
@@ -108,6 +110,7 @@ pub struct StoreSnapshot {
     /// Counters.
     pub stats: Stats,
     pub(crate) v3: etcd_mvcc::Keyspace,
+    pub(crate) leases: etcd_mvcc::Leases,
     pub(crate) cluster_id: u64,
 }
 
@@ -185,6 +188,9 @@ impl StoreSnapshot {
         s.section(TAG_V3_KEYSPACE, |s| {
             self.v3.each_record(|record| s.record(|b| record(b)))
         })?;
+        s.section(TAG_V3_LEASES, |s| {
+            self.leases.each_record(|record| s.record(|b| record(b)))
+        })?;
         s.w.write_all(&[TAG_END])
     }
 
@@ -219,6 +225,7 @@ impl StoreSnapshot {
             applied: 0,
             stats: Stats::default(),
             v3: etcd_mvcc::Keyspace::new(),
+            leases: etcd_mvcc::Leases::new(),
             cluster_id: 0,
         };
         let order = [
@@ -288,6 +295,22 @@ impl StoreSnapshot {
                 .is_some()
             {}
             s.finish()?;
+            tag = read_u8(&mut r)?;
+        }
+        if tag == TAG_V3_LEASES {
+            let mut s = SectionReader::new(&mut r);
+            while s
+                .record(|c| {
+                    let n = snap
+                        .leases
+                        .read_record(c.rest())
+                        .or_else(|e| corrupt(e.to_string()))?;
+                    c.bytes(n).map(drop)
+                })?
+                .is_some()
+            {}
+            s.finish()?;
+            snap.leases.attach_from(&snap.v3);
             tag = read_u8(&mut r)?;
         }
         match tag {
@@ -641,6 +664,7 @@ impl Legacy {
             index: self.index,
             applied: self.applied,
             v3: etcd_mvcc::Keyspace::new(),
+            leases: etcd_mvcc::Leases::new(),
             stats: self.stats,
         }
     }
@@ -675,20 +699,24 @@ mod tests {
             applied: 6,
             stats: Stats::default(),
             v3: etcd_mvcc::Keyspace::new(),
+            leases: etcd_mvcc::Leases::new(),
             cluster_id: 77,
         }
     }
 
     fn with_v3(mut s: StoreSnapshot) -> StoreSnapshot {
+        s.leases.grant(7, 60).unwrap();
+        s.leases.grant(8, 5).unwrap();
         for i in 0..5000 {
             let put = etcd_mvcc::pb::PutRequest {
                 key: format!("/registry/k{}", i % 3000).into_bytes().into(),
                 value: vec![i as u8; 40].into(),
+                lease: if i % 1000 == 0 { 7 } else { 0 },
                 ..Default::default()
             };
-            s.v3.apply(&etcd_mvcc::Write::Put(put), &|_| false)
-                .0
-                .unwrap();
+            let (result, changes) = s.v3.apply(&etcd_mvcc::Write::Put(put), &|_| true);
+            result.unwrap();
+            s.leases.track(&changes);
         }
         s
     }
@@ -708,6 +736,12 @@ mod tests {
             Some(100_000)
         );
         assert_eq!(r.cluster_id, 77);
+        assert_eq!(r.leases.len(), 2);
+        // Keys 0, 1000 and 2000 were last written with the lease; the key sets are rebuilt
+        // from the keyspace.
+        assert_eq!(r.leases.get(7).unwrap().keys, s.leases.get(7).unwrap().keys);
+        assert_eq!(r.leases.get(7).unwrap().keys.len(), 3);
+        assert_eq!(r.leases.get(8).unwrap().ttl, 5);
         assert_eq!(r.v3.revision(), 5001);
         assert_eq!(r.v3.len(), 3000);
         assert_eq!(r.v3.hash_kv(0), s.v3.hash_kv(0));
@@ -719,7 +753,8 @@ mod tests {
         // is its tag, one frame (header and the 17-byte meta record) and the empty frame.
         let bytes = sample().encode();
         let v3_section = 1 + 8 + 17 + 8;
-        let mut old = bytes[..bytes.len() - 1 - v3_section].to_vec();
+        let leases_section = 1 + 8;
+        let mut old = bytes[..bytes.len() - 1 - v3_section - leases_section].to_vec();
         assert_eq!(old[old.len() - 8..], [0u8; 8]);
         old.push(TAG_END);
         let r = StoreSnapshot::decode(&old).unwrap();

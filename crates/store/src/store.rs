@@ -36,7 +36,7 @@ mod v1;
 mod v2;
 mod v3;
 
-pub use v3::AppliedV3;
+pub use v3::{AppliedV3, LeaseChange};
 
 use ttl::expiry;
 pub use ttl::ttl_left;
@@ -112,6 +112,8 @@ pub struct Store<W> {
     auth: Auth,
     /// The v3 keyspace (its own revisions, apart from the v2 tree).
     v3: etcd_mvcc::Keyspace,
+    /// The v3 leases.
+    leases: etcd_mvcc::Leases,
     /// Set by the first member's registration (see [`crate::member::cluster_id_of`]).
     cluster_id: u64,
 }
@@ -145,8 +147,14 @@ impl<W> Store<W> {
             stats: Stats::default(),
             auth: Auth::default(),
             v3: etcd_mvcc::Keyspace::new(),
+            leases: etcd_mvcc::Leases::new(),
             cluster_id: 0,
         }
+    }
+
+    /// The v3 leases as applied here.
+    pub fn leases(&self) -> &etcd_mvcc::Leases {
+        &self.leases
     }
 
     /// The cluster's id, the same on every member and for the life of the cluster (0 before
@@ -528,6 +536,7 @@ impl<W> Store<W> {
             applied: self.applied,
             stats: self.stats.copy(),
             v3: self.v3.clone(),
+            leases: self.leases.clone(),
             cluster_id: self.cluster_id,
         }
     }
@@ -547,6 +556,7 @@ impl<W> Store<W> {
         self.stats = snap.stats;
         self.auth = snap.auth;
         self.v3 = snap.v3;
+        self.leases = snap.leases;
         self.cluster_id = snap.cluster_id;
         // A watcher waiting for "the next event" registered before the old state's last entry
         // was applied, so events after that are new to it.

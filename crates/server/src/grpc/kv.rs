@@ -6,14 +6,13 @@ use std::sync::Arc;
 use etcd_api::v3::V3Error;
 use etcd_mvcc::{Answer, Write};
 use etcd_store::Command;
-use etcd_v3proto::etcdrs::{internal_request::Request as Internal, InternalRequest};
+use etcd_v3proto::etcdrs::internal_request::Request as Internal;
 use etcd_v3proto::etcdserverpb::kv_server;
 use etcd_v3proto::etcdserverpb::request_op::Request as Op;
 use etcd_v3proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
     PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
-use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::error::{status, transient};
@@ -34,18 +33,7 @@ impl Kv {
 
     /// Puts a write through the log and returns its answer once applied here.
     async fn write(&self, request: Internal) -> Result<Answer, Status> {
-        let request = InternalRequest {
-            request: Some(request),
-            time: crate::clock::now(),
-        };
-        if request.encoded_len() > self.0.max_request_bytes {
-            return Err(status(V3Error::RequestTooLarge));
-        }
-        match self.0.node.propose_v3(request).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => Err(status(e)),
-            Err(t) => Err(transient(t, self.0.node.leader_id().is_some())),
-        }
+        self.0.write(request).await
     }
 
     /// Refuses a request that asks for a leader (`hasleader` metadata) when none is known.

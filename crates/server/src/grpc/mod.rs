@@ -4,6 +4,7 @@
 //! - `kv.rs`: Range, Put, DeleteRange, Txn, Compact;
 //! - `maintenance.rs`: Status, Hash, HashKV;
 //! - `watch.rs`: Watch (many watches per stream, catch-up from history, progress);
+//! - `lease.rs`: LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases;
 //! - `cluster.rs`: MemberList;
 //! - `error.rs`: the one mapping from etcd's v3 errors (`etcd_api::v3`) and the node's
 //!   transient failures to gRPC statuses.
@@ -17,12 +18,13 @@
 //! Served on the client port beside HTTP/1.1 (see `crate::server`): a request whose
 //! `content-type` is `application/grpc…` comes here.
 //!
-//! Not yet served (answered `Unimplemented`): Lease, Auth, Lock, Election, and the
+//! Not yet served (answered `Unimplemented`): Auth, Lock, Election, and the
 //! Cluster and Maintenance RPCs not listed above.
 
 mod cluster;
 mod error;
 mod kv;
+mod lease;
 mod maintenance;
 mod watch;
 
@@ -30,6 +32,7 @@ use std::sync::Arc;
 
 use etcd_v3proto::etcdserverpb::cluster_server::ClusterServer;
 use etcd_v3proto::etcdserverpb::kv_server::KvServer;
+use etcd_v3proto::etcdserverpb::lease_server::LeaseServer;
 use etcd_v3proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use etcd_v3proto::etcdserverpb::watch_server::WatchServer;
 use etcd_v3proto::etcdserverpb::ResponseHeader;
@@ -58,6 +61,10 @@ pub struct Ctx {
     pub max_request_bytes: usize,
     /// Most compares or ops per txn level.
     pub max_txn_ops: usize,
+    /// The shortest lease TTL granted, in seconds (etcd: 1.5 election timeouts, rounded up).
+    pub min_lease_ttl: i64,
+    /// TLS for forwarding to the leader over the peer API, when peer TLS is on.
+    pub peer_tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl Ctx {
@@ -84,6 +91,9 @@ pub fn router(ctx: Ctx) -> axum::Router {
     )
     .add_service(
         WatchServer::new(watch::Watch(ctx.clone())).max_decoding_message_size(MAX_RECEIVE_BYTES),
+    )
+    .add_service(
+        LeaseServer::new(lease::Lease(ctx.clone())).max_decoding_message_size(MAX_RECEIVE_BYTES),
     )
     .add_service(
         ClusterServer::new(cluster::Cluster(ctx)).max_decoding_message_size(MAX_RECEIVE_BYTES),

@@ -8,6 +8,11 @@
 //!   clashes, then proposes the configuration change adding the member (raft forwards it to
 //!   the leader) and answers once it is applied here: 200 with [`JoinAnswer`], the members'
 //!   peer URLs, which the new member needs to answer the leader before its own log tells it.
+//! - `POST /v3rs/lease/keepalive`, `POST /v3rs/lease/timetolive`: a follower forwards a v3
+//!   lease keep-alive or time-to-live (protobuf `LeaseKeepAliveRequest` /
+//!   `LeaseTimeToLiveRequest` with only the id) to the leader, which alone counts lease time:
+//!   200 with the seconds as 8 bytes (i64 LE); 404 for an unknown lease; 503 when this member
+//!   does not lead (any more).
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -30,6 +35,28 @@ fn join_answer(answer: &JoinAnswer) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `POST /v3rs/lease/keepalive` and `POST /v3rs/lease/timetolive`.
+pub async fn lease(
+    State(app): State<App>,
+    Path(what): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    use prost::Message as _;
+    let Ok(req) = etcd_v3proto::etcdserverpb::LeaseTimeToLiveRequest::decode(body) else {
+        return (StatusCode::BAD_REQUEST, "not a lease request").into_response();
+    };
+    let result = match what.as_str() {
+        "keepalive" => app.node.lease_keep_alive(req.id).await,
+        "timetolive" => app.node.lease_time_to_live(req.id).await,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    match result {
+        Ok(Ok(seconds)) => (StatusCode::OK, seconds.to_le_bytes().to_vec()).into_response(),
+        Ok(Err(etcd_api::v3::V3Error::LeaseNotFound)) => StatusCode::NOT_FOUND.into_response(),
+        Ok(Err(_)) | Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 /// Largest `/raft` body: a full batch, with room.

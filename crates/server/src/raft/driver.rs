@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_store::envelope::{self, Entry as LogEntry};
-use etcd_store::{Command, StoreSnapshot};
+use etcd_store::{Command, LeaseChange, StoreSnapshot};
 use protobuf::Message as _;
 use raft::eraftpb::{
     ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message,
@@ -187,6 +187,9 @@ pub fn start(
         ),
         store,
         watchers: watchers.clone(),
+        lease_clock: etcd_mvcc::Deadlines::new(),
+        lease_clock_running: false,
+        lease_epoch: Instant::now(),
         status,
         opts,
         conf_state,
@@ -352,6 +355,13 @@ impl SnapshotThread {
 struct Driver {
     raw_node: RawNode<DiskStorage>,
     watchers: SharedWatchers,
+    /// As leader (once it has applied an entry of its own term): when each lease runs out,
+    /// on `lease_epoch`'s clock. Empty on followers.
+    lease_clock: etcd_mvcc::Deadlines,
+    /// True while `lease_clock` counts (this member leads and has caught up).
+    lease_clock_running: bool,
+    /// The origin of `lease_clock`'s nanoseconds.
+    lease_epoch: Instant,
     rx: Receiver<Request>,
     transport: Transport,
     store: SharedStore,
@@ -416,6 +426,7 @@ impl Driver {
             }
             self.retry_waiting();
             self.maybe_expire();
+            self.expire_leases();
             self.on_ready();
             if self.maybe_campaign() {
                 self.on_ready();
@@ -427,6 +438,7 @@ impl Driver {
             }
             self.maybe_snapshot();
             self.publish();
+            self.follow_lease_clock();
         }
         // Persist whatever is in flight (including a buffered commit-only hard state), then
         // fail what cannot complete.
@@ -463,6 +475,12 @@ impl Driver {
                 Instant::now(),
             ),
             Request::ReadIndex { reply } => self.read_index(reply, Instant::now()),
+            Request::LeaseKeepAlive { id, reply } => {
+                let _ = reply.send(Ok(self.lease_keep_alive(id)));
+            }
+            Request::LeaseTimeToLive { id, reply } => {
+                let _ = reply.send(Ok(self.lease_time_to_live(id)));
+            }
             Request::Step(msg) => {
                 let (from, kind) = (msg.from, msg.get_msg_type());
                 if kind == MessageType::MsgAppend {
@@ -649,8 +667,105 @@ impl Driver {
         true
     }
 
+    /// Nanoseconds on the lease clock.
+    fn lease_now(&self) -> i64 {
+        self.lease_epoch.elapsed().as_nanos() as i64
+    }
+
+    fn lease_keep_alive(&mut self, id: i64) -> super::LeaseResult {
+        use etcd_api::v3::V3Error;
+        if !self.lease_clock_running {
+            return Err(V3Error::NotLeader);
+        }
+        let ttl = self
+            .store
+            .read()
+            .expect("store lock poisoned")
+            .leases()
+            .get(id)
+            .map(|l| l.ttl)
+            .ok_or(V3Error::LeaseNotFound)?;
+        self.lease_clock
+            .set(id, self.lease_now() + ttl * 1_000_000_000);
+        Ok(ttl)
+    }
+
+    fn lease_time_to_live(&self, id: i64) -> super::LeaseResult {
+        use etcd_api::v3::V3Error;
+        if !self.lease_clock_running {
+            return Err(V3Error::NotLeader);
+        }
+        let at = self.lease_clock.get(id).ok_or(V3Error::LeaseNotFound)?;
+        let left = (at - self.lease_now()).max(0);
+        // Whole seconds, rounded up, as etcd reports them.
+        Ok((left + 999_999_999) / 1_000_000_000)
+    }
+
+    /// Starts the lease clock once this member leads and has applied an entry of its own
+    /// term (so it knows every lease granted before): every lease gets its full TTL from now,
+    /// so none expires early across a leader change. Stops it when leadership is lost.
+    fn follow_lease_clock(&mut self) {
+        let raft = &self.raw_node.raft;
+        let leads = raft.state == StateRole::Leader
+            && raft.raft_log.term(self.applied).ok() == Some(raft.term);
+        if leads == self.lease_clock_running {
+            return;
+        }
+        self.lease_clock_running = leads;
+        self.lease_clock.clear();
+        if leads {
+            let now = self.lease_now();
+            let store = self.store.read().expect("store lock poisoned");
+            for (id, lease) in store.leases().iter() {
+                self.lease_clock.set(id, now + lease.ttl * 1_000_000_000);
+            }
+            tracing::debug!(leases = store.leases().len(), "lease clock started");
+        }
+    }
+
+    /// As leader, proposes the revocation of leases whose time ran out.
+    fn expire_leases(&mut self) {
+        if !self.lease_clock_running {
+            return;
+        }
+        let now = self.lease_now();
+        for id in self.lease_clock.take_due(now, EXPIRY_BATCH) {
+            let request = etcd_v3proto::etcdrs::InternalRequest {
+                request: Some(
+                    etcd_v3proto::etcdrs::internal_request::Request::LeaseRevoke(
+                        etcd_v3proto::etcdserverpb::LeaseRevokeRequest { id },
+                    ),
+                ),
+                time: clock::now(),
+            };
+            if let Err(e) = self
+                .raw_node
+                .propose(Vec::new(), envelope::v3_entry(&request))
+            {
+                tracing::debug!("lease expiry proposal dropped: {e}");
+                // Asked again a moment later.
+                self.lease_clock.set(id, now + 100_000_000);
+                break;
+            }
+            tracing::debug!(id = format!("{id:x}"), "lease expired");
+        }
+    }
+
     /// When the leader should next look at the TTL index.
     fn next_expiry_wake(&self) -> Option<Instant> {
+        let lease = self
+            .lease_clock
+            .next()
+            .map(|at| self.lease_epoch + Duration::from_nanos(at.max(0) as u64));
+        let ttl = self.next_ttl_wake();
+        match (lease, ttl) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the leader should next look at the v2 TTL index.
+    fn next_ttl_wake(&self) -> Option<Instant> {
         if self.raw_node.raft.state != StateRole::Leader || self.expiry_in_flight.is_some() {
             return None;
         }
@@ -829,6 +944,16 @@ impl Driver {
                             let applied = store.apply_v3(index, request);
                             if !applied.changes.is_empty() {
                                 v3_changes.push((store.v3().revision(), applied.changes));
+                            }
+                            match applied.lease {
+                                Some(LeaseChange::Granted { id, ttl })
+                                    if self.lease_clock_running =>
+                                {
+                                    let at = self.lease_now() + ttl * 1_000_000_000;
+                                    self.lease_clock.set(id, at);
+                                }
+                                Some(LeaseChange::Revoked(id)) => self.lease_clock.remove(id),
+                                _ => {}
                             }
                             if let Some(seq) = self.own_seq(&e.context) {
                                 replies.push((seq, Outcome::V3(applied.result)));

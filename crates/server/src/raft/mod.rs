@@ -105,6 +105,10 @@ pub type ProposeResult = Result<etcd_store::Result<Option<Event>>, Transient>;
 /// failure.
 pub type V3Result = Result<etcd_mvcc::Result<etcd_mvcc::Answer>, Transient>;
 
+/// A lease's TTL as the leader counts it, in seconds: granted (keep-alive) or remaining
+/// (time-to-live), or why it could not be told.
+pub type LeaseResult = Result<i64, etcd_api::v3::V3Error>;
+
 /// Requests to the driver thread.
 pub enum Request {
     /// Propose an etcd v3 request; the reply comes once it is applied locally.
@@ -128,6 +132,20 @@ pub enum Request {
         change: ConfChange,
         /// Where the outcome goes.
         reply: tokio::sync::oneshot::Sender<ProposeResult>,
+    },
+    /// As leader, restart lease `id`'s clock at its full TTL; answers the TTL.
+    LeaseKeepAlive {
+        /// The lease.
+        id: i64,
+        /// `NotLeader` on a follower, `LeaseNotFound` for an unknown lease.
+        reply: tokio::sync::oneshot::Sender<Result<LeaseResult, Transient>>,
+    },
+    /// As leader, how long lease `id` has left.
+    LeaseTimeToLive {
+        /// The lease.
+        id: i64,
+        /// `NotLeader` on a follower, `LeaseNotFound` for an unknown lease.
+        reply: tokio::sync::oneshot::Sender<Result<LeaseResult, Transient>>,
     },
     /// Confirm leadership with a quorum and wait until the read index is applied.
     ReadIndex {
@@ -200,6 +218,18 @@ impl Handle {
     /// Proposes a v3 request and waits until it is applied locally.
     pub async fn propose_v3(&self, request: etcd_v3proto::etcdrs::InternalRequest) -> V3Result {
         self.ask(|reply| Request::ProposeV3 { request, reply })
+            .await
+    }
+
+    /// As leader, restarts a lease's clock; answers its granted TTL.
+    pub async fn lease_keep_alive(&self, id: i64) -> Result<LeaseResult, Transient> {
+        self.ask(|reply| Request::LeaseKeepAlive { id, reply })
+            .await
+    }
+
+    /// As leader, answers the seconds a lease has left.
+    pub async fn lease_time_to_live(&self, id: i64) -> Result<LeaseResult, Transient> {
+        self.ask(|reply| Request::LeaseTimeToLive { id, reply })
             .await
     }
 

@@ -1,8 +1,14 @@
 //! The `v3` family: etcd v3 requests (protobuf, from log entries of kind 1) applied to the
-//! MVCC keyspace. The keyspace has its own revisions; the v2 tree, its index and its watchers
-//! are untouched.
+//! MVCC keyspace and the leases beside it. The keyspace has its own revisions; the v2 tree,
+//! its index and its watchers are untouched.
+//!
+//! Leases and keys meet here: a write may only name a lease that exists, every write's
+//! changes attach keys to (or detach them from) their leases, and a revocation (asked by a
+//! client, or proposed by the leader when the lease ran out) deletes the lease's keys in one
+//! revision.
 
-use etcd_mvcc::{Answer, Change, Write};
+use etcd_mvcc::pb::{LeaseGrantResponse, LeaseRevokeResponse};
+use etcd_mvcc::{header, Answer, Change, Write};
 use etcd_v3proto::etcdrs::{internal_request::Request, InternalRequest};
 
 use super::Store;
@@ -15,6 +21,22 @@ pub struct AppliedV3 {
     pub result: etcd_mvcc::Result<Answer>,
     /// The keyspace changes made, in order.
     pub changes: Vec<Change>,
+    /// A lease granted or revoked (the leader's clock follows it).
+    pub lease: Option<LeaseChange>,
+}
+
+/// What a v3 request did to the leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseChange {
+    /// Lease `id` was granted for `ttl` seconds.
+    Granted {
+        /// The lease.
+        id: i64,
+        /// Its TTL in seconds.
+        ttl: i64,
+    },
+    /// Lease `id` was revoked (or expired).
+    Revoked(i64),
 }
 
 impl<W> Store<W> {
@@ -27,16 +49,61 @@ impl<W> Store<W> {
             Some(Request::DeleteRange(d)) => Write::DeleteRange(d),
             Some(Request::Txn(t)) => Write::Txn(t),
             Some(Request::Compaction(c)) => Write::Compact(c),
-            // Leases are not served yet: a request of theirs in the log cannot have been
-            // proposed by this release.
-            Some(Request::LeaseGrant(_)) | Some(Request::LeaseRevoke(_)) | None => {
+            Some(Request::LeaseGrant(g)) => {
+                let result = self.leases.grant(g.id, g.ttl).map(|()| {
+                    Answer::LeaseGrant(LeaseGrantResponse {
+                        header: Some(header(self.v3.revision())),
+                        id: g.id,
+                        ttl: g.ttl,
+                        error: String::new(),
+                    })
+                });
+                let lease = result.is_ok().then_some(LeaseChange::Granted {
+                    id: g.id,
+                    ttl: g.ttl,
+                });
                 return AppliedV3 {
-                    result: Err(etcd_mvcc::Error::LeaseNotFound),
+                    result,
                     changes: Vec::new(),
+                    lease,
+                };
+            }
+            Some(Request::LeaseRevoke(r)) => {
+                return match self.leases.revoke(r.id) {
+                    Ok(lease) => {
+                        let changes = self.v3.delete_keys(lease.keys);
+                        AppliedV3 {
+                            result: Ok(Answer::LeaseRevoke(LeaseRevokeResponse {
+                                header: Some(header(self.v3.revision())),
+                            })),
+                            changes,
+                            lease: Some(LeaseChange::Revoked(r.id)),
+                        }
+                    }
+                    Err(e) => AppliedV3 {
+                        result: Err(e),
+                        changes: Vec::new(),
+                        lease: None,
+                    },
+                };
+            }
+            // A request of a kind this release does not know (a newer member proposed it):
+            // refused alike on every member of this release.
+            None => {
+                return AppliedV3 {
+                    result: Err(etcd_mvcc::Error::NotCapable),
+                    changes: Vec::new(),
+                    lease: None,
                 }
             }
         };
-        let (result, changes) = self.v3.apply(&write, &|_lease| false);
-        AppliedV3 { result, changes }
+        let leases = &self.leases;
+        let (result, changes) = self.v3.apply(&write, &|id| leases.exists(id));
+        self.leases.track(&changes);
+        AppliedV3 {
+            result,
+            changes,
+            lease: None,
+        }
     }
 }
