@@ -6,6 +6,14 @@
 //! This crate knows no gRPC library: a code is the number of the gRPC status, and the server
 //! turns it into a `tonic::Status` in one place.
 
+/// The etcd server version etcd-rs answers as (`Status.version`, `GET /version`): a 3.5
+/// release, so that clients that pick features by version (Kubernetes' watch progress
+/// requests, HA managers choosing v3) treat it as current.
+pub const ETCD_VERSION: &str = "3.5.17";
+
+/// The cluster version reported beside it.
+pub const ETCD_CLUSTER_VERSION: &str = "3.5.0";
+
 /// gRPC status codes, as numbered by the gRPC protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]

@@ -39,11 +39,7 @@ use etcd_v3proto::etcdserverpb::ResponseHeader;
 
 use crate::node::Node;
 
-/// The etcd version this server answers as (Status, `/version`): a 3.5 release, so that
-/// clients that choose features by version (Kubernetes, HA managers) treat it as current.
-pub const ETCD_VERSION: &str = "3.5.17";
-/// The cluster version reported beside it.
-pub const ETCD_CLUSTER_VERSION: &str = "3.5.0";
+pub use etcd_api::v3::ETCD_VERSION;
 
 /// etcd's default `--max-request-bytes`: the largest request put in the log.
 pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;

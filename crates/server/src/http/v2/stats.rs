@@ -15,13 +15,11 @@ use crate::http::app::App;
 use crate::http::reply::{json, message};
 use crate::{clock, gocompat};
 
-/// The API level `/version` reports as `etcdcluster`: the etcd release whose v2 API this
-/// server speaks.
-const CLUSTER_API_LEVEL: &str = "2.3.0";
 /// How long `/health` waits for its quorum read.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `/version`.
+/// `/version`: the etcd versions this server answers as (the same as v3's `Status`), so
+/// that tools choosing their API from it pick v3.
 pub(in crate::http) async fn version() -> Response {
     #[derive(serde::Serialize)]
     struct Version {
@@ -31,8 +29,8 @@ pub(in crate::http) async fn version() -> Response {
     json(
         StatusCode::OK,
         &Version {
-            etcdserver: env!("CARGO_PKG_VERSION"),
-            etcdcluster: CLUSTER_API_LEVEL,
+            etcdserver: etcd_api::v3::ETCD_VERSION,
+            etcdcluster: etcd_api::v3::ETCD_CLUSTER_VERSION,
         },
     )
 }
