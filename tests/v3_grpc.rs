@@ -426,6 +426,15 @@ fn errors_carry_etcds_codes_and_messages() {
             .unwrap()
             .into_inner();
         assert!(status.version.starts_with("3.5."), "{status:?}");
+        // gRPC's health service.
+        let health = etcd_v3proto::grpc::health::v1::health_client::HealthClient::new(ch.clone())
+            .check(etcd_v3proto::grpc::health::v1::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(health.status, 1, "SERVING");
         // Services not served yet say so.
         let s = etcd_v3proto::etcdserverpb::auth_client::AuthClient::new(ch)
             .auth_status(AuthStatusRequest {})

@@ -5,6 +5,7 @@
 //! package, service, method, message and field names, numbers and types are etcd 3.6's (a
 //! wire-compatible superset of 3.4's), so every etcd v3 client talks to us unchanged.
 //! `proto/etcdrs/internal.proto` is ours alone: a v3 write as it travels through the raft log.
+//! `proto/grpc/health/v1/health.proto` is gRPC's standard health service, which etcd serves.
 //!
 //! The Rust code in `src/gen/` is generated and committed (as etcd commits its `rpc.pb.go`):
 //! building needs only prost and tonic, no `protoc` and no code generator. After editing a
@@ -36,6 +37,17 @@ pub mod etcdserverpb {
 /// etcd-rs's own log record of a v3 write.
 pub mod etcdrs {
     include!("gen/etcdrs.rs");
+}
+
+/// gRPC's standard health service.
+pub mod grpc {
+    /// `grpc.health`
+    pub mod health {
+        /// `grpc.health.v1`
+        pub mod v1 {
+            include!("gen/grpc.health.v1.rs");
+        }
+    }
 }
 
 pub use prost;

@@ -13,6 +13,7 @@ const FILES: &[&str] = &[
     "authpb/auth.proto",
     "etcdserverpb/rpc.proto",
     "etcdrs/internal.proto",
+    "grpc/health/v1/health.proto",
 ];
 
 fn main() {

@@ -6,6 +6,7 @@
 //! - `watch.rs`: Watch (many watches per stream, catch-up from history, progress);
 //! - `lease.rs`: LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases;
 //! - `cluster.rs`: MemberList;
+//! - `health.rs`: `grpc.health.v1.Health` (SERVING while a leader is known);
 //! - `error.rs`: the one mapping from etcd's v3 errors (`etcd_api::v3`) and the node's
 //!   transient failures to gRPC statuses.
 //!
@@ -23,6 +24,7 @@
 
 mod cluster;
 mod error;
+mod health;
 mod kv;
 mod lease;
 mod maintenance;
@@ -36,6 +38,7 @@ use etcd_v3proto::etcdserverpb::lease_server::LeaseServer;
 use etcd_v3proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use etcd_v3proto::etcdserverpb::watch_server::WatchServer;
 use etcd_v3proto::etcdserverpb::ResponseHeader;
+use etcd_v3proto::grpc::health::v1::health_server::HealthServer;
 
 use crate::node::Node;
 
@@ -92,8 +95,10 @@ pub fn router(ctx: Ctx) -> axum::Router {
         LeaseServer::new(lease::Lease(ctx.clone())).max_decoding_message_size(MAX_RECEIVE_BYTES),
     )
     .add_service(
-        ClusterServer::new(cluster::Cluster(ctx)).max_decoding_message_size(MAX_RECEIVE_BYTES),
+        ClusterServer::new(cluster::Cluster(ctx.clone()))
+            .max_decoding_message_size(MAX_RECEIVE_BYTES),
     )
+    .add_service(HealthServer::new(health::Health(ctx)))
     .prepare()
     .into_axum_router()
 }
