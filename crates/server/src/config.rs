@@ -148,7 +148,18 @@ pub struct Config {
     /// Peers to ask before starting a new cluster: if one of them already runs a cluster, this
     /// member joins it instead (the first member of a static `--initial-cluster`).
     pub probe: Vec<String>,
+    /// With no client address flag: etcd's client port too (`127.0.0.1:2379`), served beside
+    /// the seed's 4001 (as etcd 2.x served both 2379 and 4001), so that v3 tools work
+    /// without flags. Binding it may fail (another etcd there): the node runs on.
+    pub extra_client_listen: Option<String>,
+    /// With no peer address flag: etcd's peer port too (`127.0.0.1:2380`).
+    pub extra_peer_listen: Option<String>,
 }
+
+/// etcd's client port, served beside the seed's default one.
+pub const ETCD_CLIENT_DEFAULT: &str = "127.0.0.1:2379";
+/// etcd's peer port, served beside the seed's default one.
+pub const ETCD_PEER_DEFAULT: &str = "127.0.0.1:2380";
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -566,6 +577,14 @@ pub fn parse_with_env(
     let listen_client = url("listen-client-urls")?;
     let advertise_peer = url("initial-advertise-peer-urls")?;
     let listen_peer = url("listen-peer-urls")?;
+    let default_client = get("c").is_none()
+        && get("cl").is_none()
+        && advertise_client.is_none()
+        && listen_client.is_none();
+    let default_peer = get("s").is_none()
+        && get("sl").is_none()
+        && advertise_peer.is_none()
+        && listen_peer.is_none();
     let client_addr = get("c")
         .or_else(|| advertise_client.as_ref().map(|(_, a)| a.clone()))
         .unwrap_or_else(|| "127.0.0.1:4001".into());
@@ -728,6 +747,8 @@ pub fn parse_with_env(
         history: int("m", 1024) as usize,
         max_cluster_size: int("maxsize", 9) as usize,
         join_retries,
+        extra_client_listen: default_client.then(|| ETCD_CLIENT_DEFAULT.to_string()),
+        extra_peer_listen: default_peer.then(|| ETCD_PEER_DEFAULT.to_string()),
         verbosity: if flag("vv") { 2 } else { u8::from(flag("v")) },
         snapshot_count: int("snapshot-count", 10_000).max(1),
         heartbeat_ms,
@@ -827,6 +848,24 @@ mod tests {
             (1024, 9, 3, 10_000)
         );
         assert_eq!(c.node.client_listen(), "127.0.0.1:4001");
+        // etcd's own ports too, with no address flags.
+        assert_eq!(c.extra_client_listen.as_deref(), Some("127.0.0.1:2379"));
+        assert_eq!(c.extra_peer_listen.as_deref(), Some("127.0.0.1:2380"));
+        // Any client (or peer) address flag means exactly that address.
+        for flags in [
+            &["-c", "127.0.0.1:5001"][..],
+            &["-cl", "0.0.0.0"],
+            &["--listen-client-urls", "http://127.0.0.1:5001"],
+            &["--advertise-client-urls", "http://127.0.0.1:5001"],
+        ] {
+            let c = run(flags).unwrap();
+            assert_eq!(c.extra_client_listen, None, "{flags:?}");
+            assert_eq!(c.extra_peer_listen.as_deref(), Some("127.0.0.1:2380"));
+        }
+        assert_eq!(
+            run(&["-s", "127.0.0.1:8001"]).unwrap().extra_peer_listen,
+            None
+        );
     }
 
     #[test]

@@ -174,6 +174,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let client_listener = bind(node.client_listen()).await?;
     let peer_listener = bind(node.peer_listen()).await?;
+    // etcd's default ports beside the seed's, when no address was asked for: optional.
+    let also = |addr: Option<String>| async move {
+        let addr = addr?;
+        match TcpListener::bind(&addr).await {
+            Ok(l) => Some((addr, l)),
+            Err(e) => {
+                tracing::warn!("not also listening on {addr}: {e}");
+                None
+            }
+        }
+    };
+    let extra_client = also(config.extra_client_listen.clone()).await;
+    let extra_peer = also(config.extra_peer_listen.clone()).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = App {
         node: door.clone(),
@@ -191,22 +204,45 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         min_lease_ttl: (3 * config.election_ms).div_ceil(2000) as i64,
         peer_tls: peer_connector,
     });
-    let client = serve(
+    let mut servers = Vec::new();
+    if let Some((addr, listener)) = extra_client {
+        tracing::info!("clients are also served on {addr}");
+        servers.push(serve(
+            listener,
+            client_tls.clone(),
+            "client",
+            http::client_router(app.clone()),
+            Some(grpc.clone()),
+            &stop_rx,
+        ));
+    }
+    if let Some((addr, listener)) = extra_peer {
+        tracing::info!("peers are also served on {addr}");
+        servers.push(serve(
+            listener,
+            peer_tls.clone(),
+            "peer",
+            http::peer_router(app.clone()),
+            None,
+            &stop_rx,
+        ));
+    }
+    servers.push(serve(
         client_listener,
         client_tls,
         "client",
         http::client_router(app.clone()),
         Some(grpc),
         &stop_rx,
-    );
-    let peer = serve(
+    ));
+    servers.push(serve(
         peer_listener,
         peer_tls,
         "peer",
         http::peer_router(app),
         None,
         &stop_rx,
-    );
+    ));
     println!(
         "etcd server [{}] listening on {}",
         node.name,
@@ -227,8 +263,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let _ = stop_tx.send(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, async {
-        let _ = client.await;
-        let _ = peer.await;
+        for server in servers {
+            let _ = server.await;
+        }
     })
     .await
     .is_err()
