@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: etcd-rs against Debian's etcd 3.4 (if installed), same settings, same
-# etcd-bench workloads over the v2 API, a fresh server (or cluster) per run, A/B order
+# etcd-bench workloads over the v2 API and the v3 API (gRPC), a fresh server (or cluster) per
+# run, A/B order
 # alternating per workload. Writes a Markdown table (default bench/results.md) and keeps each
 # run's JSON and server logs in a work directory it names.
 #
@@ -19,21 +20,30 @@ ETCD=${ETCD:-$(command -v etcd || true)}
 RS=$ROOT/target/release/etcd
 BENCH=$ROOT/target/release/etcd-bench
 
-# name | members | etcd-bench arguments
+# name | members | API | etcd-bench arguments
 WORKLOADS=(
-  "put-c1|1|-c 1 --duration $DURATION put"
-  "put-c8|1|-c 8 --duration $DURATION put"
-  "put-c64|1|-c 64 --duration $DURATION put"
-  "get-c1|1|-c 1 --duration $DURATION get"
-  "get-c64|1|-c 64 --duration $DURATION get"
-  "get-consistent-c8|1|-c 8 --duration $DURATION get --consistent"
-  "mixed-c64|1|-c 64 --duration $DURATION mixed --read-fraction 0.9"
-  "txn-c8|1|-c 8 --duration $DURATION txn"
-  "cluster3-put-c1|3|-c 1 --duration $DURATION put"
-  "cluster3-put-c8|3|-c 8 --duration $DURATION put"
-  "cluster3-put-c64|3|-c 64 --duration $DURATION put"
-  "watch-1000|1|watch --watchers 1000 --writes 100"
-  "load-1m-keys|1|-c 64 --keys 1000000 --total 1000000 put"
+  "put-c1|1|v2|-c 1 --duration $DURATION put"
+  "put-c8|1|v2|-c 8 --duration $DURATION put"
+  "put-c64|1|v2|-c 64 --duration $DURATION put"
+  "get-c1|1|v2|-c 1 --duration $DURATION get"
+  "get-c64|1|v2|-c 64 --duration $DURATION get"
+  "get-consistent-c8|1|v2|-c 8 --duration $DURATION get --consistent"
+  "mixed-c64|1|v2|-c 64 --duration $DURATION mixed --read-fraction 0.9"
+  "txn-c8|1|v2|-c 8 --duration $DURATION txn"
+  "cluster3-put-c1|3|v2|-c 1 --duration $DURATION put"
+  "cluster3-put-c8|3|v2|-c 8 --duration $DURATION put"
+  "cluster3-put-c64|3|v2|-c 64 --duration $DURATION put"
+  "watch-1000|1|v2|watch --watchers 1000 --writes 100"
+  "load-1m-keys|1|v2|-c 64 --keys 1000000 --total 1000000 put"
+  "v3-put-c8|1|v3|-c 8 --duration $DURATION put"
+  "v3-put-c64|1|v3|-c 64 --duration $DURATION put"
+  "v3-range-c64|1|v3|-c 64 --duration $DURATION get --consistent"
+  "v3-range-serializable-c64|1|v3|-c 64 --duration $DURATION get"
+  "v3-txn-c8|1|v3|-c 8 --duration $DURATION txn"
+  "v3-cluster3-put-c8|3|v3|-c 8 --duration $DURATION put"
+  "v3-cluster3-put-c64|3|v3|-c 64 --duration $DURATION put"
+  "v3-watch-1000|1|v3|-c 8 watch --watchers 1000 --writes 100"
+  "v3-load-1m-keys|1|v3|-c 64 --keys 1000000 --total 1000000 put"
 )
 
 echo "building etcd-rs (release)..." >&2
@@ -103,15 +113,15 @@ stop() {
 
 # run KIND WORKLOAD-LINE: one fresh server, one etcd-bench run; prints the JSON path.
 run() {
-  local kind=$1 name members args
-  IFS='|' read -r name members args <<<"$2"
+  local kind=$1 name members api args
+  IFS='|' read -r name members api args <<<"$2"
   local dir=$WORK/$name/$kind
   mkdir -p "$dir"
   start "$kind" "$members" "$dir"
   local pidargs=() p
   for p in "${SERVER_PIDS[@]}"; do pidargs+=(--server-pid "$p"); done
   # shellcheck disable=SC2086
-  if ! "$BENCH" --api v2 --endpoints "$ENDPOINTS" "${pidargs[@]}" --json -q $args \
+  if ! "$BENCH" --api "$api" --endpoints "$ENDPOINTS" "${pidargs[@]}" --json -q $args \
     >"$dir/result.json" 2>"$dir/bench.err"; then
     echo "{}" >"$dir/result.json"
     echo "  $kind $name failed: $(tail -1 "$dir/bench.err")" >&2
@@ -156,7 +166,7 @@ def ratio(a, b, invert=False):
 rows = []
 for name in open(os.path.join(work, "order")).read().split():
     a, b = load(name, "etcd-rs"), load(name, "etcd")
-    load_run = name.startswith("load-")
+    load_run = "load-" in name
     la, lb = a.get("latency_us", {}), b.get("latency_us", {})
     errs = lambda r: sum(r.get("errors", {}).values()) if r else None
     if load_run:
@@ -178,7 +188,8 @@ head = [
     "| etcd-rs server CPU µs/op | etcd server CPU µs/op | errors (rs / etcd) |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
-note = ("v2 API, 256-byte values, 1,000 keys unless named, fresh server per run, "
+note = ("v2 API unless the name says v3 (gRPC), 256-byte values, 1,000 keys unless named, "
+        "fresh server per run, "
         "etcd-bench closed loop; etcd: {}".format(etcd_version or "not installed"))
 text = "\n".join([note, ""] + head + rows) + "\n"
 with open(out, "w") as f:

@@ -1,4 +1,5 @@
-//! The requests each workload sends, in the v1 or the v2 flavour of the HTTP API.
+//! The requests each workload sends, in the v1 or the v2 flavour of the HTTP API (the v3
+//! flavour speaks gRPC: `v3.rs`).
 //!
 //! Everything a worker sends is built once, before the clock starts: key paths, and the form
 //! bodies as shared [`Bytes`] (cloning one is a reference count, not a copy).
@@ -12,6 +13,8 @@ pub enum Api {
     V1,
     /// `/v2/keys` (etcd 2.x, etcd 3.x with `--enable-v2`, etcd-rs).
     V2,
+    /// etcd's v3 API over gRPC (etcd 3.x, etcd-rs).
+    V3,
 }
 
 impl Api {
@@ -20,6 +23,7 @@ impl Api {
         match self {
             Api::V1 => "v1",
             Api::V2 => "v2",
+            Api::V3 => "v3",
         }
     }
 
@@ -27,7 +31,7 @@ impl Api {
     pub fn put_method(self) -> Method {
         match self {
             Api::V1 => Method::POST,
-            Api::V2 => Method::PUT,
+            Api::V2 | Api::V3 => Method::PUT,
         }
     }
 
@@ -36,6 +40,8 @@ impl Api {
         match self {
             Api::V1 => format!("/v1/keys{key}"),
             Api::V2 => format!("/v2/keys{key}"),
+            // v3 keys are the key bytes themselves.
+            Api::V3 => key.to_string(),
         }
     }
 
@@ -44,6 +50,7 @@ impl Api {
         match self {
             Api::V1 => "?consistent=true",
             Api::V2 => "?quorum=true",
+            Api::V3 => "",
         }
     }
 
@@ -55,7 +62,7 @@ impl Api {
                 format!("/v1/watch{key}"),
                 Some(Bytes::from(format!("index={index}"))),
             ),
-            Api::V2 => (
+            Api::V2 | Api::V3 => (
                 Method::GET,
                 format!("/v2/keys{key}?wait=true&waitIndex={index}"),
                 None,
@@ -69,6 +76,7 @@ impl Api {
         match self {
             Api::V1 => v.get("index")?.as_u64(),
             Api::V2 => v.get("node")?.get("modifiedIndex")?.as_u64(),
+            Api::V3 => None,
         }
     }
 }

@@ -1,0 +1,274 @@
+//! The v3 (gRPC) flavour of the workloads, for etcd-rs and stock etcd alike: each worker owns
+//! one HTTP/2 connection (a tonic channel) and sends its next request when the previous
+//! answer is in.
+//!
+//! - `put`: `KV.Put` round-robin over the key space;
+//! - `get`: `KV.Range` of one key, serializable unless `--consistent` (linearizable);
+//! - `mixed`: either, by the read fraction;
+//! - `txn`: `KV.Txn` comparing the value this worker last wrote to one of its own keys and
+//!   putting the other value (so a failed comparison is a server error, not a race);
+//! - `watch`: W watch streams on one key spread over the connections; each write's
+//!   notification latency to every watcher, measured from the write's answer.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_v3proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use etcd_v3proto::etcdserverpb::kv_client::KvClient;
+use etcd_v3proto::etcdserverpb::request_op::Request as Op;
+use etcd_v3proto::etcdserverpb::watch_client::WatchClient;
+use etcd_v3proto::etcdserverpb::watch_request::RequestUnion;
+use etcd_v3proto::etcdserverpb::{
+    Compare, PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest,
+};
+use tonic::transport::Channel;
+
+use crate::stats::{self, Errors};
+use crate::{Kind, Plan, WorkerResult, REQUEST_TIMEOUT};
+
+/// Opens one HTTP/2 connection to `endpoint` (`http://HOST:PORT`).
+pub(crate) async fn connect(endpoint: &str) -> Result<Channel, String> {
+    Channel::from_shared(endpoint.to_string())
+        .map_err(|e| format!("{endpoint}: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("{endpoint}: {e}"))
+}
+
+fn put_request(key: &bytes::Bytes, value: &bytes::Bytes) -> PutRequest {
+    PutRequest {
+        key: key.clone(),
+        value: value.clone(),
+        ..Default::default()
+    }
+}
+
+/// Sets every key to the first value, each connection taking its share of the key space.
+pub(crate) async fn fill(plan: &V3Plan, channels: &[Channel]) -> Result<(), String> {
+    let n = channels.len();
+    let sets = channels.iter().enumerate().map(|(w, ch)| {
+        let mut kv = KvClient::new(ch.clone());
+        async move {
+            for k in (w..plan.keys.len()).step_by(n) {
+                kv.put(put_request(&plan.keys[k], &plan.values[0]))
+                    .await
+                    .map_err(|e| format!("filling the key space: {e}"))?;
+            }
+            Ok::<(), String>(())
+        }
+    });
+    for r in crate::join_all(sets).await {
+        r?;
+    }
+    Ok(())
+}
+
+/// What the v3 workers of one run share besides the counters.
+pub(crate) struct V3Plan {
+    pub(crate) keys: Vec<bytes::Bytes>,
+    pub(crate) values: [bytes::Bytes; 2],
+    pub(crate) consistent: bool,
+}
+
+/// One closed-loop worker on its own connection.
+pub(crate) async fn worker(
+    w: usize,
+    plan: Arc<Plan>,
+    v3: Arc<V3Plan>,
+    channel: Channel,
+) -> WorkerResult {
+    let mut res = WorkerResult {
+        latency: stats::histogram(),
+        ok: 0,
+        errors: Errors::new(),
+        fatal: None,
+    };
+    let mut kv = KvClient::new(channel);
+    let keys = v3.keys.len() as u64;
+    let mine: Vec<u64> = (w as u64..keys).step_by(plan.conns).collect();
+    let mut holds = vec![0usize; mine.len()];
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (w as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    while let Some(n) = plan.claim() {
+        let key = &v3.keys[(n % keys) as usize];
+        let read = match plan.kind {
+            Kind::Get => true,
+            Kind::Mixed(f) => {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                (rng >> 11) as f64 / (1u64 << 53) as f64 <= f
+            }
+            Kind::Put | Kind::Txn => false,
+        };
+        let slot = (n / plan.conns as u64) as usize % mine.len().max(1);
+        let t = Instant::now();
+        let answer = if read {
+            let r = RangeRequest {
+                key: key.clone(),
+                serializable: !v3.consistent,
+                ..Default::default()
+            };
+            tokio::time::timeout(REQUEST_TIMEOUT, kv.range(r))
+                .await
+                .map(|r| r.map(drop))
+        } else if matches!(plan.kind, Kind::Txn) {
+            let k = &v3.keys[mine[slot] as usize];
+            let (old, new) = (&v3.values[holds[slot]], &v3.values[holds[slot] ^ 1]);
+            let txn = TxnRequest {
+                compare: vec![Compare {
+                    key: k.clone(),
+                    target: CompareTarget::Value as i32,
+                    result: CompareResult::Equal as i32,
+                    target_union: Some(TargetUnion::Value(old.clone())),
+                    range_end: Default::default(),
+                }],
+                success: vec![RequestOp {
+                    request: Some(Op::RequestPut(put_request(k, new))),
+                }],
+                failure: Vec::new(),
+            };
+            match tokio::time::timeout(REQUEST_TIMEOUT, kv.txn(txn)).await {
+                Ok(Ok(r)) if !r.get_ref().succeeded => {
+                    Ok(Err(tonic::Status::aborted("the comparison failed")))
+                }
+                other => other.map(|r| r.map(drop)),
+            }
+        } else {
+            tokio::time::timeout(REQUEST_TIMEOUT, kv.put(put_request(key, &v3.values[0])))
+                .await
+                .map(|r| r.map(drop))
+        };
+        match answer {
+            Ok(Ok(())) => {
+                stats::record(&mut res.latency, t.elapsed());
+                res.ok += 1;
+                if matches!(plan.kind, Kind::Txn) {
+                    holds[slot] ^= 1;
+                }
+                plan.done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Err(status)) => {
+                *res.errors
+                    .entry(format!("{:?}", status.code()))
+                    .or_default() += 1;
+                plan.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                *res.errors.entry("timeout".into()).or_default() += 1;
+                plan.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    res
+}
+
+/// The v3 watch workload: `watchers` streams on one key over `channels`; returns the
+/// latencies, the notifications seen and the errors.
+pub(crate) async fn watch(
+    channels: &[Channel],
+    key: bytes::Bytes,
+    value: bytes::Bytes,
+    watchers: usize,
+    writes: u64,
+    quiet: bool,
+    mut on_measured_start: impl FnMut(),
+) -> Result<(hdrhistogram::Histogram<u64>, u64, Errors, Duration), String> {
+    const ROUND_LIMIT: Duration = Duration::from_secs(10);
+    let mut writer = KvClient::new(channels[0].clone());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(i64, Instant)>();
+    let mut tasks = Vec::with_capacity(watchers);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(watchers.max(1));
+    for w in 0..watchers {
+        let mut client = WatchClient::new(channels[w % channels.len()].clone());
+        let tx = tx.clone();
+        let ready = ready_tx.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let create = WatchRequest {
+                request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                    key,
+                    ..Default::default()
+                })),
+            };
+            // The request stream stays open while the watch runs.
+            let requests =
+                futures_util::stream::iter([create]).chain(futures_util::stream::pending());
+            let Ok(resp) = client.watch(requests).await else {
+                return;
+            };
+            let mut stream = resp.into_inner();
+            while let Ok(Some(r)) = stream.message().await {
+                let at = Instant::now();
+                if r.created {
+                    let _ = ready.send(()).await;
+                    continue;
+                }
+                for e in &r.events {
+                    let rev = e.kv.as_ref().map_or(0, |kv| kv.mod_revision);
+                    if tx.send((rev, at)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    drop(tx);
+    drop(ready_tx);
+    for _ in 0..watchers {
+        if tokio::time::timeout(ROUND_LIMIT, ready_rx.recv())
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            return Err("the watchers were not created in time".into());
+        }
+    }
+    let mut latency = stats::histogram();
+    let mut errors = Errors::new();
+    let mut ok = 0;
+    let mut started = Instant::now();
+    for round in 0..=writes {
+        if round == 1 {
+            started = Instant::now();
+            on_measured_start();
+        }
+        let r = writer
+            .put(put_request(&key, &value))
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        let at = Instant::now();
+        let rev = r.get_ref().header.as_ref().map_or(0, |h| h.revision);
+        let mut seen = 0;
+        let limit = Instant::now() + ROUND_LIMIT;
+        while seen < watchers {
+            match tokio::time::timeout_at(limit.into(), rx.recv()).await {
+                Ok(Some((r, when))) if r == rev => {
+                    seen += 1;
+                    if round > 0 {
+                        stats::record(&mut latency, when.saturating_duration_since(at));
+                        ok += 1;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if seen < watchers && round > 0 {
+            *errors.entry("missed".into()).or_default() += (watchers - seen) as u64;
+        }
+        if !quiet && round > 0 && round % 10 == 0 {
+            eprintln!("[{round}/{writes} writes] {ok} notifications");
+        }
+    }
+    let elapsed = started.elapsed();
+    for t in tasks {
+        t.abort();
+    }
+    Ok((latency, ok, errors, elapsed))
+}
+
+use futures_util::StreamExt as _;
