@@ -202,7 +202,7 @@ impl StreamTask {
                     Ok(None) | Err(_) => break,
                 },
                 _ = self.wake.notified() => {
-                    if !self.catch_up().await {
+                    if !self.catch_up_all().await {
                         break;
                     }
                 }
@@ -324,14 +324,25 @@ impl StreamTask {
                 progress: c.progress_notify,
             },
         );
-        self.catch_up().await
+        self.catch_up(&[watch_id]).await
     }
 
-    /// Catches up every watcher of this stream that is behind, until each is synced (or
-    /// canceled by a compaction). False when the stream is gone.
-    async fn catch_up(&mut self) -> bool {
-        let ids: Vec<i64> = self.watches.keys().copied().collect();
-        for watch_id in ids {
+    /// Catches up every watcher of this stream that is behind.
+    async fn catch_up_all(&mut self) -> bool {
+        let mine: Vec<(i64, u64)> = self.watches.iter().map(|(w, e)| (*w, e.id)).collect();
+        let behind: Vec<i64> = self.headers.ctx.node.v3_watchers(|w| {
+            mine.iter()
+                .filter(|(_, id)| w.behind_from(*id).is_some())
+                .map(|(watch_id, _)| *watch_id)
+                .collect()
+        });
+        self.catch_up(&behind).await
+    }
+
+    /// Catches up the watchers `ids` of this stream while they are behind, until each is
+    /// synced (or canceled by a compaction). False when the stream is gone.
+    async fn catch_up(&mut self, ids: &[i64]) -> bool {
+        for &watch_id in ids {
             while let Some(entry) = self.watches.get(&watch_id) {
                 let id = entry.id;
                 let Some(from) = self.headers.ctx.node.v3_watchers(|w| w.behind_from(id)) else {
