@@ -23,6 +23,12 @@
 //! bridge (one member sees both halves, which do not see each other). Client traffic is never
 //! cut. The same checks apply, and the proxy must have refused or cut connections.
 //!
+//! The v3 test runs the same workload through gRPC (put, linearizable range, a value
+//! compare-and-swap txn, delete range) under the kill/pause nemesis, with two watchers that
+//! follow every revision of the keys across the faults (resuming on another member after the
+//! last revision they saw); each must see exactly the final history's changes from its first
+//! revision on, in order, once.
+//!
 //! `ETCD_FAULT_SECS` sets how long operations run (default 20 s); `ETCD_FAULT_SEED` replays a
 //! seed (the schedule of random choices; timing still varies); `ETCD_FAULT_KINDS=kill` or
 //! `=pause` runs one fault type alone in the kill/pause test.
@@ -1098,4 +1104,526 @@ fn a_resumed_deposed_leader_answers_no_consistent_read_from_before_its_pause() {
             "round {round}: no read after the write was answered"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same faults under v3 (gRPC) clients
+// ---------------------------------------------------------------------------------------------
+
+mod v3 {
+    //! v3 clients under the kill/pause nemesis: puts, linearizable ranges, value
+    //! compare-and-swap txns and deletes on the same three keys, checked by the same register
+    //! model; plus watchers that follow every revision across member kills (resuming from the
+    //! revision after the last one seen, on another member when theirs is gone) and must see
+    //! each revision exactly once, in order, as the final history shows it.
+
+    use std::collections::BTreeMap;
+
+    use bytes::Bytes;
+    use etcd_v3proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+    use etcd_v3proto::etcdserverpb::kv_client::KvClient;
+    use etcd_v3proto::etcdserverpb::request_op::Request as Op3;
+    use etcd_v3proto::etcdserverpb::watch_client::WatchClient;
+    use etcd_v3proto::etcdserverpb::watch_request::RequestUnion;
+    use etcd_v3proto::etcdserverpb::*;
+    use tonic::transport::Channel;
+    use tonic::Code;
+
+    use super::*;
+
+    /// One change as a watcher saw it: revision, key, value (`None`: deleted).
+    pub(super) type Seen = (i64, String, Option<String>);
+
+    fn channels(addrs: &[String]) -> Vec<Channel> {
+        addrs
+            .iter()
+            .map(|a| {
+                Channel::from_shared(format!("http://{a}"))
+                    .expect("url")
+                    .connect_timeout(Duration::from_millis(500))
+                    .connect_lazy()
+            })
+            .collect()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a client runtime")
+    }
+
+    /// An error's place in the history: unknown (it may have taken effect) unless the API
+    /// says it did not happen; an etcd error a correct server never gives here is an anomaly.
+    fn failure(status: &tonic::Status) -> Outcome {
+        match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+                Outcome::Record(Output::Unknown)
+            }
+            // A stream reset by a killed member.
+            Code::Internal if !status.message().starts_with("etcdserver") => {
+                Outcome::Record(Output::Unknown)
+            }
+            _ => Outcome::Anomaly(format!("{:?} {}", status.code(), status.message())),
+        }
+    }
+
+    pub(super) fn run_client(
+        id: usize,
+        addrs: &[String],
+        seed: u64,
+        start: Instant,
+        until: Instant,
+        stop: &AtomicBool,
+    ) -> ClientRun {
+        let rt = runtime();
+        let _in_runtime = rt.enter();
+        let chans = channels(addrs);
+        let mut rng = Rng::new(seed ^ (id as u64 + 1).wrapping_mul(0x9E6C_63D0_676A_9A99));
+        let mut run = ClientRun {
+            history: Vec::new(),
+            stats: Stats::default(),
+            anomalies: Vec::new(),
+        };
+        let mut recent: [Option<String>; KEYS.len()] = Default::default();
+        let mut seq: u64 = 0;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            let m = rng.index(chans.len());
+            let mut kv = KvClient::new(chans[m].clone());
+            let k = rng.index(KEYS.len());
+            let key = Bytes::from(KEYS[k]);
+            let kind = match rng.below(100) {
+                0..=29 => Kind::Set,
+                30..=64 => Kind::Read,
+                65..=84 => Kind::Cas,
+                _ => Kind::Delete,
+            };
+            seq += 1;
+            let new = format!("v3c{id}-{seq}");
+            let call = now_nanos(start);
+            let (input, outcome) = rt.block_on(async {
+                let put = |value: &str| PutRequest {
+                    key: key.clone(),
+                    value: Bytes::from(value.to_string()),
+                    ..Default::default()
+                };
+                let timed = |f| tokio::time::timeout(OP_TIMEOUT, f);
+                match kind {
+                    Kind::Set => (
+                        Input::Set(new.clone()),
+                        match timed(kv.put(put(&new))).await {
+                            Ok(Ok(_)) => Outcome::Record(Output::Ok),
+                            Ok(Err(s)) => failure(&s),
+                            Err(_) => Outcome::Record(Output::Unknown),
+                        },
+                    ),
+                    Kind::Read => {
+                        let r = RangeRequest {
+                            key: key.clone(),
+                            ..Default::default()
+                        };
+                        (
+                            Input::Get,
+                            match tokio::time::timeout(OP_TIMEOUT, kv.range(r)).await {
+                                Ok(Ok(r)) => Outcome::Record(Output::Read(
+                                    r.into_inner()
+                                        .kvs
+                                        .first()
+                                        .map(|kv| String::from_utf8_lossy(&kv.value).into_owned()),
+                                )),
+                                Ok(Err(s)) => failure(&s),
+                                Err(_) => Outcome::Record(Output::Unknown),
+                            },
+                        )
+                    }
+                    Kind::Cas => {
+                        let expected = match &recent[k] {
+                            Some(v) if rng.below(4) != 0 => v.clone(),
+                            _ => format!(
+                                "v3c{}-{}",
+                                rng.index(CLIENTS),
+                                rng.below(seq.max(2) - 1) + 1
+                            ),
+                        };
+                        let txn = TxnRequest {
+                            compare: vec![Compare {
+                                key: key.clone(),
+                                target: CompareTarget::Value as i32,
+                                result: CompareResult::Equal as i32,
+                                target_union: Some(TargetUnion::Value(Bytes::from(
+                                    expected.clone(),
+                                ))),
+                                range_end: Bytes::new(),
+                            }],
+                            success: vec![RequestOp {
+                                request: Some(Op3::RequestPut(put(&new))),
+                            }],
+                            failure: Vec::new(),
+                        };
+                        (
+                            Input::TestAndSet {
+                                expected,
+                                new: new.clone(),
+                            },
+                            match tokio::time::timeout(OP_TIMEOUT, kv.txn(txn)).await {
+                                Ok(Ok(r)) if r.get_ref().succeeded => Outcome::Record(Output::Ok),
+                                Ok(Ok(_)) => Outcome::Record(Output::Failed),
+                                Ok(Err(s)) => failure(&s),
+                                Err(_) => Outcome::Record(Output::Unknown),
+                            },
+                        )
+                    }
+                    Kind::Delete => {
+                        let d = DeleteRangeRequest {
+                            key: key.clone(),
+                            ..Default::default()
+                        };
+                        (
+                            Input::Delete,
+                            match tokio::time::timeout(OP_TIMEOUT, kv.delete_range(d)).await {
+                                Ok(Ok(r)) => {
+                                    Outcome::Record(Output::Deleted(r.get_ref().deleted == 1))
+                                }
+                                Ok(Err(s)) => failure(&s),
+                                Err(_) => Outcome::Record(Output::Unknown),
+                            },
+                        )
+                    }
+                }
+            });
+            let ret = now_nanos(start);
+            let kidx = kind as usize;
+            let output = match outcome {
+                Outcome::NotSent => {
+                    run.stats.not_sent[kidx] += 1;
+                    continue;
+                }
+                Outcome::Anomaly(what) => {
+                    run.anomalies.push(format!(
+                        "v3 client {id} at {:.3}s on {} {kind:?} {}: {what}",
+                        call as f64 / 1e9,
+                        addrs[m],
+                        KEYS[k]
+                    ));
+                    Output::Unknown
+                }
+                Outcome::Record(output) => output,
+            };
+            match &output {
+                Output::Unknown => run.stats.unknown[kidx] += 1,
+                Output::Failed => run.stats.failed[kidx] += 1,
+                _ => run.stats.ok[kidx] += 1,
+            }
+            match (&input, &output) {
+                (_, Output::Unknown) if kind == Kind::Read => continue,
+                (Input::Set(v), Output::Ok) | (Input::TestAndSet { new: v, .. }, Output::Ok) => {
+                    recent[k] = Some(v.clone())
+                }
+                (Input::Get, Output::Read(Some(v))) => recent[k] = Some(v.clone()),
+                _ => {}
+            }
+            run.history.push(Op {
+                client: id,
+                key: KEYS[k].to_string(),
+                input,
+                output,
+                call,
+                ret,
+            });
+        }
+        run
+    }
+
+    /// Watches the clients' keys from revision 1 until it has seen revision `last` (set once
+    /// the clients stopped), moving to another member whenever its stream ends. Returns what
+    /// it saw, and anomalies (a canceled or compacted watch, a revision out of order).
+    pub(super) fn run_watcher(
+        id: usize,
+        addrs: &[String],
+        last: &std::sync::atomic::AtomicI64,
+        deadline: &Mutex<Option<Instant>>,
+    ) -> (Vec<Seen>, Vec<String>) {
+        let rt = runtime();
+        let _in_runtime = rt.enter();
+        let chans = channels(addrs);
+        let mut seen: Vec<Seen> = Vec::new();
+        let mut anomalies = Vec::new();
+        let mut member = id % chans.len();
+        rt.block_on(async {
+            loop {
+                let done = |seen: &Vec<Seen>| {
+                    let target = last.load(Ordering::SeqCst);
+                    target > 0 && seen.last().is_some_and(|s| s.0 >= target)
+                };
+                if done(&seen) {
+                    return;
+                }
+                if deadline
+                    .lock()
+                    .expect("deadline")
+                    .is_some_and(|d| Instant::now() > d)
+                {
+                    anomalies.push(format!(
+                        "watcher {id} did not reach revision {} (last seen {:?})",
+                        last.load(Ordering::SeqCst),
+                        seen.last()
+                    ));
+                    return;
+                }
+                let from = seen.last().map_or(1, |s| s.0 + 1);
+                let create = WatchRequest {
+                    request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                        key: Bytes::from("jepsen/"),
+                        range_end: Bytes::from("jepsen0"),
+                        start_revision: from,
+                        ..Default::default()
+                    })),
+                };
+                let requests =
+                    futures_util::stream::iter([create]).chain(futures_util::stream::pending());
+                let mut client = WatchClient::new(chans[member].clone());
+                let stream = tokio::time::timeout(OP_TIMEOUT, client.watch(requests)).await;
+                let mut stream = match stream {
+                    Ok(Ok(s)) => s.into_inner(),
+                    _ => {
+                        member = (member + 1) % chans.len();
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                // Read until the stream ends, errs, or stays silent once the target is known.
+                loop {
+                    let next = tokio::time::timeout(Duration::from_secs(2), stream.message());
+                    let r = match next.await {
+                        Ok(Ok(Some(r))) => r,
+                        Ok(Ok(None)) | Ok(Err(_)) => break,
+                        Err(_) if last.load(Ordering::SeqCst) > 0 => break,
+                        Err(_) => continue,
+                    };
+                    if r.canceled || r.compact_revision != 0 {
+                        anomalies.push(format!("watcher {id}: canceled: {r:?}"));
+                        return;
+                    }
+                    for e in r.events {
+                        let kv = e.kv.unwrap_or_default();
+                        let rev = kv.mod_revision;
+                        if seen.last().is_some_and(|s| s.0 > rev) {
+                            anomalies.push(format!(
+                                "watcher {id}: revision {rev} after {:?}",
+                                seen.last()
+                            ));
+                        }
+                        let value = (e.r#type == 0)
+                            .then(|| String::from_utf8_lossy(&kv.value).into_owned());
+                        seen.push((rev, String::from_utf8_lossy(&kv.key).into_owned(), value));
+                    }
+                    if done(&seen) {
+                        return;
+                    }
+                }
+                member = (member + 1) % chans.len();
+            }
+        });
+        (seen, anomalies)
+    }
+
+    /// The full change history of the clients' keys, read from `addr` once every member
+    /// agrees, and the revision it ends at.
+    pub(super) fn final_history(addr: &str) -> (Vec<Seen>, i64) {
+        let rt = runtime();
+        let _in_runtime = rt.enter();
+        let ch = channels(&[addr.to_string()]).remove(0);
+        rt.block_on(async {
+            let rev = KvClient::new(ch.clone())
+                .range(RangeRequest {
+                    key: Bytes::from("jepsen/"),
+                    range_end: Bytes::from("jepsen0"),
+                    ..Default::default()
+                })
+                .await
+                .expect("a final read")
+                .into_inner()
+                .header
+                .unwrap()
+                .revision;
+            let create = WatchRequest {
+                request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                    key: Bytes::from("jepsen/"),
+                    range_end: Bytes::from("jepsen0"),
+                    start_revision: 1,
+                    ..Default::default()
+                })),
+            };
+            let requests =
+                futures_util::stream::iter([create]).chain(futures_util::stream::pending());
+            let mut stream = WatchClient::new(ch)
+                .watch(requests)
+                .await
+                .expect("a final watch")
+                .into_inner();
+            let mut all = Vec::new();
+            while all.last().is_none_or(|s: &Seen| s.0 < rev) {
+                let r = tokio::time::timeout(Duration::from_secs(10), stream.message())
+                    .await
+                    .expect("the final watch in time")
+                    .expect("the final watch")
+                    .expect("the final watch open");
+                for e in r.events {
+                    let kv = e.kv.unwrap_or_default();
+                    let value =
+                        (e.r#type == 0).then(|| String::from_utf8_lossy(&kv.value).into_owned());
+                    all.push((
+                        kv.mod_revision,
+                        String::from_utf8_lossy(&kv.key).into_owned(),
+                        value,
+                    ));
+                }
+            }
+            (all, rev)
+        })
+    }
+
+    /// Every member answers the same keys (serializable reads of its own state) once it has
+    /// applied revision `rev`.
+    pub(super) fn converge(addrs: &[String], rev: i64) -> BTreeMap<String, String> {
+        let rt = runtime();
+        let _in_runtime = rt.enter();
+        let chans = channels(addrs);
+        let deadline = Instant::now() + FINAL_CONVERGE;
+        rt.block_on(async {
+            let mut states = Vec::new();
+            for ch in &chans {
+                loop {
+                    let r = KvClient::new(ch.clone())
+                        .range(RangeRequest {
+                            key: Bytes::from("jepsen/"),
+                            range_end: Bytes::from("jepsen0"),
+                            serializable: true,
+                            ..Default::default()
+                        })
+                        .await;
+                    if let Ok(r) = r {
+                        let r = r.into_inner();
+                        if r.header.unwrap().revision >= rev {
+                            let state: BTreeMap<String, String> = r
+                                .kvs
+                                .iter()
+                                .map(|kv| {
+                                    (
+                                        String::from_utf8_lossy(&kv.key).into_owned(),
+                                        String::from_utf8_lossy(&kv.value).into_owned(),
+                                    )
+                                })
+                                .collect();
+                            states.push(state);
+                            break;
+                        }
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "a member never reached revision {rev}"
+                    );
+                    tokio::time::sleep(POLL_INTERVAL).await;
+                }
+            }
+            for s in &states[1..] {
+                assert_eq!(s, &states[0], "members disagree at revision {rev}");
+            }
+            states.remove(0)
+        })
+    }
+
+    use futures_util::StreamExt as _;
+}
+
+#[test]
+fn v3_histories_under_kills_and_pauses_are_linearizable_and_watchers_see_every_revision_once() {
+    use std::sync::atomic::AtomicI64;
+    let seed = seed_from_env_or_clock();
+    let secs = fault_secs();
+    eprintln!("faults (v3): seed {seed} (ETCD_FAULT_SEED={seed} replays it), {secs} s");
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let addrs = client_addrs(&c);
+    let log = FaultLog::default();
+    let start = Instant::now();
+    let until = start + Duration::from_secs(secs);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_guard = StopOnDrop(stop.clone());
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|id| {
+            let (addrs, stop) = (addrs.clone(), stop.clone());
+            thread::Builder::new()
+                .name(format!("v3client{id}"))
+                .spawn(move || v3::run_client(id, &addrs, seed, start, until, &stop))
+                .expect("spawn a client")
+        })
+        .collect();
+    let last = Arc::new(AtomicI64::new(0));
+    let watch_deadline = Arc::new(Mutex::new(None));
+    let watchers: Vec<_> = (0..2)
+        .map(|id| {
+            let (addrs, last, deadline) = (addrs.clone(), last.clone(), watch_deadline.clone());
+            thread::Builder::new()
+                .name(format!("v3watcher{id}"))
+                .spawn(move || v3::run_watcher(id, &addrs, &last, &deadline))
+                .expect("spawn a watcher")
+        })
+        .collect();
+
+    let mut rng = Rng::new(seed ^ 0x5A5A_A5A5_5A5A_A5A5);
+    let faults = nemesis(&mut c, &mut rng, start, until, &log);
+    log.note(start, format!("stop: {faults} faults injected; healing"));
+    heal(&mut c, start, &log);
+    let mut w = join_clients(handles);
+    drop(stop_guard);
+    let ops_done = start.elapsed();
+
+    // The final history, once every member has it; the watchers must reach its end.
+    let leader = c.leader();
+    let (all, rev) = v3::final_history(&c.member(leader).client_addr());
+    let state = v3::converge(&addrs, rev);
+    last.store(rev, Ordering::SeqCst);
+    *watch_deadline.lock().unwrap() = Some(Instant::now() + FINAL_CONVERGE);
+    for (id, h) in watchers.into_iter().enumerate() {
+        let (seen, anomalies) = h.join().expect("a watcher panicked");
+        w.anomalies.extend(anomalies);
+        // Exactly the final history from the first revision it saw on: no gap, no repeat,
+        // the same order, keys and values.
+        let first = seen.first().map_or(rev + 1, |s| s.0);
+        let expected: Vec<&v3::Seen> = all.iter().filter(|s| s.0 >= first).collect();
+        let seen: Vec<&v3::Seen> = seen.iter().collect();
+        assert_eq!(
+            first,
+            all.first().map_or(first, |s| s.0),
+            "watcher {id} started late"
+        );
+        assert!(
+            seen == expected,
+            "watcher {id} saw {} changes, the history has {} from revision {first} (seed {seed})",
+            seen.len(),
+            expected.len()
+        );
+    }
+    // The final values join the history as reads at the end.
+    for key in KEYS {
+        let call = now_nanos(start);
+        w.history.push(Op {
+            client: FINAL_READER,
+            key: key.to_string(),
+            input: Input::Get,
+            output: Output::Read(state.get(key).cloned()),
+            call,
+            ret: now_nanos(start),
+        });
+    }
+    c.check_alive();
+    let summary = format!(
+        "seed {seed}; {} v3 ops in {:.1}s ({} in the history, {} revisions watched); {}; faults {faults}",
+        w.stats.total(),
+        ops_done.as_secs_f64(),
+        w.history.len(),
+        all.len(),
+        w.stats.line()
+    );
+    check_run("faults (v3)", &summary, &w, seed, &log, faults);
 }
