@@ -23,8 +23,9 @@
 //! bridge (one member sees both halves, which do not see each other). Client traffic is never
 //! cut. The same checks apply, and the proxy must have refused or cut connections.
 //!
-//! The v3 test runs the same workload through gRPC (put, linearizable range, a value
-//! compare-and-swap txn, delete range) under the kill/pause nemesis, with two watchers that
+//! The v3 tests run the same workload through gRPC (put, linearizable range, a value
+//! compare-and-swap txn, delete range) under the kill/pause nemesis and under partitions of
+//! three members, with two watchers that
 //! follow every revision of the keys across the faults (resuming on another member after the
 //! last revision they saw); each must see exactly the final history's changes from its first
 //! revision on, in order, once.
@@ -1156,6 +1157,9 @@ mod v3 {
     /// An error's place in the history: unknown (it may have taken effect) unless the API
     /// says it did not happen; an etcd error a correct server never gives here is an anomaly.
     fn failure(status: &tonic::Status) -> Outcome {
+        if refused(status) {
+            return Outcome::NotSent;
+        }
         match status.code() {
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
                 Outcome::Record(Output::Unknown)
@@ -1166,6 +1170,21 @@ mod v3 {
             }
             _ => Outcome::Anomaly(format!("{:?} {}", status.code(), status.message())),
         }
+    }
+
+    /// Whether the call failed because nobody listened (a killed member): it was never sent.
+    fn refused(status: &tonic::Status) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> =
+            std::error::Error::source(status);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                    return true;
+                }
+            }
+            source = e.source();
+        }
+        false
     }
 
     pub(super) fn run_client(
@@ -1538,11 +1557,45 @@ mod v3 {
 
 #[test]
 fn v3_histories_under_kills_and_pauses_are_linearizable_and_watchers_see_every_revision_once() {
+    v3_fault_run(
+        "faults (v3)",
+        Cluster::start(3, &FAST_TIMING),
+        |c, rng, start, until, log| {
+            let faults = nemesis(c, rng, start, until, log);
+            log.note(start, format!("stop: {faults} faults injected; healing"));
+            heal(c, start, log);
+            faults
+        },
+    );
+}
+
+#[test]
+fn v3_histories_under_partitions_are_linearizable_and_watchers_see_every_revision_once() {
+    v3_fault_run(
+        "partitions (v3)",
+        Cluster::start_partitionable(3, &FAST_TIMING),
+        |c, rng, start, until, log| {
+            let faults = partition_nemesis(c, rng, start, until, log);
+            log.note(start, format!("stop: {faults} partitions; healing"));
+            c.proxy().heal();
+            c.check_alive();
+            c.wait_all_ready();
+            faults
+        },
+    );
+}
+
+/// v3 clients and watchers on `c` while `faults` injects faults until its `until` and heals
+/// them (returning how many it injected); then the history and the watchers are checked.
+fn v3_fault_run(
+    what: &str,
+    mut c: Cluster,
+    faults: impl FnOnce(&mut Cluster, &mut Rng, Instant, Instant, &FaultLog) -> u64,
+) {
     use std::sync::atomic::AtomicI64;
     let seed = seed_from_env_or_clock();
     let secs = fault_secs();
-    eprintln!("faults (v3): seed {seed} (ETCD_FAULT_SEED={seed} replays it), {secs} s");
-    let mut c = Cluster::start(3, &FAST_TIMING);
+    eprintln!("{what}: seed {seed} (ETCD_FAULT_SEED={seed} replays it), {secs} s");
     let addrs = client_addrs(&c);
     let log = FaultLog::default();
     let start = Instant::now();
@@ -1571,9 +1624,7 @@ fn v3_histories_under_kills_and_pauses_are_linearizable_and_watchers_see_every_r
         .collect();
 
     let mut rng = Rng::new(seed ^ 0x5A5A_A5A5_5A5A_A5A5);
-    let faults = nemesis(&mut c, &mut rng, start, until, &log);
-    log.note(start, format!("stop: {faults} faults injected; healing"));
-    heal(&mut c, start, &log);
+    let faults = faults(&mut c, &mut rng, start, until, &log);
     let mut w = join_clients(handles);
     drop(stop_guard);
     let ops_done = start.elapsed();
@@ -1625,5 +1676,5 @@ fn v3_histories_under_kills_and_pauses_are_linearizable_and_watchers_see_every_r
         all.len(),
         w.stats.line()
     );
-    check_run("faults (v3)", &summary, &w, seed, &log, faults);
+    check_run(what, &summary, &w, seed, &log, faults);
 }
