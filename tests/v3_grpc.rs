@@ -785,3 +785,59 @@ fn the_v3_keyspace_and_leases_survive_kill_9_through_snapshots() {
         .unwrap_or(0);
     assert!(snaps > 0, "the test meant to restart from a snapshot");
 }
+
+#[test]
+fn the_hasleader_metadata_refuses_calls_and_watches_without_a_leader() {
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let leader = c.leader();
+    let survivor = (leader + 1) % 3;
+    c.kill(leader);
+    c.kill((leader + 2) % 3);
+    let runtime = rt();
+    runtime.block_on(async {
+        let ch = channel(c.member(survivor)).await;
+        let with_leader = |mut req: tonic::Request<RangeRequest>| {
+            req.metadata_mut()
+                .insert("hasleader", "true".parse().unwrap());
+            req
+        };
+        // Once the survivor knows it has no leader: etcd's error, not a wait.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let status = loop {
+            let req = with_leader(tonic::Request::new(RangeRequest {
+                key: b("k"),
+                serializable: true,
+                ..Default::default()
+            }));
+            match KvClient::new(ch.clone()).range(req).await {
+                Err(s) => break s,
+                Ok(_) => {
+                    assert!(tokio::time::Instant::now() < deadline, "still a leader");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::Unavailable, "etcdserver: no leader")
+        );
+        // Without the metadata a serializable read is served from local state.
+        KvClient::new(ch.clone())
+            .range(RangeRequest {
+                key: b("k"),
+                serializable: true,
+                ..Default::default()
+            })
+            .await
+            .expect("a serializable read");
+        // A watch stream that asks for a leader is refused.
+        let mut req = tonic::Request::new(futures_util::stream::pending::<WatchRequest>());
+        req.metadata_mut()
+            .insert("hasleader", "true".parse().unwrap());
+        let s = WatchClient::new(ch)
+            .watch(req)
+            .await
+            .expect_err("no leader");
+        assert_eq!(s.code(), Code::Unavailable);
+    });
+}
