@@ -147,12 +147,7 @@ async fn raw_call(addr: &str, path: &str, body: Vec<u8>) -> Result<i32, String> 
 }
 
 async fn channel(node: &Node) -> Channel {
-    Channel::from_shared(node.client_url())
-        .expect("url")
-        .connect_timeout(WAIT)
-        .connect()
-        .await
-        .expect("connect")
+    grpc_channel(&node.client_url()).await
 }
 
 fn seed() -> u64 {
@@ -313,11 +308,7 @@ fn grpc_bad_input_never_breaks_the_node() {
             .await
             .unwrap();
         }
-        let requests =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
-            );
+        let requests = stream_from(rx);
         let mut stream = WatchClient::new(ch.clone())
             .watch(requests)
             .await
@@ -373,15 +364,11 @@ fn grpc_bad_input_never_breaks_the_node() {
             })
             .await
             .unwrap();
-            let requests = futures_util::stream::unfold(wrx, |mut rx| async move {
-                rx.recv().await.map(|r| (r, rx))
-            });
+            let requests = stream_from(wrx);
             let watch = WatchClient::new(ch.clone()).watch(requests).await.unwrap();
             let (ktx, krx) = tokio::sync::mpsc::channel(4);
             ktx.send(LeaseKeepAliveRequest { id: 999 }).await.unwrap();
-            let requests = futures_util::stream::unfold(krx, |mut rx| async move {
-                rx.recv().await.map(|r| (r, rx))
-            });
+            let requests = stream_from(krx);
             let keep = LeaseClient::new(ch.clone())
                 .lease_keep_alive(requests)
                 .await

@@ -153,12 +153,7 @@ fn get_op(key: &str) -> RequestOp {
 
 /// Runs the sequence against the server at `url`; returns the transcript.
 async fn sequence(url: &str) -> String {
-    let ch = Channel::from_shared(url.to_string())
-        .unwrap()
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .expect("connect");
+    let ch = grpc_channel(url).await;
     let mut kv = KvClient::new(ch.clone());
     let mut out = Vec::new();
     // The watch: every change under /registry/, with the previous value.
@@ -174,11 +169,7 @@ async fn sequence(url: &str) -> String {
     })
     .await
     .unwrap();
-    let requests =
-        futures_util::stream::unfold(
-            wrx,
-            |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
-        );
+    let requests = stream_from(wrx);
     let mut watch = WatchClient::new(ch.clone())
         .watch(requests)
         .await
@@ -211,9 +202,7 @@ async fn sequence(url: &str) -> String {
         .await
         .unwrap();
     let keep_alive = {
-        let requests = futures_util::stream::unfold(ka_rx, |mut rx| async move {
-            rx.recv().await.map(|r| (r, rx))
-        });
+        let requests = stream_from(ka_rx);
         let mut answers = LeaseClient::new(ch.clone())
             .lease_keep_alive(requests)
             .await

@@ -28,12 +28,7 @@ fn b(s: &str) -> Bytes {
 }
 
 async fn channel(node: &Node) -> Channel {
-    Channel::from_shared(node.client_url())
-        .expect("url")
-        .connect_timeout(WAIT)
-        .connect()
-        .await
-        .expect("connect")
+    grpc_channel(&node.client_url()).await
 }
 
 async fn put(kv: &mut KvClient<Channel>, k: &str, v: &str) -> i64 {
@@ -59,11 +54,7 @@ struct Stream {
 impl Stream {
     async fn open(ch: Channel) -> Stream {
         let (tx, rx) = mpsc::channel(64);
-        let requests =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
-            );
+        let requests = stream_from(rx);
         let rx = WatchClient::new(ch)
             .watch(requests)
             .await
@@ -462,11 +453,7 @@ struct KeepAlive {
 impl KeepAlive {
     async fn open(ch: Channel) -> KeepAlive {
         let (tx, rx) = mpsc::channel(8);
-        let requests =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
-            );
+        let requests = stream_from(rx);
         let rx = LeaseClient::new(ch)
             .lease_keep_alive(requests)
             .await

@@ -2567,3 +2567,21 @@ impl Cluster {
             .expect("proxy: the cluster was not started with start_partitionable")
     }
 }
+
+/// The items sent into `rx`, as a stream: the requests of a gRPC client stream that a test
+/// feeds as it goes.
+pub fn stream_from<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+}
+
+/// A gRPC channel to `url` (one HTTP/2 connection), connected now.
+pub async fn grpc_channel(url: &str) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(url.to_string())
+        .expect("a URL")
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("gRPC connection to {url}: {e}"))
+}

@@ -283,33 +283,11 @@ impl StoreSnapshot {
         }
         let mut tag = read_u8(&mut r)?;
         if tag == TAG_V3_KEYSPACE {
-            let mut s = SectionReader::new(&mut r);
-            while s
-                .record(|c| {
-                    let n = snap
-                        .v3
-                        .read_record(c.rest())
-                        .or_else(|e| corrupt(e.to_string()))?;
-                    c.bytes(n).map(drop)
-                })?
-                .is_some()
-            {}
-            s.finish()?;
+            read_records(&mut r, |data| snap.v3.read_record(data))?;
             tag = read_u8(&mut r)?;
         }
         if tag == TAG_V3_LEASES {
-            let mut s = SectionReader::new(&mut r);
-            while s
-                .record(|c| {
-                    let n = snap
-                        .leases
-                        .read_record(c.rest())
-                        .or_else(|e| corrupt(e.to_string()))?;
-                    c.bytes(n).map(drop)
-                })?
-                .is_some()
-            {}
-            s.finish()?;
+            read_records(&mut r, |data| snap.leases.read_record(data))?;
             snap.leases.attach_from(&snap.v3);
             tag = read_u8(&mut r)?;
         }
@@ -318,6 +296,23 @@ impl StoreSnapshot {
             tag => corrupt(format!("unknown section {tag}")),
         }
     }
+}
+
+/// Reads a section of records that `decode` parses from the start of the bytes it is given
+/// (returning how many it took), as the v3 crates encode them.
+fn read_records(
+    r: &mut dyn Read,
+    mut decode: impl FnMut(&[u8]) -> Result<usize, etcd_mvcc::DecodeError>,
+) -> Result<(), SnapshotError> {
+    let mut s = SectionReader::new(r);
+    while s
+        .record(|c| {
+            let n = decode(c.rest()).or_else(|e| corrupt(e.to_string()))?;
+            c.bytes(n).map(drop)
+        })?
+        .is_some()
+    {}
+    s.finish()
 }
 
 fn read_u8(r: &mut dyn Read) -> Result<u8, SnapshotError> {
