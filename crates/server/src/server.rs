@@ -203,6 +203,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         max_txn_ops: crate::grpc::MAX_TXN_OPS,
         min_lease_ttl: (3 * config.election_ms).div_ceil(2000) as i64,
         peer_tls: peer_connector,
+        cluster_id: Default::default(),
     });
     let mut servers = Vec::new();
     if let Some((addr, listener)) = extra_client {

@@ -52,7 +52,6 @@ pub const MAX_RECEIVE_BYTES: usize = MAX_REQUEST_BYTES + 512 * 1024;
 pub const MAX_TXN_OPS: usize = 128;
 
 /// What every service needs.
-#[derive(Clone)]
 pub struct Ctx {
     /// The door.
     pub node: Node,
@@ -64,16 +63,34 @@ pub struct Ctx {
     pub min_lease_ttl: i64,
     /// TLS for forwarding to the leader over the peer API, when peer TLS is on.
     pub peer_tls: Option<tokio_rustls::TlsConnector>,
+    /// The cluster id once known (it never changes after the first member's registration):
+    /// spares every answer a trip through the store's lock.
+    pub cluster_id: std::sync::atomic::AtomicU64,
 }
 
 impl Ctx {
     /// A response header at `revision`.
     fn header(&self, revision: i64) -> ResponseHeader {
         ResponseHeader {
-            cluster_id: self.node.read(|s| s.cluster_id()),
+            cluster_id: self.cluster_id(),
             member_id: self.node.id(),
             revision,
             raft_term: self.node.term(),
+        }
+    }
+}
+
+impl Ctx {
+    /// The cluster id (0 before the first member's registration is applied).
+    pub fn cluster_id(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        match self.cluster_id.load(Ordering::Relaxed) {
+            0 => {
+                let id = self.node.read(|s| s.cluster_id());
+                self.cluster_id.store(id, Ordering::Relaxed);
+                id
+            }
+            id => id,
         }
     }
 }

@@ -168,7 +168,7 @@ impl watch_server::Watch for Watch {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let task = StreamTask {
             headers: Headers {
-                cluster_id: ctx.node.read(|s| s.cluster_id()),
+                cluster_id: ctx.cluster_id(),
                 ctx,
             },
             tx,
