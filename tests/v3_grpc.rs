@@ -828,3 +828,84 @@ fn the_hasleader_metadata_refuses_calls_and_watches_without_a_leader() {
         assert_eq!(s.code(), Code::Unavailable);
     });
 }
+
+#[test]
+fn a_member_added_after_log_compaction_gets_the_v3_keyspace_and_leases_by_snapshot() {
+    let mut flags = FAST_TIMING.to_vec();
+    flags.extend_from_slice(&["-snapshot-count", "200"]);
+    let mut c = Cluster::start(2, &flags);
+    let leader = c.leader();
+    let runtime = rt();
+    let (lease, want) = runtime.block_on(async {
+        let ch = channel(c.member(leader)).await;
+        let lease = LeaseClient::new(ch.clone())
+            .lease_grant(LeaseGrantRequest { ttl: 600, id: 0 })
+            .await
+            .unwrap()
+            .into_inner()
+            .id;
+        let mut kv = KvClient::new(ch.clone());
+        for i in 0..3000 {
+            kv.put(PutRequest {
+                key: b(&format!("snap/{}", i % 700)),
+                value: b(&format!("v{i}")),
+                lease: if i % 100 == 0 { lease } else { 0 },
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        let want = kv
+            .range(RangeRequest {
+                key: b("snap/"),
+                range_end: b("snap0"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (lease, want)
+    });
+    poll_until(Duration::from_secs(30), "a snapshot on the leader", || {
+        (!c.member(leader).data_files("snap", ".snap").is_empty()).then_some(())
+    });
+    let new = c.add_member("node3");
+    runtime.block_on(async {
+        let ch = channel(c.member(new)).await;
+        let mut kv = KvClient::new(ch.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = kv
+                .range(RangeRequest {
+                    key: b("snap/"),
+                    range_end: b("snap0"),
+                    serializable: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if got.kvs == want.kvs {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the new member never caught up"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let leases = LeaseClient::new(ch)
+            .lease_leases(LeaseLeasesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            leases.leases.iter().map(|l| l.id).collect::<Vec<_>>(),
+            vec![lease]
+        );
+    });
+    assert!(
+        !c.member(new).data_files("snap", ".snap").is_empty(),
+        "the new member was caught up by a snapshot"
+    );
+}

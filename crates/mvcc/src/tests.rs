@@ -737,10 +737,13 @@ mod watch {
     use crate::mvccpb::event::EventType;
     use crate::{WatchSink, WatchSpec, Watchers};
 
+    /// What a sink was offered: watch id, revision, events.
+    type Offers = Vec<(i64, i64, Vec<crate::mvccpb::Event>)>;
+
     /// A sink that takes at most `room` offers.
     #[derive(Clone, Default)]
     struct Sink {
-        got: Rc<RefCell<Vec<(i64, i64, Vec<crate::mvccpb::Event>)>>>,
+        got: Rc<RefCell<Offers>>,
         room: Rc<RefCell<usize>>,
         behind: Rc<RefCell<usize>>,
     }
