@@ -636,7 +636,6 @@ fn progress(quiet: bool, plan: Arc<Plan>, started: Instant) -> tokio::task::Join
 /// The watch workload: `watchers` long polls on one key, `writes` measured writes, each
 /// waiting for every watcher's notification (or 10 s) before the next.
 async fn watch(cli: &Cli, setup: &Setup, watchers: usize, writes: u64) -> Result<Summary, String> {
-    const ROUND_LIMIT: Duration = Duration::from_secs(10);
     let api = setup.api;
     let key = format!("{}/watched", cli.prefix);
     let path = api.key_path(&key);
@@ -680,24 +679,8 @@ async fn watch(cli: &Cli, setup: &Setup, watchers: usize, writes: u64) -> Result
             meter = Meter::start(&setup.pids);
         }
         let (index, at) = write_once(api, &mut writer, &path, &form).await?;
-        let mut seen = 0;
-        let limit = Instant::now() + ROUND_LIMIT;
-        while seen < watchers {
-            match tokio::time::timeout_at(limit.into(), rx.recv()).await {
-                Ok(Some((i, when))) if i == index => {
-                    seen += 1;
-                    if round > 0 {
-                        stats::record(&mut latency, when.saturating_duration_since(at));
-                        ok += 1;
-                    }
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if seen < watchers && round > 0 {
-            *errors.entry("missed".into()).or_default() += (watchers - seen) as u64;
-        }
+        let round_stats = (round > 0).then_some((&mut latency, &mut ok, &mut errors));
+        collect_round(&mut rx, index, at, watchers, round_stats).await;
         if !setup.quiet && round > 0 && round % 10 == 0 {
             eprintln!("[{round}/{writes} writes] {ok} notifications");
         }
@@ -738,6 +721,42 @@ async fn watch_v3(
     summary.ok = ok;
     summary.keys = 1;
     Ok(summary)
+}
+
+/// How long one watch round may wait for its notifications.
+const ROUND_LIMIT: Duration = Duration::from_secs(10);
+
+/// One watch round: waits (at most [`ROUND_LIMIT`]) until each of `watchers` has reported
+/// change `id`, written at `at`, on `rx`; with `measured`, records each notification's
+/// latency, counts it, and counts the watchers that never reported as `missed`.
+async fn collect_round(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(u64, Instant)>,
+    id: u64,
+    at: Instant,
+    watchers: usize,
+    measured: Option<(&mut Histogram<u64>, &mut u64, &mut Errors)>,
+) {
+    let mut seen = 0;
+    let mut measured = measured;
+    let limit = Instant::now() + ROUND_LIMIT;
+    while seen < watchers {
+        match tokio::time::timeout_at(limit.into(), rx.recv()).await {
+            Ok(Some((i, when))) if i == id => {
+                seen += 1;
+                if let Some((latency, ok, _)) = measured.as_mut() {
+                    stats::record(latency, when.saturating_duration_since(at));
+                    **ok += 1;
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if let Some((_, _, errors)) = measured {
+        if seen < watchers {
+            *errors.entry("missed".into()).or_default() += (watchers - seen) as u64;
+        }
+    }
 }
 
 /// CPU time of the servers and of this process from the start of the measured phase.

@@ -176,9 +176,8 @@ pub(crate) async fn watch(
     quiet: bool,
     mut on_measured_start: impl FnMut(),
 ) -> Result<(hdrhistogram::Histogram<u64>, u64, Errors, Duration), String> {
-    const ROUND_LIMIT: Duration = Duration::from_secs(10);
     let mut writer = KvClient::new(channels[0].clone());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(i64, Instant)>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
     let mut tasks = Vec::with_capacity(watchers);
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(watchers.max(1));
     for w in 0..watchers {
@@ -207,7 +206,7 @@ pub(crate) async fn watch(
                     continue;
                 }
                 for e in &r.events {
-                    let rev = e.kv.as_ref().map_or(0, |kv| kv.mod_revision);
+                    let rev = e.kv.as_ref().map_or(0, |kv| kv.mod_revision) as u64;
                     if tx.send((rev, at)).is_err() {
                         return;
                     }
@@ -218,7 +217,7 @@ pub(crate) async fn watch(
     drop(tx);
     drop(ready_tx);
     for _ in 0..watchers {
-        if tokio::time::timeout(ROUND_LIMIT, ready_rx.recv())
+        if tokio::time::timeout(crate::ROUND_LIMIT, ready_rx.recv())
             .await
             .ok()
             .flatten()
@@ -241,25 +240,9 @@ pub(crate) async fn watch(
             .await
             .map_err(|e| format!("write: {e}"))?;
         let at = Instant::now();
-        let rev = r.get_ref().header.as_ref().map_or(0, |h| h.revision);
-        let mut seen = 0;
-        let limit = Instant::now() + ROUND_LIMIT;
-        while seen < watchers {
-            match tokio::time::timeout_at(limit.into(), rx.recv()).await {
-                Ok(Some((r, when))) if r == rev => {
-                    seen += 1;
-                    if round > 0 {
-                        stats::record(&mut latency, when.saturating_duration_since(at));
-                        ok += 1;
-                    }
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if seen < watchers && round > 0 {
-            *errors.entry("missed".into()).or_default() += (watchers - seen) as u64;
-        }
+        let rev = r.get_ref().header.as_ref().map_or(0, |h| h.revision) as u64;
+        let round_stats = (round > 0).then_some((&mut latency, &mut ok, &mut errors));
+        crate::collect_round(&mut rx, rev, at, watchers, round_stats).await;
         if !quiet && round > 0 && round % 10 == 0 {
             eprintln!("[{round}/{writes} writes] {ok} notifications");
         }

@@ -31,32 +31,22 @@ impl Kv {
         }
     }
 
-    /// Puts a write through the log and returns its answer once applied here.
-    async fn write(&self, request: Internal) -> Result<Answer, Status> {
-        self.0.write(request).await
-    }
-
     /// Refuses a request that asks for a leader (`hasleader` metadata) when none is known.
     fn require_leader<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        let wants = req
-            .metadata()
-            .get("hasleader")
-            .is_some_and(|v| v.as_bytes() == b"true");
-        if wants && self.0.node.leader_id().is_none() {
+        if super::wants_leader(req) && self.0.node.leader_id().is_none() {
             return Err(status(V3Error::NoLeader));
         }
         Ok(())
     }
 }
 
+/// The answer with its header completed.
 fn fill<T>(
     ctx: &Ctx,
     mut resp: T,
     header: impl FnOnce(&mut T) -> &mut Option<etcd_v3proto::etcdserverpb::ResponseHeader>,
 ) -> Response<T> {
-    let h = header(&mut resp);
-    let revision = h.as_ref().map_or(0, |h| h.revision);
-    *h = Some(ctx.header(revision));
+    ctx.fill(header(&mut resp));
     Response::new(resp)
 }
 
@@ -87,7 +77,7 @@ impl kv_server::Kv for Kv {
         if p.ignore_lease && p.lease != 0 {
             return Err(status(V3Error::LeaseProvided));
         }
-        match self.write(Internal::Put(p)).await? {
+        match self.0.write(Internal::Put(p)).await? {
             Answer::Put(resp) => Ok(fill(&self.0, resp, |r| &mut r.header)),
             other => Err(mismatch(other)),
         }
@@ -102,7 +92,7 @@ impl kv_server::Kv for Kv {
         if d.key.is_empty() {
             return Err(status(V3Error::KeyNotProvided));
         }
-        match self.write(Internal::DeleteRange(d)).await? {
+        match self.0.write(Internal::DeleteRange(d)).await? {
             Answer::DeleteRange(resp) => Ok(fill(&self.0, resp, |r| &mut r.header)),
             other => Err(mismatch(other)),
         }
@@ -124,7 +114,7 @@ impl kv_server::Kv for Kv {
                 Err(e) => Err(status(e)),
             };
         }
-        match self.write(Internal::Txn(t)).await? {
+        match self.0.write(Internal::Txn(t)).await? {
             Answer::Txn(resp) => Ok(fill(&self.0, resp, |r| &mut r.header)),
             other => Err(mismatch(other)),
         }
@@ -136,7 +126,7 @@ impl kv_server::Kv for Kv {
     ) -> Result<Response<CompactionResponse>, Status> {
         self.require_leader(&req)?;
         // Compaction happens as the entry applies, so `physical` is always honoured.
-        match self.write(Internal::Compaction(req.into_inner())).await? {
+        match self.0.write(Internal::Compaction(req.into_inner())).await? {
             Answer::Compact(resp) => Ok(fill(&self.0, resp, |r| &mut r.header)),
             other => Err(mismatch(other)),
         }

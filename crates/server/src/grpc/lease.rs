@@ -90,7 +90,7 @@ impl lease_server::Lease for Lease {
         }
         match self.0.write(Internal::LeaseGrant(g)).await? {
             Answer::LeaseGrant(mut resp) => {
-                resp.header = Some(self.0.header(resp.header.map_or(0, |h| h.revision)));
+                self.0.fill(&mut resp.header);
                 Ok(Response::new(resp))
             }
             _ => Err(Status::internal("etcd-rs: mismatched answer")),
@@ -107,7 +107,7 @@ impl lease_server::Lease for Lease {
             .await?
         {
             Answer::LeaseRevoke(mut resp) => {
-                resp.header = Some(self.0.header(resp.header.map_or(0, |h| h.revision)));
+                self.0.fill(&mut resp.header);
                 Ok(Response::new(resp))
             }
             _ => Err(Status::internal("etcd-rs: mismatched answer")),

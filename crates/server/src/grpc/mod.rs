@@ -81,6 +81,12 @@ impl Ctx {
 }
 
 impl Ctx {
+    /// Completes an answer's header (the state machine set only its revision).
+    fn fill(&self, header: &mut Option<ResponseHeader>) {
+        let revision = header.as_ref().map_or(0, |h| h.revision);
+        *header = Some(self.header(revision));
+    }
+
     /// The cluster id (0 before the first member's registration is applied).
     pub fn cluster_id(&self) -> u64 {
         use std::sync::atomic::Ordering;
@@ -118,6 +124,14 @@ pub fn router(ctx: Ctx) -> axum::Router {
     .add_service(HealthServer::new(health::Health(ctx)))
     .prepare()
     .into_axum_router()
+}
+
+/// True when the client asks for a leader (`hasleader` metadata, clientv3's
+/// `WithRequireLeader`): without one the call is refused with `no leader`.
+fn wants_leader<T>(req: &tonic::Request<T>) -> bool {
+    req.metadata()
+        .get("hasleader")
+        .is_some_and(|v| v.as_bytes() == b"true")
 }
 
 /// True when a request is gRPC (by its content type, as etcd tells them apart).

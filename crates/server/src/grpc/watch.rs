@@ -158,10 +158,7 @@ impl watch_server::Watch for Watch {
         req: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let ctx = self.0.clone();
-        let require_leader = req
-            .metadata()
-            .get("hasleader")
-            .is_some_and(|v| v.as_bytes() == b"true");
+        let require_leader = super::wants_leader(&req);
         if require_leader && ctx.node.leader_id().is_none() {
             return Err(status(etcd_api::v3::V3Error::NoLeader));
         }
