@@ -287,6 +287,48 @@ struct ClientRun {
     anomalies: Vec<String>,
 }
 
+impl ClientRun {
+    /// Counts an operation's outcome and adds it (with `outcome`'s output) to the history,
+    /// unless it was never sent, or is a read whose result is unknown. Remembers in `recent`
+    /// the value the client last wrote or saw in the key. `what` describes the request for
+    /// an anomaly report.
+    fn record(
+        &mut self,
+        kind: Kind,
+        mut op: Op,
+        outcome: Outcome,
+        recent: &mut Option<String>,
+        what: impl FnOnce() -> String,
+    ) {
+        let k = kind as usize;
+        op.output = match outcome {
+            Outcome::NotSent => {
+                self.stats.not_sent[k] += 1;
+                return;
+            }
+            Outcome::Anomaly(why) => {
+                self.anomalies.push(format!("{}: {why}", what()));
+                Output::Unknown
+            }
+            Outcome::Record(output) => output,
+        };
+        match &op.output {
+            Output::Unknown => self.stats.unknown[k] += 1,
+            Output::Failed => self.stats.failed[k] += 1,
+            _ => self.stats.ok[k] += 1,
+        }
+        match (&op.input, &op.output) {
+            (_, Output::Unknown) if kind == Kind::Read => return,
+            (Input::Set(v), Output::Ok) | (Input::TestAndSet { new: v, .. }, Output::Ok) => {
+                *recent = Some(v.clone())
+            }
+            (Input::Get, Output::Read(Some(v))) => *recent = Some(v.clone()),
+            _ => {}
+        }
+        self.history.push(op);
+    }
+}
+
 fn now_nanos(start: Instant) -> u64 {
     start.elapsed().as_nanos() as u64
 }
@@ -359,42 +401,21 @@ fn run_client(
         );
         let outcome = classify(kind, Some(new.as_str()), &result);
         let ret = now_nanos(start);
-        let kidx = kind as usize;
-        let output = match outcome {
-            Outcome::NotSent => {
-                run.stats.not_sent[kidx] += 1;
-                continue;
-            }
-            Outcome::Anomaly(what) => {
-                run.anomalies.push(format!(
-                    "client {id} at {:.3}s on {addr} {method} {path}: {what}",
-                    call as f64 / 1e9
-                ));
-                Output::Unknown
-            }
-            Outcome::Record(output) => output,
-        };
-        match &output {
-            Output::Unknown => run.stats.unknown[kidx] += 1,
-            Output::Failed => run.stats.failed[kidx] += 1,
-            _ => run.stats.ok[kidx] += 1,
-        }
-        match (&input, &output) {
-            (_, Output::Unknown) if kind == Kind::Read => continue,
-            (Input::Set(v), Output::Ok) | (Input::TestAndSet { new: v, .. }, Output::Ok) => {
-                recent[k] = Some(v.clone())
-            }
-            (Input::Get, Output::Read(Some(v))) => recent[k] = Some(v.clone()),
-            _ => {}
-        }
-        run.history.push(Op {
+        let op = Op {
             client: id,
             key: key.to_string(),
             input,
-            output,
+            output: Output::Unknown,
             call,
             ret,
-        });
+        };
+        let what = || {
+            format!(
+                "client {id} at {:.3}s on {addr} {method} {path}",
+                call as f64 / 1e9
+            )
+        };
+        run.record(kind, op, outcome, &mut recent[k], what);
     }
     run
 }
@@ -1311,44 +1332,23 @@ mod v3 {
                 }
             });
             let ret = now_nanos(start);
-            let kidx = kind as usize;
-            let output = match outcome {
-                Outcome::NotSent => {
-                    run.stats.not_sent[kidx] += 1;
-                    continue;
-                }
-                Outcome::Anomaly(what) => {
-                    run.anomalies.push(format!(
-                        "v3 client {id} at {:.3}s on {} {kind:?} {}: {what}",
-                        call as f64 / 1e9,
-                        addrs[m],
-                        KEYS[k]
-                    ));
-                    Output::Unknown
-                }
-                Outcome::Record(output) => output,
-            };
-            match &output {
-                Output::Unknown => run.stats.unknown[kidx] += 1,
-                Output::Failed => run.stats.failed[kidx] += 1,
-                _ => run.stats.ok[kidx] += 1,
-            }
-            match (&input, &output) {
-                (_, Output::Unknown) if kind == Kind::Read => continue,
-                (Input::Set(v), Output::Ok) | (Input::TestAndSet { new: v, .. }, Output::Ok) => {
-                    recent[k] = Some(v.clone())
-                }
-                (Input::Get, Output::Read(Some(v))) => recent[k] = Some(v.clone()),
-                _ => {}
-            }
-            run.history.push(Op {
+            let op = Op {
                 client: id,
                 key: KEYS[k].to_string(),
                 input,
-                output,
+                output: Output::Unknown,
                 call,
                 ret,
-            });
+            };
+            let what = || {
+                format!(
+                    "v3 client {id} at {:.3}s on {} {kind:?} {}",
+                    call as f64 / 1e9,
+                    addrs[m],
+                    KEYS[k]
+                )
+            };
+            run.record(kind, op, outcome, &mut recent[k], what);
         }
         run
     }
