@@ -129,29 +129,37 @@ fn transcript(endpoint: &str, dir: &Path) -> String {
     )
     .expect("kv.cmds");
     let mut out = String::new();
+    // The id the last `lease grant` printed: `$LEASE` in the commands, `LEASE` in the output.
+    let mut lease = "none".to_string();
     for line in cmds.lines() {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (args, input) = match line.split_once(" | ") {
+        let (shown, input) = match line.split_once(" | ") {
             Some((args, input)) => (args, input.replace("\\n", "\n")),
             None => (line, String::new()),
         };
+        let args = shown.replace("$LEASE", &lease);
         let argv: Vec<&str> = args.split(' ').collect();
         let r = if args.starts_with("watch") {
             watch_for(endpoint, &argv, Duration::from_secs(2), dir)
         } else {
             ctl_with(endpoint, &[], &argv, &input, dir)
         };
-        out.push_str(&format!("$ etcdctl {args}\n"));
+        if args.starts_with("lease grant") {
+            if let Some(id) = r.stdout.split_whitespace().nth(1) {
+                lease = id.to_string();
+            }
+        }
+        out.push_str(&format!("$ etcdctl {shown}\n"));
         // As the shell's $(...): trailing newlines dropped.
-        let stdout = r.stdout.trim_end_matches('\n');
+        let stdout = r.stdout.trim_end_matches('\n').replace(&lease, "LEASE");
         if !stdout.is_empty() {
-            out.push_str(stdout);
+            out.push_str(&stdout);
             out.push('\n');
         }
         for l in r.stderr.lines().filter(|l| l.starts_with("Error:")) {
-            out.push_str(l);
+            out.push_str(&l.replace(&lease, "LEASE"));
             out.push('\n');
         }
         match r.code {

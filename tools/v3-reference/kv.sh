@@ -8,17 +8,22 @@
 set -u -f
 endpoint=$1
 here=$(dirname "$0")
+lease=none
 while IFS= read -r line; do
   case "$line" in '#'* | '') continue ;; esac
   args=${line%% | *}
+  shown=$args
+  args=${args//\$LEASE/$lease}
   input=
-  if [ "$args" != "$line" ]; then input=${line#* | }; fi
-  echo "\$ etcdctl $args"
+  if [ "$shown" != "$line" ]; then input=${line#* | }; fi
+  echo "\$ etcdctl $shown"
   limit=
   case "$args" in watch*) limit="timeout 2" ;; esac
   out=$(printf '%b' "$input" | ETCDCTL_API=3 $limit etcdctl --endpoints "$endpoint" $args 2>/tmp/kv-ref.err)
   code=$?
+  case "$args" in "lease grant"*) lease=$(printf '%s' "$out" | awk '{print $2}') ;; esac
+  out=${out//$lease/LEASE}
   [ -n "$out" ] && printf '%s\n' "$out"
-  grep '^Error:' /tmp/kv-ref.err
+  grep '^Error:' /tmp/kv-ref.err | sed "s/$lease/LEASE/g"
   if [ -n "$limit" ] && [ $code = 124 ]; then echo "[ended]"; else echo "[exit $code]"; fi
 done < "$here/kv.cmds"

@@ -697,8 +697,8 @@ impl Driver {
         }
         let at = self.lease_clock.get(id).ok_or(V3Error::LeaseNotFound)?;
         let left = (at - self.lease_now()).max(0);
-        // Whole seconds, rounded up, as etcd reports them.
-        Ok((left + 999_999_999) / 1_000_000_000)
+        // Whole seconds, rounded down, as etcd reports them (just granted for 60 s: 59).
+        Ok(left / 1_000_000_000)
     }
 
     /// Starts the lease clock once this member leads and has applied an entry of its own
