@@ -1193,6 +1193,18 @@ mod v3 {
         }
     }
 
+    /// A call's outcome: `ok` of its answer, or what its failure or timeout means.
+    async fn settle<T>(
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+        ok: impl FnOnce(T) -> Output,
+    ) -> Outcome {
+        match tokio::time::timeout(OP_TIMEOUT, call).await {
+            Ok(Ok(r)) => Outcome::Record(ok(r.into_inner())),
+            Ok(Err(s)) => failure(&s),
+            Err(_) => Outcome::Record(Output::Unknown),
+        }
+    }
+
     /// Whether the call failed because nobody listened (a killed member): it was never sent.
     fn refused(status: &tonic::Status) -> bool {
         let mut source: Option<&(dyn std::error::Error + 'static)> =
@@ -1247,15 +1259,10 @@ mod v3 {
                     value: Bytes::from(value.to_string()),
                     ..Default::default()
                 };
-                let timed = |f| tokio::time::timeout(OP_TIMEOUT, f);
                 match kind {
                     Kind::Set => (
                         Input::Set(new.clone()),
-                        match timed(kv.put(put(&new))).await {
-                            Ok(Ok(_)) => Outcome::Record(Output::Ok),
-                            Ok(Err(s)) => failure(&s),
-                            Err(_) => Outcome::Record(Output::Unknown),
-                        },
+                        settle(kv.put(put(&new)), |_| Output::Ok).await,
                     ),
                     Kind::Read => {
                         let r = RangeRequest {
@@ -1264,16 +1271,14 @@ mod v3 {
                         };
                         (
                             Input::Get,
-                            match tokio::time::timeout(OP_TIMEOUT, kv.range(r)).await {
-                                Ok(Ok(r)) => Outcome::Record(Output::Read(
-                                    r.into_inner()
-                                        .kvs
+                            settle(kv.range(r), |r| {
+                                Output::Read(
+                                    r.kvs
                                         .first()
                                         .map(|kv| String::from_utf8_lossy(&kv.value).into_owned()),
-                                )),
-                                Ok(Err(s)) => failure(&s),
-                                Err(_) => Outcome::Record(Output::Unknown),
-                            },
+                                )
+                            })
+                            .await,
                         )
                     }
                     Kind::Cas => {
@@ -1305,12 +1310,14 @@ mod v3 {
                                 expected,
                                 new: new.clone(),
                             },
-                            match tokio::time::timeout(OP_TIMEOUT, kv.txn(txn)).await {
-                                Ok(Ok(r)) if r.get_ref().succeeded => Outcome::Record(Output::Ok),
-                                Ok(Ok(_)) => Outcome::Record(Output::Failed),
-                                Ok(Err(s)) => failure(&s),
-                                Err(_) => Outcome::Record(Output::Unknown),
-                            },
+                            settle(kv.txn(txn), |r| {
+                                if r.succeeded {
+                                    Output::Ok
+                                } else {
+                                    Output::Failed
+                                }
+                            })
+                            .await,
                         )
                     }
                     Kind::Delete => {
@@ -1320,13 +1327,7 @@ mod v3 {
                         };
                         (
                             Input::Delete,
-                            match tokio::time::timeout(OP_TIMEOUT, kv.delete_range(d)).await {
-                                Ok(Ok(r)) => {
-                                    Outcome::Record(Output::Deleted(r.get_ref().deleted == 1))
-                                }
-                                Ok(Err(s)) => failure(&s),
-                                Err(_) => Outcome::Record(Output::Unknown),
-                            },
+                            settle(kv.delete_range(d), |r| Output::Deleted(r.deleted == 1)).await,
                         )
                     }
                 }

@@ -71,11 +71,6 @@ impl WatchSpec {
         }
         Some(event)
     }
-
-    /// The events this watcher sees among `events`.
-    pub fn select(&self, events: &[Event]) -> Vec<Event> {
-        events.iter().filter_map(|e| self.sees(e)).collect()
-    }
 }
 
 impl<T: WatchSink + ?Sized> WatchSink for Box<T> {
@@ -118,16 +113,6 @@ impl<S: WatchSink> Watchers<S> {
     /// The last revision whose events were offered to the synced watchers.
     pub fn notified(&self) -> Revision {
         self.notified
-    }
-
-    /// How many watchers are registered.
-    pub fn len(&self) -> usize {
-        self.watchers.len()
-    }
-
-    /// True when none is.
-    pub fn is_empty(&self) -> bool {
-        self.watchers.is_empty()
     }
 
     /// Registers an unsynced watcher that watches from revision `next`; returns its registry
