@@ -178,7 +178,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let also = |addr: Option<String>| async move {
         let addr = addr?;
         match TcpListener::bind(&addr).await {
-            Ok(l) => Some((addr, l)),
+            Ok(l) => {
+                tracing::info!("also listening on {addr}");
+                Some(l)
+            }
             Err(e) => {
                 tracing::warn!("not also listening on {addr}: {e}");
                 None
@@ -206,8 +209,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         cluster_id: Default::default(),
     });
     let mut servers = Vec::new();
-    if let Some((addr, listener)) = extra_client {
-        tracing::info!("clients are also served on {addr}");
+    for listener in std::iter::once(client_listener).chain(extra_client) {
         servers.push(serve(
             listener,
             client_tls.clone(),
@@ -217,8 +219,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             &stop_rx,
         ));
     }
-    if let Some((addr, listener)) = extra_peer {
-        tracing::info!("peers are also served on {addr}");
+    for listener in std::iter::once(peer_listener).chain(extra_peer) {
         servers.push(serve(
             listener,
             peer_tls.clone(),
@@ -228,22 +229,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             &stop_rx,
         ));
     }
-    servers.push(serve(
-        client_listener,
-        client_tls,
-        "client",
-        http::client_router(app.clone()),
-        Some(grpc),
-        &stop_rx,
-    ));
-    servers.push(serve(
-        peer_listener,
-        peer_tls,
-        "peer",
-        http::peer_router(app),
-        None,
-        &stop_rx,
-    ));
     println!(
         "etcd server [{}] listening on {}",
         node.name,
