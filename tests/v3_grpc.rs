@@ -16,6 +16,7 @@ use etcd_v3proto::etcdserverpb::watch_client::WatchClient;
 use etcd_v3proto::etcdserverpb::watch_create_request::FilterType;
 use etcd_v3proto::etcdserverpb::watch_request::RequestUnion;
 use etcd_v3proto::etcdserverpb::*;
+use etcd_v3proto::mvccpb;
 use support::*;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
@@ -55,7 +56,9 @@ impl Stream {
     async fn open(ch: Channel) -> Stream {
         let (tx, rx) = mpsc::channel(64);
         let requests = stream_from(rx);
+        // As etcd's Go client, no limit on a response's size (a catch-up of big values).
         let rx = WatchClient::new(ch)
+            .max_decoding_message_size(usize::MAX)
             .watch(requests)
             .await
             .expect("watch stream")
@@ -771,6 +774,175 @@ fn the_v3_keyspace_and_leases_survive_kill_9_through_snapshots() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert!(snaps > 0, "the test meant to restart from a snapshot");
+}
+
+/// The member's value files still open (they are unlinked at once, so only its open file
+/// descriptors show them).
+fn value_files(node: &Node) -> usize {
+    let pid = node.pid().expect("running");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().contains("v3-values."))
+        .count()
+}
+
+#[test]
+fn values_of_every_size_read_back_through_the_value_files_restarts_and_compaction() {
+    let mut node = Node::start("v3values", &["-snapshot-count", "30"]);
+    let runtime = rt();
+    // Sizes around the in-memory limit (64 bytes) and up to near the request limit.
+    let sizes = [0usize, 1, 64, 65, 1_000, 100_000, 1_400_000];
+    let value =
+        |i: usize, size: usize| -> Bytes { (0..size).map(|j| (i * 7 + j % 251) as u8).collect() };
+    let before = runtime.block_on(async {
+        let ch = channel(&node).await;
+        let mut kv = KvClient::new(ch.clone());
+        // 60 keys of 1.2 MB: more than one value file (64 MiB each).
+        let first = put(&mut kv, "big/00", "").await + 1;
+        for i in 0..60 {
+            kv.put(PutRequest {
+                key: b(&format!("big/{i:02}")),
+                value: value(i, 1_200_000),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(value_files(&node), 2);
+        for (i, size) in sizes.iter().enumerate() {
+            kv.put(PutRequest {
+                key: b(&format!("size/{size}")),
+                value: value(i, *size),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        // Compares and sorts on stored values.
+        let t = kv
+            .txn(TxnRequest {
+                compare: vec![Compare {
+                    key: b("big/07"),
+                    target: compare::CompareTarget::Value as i32,
+                    result: compare::CompareResult::Equal as i32,
+                    target_union: Some(compare::TargetUnion::Value(value(7, 1_200_000))),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(t.succeeded);
+        let sorted = kv
+            .range(RangeRequest {
+                key: b("size/"),
+                range_end: b("size0"),
+                sort_target: range_request::SortTarget::Value as i32,
+                sort_order: range_request::SortOrder::Descend as i32,
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut by_value: Vec<Bytes> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| value(i, *s))
+            .collect();
+        by_value.sort();
+        by_value.reverse();
+        assert_eq!(
+            sorted
+                .kvs
+                .iter()
+                .map(|kv| kv.value.clone())
+                .collect::<Vec<_>>(),
+            by_value[..2].to_vec()
+        );
+        assert!(sorted.more);
+        // Every big value written again, small: a watch from the first big write sees each
+        // big value, and each as the previous value of its overwrite.
+        for i in 0..60 {
+            put(&mut kv, &format!("big/{i:02}"), "small").await;
+        }
+        let mut w = Stream::open(ch.clone()).await;
+        w.create(WatchCreateRequest {
+            key: b("big/"),
+            range_end: b("big0"),
+            start_revision: first,
+            prev_kv: true,
+            ..Default::default()
+        })
+        .await;
+        assert!(w.next().await.created);
+        let mut events = Vec::new();
+        while events.len() < 120 {
+            events.extend(w.next().await.events);
+        }
+        for (n, e) in events.iter().enumerate() {
+            let i = n % 60;
+            let kv = e.kv.as_ref().unwrap();
+            if n < 60 {
+                assert_eq!(kv.value, value(i, 1_200_000), "event {n}");
+            } else {
+                assert_eq!(kv.value, b("small"), "event {n}");
+                assert_eq!(e.prev_kv.as_ref().unwrap().value, value(i, 1_200_000));
+            }
+        }
+        // Once compacted, the first file holds nothing in use and goes.
+        let rev = put(&mut kv, "last", "x").await;
+        kv.compact(CompactionRequest {
+            revision: rev,
+            physical: true,
+        })
+        .await
+        .unwrap();
+        let deadline = std::time::Instant::now() + WAIT;
+        while value_files(&node) > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "value files not released"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        kv.range(RangeRequest {
+            key: b("\0"),
+            range_end: b("\0"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .kvs
+    });
+    let check = |all: &[mvccpb::KeyValue]| {
+        for (i, size) in sizes.iter().enumerate() {
+            let key = format!("size/{size}");
+            let kv = all.iter().find(|kv| kv.key == key.as_bytes()).unwrap();
+            assert_eq!(kv.value, value(i, *size), "{key}");
+        }
+    };
+    check(&before);
+    node.kill();
+    node.restart();
+    runtime.block_on(async {
+        let mut kv = KvClient::new(channel(&node).await);
+        let all = kv
+            .range(RangeRequest {
+                key: b("\0"),
+                range_end: b("\0"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .kvs;
+        assert_eq!(all, before);
+        check(&all);
+    });
 }
 
 #[test]

@@ -114,11 +114,11 @@ impl Leases {
     /// Rebuilds the key sets from the keyspace (after restoring both from a snapshot).
     pub fn attach_from(&mut self, keyspace: &Keyspace) {
         for (key, versions) in keyspace.keys.iter() {
-            let Some(kv) = versions.last().and_then(|v| v.kv.as_ref()) else {
+            let Some(v) = versions.last().filter(|v| v.is_put()) else {
                 continue;
             };
-            if let Some(l) = self.leases.get_mut(&kv.lease) {
-                l.keys.insert(key.clone());
+            if let Some(l) = self.leases.get_mut(&v.lease) {
+                l.keys.insert(Bytes::copy_from_slice(key));
             }
         }
     }

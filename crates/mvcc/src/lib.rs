@@ -13,10 +13,11 @@
 //! - compaction at `r` forgets, for every key, the versions that a newer version at or below
 //!   `r` replaced (and keys whose newest version at or below `r` is a deletion).
 //!
-//! Structure: [`Keyspace`] maps each key to its versions in an [`imbl::OrdMap`] (a persistent
-//! B-tree), so a snapshot is an O(1) clone and can be written out by another thread while
-//! writes go on; keys and values are [`bytes::Bytes`] shared between versions, events and
-//! responses.
+//! Structure: [`Keyspace`] holds each key with its versions in an [`imbl::OrdSet`] (a
+//! persistent B-tree), so a snapshot is an O(1) clone and can be written out by another thread
+//! while writes go on. Values over [`INLINE_MAX`] bytes are kept out of the heap when the
+//! server gives the keyspace a [`ValueStore`] (see `value.rs`); answers and events get their
+//! own copies of keys and values.
 //!
 //! Leases live beside the keyspace ([`Leases`], replicated; [`Deadlines`], the leader's
 //! clock): see `lease.rs`.
@@ -25,7 +26,7 @@
 //! revision's changes through a [`WatchSink`] that never blocks; [`Keyspace::events`] is the
 //! history an unsynced watcher catches up from.
 //!
-//! Deliberately not here: I/O, clocks, threads, gRPC, streams (the server owns them and
+//! Deliberately not here: I/O (a [`ValueStore`] does the keyspace's), clocks, threads, gRPC, streams (the server owns them and
 //! implements [`WatchSink`]), leases (the state machine that composes this crate checks lease
 //! ids and tells the lessor which keys a write attached or detached, from the [`Change`]s
 //! every write returns), and auth.
@@ -35,16 +36,18 @@ mod lease;
 mod range;
 mod snapshot;
 mod txn;
+mod value;
 mod watch;
 mod write;
 
 pub use etcd_api::v3::V3Error as Error;
 pub use etcd_v3proto::etcdserverpb as pb;
 pub use etcd_v3proto::mvccpb;
-pub use keyspace::{Change, Keyspace, Version};
+pub use keyspace::{Change, Keyspace};
 pub use lease::{Deadlines, Lease, Leases, MAX_LEASE_TTL};
 pub use snapshot::DecodeError;
 pub use txn::{check_txn, is_read_only};
+pub use value::{FileHandle, Stored, ValueFile, ValueStore, Values, INLINE_MAX};
 pub use watch::{WatchSink, WatchSpec, Watchers};
 pub use write::{header, Answer, Write};
 

@@ -11,12 +11,9 @@
 //! ```
 //! integers little-endian; keys in increasing order; versions as in the keyspace.
 
-use std::sync::Arc;
-
-use bytes::Bytes;
-
 use crate::keyspace::{Keyspace, Version};
-use crate::mvccpb::KeyValue;
+use crate::value::Value;
+use std::sync::Arc;
 
 const META: u8 = 0;
 const KEY: u8 = 1;
@@ -56,15 +53,14 @@ impl Keyspace {
                 for v in versions.iter() {
                     b.extend_from_slice(&v.main.to_le_bytes());
                     put_varint(b, v.sub as u64);
-                    match &v.kv {
-                        None => b.push(0),
-                        Some(kv) => {
-                            b.push(1);
-                            b.extend_from_slice(&kv.create_revision.to_le_bytes());
-                            b.extend_from_slice(&kv.version.to_le_bytes());
-                            b.extend_from_slice(&kv.lease.to_le_bytes());
-                            put_bytes(b, &kv.value);
-                        }
+                    if v.is_put() {
+                        b.push(1);
+                        b.extend_from_slice(&v.create.to_le_bytes());
+                        b.extend_from_slice(&v.version.to_le_bytes());
+                        b.extend_from_slice(&v.lease.to_le_bytes());
+                        put_bytes(b, &v.value.load());
+                    } else {
+                        b.push(0);
                     }
                 }
             })?;
@@ -82,44 +78,50 @@ impl Keyspace {
                 self.compacted = c.i64()?;
             }
             KEY => {
-                let key = Bytes::copy_from_slice(c.bytes()?);
+                let key: Arc<[u8]> = c.bytes()?.into();
                 if self.keys.get_max().is_some_and(|(last, _)| *last >= key) {
                     return bad("keys out of order");
                 }
                 let n = c.varint()? as usize;
-                let mut versions = Vec::with_capacity(n.min(1 << 16));
+                let mut versions: Vec<Version> = Vec::with_capacity(n.min(1 << 16));
                 for _ in 0..n {
                     let main = c.i64()?;
                     let sub = c.varint()? as i64;
-                    let kv = match c.u8()? {
-                        0 => None,
-                        1 => Some(KeyValue {
-                            key: key.clone(),
-                            create_revision: c.i64()?,
-                            mod_revision: main,
+                    let version = match c.u8()? {
+                        0 => Version {
+                            main,
+                            sub,
+                            create: 0,
+                            version: 0,
+                            lease: 0,
+                            value: Value::Deleted,
+                        },
+                        1 => Version {
+                            main,
+                            sub,
+                            create: c.i64()?,
                             version: c.i64()?,
                             lease: c.i64()?,
-                            value: Bytes::copy_from_slice(c.bytes()?),
-                        }),
+                            value: self.values.keep(c.bytes()?),
+                        },
                         _ => return bad("unknown version kind"),
                     };
                     if versions
                         .last()
-                        .is_some_and(|p: &Version| (p.main, p.sub) >= (main, sub))
+                        .is_some_and(|p| (p.main, p.sub) >= (main, sub))
                     {
                         return bad("versions out of order");
                     }
-                    let version = Version { main, sub, kv };
                     self.bytes += crate::keyspace::version_size(&key, &version);
                     versions.push(version);
                 }
                 match versions.last() {
                     None => return bad("a key without versions"),
                     Some(v) if v.main > self.rev => return bad("a version after the revision"),
-                    Some(v) if v.kv.is_some() => self.live += 1,
+                    Some(v) if v.is_put() => self.live += 1,
                     Some(_) => {}
                 }
-                self.keys.insert(key, Arc::new(versions));
+                self.keys.insert(key, versions.into());
             }
             _ => return bad("unknown record"),
         }

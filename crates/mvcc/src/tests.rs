@@ -4,6 +4,8 @@
 //! at every revision.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -12,7 +14,82 @@ use crate::pb::range_request::{SortOrder, SortTarget};
 use crate::pb::request_op::Request;
 use crate::pb::response_op::Response;
 use crate::pb::*;
-use crate::{check_txn, Answer, Error, Keyspace, Write};
+use crate::{
+    check_txn, Answer, Error, FileHandle, Keyspace, Stored, ValueFile, ValueStore, Values, Write,
+};
+
+/// A value store in memory with tiny files (256 bytes), counting the files still alive, so
+/// that the tests below run every value through the stored path and compaction rewrites.
+#[derive(Debug, Default)]
+pub(crate) struct MemFiles {
+    active: Mutex<Option<(Arc<MemFile>, FileHandle)>>,
+    pub(crate) alive: Arc<AtomicUsize>,
+}
+
+#[derive(Debug)]
+struct MemFile {
+    data: Mutex<Vec<u8>>,
+    sealed: AtomicBool,
+    alive: Arc<AtomicUsize>,
+}
+
+impl Drop for MemFile {
+    fn drop(&mut self) {
+        self.alive.fetch_sub(1, SeqCst);
+    }
+}
+
+/// A [`MemFile`] as a [`ValueFile`].
+#[derive(Debug)]
+struct Shared(Arc<MemFile>);
+
+impl ValueFile for Shared {
+    fn read(&self, offset: u32, len: u32) -> std::io::Result<Bytes> {
+        let data = self.0.data.lock().unwrap();
+        let at = offset as usize;
+        Ok(Bytes::copy_from_slice(&data[at..at + len as usize]))
+    }
+
+    fn written(&self) -> u64 {
+        self.0.data.lock().unwrap().len() as u64
+    }
+
+    fn sealed(&self) -> bool {
+        self.0.sealed.load(SeqCst)
+    }
+}
+
+impl ValueStore for MemFiles {
+    fn store(&self, value: &[u8]) -> Option<Stored> {
+        let mut active = self.active.lock().unwrap();
+        let full = active
+            .as_ref()
+            .is_none_or(|(f, _)| f.data.lock().unwrap().len() + value.len() > 256);
+        if full {
+            if let Some((old, _)) = active.take() {
+                old.sealed.store(true, SeqCst);
+            }
+            self.alive.fetch_add(1, SeqCst);
+            let file = Arc::new(MemFile {
+                data: Mutex::new(Vec::new()),
+                sealed: AtomicBool::new(false),
+                alive: self.alive.clone(),
+            });
+            let handle: FileHandle = Arc::new(Box::new(Shared(file.clone())));
+            *active = Some((file, handle));
+        }
+        let (file, handle) = active.as_ref().expect("an active file");
+        let mut data = file.data.lock().unwrap();
+        let offset = data.len() as u32;
+        data.extend_from_slice(value);
+        Some(Stored::new(handle.clone(), offset, value.len() as u32))
+    }
+}
+
+/// A keyspace storing every value in a [`MemFiles`].
+fn new_ks() -> Keyspace {
+    Keyspace::with_values(Values::all_stored(Arc::new(MemFiles::default())))
+}
 
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
@@ -115,7 +192,7 @@ fn op_del(k: &str, end: &str) -> RequestOp {
 
 #[test]
 fn revisions_start_at_1_and_each_write_makes_one() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     assert_eq!(ks.revision(), 1);
     assert_eq!(put(&mut ks, "a", "1").header.unwrap().revision, 2);
     // A put bumps the revision even when the value is unchanged.
@@ -125,7 +202,7 @@ fn revisions_start_at_1_and_each_write_makes_one() {
 
 #[test]
 fn a_delete_that_deletes_nothing_does_not_bump_the_revision() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     put(&mut ks, "a", "1");
     let d = del(&mut ks, "zzz", "");
     assert_eq!((d.deleted, d.header.unwrap().revision), (0, 2));
@@ -134,7 +211,7 @@ fn a_delete_that_deletes_nothing_does_not_bump_the_revision() {
 
 #[test]
 fn key_fields_follow_generations() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     put(&mut ks, "k", "1"); // rev 2
     put(&mut ks, "k", "2"); // rev 3
     let kv = get(&ks, "k", "").kvs[0].clone();
@@ -149,7 +226,7 @@ fn key_fields_follow_generations() {
 
 #[test]
 fn range_end_rules_single_from_key_and_prefix() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     for k in ["a", "b", "b/1", "b/2", "c"] {
         put(&mut ks, k, "v");
     }
@@ -163,7 +240,7 @@ fn range_end_rules_single_from_key_and_prefix() {
 
 #[test]
 fn range_at_old_revisions_compacted_and_future() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     put(&mut ks, "k", "1"); // 2
     put(&mut ks, "k", "2"); // 3
     del(&mut ks, "k", ""); // 4
@@ -188,7 +265,7 @@ fn range_at_old_revisions_compacted_and_future() {
 
 #[test]
 fn limit_more_and_count_before_limit() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     for k in ["a", "b", "c"] {
         put(&mut ks, k, "v");
     }
@@ -212,7 +289,7 @@ fn limit_more_and_count_before_limit() {
 
 #[test]
 fn sort_filters_keys_only_and_count_only() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     put(&mut ks, "a", "3"); // 2
     put(&mut ks, "b", "1"); // 3
     put(&mut ks, "c", "2"); // 4
@@ -259,7 +336,7 @@ fn sort_filters_keys_only_and_count_only() {
 
 #[test]
 fn put_prev_kv_ignore_value_ignore_lease_and_leases() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     let p = put(&mut ks, "k", "1");
     assert!(p.prev_kv.is_none());
     assert_eq!(put(&mut ks, "k", "2").prev_kv.unwrap().value, b("1"));
@@ -304,7 +381,7 @@ fn put_prev_kv_ignore_value_ignore_lease_and_leases() {
 
 #[test]
 fn delete_range_one_revision_increasing_subs_and_prev_kvs() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     for k in ["a", "b", "c"] {
         put(&mut ks, k, "v");
     }
@@ -334,7 +411,7 @@ fn delete_range_one_revision_increasing_subs_and_prev_kvs() {
 
 #[test]
 fn txn_compares_branches_one_revision_and_reads_see_earlier_writes() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     put(&mut ks, "k", "1"); // rev 2, mod 2
     let t = TxnRequest {
         compare: vec![cmp(
@@ -364,7 +441,7 @@ fn txn_compares_branches_one_revision_and_reads_see_earlier_writes() {
 
 #[test]
 fn txn_compare_rules_missing_keys_values_and_ranges() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     put(&mut ks, "p/a", "1");
     put(&mut ks, "p/b", "2");
     let holds = |ks: &mut Keyspace, c: Compare| {
@@ -437,7 +514,7 @@ fn txn_compare_rules_missing_keys_values_and_ranges() {
 
 #[test]
 fn nested_txns_follow_their_own_compares_and_share_one_revision() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     put(&mut ks, "a", "1"); // 2
     let nested = TxnRequest {
         compare: vec![cmp(
@@ -536,7 +613,7 @@ fn txn_validation_op_limit_empty_keys_and_duplicate_keys() {
 
 #[test]
 fn txn_apply_errors_change_nothing() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     put(&mut ks, "a", "1");
     let t = TxnRequest {
         success: vec![
@@ -575,7 +652,7 @@ fn txn_apply_errors_change_nothing() {
 
 #[test]
 fn compact_rules() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     put(&mut ks, "k", "1"); // 2
     put(&mut ks, "k", "2"); // 3
     put(&mut ks, "gone", "x"); // 4
@@ -593,9 +670,65 @@ fn compact_rules() {
 }
 
 #[test]
+fn compaction_stores_again_the_values_of_mostly_unused_files_which_then_go() {
+    let files = Arc::new(MemFiles::default());
+    let mut ks = Keyspace::with_values(Values::all_stored(files.clone()));
+    // The same writes with every value in memory.
+    let mut plain = Keyspace::new();
+    let value = |i: usize, round: u8| format!("{round}{i:039}");
+    // 60 keys of 40 bytes: 6 to a 256-byte file, 10 files.
+    for i in 0..60 {
+        put(&mut ks, &format!("k{i:02}"), &value(i, 0));
+        put(&mut plain, &format!("k{i:02}"), &value(i, 0));
+    }
+    assert_eq!(files.alive.load(SeqCst), 10);
+    // Two of every three keys written again: their first versions are unused after a
+    // compaction, so each first file keeps only a third of its bytes in use.
+    for i in (0..60).filter(|i| i % 3 != 0) {
+        put(&mut ks, &format!("k{i:02}"), &value(i, 1));
+        put(&mut plain, &format!("k{i:02}"), &value(i, 1));
+    }
+    assert_eq!(ks.hash_kv(0).unwrap(), plain.hash_kv(0).unwrap());
+    let snapshot = ks.clone();
+    ks.compact(ks.revision()).unwrap();
+    plain.compact(plain.revision()).unwrap();
+    assert_eq!(ks.hash_kv(0).unwrap(), plain.hash_kv(0).unwrap());
+    for i in 0..60 {
+        let round = if i % 3 == 0 { 0 } else { 1 };
+        let got = get(&ks, &format!("k{i:02}"), "");
+        assert_eq!(got.kvs[0].value, b(&value(i, round)), "k{i:02}");
+    }
+    // The clone still reads every old version from the old files...
+    assert_eq!(get(&snapshot, "k01", "").kvs[0].value, b(&value(1, 1)));
+    assert_eq!(
+        snapshot
+            .range(&RangeRequest {
+                key: b("k01"),
+                revision: 3,
+                ..Default::default()
+            })
+            .unwrap()
+            .kvs[0]
+            .value,
+        b(&value(1, 0))
+    );
+    // ...and once it is gone, only the files in use are left: the 20 rewritten values and the
+    // 40 second versions (60 x 40 bytes, 10 files, the last one still taking values).
+    drop(snapshot);
+    assert_eq!(files.alive.load(SeqCst), 10);
+    // A file in use over half its bytes stays where it is.
+    let alive = files.alive.load(SeqCst);
+    for i in (0..60).filter(|i| i % 3 == 0).take(2) {
+        put(&mut ks, &format!("k{i:02}"), &value(i, 2));
+    }
+    ks.compact(ks.revision()).unwrap();
+    assert_eq!(files.alive.load(SeqCst), alive + 1);
+}
+
+#[test]
 fn hash_kv_is_equal_for_equal_histories() {
-    let mut a = Keyspace::new();
-    let mut b2 = Keyspace::new();
+    let mut a = new_ks();
+    let mut b2 = new_ks();
     for ks in [&mut a, &mut b2] {
         put(ks, "x", "1");
         put(ks, "y", "2");
@@ -608,7 +741,7 @@ fn hash_kv_is_equal_for_equal_histories() {
 
 #[test]
 fn snapshot_records_round_trip() {
-    let mut ks = Keyspace::new();
+    let mut ks = new_ks();
     put(&mut ks, "a", "1");
     put(&mut ks, "a", "2");
     put(&mut ks, "b", "x");
@@ -620,7 +753,7 @@ fn snapshot_records_round_trip() {
         Ok::<_, ()>(())
     })
     .unwrap();
-    let mut back = Keyspace::new();
+    let mut back = new_ks();
     let mut pos = 0;
     while pos < bytes.len() {
         pos += back.read_record(&bytes[pos..]).unwrap();
@@ -631,10 +764,8 @@ fn snapshot_records_round_trip() {
     assert_eq!(back.size(), ks.size());
     assert_eq!(get(&back, "\0", "\0"), get(&ks, "\0", "\0"));
     // Damage is refused, not misread.
-    assert!(Keyspace::new()
-        .read_record(&bytes[..bytes.len() - 2])
-        .is_ok());
-    assert!(Keyspace::new().read_record(&[9]).is_err());
+    assert!(new_ks().read_record(&bytes[..bytes.len() - 2]).is_ok());
+    assert!(new_ks().read_record(&[9]).is_err());
 }
 
 /// A tiny deterministic generator (no dependency needed for a test).
@@ -653,7 +784,7 @@ impl Rng {
 fn model_check_reads_at_every_revision_through_writes_and_compactions() {
     for seed in 1..=20u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut ks = Keyspace::new();
+        let mut ks = new_ks();
         // The model: the whole keyspace (key -> kv) after every revision.
         let mut model: Vec<BTreeMap<Bytes, crate::mvccpb::KeyValue>> = vec![BTreeMap::new(); 2];
         let mut compacted = 0;
@@ -779,7 +910,7 @@ mod watch {
 
     #[test]
     fn synced_watchers_get_each_revisions_matching_events_filtered() {
-        let mut ks = Keyspace::new();
+        let mut ks = new_ks();
         let mut w = Watchers::new(ks.revision());
         let sink = Sink {
             room: Rc::new(RefCell::new(100)),
@@ -831,7 +962,7 @@ mod watch {
 
     #[test]
     fn a_slow_watcher_falls_behind_and_catches_up_from_history_without_loss() {
-        let mut ks = Keyspace::new();
+        let mut ks = new_ks();
         let mut w = Watchers::new(ks.revision());
         let sink = Sink {
             room: Rc::new(RefCell::new(1)),
@@ -876,7 +1007,7 @@ mod watch {
 
     #[test]
     fn history_events_equal_the_changes_that_made_them() {
-        let mut ks = Keyspace::new();
+        let mut ks = new_ks();
         let mut all = Vec::new();
         for write in [
             put_w("a", "1"),
@@ -932,7 +1063,7 @@ mod lease {
 
     #[test]
     fn grant_rules_and_revocation_deletes_the_keys_at_one_revision() {
-        let mut ks = Keyspace::new();
+        let mut ks = new_ks();
         let mut leases = Leases::new();
         leases.grant(5, 10).unwrap();
         assert_eq!(leases.grant(5, 10), Err(Error::LeaseExists));

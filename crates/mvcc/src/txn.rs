@@ -6,8 +6,7 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
-use crate::keyspace::{Change, Keyspace};
-use crate::mvccpb::KeyValue;
+use crate::keyspace::{Change, Keyspace, Version};
 use crate::pb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::pb::request_op::Request;
 use crate::pb::response_op::Response;
@@ -147,13 +146,13 @@ impl Keyspace {
     fn compare_holds(&self, c: &Compare) -> bool {
         let mut any = false;
         let mut all = true;
-        self.each_at(&c.key, &c.range_end, Revision::MAX, |kv| {
+        self.each_at(&c.key, &c.range_end, Revision::MAX, |_, v| {
             any = true;
-            all = compare_kv(c, kv);
+            all = compare_version(c, Some(v));
             all
         });
         if !any {
-            return c.target() != CompareTarget::Value && compare_kv(c, &KeyValue::default());
+            return c.target() != CompareTarget::Value && compare_version(c, None);
         }
         all
     }
@@ -246,7 +245,8 @@ impl WriteTxn<'_> {
     }
 }
 
-fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
+/// A compare against a key's version (`None`: a missing key, all zeros and no value).
+fn compare_version(c: &Compare, v: Option<&Version>) -> bool {
     use std::cmp::Ordering;
     let ord: Ordering = match c.target() {
         CompareTarget::Value => {
@@ -254,7 +254,8 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
                 Some(TargetUnion::Value(v)) => v,
                 _ => &[],
             };
-            kv.value[..].cmp(want)
+            let have = v.map(|v| v.value.load()).unwrap_or_default();
+            have[..].cmp(want)
         }
         target => {
             let want = match (&c.target_union, target) {
@@ -264,12 +265,12 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
                 | (Some(TargetUnion::Lease(v)), CompareTarget::Lease) => *v,
                 _ => 0,
             };
-            let have = match target {
-                CompareTarget::Version => kv.version,
-                CompareTarget::Create => kv.create_revision,
-                CompareTarget::Mod => kv.mod_revision,
-                _ => kv.lease,
-            };
+            let have = v.map_or(0, |v| match target {
+                CompareTarget::Version => v.version,
+                CompareTarget::Create => v.create,
+                CompareTarget::Mod => v.main,
+                _ => v.lease,
+            });
             have.cmp(&want)
         }
     };

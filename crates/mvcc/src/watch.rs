@@ -202,29 +202,34 @@ impl Keyspace {
     /// still kept). `from` must not be below the compaction revision.
     pub fn events(&self, spec: &WatchSpec, from: Revision, to: Revision) -> Vec<(i64, Event)> {
         let mut out: Vec<(Revision, i64, Event)> = Vec::new();
-        let mut visit = |key: &Bytes, versions: &[crate::keyspace::Version]| {
+        let mut visit = |key: &[u8], versions: &[crate::keyspace::Version]| {
             let start = versions.partition_point(|v| v.main < from);
             for i in start..versions.len() {
                 let v = &versions[i];
                 if v.main > to {
                     break;
                 }
-                let prev = i.checked_sub(1).and_then(|p| versions[p].kv.clone());
-                let event = match &v.kv {
-                    Some(kv) => Event {
+                let prev = i
+                    .checked_sub(1)
+                    .map(|p| &versions[p])
+                    .filter(|p| p.is_put())
+                    .map(|p| p.kv(key, false));
+                let event = if v.is_put() {
+                    Event {
                         r#type: EventType::Put as i32,
-                        kv: Some(kv.clone()),
+                        kv: Some(v.kv(key, false)),
                         prev_kv: prev,
-                    },
-                    None => Event {
+                    }
+                } else {
+                    Event {
                         r#type: EventType::Delete as i32,
                         kv: Some(KeyValue {
-                            key: key.clone(),
+                            key: Bytes::copy_from_slice(key),
                             mod_revision: v.main,
                             ..Default::default()
                         }),
                         prev_kv: prev,
-                    },
+                    }
                 };
                 out.push((v.main, v.sub, event));
             }
@@ -245,8 +250,8 @@ impl Keyspace {
             ),
         };
         if !matches!(key_range(&spec.key, &spec.range_end), KeyRange::Empty) {
-            for (k, v) in self.keys.range::<_, [u8]>(range) {
-                visit(k, v);
+            for (key, versions) in self.keys.range::<_, [u8]>(range) {
+                visit(key, versions);
             }
         }
         out.sort_by_key(|(main, sub, _)| (*main, *sub));

@@ -2,16 +2,17 @@
 //! at most one new revision (etcd 3.4 `applierV3backend` Put/DeleteRange/Txn and
 //! `storeTxnWrite`).
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
-use crate::keyspace::{Change, Keyspace, Version};
+use std::sync::Arc;
+
+use crate::keyspace::{Change, Keyspace, Version, Versions};
 use crate::mvccpb::{event::EventType, Event, KeyValue};
 use crate::pb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
     PutResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
+use crate::value::Value;
 use crate::{Error, Result, Revision};
 
 /// A write to apply.
@@ -71,51 +72,63 @@ impl<'a> WriteTxn<'a> {
         }
     }
 
-    /// Writes `key` (new generation if absent). Returns the previous key-value.
-    pub(crate) fn put(&mut self, key: Bytes, value: Bytes, lease: i64) -> Option<KeyValue> {
+    /// Writes `key` (new generation if absent) with `value` (which watchers see), kept as
+    /// `kept`. Returns the previous key-value.
+    pub(crate) fn put(
+        &mut self,
+        key: &[u8],
+        value: Bytes,
+        kept: Value,
+        lease: i64,
+    ) -> Option<KeyValue> {
         let rev = self.begin + 1;
         let sub = self.changes.len() as i64;
-        let prev = self.ks.get(&key).cloned();
-        let kv = KeyValue {
-            key: key.clone(),
-            create_revision: prev.as_ref().map_or(rev, |p| p.create_revision),
-            mod_revision: rev,
-            version: prev.as_ref().map_or(1, |p| p.version + 1),
-            value,
-            lease,
-        };
-        if prev.is_none() {
-            self.ks.live += 1;
-        }
+        let prev = self.ks.newest(key).cloned();
+        let prev = prev.as_ref();
         let version = Version {
             main: rev,
             sub,
-            kv: Some(kv.clone()),
+            create: prev.map_or(rev, |p| p.create),
+            version: prev.map_or(1, |p| p.version + 1),
+            lease,
+            value: kept,
         };
-        self.ks.bytes += crate::keyspace::version_size(&key, &version);
-        match self.ks.keys.get_mut(&key[..]) {
-            Some(versions) => Arc::make_mut(versions).push(version),
+        let kv = KeyValue {
+            key: Bytes::copy_from_slice(key),
+            create_revision: version.create,
+            mod_revision: rev,
+            version: version.version,
+            value,
+            lease,
+        };
+        let prev_kv = prev.map(|p| p.kv(key, false));
+        if prev.is_none() {
+            self.ks.live += 1;
+        }
+        self.ks.bytes += crate::keyspace::version_size(key, &version);
+        match self.ks.keys.get_mut(key) {
+            Some(versions) => *versions = appended(versions, version),
             None => {
-                self.ks.keys.insert(key, Arc::new(vec![version]));
+                self.ks.keys.insert(key.into(), Arc::new([version]));
             }
         }
         self.changes.push(Change {
             event: Event {
                 r#type: EventType::Put as i32,
                 kv: Some(kv),
-                prev_kv: prev.clone(),
+                prev_kv: prev_kv.clone(),
             },
             sub,
         });
-        prev
+        prev_kv
     }
 
     /// Deletes every existing key in the range; returns what they were.
     pub(crate) fn delete_range(&mut self, key: &[u8], end: &[u8]) -> Vec<KeyValue> {
         let mut doomed = Vec::new();
         // Every version, the transaction's own writes included.
-        self.ks.each_at(key, end, Revision::MAX, |kv| {
-            doomed.push(kv.clone());
+        self.ks.each_at(key, end, Revision::MAX, |key, v| {
+            doomed.push(v.kv(key, false));
             true
         });
         let rev = self.begin + 1;
@@ -125,10 +138,13 @@ impl<'a> WriteTxn<'a> {
                 let tombstone = Version {
                     main: rev,
                     sub,
-                    kv: None,
+                    create: 0,
+                    version: 0,
+                    lease: 0,
+                    value: Value::Deleted,
                 };
                 self.ks.bytes += crate::keyspace::version_size(&prev.key, &tombstone);
-                Arc::make_mut(versions).push(tombstone);
+                *versions = appended(versions, tombstone);
             }
             self.ks.live -= 1;
             self.changes.push(Change {
@@ -201,7 +217,7 @@ impl Keyspace {
         p: &PutRequest,
         lease_exists: &dyn Fn(i64) -> bool,
     ) -> Result<()> {
-        if (p.ignore_value || p.ignore_lease) && self.get(&p.key).is_none() {
+        if (p.ignore_value || p.ignore_lease) && self.newest(&p.key).is_none() {
             return Err(Error::KeyNotFound);
         }
         if p.lease != 0 && !lease_exists(p.lease) {
@@ -214,16 +230,16 @@ impl Keyspace {
 impl WriteTxn<'_> {
     /// A checked Put.
     pub(crate) fn put_request(&mut self, p: &PutRequest) -> PutResponse {
-        let old = self.ks.get(&p.key).cloned();
-        let value = match (&old, p.ignore_value) {
-            (Some(old), true) => old.value.clone(),
-            _ => p.value.clone(),
-        };
-        let lease = match (&old, p.ignore_lease) {
+        let old = self.ks.newest(&p.key);
+        let lease = match (old, p.ignore_lease) {
             (Some(old), true) => old.lease,
             _ => p.lease,
         };
-        let prev = self.put(p.key.clone(), value, lease);
+        let (value, kept) = match (old, p.ignore_value) {
+            (Some(old), true) => (old.value.load(), old.value.clone()),
+            _ => (p.value.clone(), self.ks.values.keep(&p.value)),
+        };
+        let prev = self.put(&p.key, value, kept, lease);
         PutResponse {
             header: Some(header(self.begin + 1)),
             prev_kv: if p.prev_kv { prev } else { None },
@@ -239,6 +255,11 @@ impl WriteTxn<'_> {
             prev_kvs: if d.prev_kv { deleted } else { Vec::new() },
         }
     }
+}
+
+/// `versions` with one more at the end.
+fn appended(versions: &[Version], last: Version) -> Versions {
+    versions.iter().cloned().chain([last]).collect()
 }
 
 /// A header with only the revision set.

@@ -16,4 +16,5 @@ pub mod server;
 pub mod snap;
 pub mod tls;
 pub mod transport;
+pub mod values;
 pub mod wal;

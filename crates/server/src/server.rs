@@ -137,7 +137,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             None
         }
     };
-    let store = Arc::new(RwLock::new(Store::new(config.history)));
+    let mut store = Store::new(config.history);
+    // v3 values over a few dozen bytes live in files beside the log, not in the heap.
+    store.set_v3_values(etcd_mvcc::Values::new(Arc::new(
+        crate::values::ValueFiles::new(&config.data_dir),
+    )));
+    let store = Arc::new(RwLock::new(store));
     let opts = raft::Options {
         id: node.id,
         first_entry: registration.map(|r| cluster::first_entry(node.id, &r)),

@@ -194,14 +194,32 @@ impl StoreSnapshot {
         s.w.write_all(&[TAG_END])
     }
 
-    /// Decodes a snapshot of any format this version knows.
+    /// Decodes a snapshot of any format this version knows, keeping v3 values in memory.
     pub fn decode(bytes: &[u8]) -> Result<StoreSnapshot, SnapshotError> {
-        StoreSnapshot::read_from(&mut &bytes[..])
+        StoreSnapshot::decode_with(bytes, &etcd_mvcc::Values::memory())
+    }
+
+    /// Decodes a snapshot, keeping v3 values where `values` says.
+    pub fn decode_with(
+        bytes: &[u8],
+        values: &etcd_mvcc::Values,
+    ) -> Result<StoreSnapshot, SnapshotError> {
+        StoreSnapshot::read_from_with(&mut &bytes[..], values)
+    }
+
+    /// Decodes a snapshot from a stream, keeping v3 values in memory.
+    pub fn read_from(r: &mut dyn Read) -> Result<StoreSnapshot, SnapshotError> {
+        StoreSnapshot::read_from_with(r, &etcd_mvcc::Values::memory())
     }
 
     /// Decodes a snapshot of any format this version knows from a stream, building the state
-    /// as it reads. Format 3 must end with its end tag: a truncated stream is an error.
-    pub fn read_from(r: &mut dyn Read) -> Result<StoreSnapshot, SnapshotError> {
+    /// as it reads, and keeping v3 values where `values` says (as they are read: a snapshot's
+    /// values are never all in memory at once). Format 3 must end with its end tag: a
+    /// truncated stream is an error.
+    pub fn read_from_with(
+        r: &mut dyn Read,
+        values: &etcd_mvcc::Values,
+    ) -> Result<StoreSnapshot, SnapshotError> {
         let mut r = BufReader::with_capacity(FRAME_BYTES, r);
         if r.fill_buf()?.first() == Some(&b'{') {
             let mut bytes = Vec::new();
@@ -224,7 +242,7 @@ impl StoreSnapshot {
             index: 0,
             applied: 0,
             stats: Stats::default(),
-            v3: etcd_mvcc::Keyspace::new(),
+            v3: etcd_mvcc::Keyspace::with_values(values.clone()),
             leases: etcd_mvcc::Leases::new(),
             cluster_id: 0,
         };

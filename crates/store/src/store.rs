@@ -168,6 +168,18 @@ impl<W> Store<W> {
         &self.v3
     }
 
+    /// Keeps v3 values written from now on (and those of snapshots restored later, when they
+    /// are decoded with [`Store::v3_values`]) where `values` says.
+    pub fn set_v3_values(&mut self, values: etcd_mvcc::Values) {
+        self.v3.set_values(values);
+    }
+
+    /// Where v3 values are kept: what a snapshot to restore here is decoded with
+    /// ([`StoreSnapshot::read_from_with`]).
+    pub fn v3_values(&self) -> etcd_mvcc::Values {
+        self.v3.values().clone()
+    }
+
     /// The v2 authentication state.
     pub fn auth(&self) -> &Auth {
         &self.auth
@@ -555,7 +567,11 @@ impl<W> Store<W> {
         self.removed = snap.removed;
         self.stats = snap.stats;
         self.auth = snap.auth;
+        // Values written from now on go where they went before, whatever the snapshot was
+        // decoded with.
+        let values = self.v3_values();
         self.v3 = snap.v3;
+        self.v3.set_values(values);
         self.leases = snap.leases;
         self.cluster_id = snap.cluster_id;
         // A watcher waiting for "the next event" registered before the old state's last entry

@@ -122,7 +122,8 @@ pub fn start(
             storage,
             snapshot_data,
         } = DiskStorage::open(data_dir, &mut |r| {
-            StoreSnapshot::read_from(r).map_err(|e| e.to_string())
+            let values = store.read().expect("store lock poisoned").v3_values();
+            StoreSnapshot::read_from_with(r, &values).map_err(|e| e.to_string())
         })?;
         (storage, snapshot_data)
     } else if let Some(e) = opts.first_entry.clone() {
@@ -823,7 +824,8 @@ impl Driver {
         if !ready.snapshot().is_empty() {
             let snap = ready.snapshot().clone();
             // Decoded before anything is persisted: a bad snapshot must not outlive a restart.
-            let data = StoreSnapshot::decode(&snap.data).unwrap_or_else(|e| {
+            let values = self.store.read().expect("store lock poisoned").v3_values();
+            let data = StoreSnapshot::decode_with(&snap.data, &values).unwrap_or_else(|e| {
                 fatal(&format!("snapshot from the leader does not decode: {e}"))
             });
             fatal_on_err(
