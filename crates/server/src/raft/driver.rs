@@ -30,7 +30,7 @@ use raft::eraftpb::{
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
 
-use super::storage::{DiskStorage, Recovered};
+use super::storage::{DiskStorage, Recovered, CATCH_UP_ENTRIES};
 use super::{
     Handle, ProposeResult, Request, SharedStore, SharedWatchers, Status, Transient, V3Result,
     PROPOSAL_TIMEOUT,
@@ -42,6 +42,9 @@ use crate::transport::{Report, Transport};
 /// Most requests taken from the channel before handling a `Ready`, so that one huge burst
 /// cannot delay the fsync of what is already proposed.
 const MAX_BATCH: usize = 4096;
+
+/// The log in memory is trimmed (see `Driver::trim_log`) this many entries at a time.
+const TRIM_STEP: u64 = 1000;
 
 /// The snapshot thread is kept busy at most about one part in this many of the time: after a
 /// snapshot that took `t` to write, the next one waits at least `(SNAPSHOT_DUTY - 1) * t`
@@ -438,6 +441,7 @@ impl Driver {
                 self.on_ready();
             }
             self.maybe_snapshot();
+            self.trim_log();
             self.publish();
             self.follow_lease_clock();
         }
@@ -1092,6 +1096,30 @@ impl Driver {
         }
         self.snapshots.in_flight = Some(Instant::now());
         self.last_snapshot = self.applied;
+    }
+
+    /// Forgets the log entries in memory that no member needs any more: those more than
+    /// [`CATCH_UP_ENTRIES`] behind what this member applied and (on a leader) what every
+    /// follower has. They stay in the WAL until the next snapshot. Between snapshots (every
+    /// `snapshot_count` entries) the log in memory would otherwise hold every entry, values and
+    /// all. A member that falls further behind later gets a snapshot, as it would after a
+    /// snapshot's compaction.
+    fn trim_log(&mut self) {
+        let raft = &self.raw_node.raft;
+        let mut needed = self.applied;
+        if raft.state == StateRole::Leader {
+            for (id, progress) in raft.prs().iter() {
+                if *id != self.opts.id {
+                    needed = needed.min(progress.matched);
+                }
+            }
+        }
+        let keep_after = needed.saturating_sub(CATCH_UP_ENTRIES);
+        let first = raft::Storage::first_index(self.raw_node.store()).unwrap_or(0);
+        // In steps, so that the entries still kept are moved only now and then.
+        if keep_after >= first + TRIM_STEP {
+            self.raw_node.mut_store().compact(keep_after);
+        }
     }
 
     /// Proposes again, once a leader is known, the consistent reads still waiting: a `Read`

@@ -400,7 +400,12 @@ impl DiskStorage {
         self.persist()
     }
 
-    fn compact(&mut self, index: u64) {
+    /// Forgets the entries in memory up to `index` (they stay in the WAL until a snapshot
+    /// covers them, which is what a restart needs). Raft then reaches entries from `index + 1`
+    /// on; a member further behind gets a snapshot (one at or after `index`: see
+    /// [`Storage::snapshot`]). The driver calls it with entries every follower has (see
+    /// `Driver::trim_log`), so that the log in memory stays short between snapshots.
+    pub fn compact(&mut self, index: u64) {
         if index <= self.offset.0 {
             return;
         }
@@ -408,6 +413,10 @@ impl DiskStorage {
         let term = self.term_of(index).expect("index within the log");
         let n = (index - self.offset.0) as usize;
         self.entries.drain(..n);
+        // A long log drained to a short one gives its memory back.
+        if self.entries.capacity() > 4 * self.entries.len() + 1024 {
+            self.entries.shrink_to(2 * self.entries.len());
+        }
         self.offset = (index, term);
     }
 
@@ -474,8 +483,13 @@ impl Storage for DiskStorage {
         let meta = &self.snapshot;
         let cs = meta.get_conf_state();
         let includes_peer = cs.voters.contains(&to) || cs.learners.contains(&to);
-        if meta.index == 0 || meta.index < request_index || !includes_peer {
-            // A snapshot taken before `to` joined would be refused by it; ask for a new one.
+        if meta.index == 0
+            || meta.index < request_index
+            || meta.index < self.offset.0
+            || !includes_peer
+        {
+            // A snapshot taken before `to` joined would be refused by it, and one older than
+            // the log in memory would leave a gap after it: ask for a new one.
             self.snapshot_wanted.set(true);
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
@@ -599,6 +613,55 @@ mod tests {
         ));
         assert!(s.take_snapshot_wanted());
         assert!(!s.take_snapshot_wanted());
+    }
+
+    #[test]
+    fn a_log_trimmed_in_memory_past_the_snapshot_asks_for_a_newer_one_and_restarts_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        let more: Vec<Entry> = (2..=20).map(|i| entry(i, 2, "x")).collect();
+        s.append(&more);
+        s.set_hard_state(&hs(2, 20));
+        s.persist().unwrap();
+        let cs = voters(&[1, 2]);
+        s.create_snapshot(5, cs.clone(), b"state at 5").unwrap();
+        // Entries every member has are forgotten in memory, past the snapshot.
+        s.compact(15);
+        assert_eq!(s.first_index().unwrap(), 16);
+        assert!(matches!(
+            s.entries(10, 12, None, GetEntriesContext::empty(false)),
+            Err(raft::Error::Store(StorageError::Compacted))
+        ));
+        assert_eq!(s.term(15).unwrap(), 2);
+        // The snapshot at 5 would leave a gap before 16: a newer one is asked for.
+        assert!(matches!(
+            s.snapshot(0, 2),
+            Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable
+            ))
+        ));
+        assert!(s.take_snapshot_wanted());
+        s.create_snapshot(18, cs, b"state at 18").unwrap();
+        assert_eq!(s.snapshot(0, 2).unwrap().get_metadata().index, 18);
+        drop(s);
+        // The WAL still has every entry after the last snapshot.
+        let r = DiskStorage::open(tmp.path(), &mut read_all).unwrap();
+        assert_eq!(r.storage.first_index().unwrap(), 19);
+        assert_eq!(r.storage.last_index().unwrap(), 20);
+        let mut s = DiskStorage::create(
+            tmp.path().join("b").as_path(),
+            hs(1, 1),
+            &[entry(1, 1, "a")],
+        )
+        .unwrap();
+        s.append(&(2..=30).map(|i| entry(i, 2, "x")).collect::<Vec<_>>());
+        s.persist().unwrap();
+        s.compact(25);
+        drop(s);
+        // With no snapshot at all, a restart replays the whole WAL.
+        let r = DiskStorage::open(tmp.path().join("b").as_path(), &mut read_all).unwrap();
+        assert_eq!(r.storage.first_index().unwrap(), 1);
+        assert_eq!(r.storage.last_index().unwrap(), 30);
     }
 
     #[test]
