@@ -50,6 +50,7 @@
 //! Not here: what records mean, raft semantics, snapshots (see `snap.rs`).
 
 use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -166,12 +167,29 @@ impl Wal {
     /// Opens the log in `dir`, returning every record in order. Repairs a torn tail; fails on
     /// corruption (see the module docs).
     pub fn open(dir: &Path, known_kinds: &'static [u8]) -> Result<(Wal, Vec<Record>)> {
+        let mut records = Vec::new();
+        let wal = Wal::open_each(dir, known_kinds, &mut |r| {
+            records.push(r);
+            Ok::<(), Error>(())
+        })?;
+        Ok((wal, records))
+    }
+
+    /// Opens the log in `dir`, handing every record in order to `each` as it is read (the
+    /// segments are streamed, never held whole). Repairs a torn tail; fails on corruption
+    /// (see the module docs), or with the first error `each` returns.
+    pub fn open_each<E: From<Error>>(
+        dir: &Path,
+        known_kinds: &'static [u8],
+        each: &mut dyn FnMut(Record) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Wal, E> {
         let segments = list_segments(dir)?;
         let Some(last) = segments.last().cloned() else {
             return Err(Error::Io {
                 path: dir.to_path_buf(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no WAL segments"),
-            });
+            }
+            .into());
         };
         // Segments are only ever released from the front, so their numbers have no gaps.
         for pair in segments.windows(2) {
@@ -180,53 +198,15 @@ impl Wal {
                     path: pair[1].path.clone(),
                     offset: 0,
                     reason: format!("segment {:x} is missing before it", pair[0].seq + 1),
-                });
+                }
+                .into());
             }
         }
-        let mut records = Vec::new();
         // Where the records of the segment just read end.
         let mut end = 0usize;
         for (i, seg) in segments.iter().enumerate() {
             let is_last = i + 1 == segments.len();
-            let data = fs::read(&seg.path).map_err(io(&seg.path))?;
-            let mut off = 0usize;
-            end = data.len();
-            while off < data.len() {
-                match parse_at(&data, off, known_kinds) {
-                    Ok((rec, next)) => {
-                        records.push(rec);
-                        off = next;
-                    }
-                    Err(_) if is_last && data[off..].iter().all(|&b| b == 0) => {
-                        // The preallocated, never written rest of the segment.
-                        end = off;
-                        break;
-                    }
-                    Err(reason) => {
-                        if is_last && !valid_record_after(&data, off + 1, known_kinds) {
-                            tracing::warn!(
-                                file = %seg.path.display(),
-                                offset = off,
-                                dropped_bytes = data.len() - off,
-                                "truncating torn WAL tail ({reason})"
-                            );
-                            let f = OpenOptions::new()
-                                .write(true)
-                                .open(&seg.path)
-                                .map_err(io(&seg.path))?;
-                            f.set_len(off as u64).map_err(io(&seg.path))?;
-                            f.sync_all().map_err(io(&seg.path))?;
-                            end = off;
-                            break;
-                        }
-                        return Err(Error::Corrupt {
-                            path: seg.path.clone(),
-                            offset: off as u64,
-                            reason,
-                        });
-                    }
-                }
-            }
+            end = scan_segment(&seg.path, is_last, known_kinds, each)?;
         }
         let file = OpenOptions::new()
             .write(true)
@@ -234,17 +214,14 @@ impl Wal {
             .map_err(io(&last.path))?;
         preallocate(&file, &last.path)?;
         let size = end as u64;
-        Ok((
-            Wal {
-                dir: dir.to_path_buf(),
-                segments,
-                file,
-                buf: Vec::new(),
-                size,
-                known_kinds,
-            },
-            records,
-        ))
+        Ok(Wal {
+            dir: dir.to_path_buf(),
+            segments,
+            file,
+            buf: Vec::new(),
+            size,
+            known_kinds,
+        })
     }
 
     /// Buffers a record; durable only after [`Wal::sync`].
@@ -407,6 +384,98 @@ fn preallocate(file: &File, path: &Path) -> Result<()> {
 /// Makes a directory entry change (create, rename, delete) durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     crate::durable::sync_dir(dir).map_err(io(dir))
+}
+
+/// Reads the records of one segment in order, handing each to `each`; returns the offset where
+/// its records end. The file is streamed; a record that does not parse makes it read the rest
+/// of the file at once, to tell a torn tail or the preallocated zero tail from corruption
+/// ([`damaged_at`]).
+fn scan_segment<E: From<Error>>(
+    path: &Path,
+    is_last: bool,
+    known_kinds: &[u8],
+    each: &mut dyn FnMut(Record) -> std::result::Result<(), E>,
+) -> std::result::Result<usize, E> {
+    let file = File::open(path).map_err(io(path))?;
+    let size = file.metadata().map_err(io(path))?.len() as usize;
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut off = 0usize;
+    while off < size {
+        if size - off >= HEADER_BYTES {
+            let mut header = [0u8; HEADER_BYTES];
+            r.read_exact(&mut header).map_err(io(path))?;
+            let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
+            let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+            let rest = size - off - HEADER_BYTES;
+            if header == [0; HEADER_BYTES] && is_last && zeros(&mut r, rest).map_err(io(path))? {
+                // The preallocated, never written rest of the segment.
+                return Ok(off);
+            }
+            if (1..=MAX_RECORD_BYTES).contains(&len) && len <= rest {
+                let mut body = vec![0u8; len];
+                r.read_exact(&mut body).map_err(io(path))?;
+                if crc32fast::hash(&body) == crc && known_kinds.contains(&body[0]) {
+                    let kind = body[0];
+                    body.remove(0);
+                    each(Record {
+                        kind,
+                        payload: body,
+                    })?;
+                    off += HEADER_BYTES + len;
+                    continue;
+                }
+            }
+        }
+        return Ok(damaged_at(path, off, is_last, known_kinds)?);
+    }
+    Ok(off)
+}
+
+/// True if the next `n` bytes of `r` are all zero (reads them).
+fn zeros(r: &mut impl Read, mut n: usize) -> std::io::Result<bool> {
+    let mut chunk = vec![0u8; 1 << 16];
+    while n > 0 {
+        let take = n.min(chunk.len());
+        r.read_exact(&mut chunk[..take])?;
+        if chunk[..take].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        n -= take;
+    }
+    Ok(true)
+}
+
+/// A record at `off` that does not parse: the end of the records if the rest of the last
+/// segment is its zero tail, or a torn tail (which is truncated); otherwise corruption.
+fn damaged_at(path: &Path, off: usize, is_last: bool, known_kinds: &[u8]) -> Result<usize> {
+    let data = fs::read(path).map_err(io(path))?;
+    let reason = match parse_at(&data, off, known_kinds) {
+        Err(reason) => reason,
+        Ok(_) => "a record that reads differently the second time".to_string(),
+    };
+    if is_last && data[off..].iter().all(|&b| b == 0) {
+        return Ok(off);
+    }
+    if is_last && !valid_record_after(&data, off + 1, known_kinds) {
+        tracing::warn!(
+            file = %path.display(),
+            offset = off,
+            dropped_bytes = data.len() - off,
+            "truncating torn WAL tail ({reason})"
+        );
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        f.set_len(off as u64).map_err(io(path))?;
+        f.sync_all().map_err(io(path))?;
+        return Ok(off);
+    }
+    Err(Error::Corrupt {
+        path: path.to_path_buf(),
+        offset: off as u64,
+        reason,
+    })
 }
 
 /// Parses the record at `off`; returns it and the offset after it, or why it is not valid.
@@ -580,6 +649,37 @@ mod tests {
             wal.sync().unwrap();
             assert_eq!(Wal::open(tmp.path(), KINDS).unwrap().1.len(), 5);
         }
+    }
+
+    #[test]
+    fn records_bigger_than_the_read_buffer_stream_and_zeros_before_a_record_are_corruption() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut wal = Wal::create(tmp.path(), 1, KINDS).unwrap();
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        for payload in [&b"small"[..], &big, b"after the big one"] {
+            wal.append(2, payload);
+        }
+        wal.sync().unwrap();
+        drop(wal);
+        let mut seen = Vec::new();
+        Wal::open_each(tmp.path(), KINDS, &mut |r| {
+            seen.push(r.payload.len());
+            Ok::<(), Error>(())
+        })
+        .unwrap();
+        assert_eq!(seen, [5, 3_000_000, 17]);
+        // A header zeroed out in front of valid records is damage, not the preallocated tail.
+        let seg = only_segment(tmp.path());
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .write_all_at(&[0; HEADER_BYTES], 0)
+            .unwrap();
+        assert!(matches!(
+            Wal::open(tmp.path(), KINDS),
+            Err(Error::Corrupt { offset: 0, .. })
+        ));
     }
 
     #[test]

@@ -139,7 +139,6 @@ impl DiskStorage {
     pub fn open<T>(data_dir: &Path, decode: DecodeSnapshot<'_, T>) -> Result<Recovered<T>> {
         let snaps = Snapshotter::open(&data_dir.join("snap"))?;
         let loaded = snaps.load_newest(decode)?;
-        let (wal, records) = Wal::open(&data_dir.join("wal"), KINDS)?;
         let mut snapshot = SnapshotMetadata::default();
         let mut snapshot_data = None;
         if let Some(l) = loaded {
@@ -150,11 +149,18 @@ impl DiskStorage {
         let mut hard_state = HardState::default();
         let mut entries: Vec<Entry> = Vec::new();
         let mut reset_at = 0;
-        for rec in records {
+        // Records are handled as they are read. Entries before the snapshot are not kept: the
+        // snapshot holds what they did, and committed entries are never written again, so one
+        // of them read after later entries means those later entries were replaced.
+        let wal = Wal::open_each(&data_dir.join("wal"), KINDS, &mut |rec| {
             match rec.kind {
                 KIND_ENTRY => {
                     let e = Entry::parse_from_bytes(&rec.payload)
                         .map_err(|e| Error::Inconsistent(format!("WAL entry: {e}")))?;
+                    if e.index < snapshot.index {
+                        entries.clear();
+                        return Ok(());
+                    }
                     if let Some(first) = entries.first().map(|f| f.index) {
                         if e.index < first {
                             entries.clear();
@@ -184,7 +190,8 @@ impl DiskStorage {
                 }
                 _ => unreachable!("the WAL only returns known kinds"),
             }
-        }
+            Ok(())
+        })?;
         if reset_at > snapshot.index {
             return Err(Error::Inconsistent(format!(
                 "the log was reset to a snapshot at {reset_at}, but the newest valid snapshot is at {}",
