@@ -5,6 +5,9 @@
 //!   etcd 3.4.23 gave (`tools/v3-reference/kv.etcd-3.4.23.txt`), byte for byte once cluster
 //!   and member ids and raft terms are masked: the same revisions, versions, counts, errors
 //!   and exit codes.
+//!   The same sequence gives the same transcript through three members (each command through
+//!   the next member: written through one, read through another) and over TLS with client
+//!   certificates. It ends with watches in interactive (`watch -i`) and exec form.
 //! - endpoint status, health and hashkv, and member list, on one node;
 //! - three members: written through one, read through another, linearizable and
 //!   serializable, with equal hashes and one cluster id;
@@ -122,8 +125,11 @@ fn mask(text: &str) -> String {
 }
 
 /// Runs the commands of `tools/v3-reference/kv.cmds` as `kv.sh` does and returns the
-/// transcript in the same format.
-fn transcript(endpoint: &str, dir: &Path) -> String {
+/// transcript in the same format. Command `n` goes to `endpoints[n % len]` (so on a cluster
+/// each write goes through one member and the reads after it through others), except that
+/// reads served from a member's own state (`--consistency=s`, `lease list`) go to the member
+/// that took the last write; `extra` flags go to every command.
+fn transcript(endpoints: &[String], extra: &[&str], dir: &Path) -> String {
     let cmds = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/v3-reference/kv.cmds"),
     )
@@ -131,20 +137,31 @@ fn transcript(endpoint: &str, dir: &Path) -> String {
     let mut out = String::new();
     // The id the last `lease grant` printed: `$LEASE` in the commands, `LEASE` in the output.
     let mut lease = "none".to_string();
-    for line in cmds.lines() {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+    let mut last_write = endpoints[0].as_str();
+    for (n, line) in cmds
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .enumerate()
+    {
         let (shown, input) = match line.split_once(" | ") {
             Some((args, input)) => (args, input.replace("\\n", "\n")),
             None => (line, String::new()),
         };
         let args = shown.replace("$LEASE", &lease);
         let argv: Vec<&str> = args.split(' ').collect();
-        let r = if args.starts_with("watch") {
-            watch_for(endpoint, &argv, Duration::from_secs(2), dir)
+        let local = args.contains("--consistency=s") || args.starts_with("lease list");
+        let endpoint = if local {
+            last_write
         } else {
-            ctl_with(endpoint, &[], &argv, &input, dir)
+            endpoints[n % endpoints.len()].as_str()
+        };
+        let r = if args.starts_with("watch") {
+            watch_for(endpoint, extra, &argv, &input, Duration::from_secs(2), dir)
+        } else {
+            if !args.starts_with("get") && !args.starts_with("lease timetolive") {
+                last_write = endpoint;
+            }
+            ctl_with(endpoint, extra, &argv, &input, dir)
         };
         if args.starts_with("lease grant") {
             if let Some(id) = r.stdout.split_whitespace().nth(1) {
@@ -170,21 +187,32 @@ fn transcript(endpoint: &str, dir: &Path) -> String {
     out
 }
 
-/// Runs `etcdctl watch …` for `time`; `code` is `None` when it was still running then (and
-/// was ended).
-fn watch_for(endpoint: &str, args: &[&str], time: Duration, dir: &Path) -> Ctl {
+/// Runs `etcdctl watch …` for `time` with `input` on its standard input, which stays open
+/// until then (for `watch -i`); `code` is `None` when it was still running then (and was
+/// ended).
+fn watch_for(
+    endpoint: &str,
+    extra: &[&str],
+    args: &[&str],
+    input: &str,
+    time: Duration,
+    dir: &Path,
+) -> Ctl {
     let out = dir.join("watch.out");
     let err = dir.join("watch.err");
     let mut child = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .arg("--endpoints")
         .arg(endpoint)
+        .args(extra)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(std::fs::File::create(&out).expect("stdout file"))
         .stderr(std::fs::File::create(&err).expect("stderr file"))
         .spawn()
         .expect("spawn etcdctl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let _ = stdin.write_all(input.as_bytes());
     let code = match wait_child(&mut child, time) {
         Some(status) => status.code(),
         None => {
@@ -193,6 +221,7 @@ fn watch_for(endpoint: &str, args: &[&str], time: Duration, dir: &Path) -> Ctl {
             None
         }
     };
+    drop(stdin);
     Ctl {
         code,
         stdout: std::fs::read_to_string(out).unwrap(),
@@ -200,21 +229,17 @@ fn watch_for(endpoint: &str, args: &[&str], time: Duration, dir: &Path) -> Ctl {
     }
 }
 
-#[test]
-fn the_scripted_kv_sequence_answers_as_etcd_3_4_did() {
-    if !have_etcdctl() {
-        return;
-    }
-    let node = Node::start("v3kv", &[]);
-    let dir = tempfile::tempdir().expect("tmp");
-    let ours = mask(&transcript(&node.client_addr(), dir.path()));
+/// Requires `ours` to be the recorded etcd 3.4.23 transcript (both masked), showing the first
+/// difference otherwise.
+fn assert_same_as_etcd(ours: &str, dir: &Path) {
+    let ours = mask(ours);
     let reference = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/v3-reference/kv.etcd-3.4.23.txt"),
     )
     .expect("the recorded transcript");
     let reference = mask(&reference);
     if ours != reference {
-        std::fs::write(dir.path().join("ours.txt"), &ours).unwrap();
+        std::fs::write(dir.join("ours.txt"), &ours).unwrap();
         let first = ours
             .lines()
             .zip(reference.lines())
@@ -234,6 +259,74 @@ fn the_scripted_kv_sequence_answers_as_etcd_3_4_did() {
             context(&ours)
         );
     }
+}
+
+#[test]
+fn the_scripted_kv_sequence_answers_as_etcd_3_4_did() {
+    if !have_etcdctl() {
+        return;
+    }
+    let node = Node::start("v3kv", &[]);
+    let dir = tempfile::tempdir().expect("tmp");
+    assert_same_as_etcd(
+        &transcript(&[node.client_addr()], &[], dir.path()),
+        dir.path(),
+    );
+}
+
+#[test]
+fn the_scripted_kv_sequence_through_three_members_answers_as_etcd_3_4_did() {
+    if !have_etcdctl() {
+        return;
+    }
+    // etcd's default timing (heartbeat 100 ms, election 1 s), which sets the minimum lease
+    // TTL the transcript shows (2 s).
+    let c = Cluster::start(3, &["-heartbeat-interval", "100", "-election-timeout", "1000"]);
+    let endpoints: Vec<String> = (0..3).map(|i| c.member(i).client_addr()).collect();
+    let dir = tempfile::tempdir().expect("tmp");
+    assert_same_as_etcd(&transcript(&endpoints, &[], dir.path()), dir.path());
+}
+
+#[test]
+fn the_scripted_kv_sequence_over_tls_answers_as_etcd_3_4_did() {
+    if !have_etcdctl() {
+        return;
+    }
+    let (node, tls) = tls_node("v3kvtls");
+    let dir = tempfile::tempdir().expect("tmp");
+    let flags: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let ours = transcript(
+        &[format!("https://{}", node.client_addr())],
+        &flags,
+        dir.path(),
+    );
+    assert_same_as_etcd(&ours, dir.path());
+}
+
+/// A node serving TLS with client certificates required, and etcdctl's flags for it.
+fn tls_node(name: &str) -> (Node, [String; 3]) {
+    let mut node = Node::prepare(
+        name,
+        &[
+            &format!("-clientCert={}", fixture_arg("server.crt")),
+            &format!("-clientKey={}", fixture_arg("server.key.insecure")),
+            &format!("-clientCAFile={}", fixture_arg("ca.crt")),
+        ],
+    );
+    node.launch();
+    let client = TlsClient::new(
+        &fixture("ca.crt"),
+        Some((&fixture("client.crt"), &fixture("client.key.insecure"))),
+    )
+    .expect("TLS client");
+    let peer = node.peer_url();
+    node.wait_ready_via(&Transport::Tls(client), &peer);
+    let flags = [
+        format!("--cacert={}", fixture_arg("ca.crt")),
+        format!("--cert={}", fixture_arg("client.crt")),
+        format!("--key={}", fixture_arg("client.key.insecure")),
+    ];
+    (node, flags)
 }
 
 #[test]
@@ -361,29 +454,12 @@ fn v3_over_tls_with_client_certificates() {
     if !have_etcdctl() {
         return;
     }
-    let mut node = Node::prepare(
-        "v3tls",
-        &[
-            &format!("-clientCert={}", fixture_arg("server.crt")),
-            &format!("-clientKey={}", fixture_arg("server.key.insecure")),
-            &format!("-clientCAFile={}", fixture_arg("ca.crt")),
-        ],
-    );
-    node.launch();
-    let client = TlsClient::new(
-        &fixture("ca.crt"),
-        Some((&fixture("client.crt"), &fixture("client.key.insecure"))),
-    )
-    .expect("TLS client");
-    let peer = node.peer_url();
-    node.wait_ready_via(&Transport::Tls(client), &peer);
+    let (node, flags) = tls_node("v3tls");
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
     let ep = format!("https://{}", node.client_addr());
-    let ca = format!("--cacert={}", fixture_arg("ca.crt"));
-    let cert = format!("--cert={}", fixture_arg("client.crt"));
-    let key = format!("--key={}", fixture_arg("client.key.insecure"));
-    let tls = [ca.as_str(), cert.as_str(), key.as_str()];
+    let tls: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let ca = flags[0].clone();
     assert_eq!(ok_with(&ep, &tls, &["put", "secure", "yes"], d), "OK\n");
     assert_eq!(ok_with(&ep, &tls, &["get", "secure"], d), "secure\nyes\n");
     // Without a client certificate the handshake is refused.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the etcdctl 3.4 commands of kv.cmds (ETCDCTL_API=3) against ENDPOINT and prints a
 # transcript: each command, its standard output, its "Error:" lines, and its exit code (a
-# watch is ended after 2 seconds).
+# watch is ended after 2 seconds, its standard input held open until then).
 # tests/etcdctl_v3.rs runs the same commands against etcd-rs and compares the transcripts
 # (cluster and member ids and raft terms masked).
 #   tools/v3-reference/kv.sh 127.0.0.1:2379 > tools/v3-reference/kv.etcd-3.4.23.txt
@@ -19,7 +19,10 @@ while IFS= read -r line; do
   echo "\$ etcdctl $shown"
   limit=
   case "$args" in watch*) limit="timeout 2" ;; esac
-  out=$(printf '%b' "$input" | ETCDCTL_API=3 $limit etcdctl --endpoints "$endpoint" $args 2>/tmp/kv-ref.err)
+  # A watch's standard input stays open while it runs (for "watch -i").
+  hold=0
+  [ -n "$limit" ] && hold=3
+  out=$({ printf '%b' "$input"; sleep $hold; } | ETCDCTL_API=3 $limit etcdctl --endpoints "$endpoint" $args 2>/tmp/kv-ref.err)
   code=$?
   case "$args" in "lease grant"*) lease=$(printf '%s' "$out" | awk '{print $2}') ;; esac
   out=${out//$lease/LEASE}
