@@ -177,7 +177,15 @@ impl Node {
 
     /// As leader, restarts lease `id`'s clock at its full TTL and answers the TTL (a
     /// follower answers `NotLeader`: the caller forwards to the leader).
+    ///
+    /// Leadership is confirmed first, by a no-op through the log committed after the call: a
+    /// leader deposed without knowing it yet (paused, cut off) must not restart a clock the
+    /// real leader does not share, or the lease could expire earlier than the TTL after an
+    /// answered keep-alive (etcd 3.4 had that bug; 3.6 checks leadership in the same way).
+    /// Any leader elected after the no-op restarts every lease at its full TTL anyway.
     pub async fn lease_keep_alive(&self, id: i64) -> Result<LeaseResult, Transient> {
+        // (Applying a `Read` changes nothing and cannot fail.)
+        let _ = self.propose(Command::Read).await?;
         self.raft.lease_keep_alive(id).await
     }
 
