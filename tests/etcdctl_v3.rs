@@ -281,7 +281,10 @@ fn the_scripted_kv_sequence_through_three_members_answers_as_etcd_3_4_did() {
     }
     // etcd's default timing (heartbeat 100 ms, election 1 s), which sets the minimum lease
     // TTL the transcript shows (2 s).
-    let c = Cluster::start(3, &["-heartbeat-interval", "100", "-election-timeout", "1000"]);
+    let c = Cluster::start(
+        3,
+        &["-heartbeat-interval", "100", "-election-timeout", "1000"],
+    );
     let endpoints: Vec<String> = (0..3).map(|i| c.member(i).client_addr()).collect();
     let dir = tempfile::tempdir().expect("tmp");
     assert_same_as_etcd(&transcript(&endpoints, &[], dir.path()), dir.path());

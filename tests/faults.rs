@@ -1137,13 +1137,16 @@ mod v3 {
     //! compare-and-swap txns and deletes on the same three keys, checked by the same register
     //! model; plus watchers that follow every revision across member kills (resuming from the
     //! revision after the last one seen, on another member when theirs is gone) and must see
-    //! each revision exactly once, in order, as the final history shows it.
+    //! each revision exactly once, in order, as the final history shows it; plus lease
+    //! clients whose lease-bound keys must never go before their TTL has run out since the
+    //! last answered keep-alive, and must go once nobody keeps their leases alive.
 
     use std::collections::BTreeMap;
 
     use bytes::Bytes;
     use etcd_v3proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
     use etcd_v3proto::etcdserverpb::kv_client::KvClient;
+    use etcd_v3proto::etcdserverpb::lease_client::LeaseClient;
     use etcd_v3proto::etcdserverpb::request_op::Request as Op3;
     use etcd_v3proto::etcdserverpb::watch_client::WatchClient;
     use etcd_v3proto::etcdserverpb::watch_request::RequestUnion;
@@ -1354,6 +1357,190 @@ mod v3 {
         run
     }
 
+    /// The TTL of the lease-bound keys' leases, in seconds.
+    pub(super) const LEASE_TTL: i64 = 2;
+
+    /// What a lease client saw: the keys it let go (whose leases it stopped keeping alive, so
+    /// they must be gone in the end), its anomalies, and how many answers it checked.
+    pub(super) struct Leased {
+        pub(super) let_go: Vec<String>,
+        pub(super) anomalies: Vec<String>,
+        pub(super) checked: usize,
+    }
+
+    /// Lease-bound keys under faults: grants a lease of [`LEASE_TTL`] seconds, puts a key with
+    /// it, keeps the lease alive (through random members) for longer than its TTL while
+    /// reading the key, then lets it go and starts again. With its own clock (the members'
+    /// clocks are the same machine's) it checks that no lease ends early: a read answering
+    /// the key absent, a put or a keep-alive answering the lease gone, before the TTL has
+    /// passed since the last answered keep-alive (or the grant) was sent, is an anomaly.
+    pub(super) fn run_leaser(
+        id: usize,
+        addrs: &[String],
+        seed: u64,
+        until: Instant,
+        stop: &AtomicBool,
+    ) -> Leased {
+        let rt = runtime();
+        let _in_runtime = rt.enter();
+        let chans = channels(addrs);
+        let mut rng = Rng::new(seed ^ (id as u64 + 7).wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let ttl = Duration::from_secs(LEASE_TTL as u64);
+        let mut out = Leased {
+            let_go: Vec::new(),
+            anomalies: Vec::new(),
+            checked: 0,
+        };
+        let mut round = 0;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            round += 1;
+            let key = format!("leased/{id}-{round}");
+            let sent = Instant::now();
+            let grant = rt.block_on(settle_raw(
+                LeaseClient::new(chans[rng.index(chans.len())].clone()).lease_grant(
+                    LeaseGrantRequest {
+                        ttl: LEASE_TTL,
+                        id: 0,
+                    },
+                ),
+            ));
+            let Some(Ok(grant)) = grant else {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            };
+            let lease = grant.id;
+            // The lease lasts at least until `alive_until`.
+            let mut alive_until = sent + ttl;
+            let gone_early = |what: &str, out: &mut Leased, alive_until: Instant| {
+                let now = Instant::now();
+                if now < alive_until {
+                    out.anomalies.push(format!(
+                        "lease client {id}: {what} for {key} (lease {lease:x}) {:?} before \
+                         the TTL since the last answered keep-alive ran out",
+                        alive_until - now
+                    ));
+                }
+            };
+            let put = rt.block_on(settle_raw(
+                KvClient::new(chans[rng.index(chans.len())].clone()).put(PutRequest {
+                    key: Bytes::from(key.clone()),
+                    value: Bytes::from("leased"),
+                    lease,
+                    ..Default::default()
+                }),
+            ));
+            out.let_go.push(key.clone());
+            match put {
+                Some(Ok(_)) => {}
+                Some(Err(s)) if s.message().contains("requested lease not found") => {
+                    gone_early("a put answered the lease gone", &mut out, alive_until);
+                    continue;
+                }
+                _ => continue,
+            }
+            // Kept alive for twice the TTL: without the keep-alives the key would go.
+            while Instant::now() < sent + ttl * 2 && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(300));
+                let sent = Instant::now();
+                let ch = chans[rng.index(chans.len())].clone();
+                let kept = rt.block_on(async {
+                    let requests =
+                        futures_util::stream::iter([LeaseKeepAliveRequest { id: lease }])
+                            .chain(futures_util::stream::pending());
+                    let mut s =
+                        match settle_raw(LeaseClient::new(ch).lease_keep_alive(requests)).await {
+                            Some(Ok(s)) => s,
+                            _ => return None,
+                        };
+                    match tokio::time::timeout(OP_TIMEOUT, s.message()).await {
+                        Ok(Ok(Some(r))) => Some(r.ttl),
+                        _ => None,
+                    }
+                });
+                match kept {
+                    Some(t) if t > 0 => alive_until = alive_until.max(sent + ttl),
+                    Some(_) => {
+                        gone_early(
+                            "a keep-alive answered the lease gone",
+                            &mut out,
+                            alive_until,
+                        );
+                        break;
+                    }
+                    None => {}
+                }
+                out.checked += 1;
+                let read = rt.block_on(settle_raw(
+                    KvClient::new(chans[rng.index(chans.len())].clone()).range(RangeRequest {
+                        key: Bytes::from(key.clone()),
+                        ..Default::default()
+                    }),
+                ));
+                if let Some(Ok(r)) = read {
+                    out.checked += 1;
+                    if r.kvs.is_empty() {
+                        gone_early("a read answered the key absent", &mut out, alive_until);
+                        break;
+                    }
+                    if r.kvs[0].lease != lease {
+                        out.anomalies.push(format!(
+                            "lease client {id}: {key} has lease {:x}, not {lease:x}",
+                            r.kvs[0].lease
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A call's answer or error, or `None` when it took longer than [`OP_TIMEOUT`].
+    async fn settle_raw<T>(
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Option<Result<T, tonic::Status>> {
+        tokio::time::timeout(OP_TIMEOUT, call)
+            .await
+            .ok()
+            .map(|r| r.map(tonic::Response::into_inner))
+    }
+
+    /// Every key the lease clients let go is gone within the TTL and `slack` after they
+    /// stopped (nobody keeps their leases alive any more); returns those still there.
+    pub(super) fn leftover_leased_keys(addr: &str, slack: Duration) -> Vec<String> {
+        let rt = runtime();
+        let _in_runtime = rt.enter();
+        let ch = channels(&[addr.to_string()]).remove(0);
+        let deadline = Instant::now() + Duration::from_secs(LEASE_TTL as u64) + slack;
+        rt.block_on(async {
+            loop {
+                let r = KvClient::new(ch.clone())
+                    .range(RangeRequest {
+                        key: Bytes::from("leased/"),
+                        range_end: Bytes::from("leased0"),
+                        keys_only: true,
+                        ..Default::default()
+                    })
+                    .await;
+                if let Ok(r) = r {
+                    let left: Vec<String> = r
+                        .into_inner()
+                        .kvs
+                        .iter()
+                        .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+                        .collect();
+                    if left.is_empty() || Instant::now() > deadline {
+                        return left;
+                    }
+                }
+                assert!(
+                    Instant::now() < deadline + OP_TIMEOUT,
+                    "the leased keys could not be read"
+                );
+                tokio::time::sleep(POLL_INTERVAL).await;
+            }
+        })
+    }
+
     /// Watches the clients' keys from revision 1 until it has seen revision `last` (set once
     /// the clients stopped), moving to another member whenever its stream ends. Returns what
     /// it saw, and anomalies (a canceled or compacted watch, a revision out of order).
@@ -1448,7 +1635,9 @@ mod v3 {
     }
 
     /// The full change history of the clients' keys, read from `addr` once every member
-    /// agrees, and the revision it ends at.
+    /// agrees, and the revision of its last change. (Other keys, the lease clients', may
+    /// still change: the history is complete once a progress answer passes the revision the
+    /// store had when the watch began.)
     pub(super) fn final_history(addr: &str) -> (Vec<Seen>, i64) {
         let rt = runtime();
         let _in_runtime = rt.enter();
@@ -1474,20 +1663,30 @@ mod v3 {
                     ..Default::default()
                 })),
             };
-            let requests =
-                futures_util::stream::iter([create]).chain(futures_util::stream::pending());
+            let progress = WatchRequest {
+                request_union: Some(RequestUnion::ProgressRequest(
+                    WatchProgressRequest::default(),
+                )),
+            };
+            let requests = futures_util::stream::iter([create, progress])
+                .chain(futures_util::stream::pending());
             let mut stream = WatchClient::new(ch)
                 .watch(requests)
                 .await
                 .expect("a final watch")
                 .into_inner();
             let mut all = Vec::new();
-            while all.last().is_none_or(|s: &Seen| s.0 < rev) {
+            loop {
                 let r = tokio::time::timeout(Duration::from_secs(10), stream.message())
                     .await
                     .expect("the final watch in time")
                     .expect("the final watch")
                     .expect("the final watch open");
+                // The progress answer: every change up to its revision has been sent.
+                if !r.created && r.events.is_empty() {
+                    assert!(r.header.unwrap_or_default().revision >= rev);
+                    break;
+                }
                 for e in r.events {
                     let kv = e.kv.unwrap_or_default();
                     let value =
@@ -1499,7 +1698,8 @@ mod v3 {
                     ));
                 }
             }
-            (all, rev)
+            let last = all.last().map_or(rev, |s: &Seen| s.0);
+            (all, last)
         })
     }
 
@@ -1612,6 +1812,15 @@ fn v3_fault_run(
                 .expect("spawn a client")
         })
         .collect();
+    let leasers: Vec<_> = (0..2)
+        .map(|id| {
+            let (addrs, stop) = (addrs.clone(), stop.clone());
+            thread::Builder::new()
+                .name(format!("v3leaser{id}"))
+                .spawn(move || v3::run_leaser(id, &addrs, seed, until, &stop))
+                .expect("spawn a lease client")
+        })
+        .collect();
     let last = Arc::new(AtomicI64::new(0));
     let watch_deadline = Arc::new(Mutex::new(None));
     let watchers: Vec<_> = (0..2)
@@ -1627,6 +1836,14 @@ fn v3_fault_run(
     let mut rng = Rng::new(seed ^ 0x5A5A_A5A5_5A5A_A5A5);
     let faults = faults(&mut c, &mut rng, start, until, &log);
     let mut w = join_clients(handles);
+    let mut leased_checks = 0;
+    let mut let_go = 0;
+    for h in leasers {
+        let leased = h.join().expect("a lease client panicked");
+        w.anomalies.extend(leased.anomalies);
+        leased_checks += leased.checked;
+        let_go += leased.let_go.len();
+    }
     drop(stop_guard);
     let ops_done = start.elapsed();
 
@@ -1668,9 +1885,23 @@ fn v3_fault_run(
             ret: now_nanos(start),
         });
     }
+    // Leases nobody keeps alive end, and their keys with them.
+    let leader = c.leader();
+    let left = v3::leftover_leased_keys(&c.member(leader).client_addr(), FINAL_CONVERGE);
+    if !left.is_empty() {
+        w.anomalies.push(format!(
+            "{} lease-bound keys outlived their leases: {left:?}",
+            left.len()
+        ));
+    }
+    assert!(
+        let_go > 0 && leased_checks > 0,
+        "the lease clients did nothing ({let_go} keys, {leased_checks} checks)"
+    );
     c.check_alive();
     let summary = format!(
-        "seed {seed}; {} v3 ops in {:.1}s ({} in the history, {} revisions watched); {}; faults {faults}",
+        "seed {seed}; {} v3 ops in {:.1}s ({} in the history, {} revisions watched; {let_go} \
+         lease-bound keys, {leased_checks} lease answers checked); {}; faults {faults}",
         w.stats.total(),
         ops_done.as_secs_f64(),
         w.history.len(),
