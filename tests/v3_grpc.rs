@@ -46,6 +46,18 @@ async fn put(kv: &mut KvClient<Channel>, k: &str, v: &str) -> i64 {
     .revision
 }
 
+/// Every key there is now.
+async fn everything(kv: &mut KvClient<Channel>) -> RangeResponse {
+    kv.range(RangeRequest {
+        key: b("\0"),
+        range_end: b("\0"),
+        ..Default::default()
+    })
+    .await
+    .expect("a range of every key")
+    .into_inner()
+}
+
 /// A watch stream: requests in, responses out.
 struct Stream {
     tx: mpsc::Sender<WatchRequest>,
@@ -403,15 +415,7 @@ fn errors_carry_etcds_codes_and_messages() {
             )
         );
         // Nothing above left a trace.
-        let r = kv
-            .range(RangeRequest {
-                key: b("\0"),
-                range_end: b("\0"),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let r = everything(&mut kv).await;
         assert_eq!((r.count, r.header.unwrap().revision), (0, 1));
         // Status answers as an etcd 3.5 server.
         let status = MaintenanceClient::new(ch.clone())
@@ -699,15 +703,7 @@ fn the_v3_keyspace_and_leases_survive_kill_9_through_snapshots() {
         })
         .await
         .unwrap();
-        let all = kv
-            .range(RangeRequest {
-                key: b("\0"),
-                range_end: b("\0"),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let all = everything(&mut kv).await;
         let rev = all.header.unwrap().revision;
         (all.kvs, lease, rev)
     });
@@ -716,15 +712,7 @@ fn the_v3_keyspace_and_leases_survive_kill_9_through_snapshots() {
     runtime.block_on(async {
         let ch = channel(&node).await;
         let mut kv = KvClient::new(ch.clone());
-        let all = kv
-            .range(RangeRequest {
-                key: b("\0"),
-                range_end: b("\0"),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let all = everything(&mut kv).await;
         assert_eq!(all.header.unwrap().revision, rev);
         assert_eq!(all.kvs, before);
         // History above the compaction is still there to read and to watch; below it is not.
@@ -908,15 +896,7 @@ fn values_of_every_size_read_back_through_the_value_files_restarts_and_compactio
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        kv.range(RangeRequest {
-            key: b("\0"),
-            range_end: b("\0"),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .kvs
+        everything(&mut kv).await.kvs
     });
     let check = |all: &[mvccpb::KeyValue]| {
         for (i, size) in sizes.iter().enumerate() {
@@ -930,16 +910,7 @@ fn values_of_every_size_read_back_through_the_value_files_restarts_and_compactio
     node.restart();
     runtime.block_on(async {
         let mut kv = KvClient::new(channel(&node).await);
-        let all = kv
-            .range(RangeRequest {
-                key: b("\0"),
-                range_end: b("\0"),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .kvs;
+        let all = everything(&mut kv).await.kvs;
         assert_eq!(all, before);
         check(&all);
     });

@@ -11,9 +11,10 @@
 //! ```
 //! integers little-endian; keys in increasing order; versions as in the keyspace.
 
+use std::sync::Arc;
+
 use crate::keyspace::{Keyspace, Version};
 use crate::value::Value;
-use std::sync::Arc;
 
 const META: u8 = 0;
 const KEY: u8 = 1;

@@ -2,9 +2,9 @@
 //! at most one new revision (etcd 3.4 `applierV3backend` Put/DeleteRange/Txn and
 //! `storeTxnWrite`).
 
-use bytes::Bytes;
-
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::keyspace::{Change, Keyspace, Version, Versions};
 use crate::mvccpb::{event::EventType, Event, KeyValue};
