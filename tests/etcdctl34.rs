@@ -18,24 +18,6 @@ use support::*;
 
 const CTL_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Whether etcdctl 3.x is here; panics if it is required and missing.
-fn have_etcdctl() -> bool {
-    let found = Command::new("etcdctl")
-        .arg("--version")
-        .env("ETCDCTL_API", "2")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("etcdctl version: 3."))
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var_os("ETCD_REQUIRE_ETCDCTL").is_none(),
-            "ETCD_REQUIRE_ETCDCTL is set but etcdctl 3.x is not on the PATH"
-        );
-        eprintln!("SKIPPED: etcdctl 3.x is not installed (apt-get install etcd-client)");
-    }
-    found
-}
-
 /// The outcome of one etcdctl run.
 struct Ctl {
     code: Option<i32>,

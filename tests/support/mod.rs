@@ -793,6 +793,25 @@ pub fn poll_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
 // Processes
 // ---------------------------------------------------------------------------------------------
 
+/// Whether Debian's etcdctl 3.x (the `etcd-client` package) is on the PATH; panics if it is
+/// required (`ETCD_REQUIRE_ETCDCTL`, set by `.ci/run`) and missing, else says the test skips.
+pub fn have_etcdctl() -> bool {
+    let found = Command::new("etcdctl")
+        .arg("version")
+        .env("ETCDCTL_API", "3")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("etcdctl version: 3."))
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var_os("ETCD_REQUIRE_ETCDCTL").is_none(),
+            "ETCD_REQUIRE_ETCDCTL is set but etcdctl 3.x is not on the PATH"
+        );
+        eprintln!("SKIPPED: etcdctl 3.x is not installed (apt-get install etcd-client)");
+    }
+    found
+}
+
 /// Waits for `child` to exit, at most `timeout`.
 pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
