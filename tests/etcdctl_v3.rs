@@ -35,8 +35,19 @@ struct Ctl {
     stderr: String,
 }
 
-/// Runs `etcdctl --endpoints <endpoints> <args>` in v3 mode with `input` on its stdin.
-fn ctl_with(endpoints: &str, extra: &[&str], args: &[&str], input: &str, dir: &Path) -> Ctl {
+/// Runs `etcdctl --endpoints <endpoints> <extra> <args>` in v3 mode with `input` on its
+/// standard input, which is closed at once or, with `hold_stdin`, kept open while it runs
+/// (for `watch -i`). Returns what it printed, and whether it was still running after `time`
+/// (and was ended).
+fn run_ctl(
+    endpoints: &str,
+    extra: &[&str],
+    args: &[&str],
+    input: &str,
+    hold_stdin: bool,
+    time: Duration,
+    dir: &Path,
+) -> (Ctl, bool) {
     let out = dir.join("ctl.out");
     let err = dir.join("ctl.err");
     let mut child = Command::new("etcdctl")
@@ -51,20 +62,36 @@ fn ctl_with(endpoints: &str, extra: &[&str], args: &[&str], input: &str, dir: &P
         .stderr(std::fs::File::create(&err).expect("stderr file"))
         .spawn()
         .expect("spawn etcdctl");
-    {
-        let mut stdin = child.stdin.take().expect("stdin");
-        let _ = stdin.write_all(input.as_bytes());
+    let mut stdin = child.stdin.take();
+    if let Some(s) = stdin.as_mut() {
+        let _ = s.write_all(input.as_bytes());
     }
-    let status = wait_child(&mut child, CTL_TIMEOUT).unwrap_or_else(|| {
+    if !hold_stdin {
+        stdin = None;
+    }
+    let status = wait_child(&mut child, time);
+    if status.is_none() {
         let _ = child.kill();
         let _ = child.wait();
-        panic!("etcdctl {args:?} did not finish within {CTL_TIMEOUT:?}");
-    });
-    Ctl {
-        code: status.code(),
+    }
+    drop(stdin);
+    let ctl = Ctl {
+        code: status.and_then(|s| s.code()),
         stdout: std::fs::read_to_string(out).unwrap(),
         stderr: std::fs::read_to_string(err).unwrap(),
-    }
+    };
+    (ctl, status.is_none())
+}
+
+/// Runs `etcdctl --endpoints <endpoints> <extra> <args>` in v3 mode with `input` on its
+/// standard input; it must finish within [`CTL_TIMEOUT`].
+fn ctl_with(endpoints: &str, extra: &[&str], args: &[&str], input: &str, dir: &Path) -> Ctl {
+    let (ctl, ended) = run_ctl(endpoints, extra, args, input, false, CTL_TIMEOUT, dir);
+    assert!(
+        !ended,
+        "etcdctl {args:?} did not finish within {CTL_TIMEOUT:?}"
+    );
+    ctl
 }
 
 #[track_caller]
@@ -180,35 +207,7 @@ fn watch_for(
     time: Duration,
     dir: &Path,
 ) -> Ctl {
-    let out = dir.join("watch.out");
-    let err = dir.join("watch.err");
-    let mut child = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(endpoint)
-        .args(extra)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(std::fs::File::create(&err).expect("stderr file"))
-        .spawn()
-        .expect("spawn etcdctl");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let _ = stdin.write_all(input.as_bytes());
-    let code = match wait_child(&mut child, time) {
-        Some(status) => status.code(),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            None
-        }
-    };
-    drop(stdin);
-    Ctl {
-        code,
-        stdout: std::fs::read_to_string(out).unwrap(),
-        stderr: std::fs::read_to_string(err).unwrap(),
-    }
+    run_ctl(endpoint, extra, args, input, true, time, dir).0
 }
 
 /// Requires `ours` to be the recorded etcd 3.4.23 transcript (both masked), showing the first
