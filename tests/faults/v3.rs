@@ -24,7 +24,7 @@ use super::*;
 /// One change as a watcher saw it: revision, key, value (`None`: deleted).
 pub(super) type Seen = (i64, String, Option<String>);
 
-fn channels(addrs: &[String]) -> Vec<Channel> {
+pub(super) fn channels(addrs: &[String]) -> Vec<Channel> {
     addrs
         .iter()
         .map(|a| {
@@ -36,7 +36,7 @@ fn channels(addrs: &[String]) -> Vec<Channel> {
         .collect()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -45,7 +45,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// An error's place in the history: unknown (it may have taken effect) unless the API
 /// says it did not happen; an etcd error a correct server never gives here is an anomaly.
-fn failure(status: &tonic::Status) -> Outcome {
+pub(super) fn failure(status: &tonic::Status) -> Outcome {
     if refused(status) {
         return Outcome::NotSent;
     }
@@ -74,7 +74,7 @@ async fn settle<T>(
 }
 
 /// Whether the call failed because nobody listened (a killed member): it was never sent.
-fn refused(status: &tonic::Status) -> bool {
+pub(super) fn refused(status: &tonic::Status) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
@@ -567,6 +567,17 @@ pub(super) fn final_history(addr: &str) -> (Vec<Seen>, i64) {
 /// Every member answers the same keys (serializable reads of its own state) once it has
 /// applied revision `rev`.
 pub(super) fn converge(addrs: &[String], rev: i64) -> BTreeMap<String, String> {
+    converge_range(addrs, rev, Bytes::from("jepsen/"), Bytes::from("jepsen0"))
+}
+
+/// Every member answers the same keys in `[key, end)` (serializable reads of its own state)
+/// once it has applied revision `rev`.
+pub(super) fn converge_range(
+    addrs: &[String],
+    rev: i64,
+    key: Bytes,
+    end: Bytes,
+) -> BTreeMap<String, String> {
     let rt = runtime();
     let _in_runtime = rt.enter();
     let chans = channels(addrs);
@@ -577,8 +588,8 @@ pub(super) fn converge(addrs: &[String], rev: i64) -> BTreeMap<String, String> {
             loop {
                 let r = KvClient::new(ch.clone())
                     .range(RangeRequest {
-                        key: Bytes::from("jepsen/"),
-                        range_end: Bytes::from("jepsen0"),
+                        key: key.clone(),
+                        range_end: end.clone(),
                         serializable: true,
                         ..Default::default()
                     })
