@@ -294,34 +294,6 @@ impl Keyspace {
         }
     }
 
-    /// A CRC-32 of every version in (compacted, `rev`], in key and revision order: equal on
-    /// every member that applied the same log. `rev` 0 is the current revision. Returns the
-    /// hash and the revision hashed.
-    pub fn hash_kv(&self, rev: Revision) -> Result<(u32, Revision)> {
-        let rev = self.read_revision(rev, self.rev)?;
-        let mut h = crc32fast::Hasher::new();
-        for (key, versions) in self.keys.iter() {
-            for v in versions.iter().filter(|v| v.main <= rev) {
-                if v.main <= self.compacted && !v.is_put() {
-                    continue;
-                }
-                h.update(key);
-                h.update(&v.main.to_be_bytes());
-                h.update(&v.sub.to_be_bytes());
-                if v.is_put() {
-                    h.update(&[1]);
-                    h.update(&v.create.to_be_bytes());
-                    h.update(&v.version.to_be_bytes());
-                    h.update(&v.lease.to_be_bytes());
-                    h.update(&v.value.load());
-                } else {
-                    h.update(&[0]);
-                }
-            }
-        }
-        Ok((h.finalize(), rev))
-    }
-
     /// The key's newest version at or below `rev`, if the key existed then.
     pub(crate) fn at(versions: &[Version], rev: Revision) -> Option<&Version> {
         let n = versions.partition_point(|v| v.main <= rev);

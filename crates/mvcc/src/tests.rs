@@ -739,6 +739,70 @@ fn hash_kv_is_equal_for_equal_histories() {
     assert_ne!(a.hash_kv(0).unwrap().0, b2.hash_kv(0).unwrap().0);
 }
 
+/// The hashes etcd 3.4.23 gave (`etcdctl endpoint hashkv -w json`) after each step of the
+/// same history on a fresh server.
+#[test]
+fn hash_kv_equals_etcd_3_4s_through_writes_deletes_and_compaction() {
+    let mut ks = new_ks();
+    assert_eq!(ks.hash_kv(0), Ok((1_084_519_789, 1)));
+    put(&mut ks, "a", "1");
+    assert_eq!(ks.hash_kv(0), Ok((2_587_454_935, 2)));
+    put(&mut ks, "b", "2");
+    put(&mut ks, "a", "11");
+    del(&mut ks, "b", "");
+    assert_eq!(ks.hash_kv(0), Ok((3_058_379_190, 5)));
+    assert_eq!(ks.hash_kv(4), Ok((2_181_957_126, 4)));
+    assert_eq!(ks.hash_kv(2), Ok((2_587_454_935, 2)));
+    ks.compact(5).unwrap();
+    assert_eq!(ks.hash_kv(0), Ok((2_039_062_377, 5)));
+    // HashKV refuses the compacted revision itself (a range may read there).
+    assert_eq!(ks.hash_kv(5), Err(Error::Compacted));
+    assert_eq!(ks.hash_kv(6), Err(Error::FutureRevision));
+    put(&mut ks, "a", "12");
+    assert_eq!(ks.hash_kv(0), Ok((1_768_536_785, 6)));
+    // No key left: the version the compaction kept counts again.
+    del(&mut ks, "a", "");
+    assert_eq!(ks.hash_kv(0), Ok((424_769_188, 7)));
+    put(&mut ks, "z", "1");
+    assert_eq!(ks.hash_kv(0), Ok((340_283_207, 8)));
+}
+
+/// The same, through a txn of two puts (sub-revisions), a lease, an empty value.
+#[test]
+fn hash_kv_equals_etcd_3_4s_with_sub_revisions_leases_and_empty_values() {
+    let mut ks = new_ks();
+    put(&mut ks, "a", "1");
+    txn(
+        &mut ks,
+        TxnRequest {
+            success: vec![op_put("c", "1"), op_put("d", "2")],
+            ..Default::default()
+        },
+    );
+    assert_eq!(ks.hash_kv(0), Ok((1_933_524_979, 3)));
+    let lease = 0x2040_a24a_0598_a507;
+    for value in ["v", ""] {
+        let leased = PutRequest {
+            key: b("e"),
+            value: b(value),
+            lease,
+            ..Default::default()
+        };
+        let (answer, _) = ks.apply(&Write::Put(leased), &|_| true);
+        answer.unwrap();
+    }
+    assert_eq!(ks.hash_kv(0), Ok((216_721_796, 5)));
+    // The lease revoked: its key deleted.
+    del(&mut ks, "e", "");
+    assert_eq!(ks.hash_kv(0), Ok((3_732_788_286, 6)));
+    del(&mut ks, "a", "");
+    assert_eq!(ks.hash_kv(0), Ok((2_387_628_965, 7)));
+    ks.compact(6).unwrap();
+    assert_eq!(ks.hash_kv(0), Ok((813_350_616, 7)));
+    put(&mut ks, "k", "x");
+    assert_eq!(ks.hash_kv(0), Ok((2_539_122_779, 8)));
+}
+
 #[test]
 fn snapshot_records_round_trip() {
     let mut ks = new_ks();
