@@ -4,7 +4,9 @@
 //!   txn, compaction, errors) gives, on a fresh node of ours, the same transcript as real
 //!   etcd 3.4.23 gave (`tools/v3-reference/kv.etcd-3.4.23.txt`), byte for byte once cluster
 //!   and member ids and raft terms are masked: the same revisions, versions, counts, errors
-//!   and exit codes.
+//!   and exit codes. It includes `endpoint status`, `health` and `hashkv` (etcd's own hash
+//!   of the keyspace, equal to etcd's), where what differs by design is masked too (see
+//!   `mask`).
 //!   The same sequence gives the same transcript through three members (each command through
 //!   the next member: written through one, read through another) and over TLS with client
 //!   certificates. It ends with watches in interactive (`watch -i`) and exec form.
@@ -106,38 +108,78 @@ fn ok(endpoints: &str, args: &[&str], dir: &Path) -> String {
     ok_with(endpoints, &[], args, dir)
 }
 
-/// Replaces the digits after each of `labels` with `N`.
+/// The transcript with what differs from run to run or by design masked: cluster and member
+/// ids and raft terms everywhere; and in the per-endpoint answers, the endpoint's port, the
+/// version (we say 3.5.17, for Kubernetes), the database size, raft indexes and how long the
+/// health check took (and the TLS run's `https://`). Revisions, hashes, errors and the shape of every answer stay.
 fn mask(text: &str) -> String {
-    let labels = [
+    let numbers = [
         "\"cluster_id\":",
         "\"member_id\":",
         "\"raft_term\":",
         "\"ClusterID\" : ",
         "\"MemberID\" : ",
         "\"RaftTerm\" : ",
+        "\"dbSize\":",
+        "\"dbSizeInUse\":",
+        "\"leader\":",
+        "\"raftIndex\":",
+        "\"raftTerm\":",
+        "\"raftAppliedIndex\":",
+        "\"DBSize\" : ",
+        "\"Leader\" : ",
+        "\"RaftIndex\" : ",
+        "\"RaftAppliedIndex\" : ",
+        "127.0.0.1:",
     ];
-    let mut out = text.to_string();
-    for label in labels {
-        let mut result = String::new();
-        let mut rest = out.as_str();
-        while let Some(at) = rest.find(label) {
-            let (before, after) = rest.split_at(at + label.len());
-            result.push_str(before);
-            let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-            result.push('N');
-            rest = &after[digits..];
-        }
-        result.push_str(rest);
-        out = result;
+    // The TLS run names its endpoint with its scheme.
+    let mut out = text.replace("https://127.0.0.1:", "127.0.0.1:");
+    for label in numbers {
+        out = mask_after(&out, label, |c| c.is_ascii_digit());
     }
-    out
+    for label in ["\"version\":\"", "\"Version\" : \"", "\"took\":\""] {
+        out = mask_after(&out, label, |c| c != '"');
+    }
+    // `endpoint status`: endpoint, member id, version, size, leader?, learner?, raft term,
+    // raft index, applied index, errors.
+    out.lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(", ").collect();
+            if line.starts_with("127.0.0.1:N, ") && fields.len() == 10 {
+                let mut fields = fields;
+                for i in [1, 2, 3, 6, 7, 8] {
+                    fields[i] = "N";
+                }
+                fields.join(", ")
+            } else {
+                line.to_string()
+            }
+        })
+        .map(|line| line + "\n")
+        .collect()
+}
+
+/// Replaces what follows each `label` while `keep` holds for its characters with `N`.
+fn mask_after(text: &str, label: &str, keep: impl Fn(char) -> bool) -> String {
+    let mut result = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(label) {
+        let (before, after) = rest.split_at(at + label.len());
+        result.push_str(before);
+        let len = after.len() - after.trim_start_matches(&keep).len();
+        result.push('N');
+        rest = &after[len..];
+    }
+    result.push_str(rest);
+    result
 }
 
 /// Runs the commands of `tools/v3-reference/kv.cmds` as `kv.sh` does and returns the
 /// transcript in the same format. Command `n` goes to `endpoints[n % len]` (so on a cluster
 /// each write goes through one member and the reads after it through others), except that
 /// reads served from a member's own state (`--consistency=s`, `lease list`) go to the member
-/// that took the last write; `extra` flags go to every command.
+/// that took the last write, and the per-endpoint commands (`endpoint …`) to the first
+/// endpoint (the leader, so that it says it is); `extra` flags go to every command.
 fn transcript(endpoints: &[String], extra: &[&str], dir: &Path) -> String {
     let cmds = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/v3-reference/kv.cmds"),
@@ -159,7 +201,10 @@ fn transcript(endpoints: &[String], extra: &[&str], dir: &Path) -> String {
         let args = shown.replace("$LEASE", &lease);
         let argv: Vec<&str> = args.split(' ').collect();
         let local = args.contains("--consistency=s") || args.starts_with("lease list");
-        let endpoint = if local {
+        let per_endpoint = args.starts_with("endpoint");
+        let endpoint = if per_endpoint {
+            endpoints[0].as_str()
+        } else if local {
             last_write
         } else {
             endpoints[n % endpoints.len()].as_str()
@@ -167,7 +212,7 @@ fn transcript(endpoints: &[String], extra: &[&str], dir: &Path) -> String {
         let r = if args.starts_with("watch") {
             watch_for(endpoint, extra, &argv, &input, Duration::from_secs(2), dir)
         } else {
-            if !args.starts_with("get") && !args.starts_with("lease timetolive") {
+            if !args.starts_with("get") && !args.starts_with("lease timetolive") && !per_endpoint {
                 last_write = endpoint;
             }
             ctl_with(endpoint, extra, &argv, &input, dir)
@@ -262,11 +307,15 @@ fn the_scripted_kv_sequence_through_three_members_answers_as_etcd_3_4_did() {
     }
     // etcd's default timing (heartbeat 100 ms, election 1 s), which sets the minimum lease
     // TTL the transcript shows (2 s).
-    let c = Cluster::start(
+    let mut c = Cluster::start(
         3,
         &["-heartbeat-interval", "100", "-election-timeout", "1000"],
     );
-    let endpoints: Vec<String> = (0..3).map(|i| c.member(i).client_addr()).collect();
+    // The leader first: the per-endpoint commands go there.
+    let leader = c.leader();
+    let endpoints: Vec<String> = (0..3)
+        .map(|i| c.member((leader + i) % 3).client_addr())
+        .collect();
     let dir = tempfile::tempdir().expect("tmp");
     assert_same_as_etcd(&transcript(&endpoints, &[], dir.path()), dir.path());
 }
@@ -357,6 +406,15 @@ fn endpoint_status_health_hashkv_and_member_list_on_one_node() {
             node.peer_url(),
             node.client_url()
         )
+    );
+    // As etcd's, the Cluster service's header carries no revision.
+    let members = ok(&node.client_url(), &["member", "list", "-w", "json"], d);
+    let members: serde_json::Value = serde_json::from_str(&members).expect("json");
+    let header = members["header"].as_object().expect("a header");
+    assert_eq!(
+        header.keys().collect::<Vec<_>>(),
+        ["cluster_id", "member_id", "raft_term"],
+        "{members}"
     );
 }
 

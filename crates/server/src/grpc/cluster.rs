@@ -20,9 +20,8 @@ impl cluster_server::Cluster for Cluster {
         &self,
         _: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
-        let (members, revision) = self.0.node.read(|s| {
-            let members = s
-                .members()
+        let members = self.0.node.read(|s| {
+            s.members()
                 .iter()
                 .map(|(id, m)| Member {
                     id: *id,
@@ -36,11 +35,11 @@ impl cluster_server::Cluster for Cluster {
                     },
                     is_learner: false,
                 })
-                .collect();
-            (members, s.v3().revision())
+                .collect::<Vec<_>>()
         });
         Ok(Response::new(MemberListResponse {
-            header: Some(self.0.header(revision)),
+            // etcd's Cluster answers carry no revision.
+            header: Some(self.0.header(0)),
             members,
         }))
     }

@@ -16,6 +16,21 @@ const QUOTA_BYTES: i64 = 2 << 30;
 /// The Maintenance service.
 pub struct Maintenance(pub Arc<Ctx>);
 
+impl Maintenance {
+    /// The keyspace's HashKV at `rev` (0: now), the compacted and the current revision. The
+    /// hash reads every version, so it runs on a copy (cheap: the structures are shared) off
+    /// the store's lock and off the async threads.
+    async fn hash_at(&self, rev: i64) -> Result<((u32, i64), i64, i64), Status> {
+        let keyspace = self.0.node.read(|s| s.v3().clone());
+        let (compacted, current) = (keyspace.compacted(), keyspace.revision());
+        let hashed = tokio::task::spawn_blocking(move || keyspace.hash_kv(rev))
+            .await
+            .map_err(|e| Status::internal(format!("hash: {e}")))?
+            .map_err(status)?;
+        Ok((hashed, compacted, current))
+    }
+}
+
 #[tonic::async_trait]
 impl maintenance_server::Maintenance for Maintenance {
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
@@ -40,7 +55,7 @@ impl maintenance_server::Maintenance for Maintenance {
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        let (hash, revision) = self.0.node.read(|s| s.v3().hash_kv(0)).map_err(status)?;
+        let (hash, revision) = self.hash_at(0).await?.0;
         Ok(Response::new(HashResponse {
             header: Some(self.0.header(revision)),
             hash,
@@ -51,16 +66,12 @@ impl maintenance_server::Maintenance for Maintenance {
         &self,
         req: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
-        let rev = req.into_inner().revision;
-        let (result, compacted, current) = self.0.node.read(|s| {
-            let ks = s.v3();
-            (ks.hash_kv(rev), ks.compacted(), ks.revision())
-        });
-        let (hash, hashed) = result.map_err(status)?;
+        let ((hash, hashed), compacted, current) = self.hash_at(req.into_inner().revision).await?;
         Ok(Response::new(HashKvResponse {
             header: Some(self.0.header(current)),
             hash,
-            compact_revision: compacted,
+            // etcd's answer before any compaction.
+            compact_revision: if compacted > 0 { compacted } else { -1 },
             hash_revision: hashed,
         }))
     }
