@@ -13,11 +13,11 @@
 //! - compaction at `r` forgets, for every key, the versions that a newer version at or below
 //!   `r` replaced (and keys whose newest version at or below `r` is a deletion).
 //!
-//! Structure: [`Keyspace`] holds each key with its versions in an [`imbl::OrdSet`] (a
+//! Structure: [`Keyspace`] holds each key with its versions in an [`imbl::OrdMap`] (a
 //! persistent B-tree), so a snapshot is an O(1) clone and can be written out by another thread
 //! while writes go on. Values over [`INLINE_MAX`] bytes are kept out of the heap when the
 //! server gives the keyspace a [`ValueStore`] (see `value.rs`); answers and events get their
-//! own copies of keys and values.
+//! own copies of keys and values. [`Keyspace::hash_kv`] is etcd's own HashKV (`hash.rs`).
 //!
 //! Leases live beside the keyspace ([`Leases`], replicated; [`Deadlines`], the leader's
 //! clock): see `lease.rs`.
@@ -26,8 +26,8 @@
 //! revision's changes through a [`WatchSink`] that never blocks; [`Keyspace::events`] is the
 //! history an unsynced watcher catches up from.
 //!
-//! Deliberately not here: I/O (a [`ValueStore`] does the keyspace's), clocks, threads, gRPC, streams (the server owns them and
-//! implements [`WatchSink`]), leases (the state machine that composes this crate checks lease
+//! Deliberately not here: I/O (a [`ValueStore`] does the keyspace's), clocks, threads, gRPC,
+//! streams (the server owns them and implements [`WatchSink`]), leases (the state machine that composes this crate checks lease
 //! ids and tells the lessor which keys a write attached or detached, from the [`Change`]s
 //! every write returns), and auth.
 
