@@ -256,6 +256,100 @@ fn watch_ids_creates_cancels_filters_progress_and_compaction() {
     });
 }
 
+/// Reads a watch's responses until they hold `n` events; returns them all.
+async fn responses_with(s: &mut Stream, n: usize) -> Vec<WatchResponse> {
+    let mut out: Vec<WatchResponse> = Vec::new();
+    while out.iter().map(|r| r.events.len()).sum::<usize>() < n {
+        out.push(s.next().await);
+    }
+    out
+}
+
+/// Whether `parts` are one response in fragments: two or more, each within the request
+/// limit (1.5 MiB, and a little for the header), all but the last marked `fragment`.
+fn fragmented(parts: &[WatchResponse]) -> bool {
+    use etcd_v3proto::prost::Message;
+    let last = parts.len() - 1;
+    parts.len() >= 2
+        && parts.iter().enumerate().all(|(i, p)| {
+            p.fragment == (i < last) && p.encoded_len() <= 1536 * 1024 + 128 && !p.events.is_empty()
+        })
+}
+
+#[test]
+fn responses_over_the_request_limit_come_in_fragments_to_watchers_that_ask() {
+    let node = Node::start("v3fragment", &[]);
+    rt().block_on(async {
+        let ch = channel(&node).await;
+        let mut kv = KvClient::new(ch.clone());
+        // Three values of 700 KiB: any two make a response over the 1.5 MiB limit.
+        let big = "x".repeat(700 * 1024);
+        for i in 0..3 {
+            put(&mut kv, &format!("big/{i}"), &big).await;
+        }
+        let prefix = |start_revision: i64, prev_kv: bool, fragment: bool| WatchCreateRequest {
+            key: b("big/"),
+            range_end: b("big0"),
+            start_revision,
+            prev_kv,
+            fragment,
+            ..Default::default()
+        };
+        // A catch-up of the three revisions, in fragments...
+        let mut s = Stream::open(ch.clone()).await;
+        s.create(prefix(1, false, true)).await;
+        assert!(s.next().await.created);
+        let parts = responses_with(&mut s, 3).await;
+        assert!(
+            fragmented(&parts),
+            "{:?}",
+            parts
+                .iter()
+                .map(|p| (p.events.len(), p.fragment))
+                .collect::<Vec<_>>()
+        );
+        let revs: Vec<i64> = parts
+            .iter()
+            .flat_map(|p| &p.events)
+            .map(|e| e.kv.as_ref().unwrap().mod_revision)
+            .collect();
+        assert_eq!(revs, [2, 3, 4]);
+        // ...and whole to a watcher that did not ask (as etcd; Go clients take any size).
+        let mut whole = Stream::open(ch.clone()).await;
+        whole.create(prefix(1, false, false)).await;
+        assert!(whole.next().await.created);
+        let r = whole.next().await;
+        assert_eq!((r.events.len(), r.fragment), (3, false));
+        // A live revision over the limit: one delete of the three keys, with their previous
+        // values, in fragments; without the previous values, in one response.
+        s.create(prefix(0, true, true)).await;
+        assert!(s.next().await.created);
+        kv.delete_range(DeleteRangeRequest {
+            key: b("big/"),
+            range_end: b("big0"),
+            ..Default::default()
+        })
+        .await
+        .expect("delete");
+        let mut by_watch: std::collections::BTreeMap<i64, Vec<WatchResponse>> = Default::default();
+        for r in responses_with(&mut s, 6).await {
+            by_watch.entry(r.watch_id).or_default().push(r);
+        }
+        assert_eq!(by_watch[&0].len(), 1);
+        assert_eq!(
+            (by_watch[&0][0].events.len(), by_watch[&0][0].fragment),
+            (3, false)
+        );
+        assert!(fragmented(&by_watch[&1]));
+        let prev: usize = by_watch[&1]
+            .iter()
+            .flat_map(|p| &p.events)
+            .map(|e| e.prev_kv.as_ref().unwrap().value.len())
+            .sum();
+        assert_eq!(prev, 3 * big.len());
+    });
+}
+
 #[test]
 fn every_revision_reaches_slow_and_fast_watchers_exactly_once_in_order() {
     let node = Node::start("v3watchload", &[]);
