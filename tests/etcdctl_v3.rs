@@ -10,7 +10,8 @@
 //!   The same sequence gives the same transcript through three members (each command through
 //!   the next member: written through one, read through another) and over TLS with client
 //!   certificates. It ends with watches in interactive (`watch -i`) and exec form.
-//! - endpoint status, health and hashkv, and member list, on one node;
+//! - endpoint status, health and hashkv, and member list, on one node; member list of three
+//!   members as etcd 3.4.23 gave it (`tools/v3-reference/members.cmds`);
 //! - three members: written through one, read through another, linearizable and
 //!   serializable, with equal hashes and one cluster id;
 //! - over TLS with client certificates.
@@ -175,16 +176,24 @@ fn mask_after(text: &str, label: &str, keep: impl Fn(char) -> bool) -> String {
 }
 
 /// Runs the commands of `tools/v3-reference/kv.cmds` as `kv.sh` does and returns the
+/// transcript in the same format (see [`transcript_of`]).
+fn transcript(endpoints: &[String], extra: &[&str], dir: &Path) -> String {
+    transcript_of("kv.cmds", endpoints, extra, dir)
+}
+
+/// Runs the commands of `tools/v3-reference/<cmds>` as `kv.sh` does and returns the
 /// transcript in the same format. Command `n` goes to `endpoints[n % len]` (so on a cluster
 /// each write goes through one member and the reads after it through others), except that
 /// reads served from a member's own state (`--consistency=s`, `lease list`) go to the member
 /// that took the last write, and the per-endpoint commands (`endpoint …`) to the first
 /// endpoint (the leader, so that it says it is); `extra` flags go to every command.
-fn transcript(endpoints: &[String], extra: &[&str], dir: &Path) -> String {
+fn transcript_of(cmds: &str, endpoints: &[String], extra: &[&str], dir: &Path) -> String {
     let cmds = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/v3-reference/kv.cmds"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tools/v3-reference")
+            .join(cmds),
     )
-    .expect("kv.cmds");
+    .expect("the commands");
     let mut out = String::new();
     // The id the last `lease grant` printed: `$LEASE` in the commands, `LEASE` in the output.
     let mut lease = "none".to_string();
@@ -255,17 +264,24 @@ fn watch_for(
     run_ctl(endpoint, extra, args, input, true, time, dir).0
 }
 
-/// Requires `ours` to be the recorded etcd 3.4.23 transcript (both masked), showing the first
-/// difference otherwise.
+/// Requires `ours` to be the recorded etcd 3.4.23 transcript of `kv.cmds` (both masked),
+/// showing the first difference otherwise.
 fn assert_same_as_etcd(ours: &str, dir: &Path) {
-    let ours = mask(ours);
+    assert_same_as("kv.etcd-3.4.23.txt", &mask(ours), mask, dir)
+}
+
+/// Requires `ours` to be the recorded transcript `tools/v3-reference/<recorded>` once `mask`
+/// is applied to it, showing the first difference otherwise.
+fn assert_same_as(recorded: &str, ours: &str, mask: impl Fn(&str) -> String, dir: &Path) {
     let reference = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/v3-reference/kv.etcd-3.4.23.txt"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tools/v3-reference")
+            .join(recorded),
     )
     .expect("the recorded transcript");
     let reference = mask(&reference);
     if ours != reference {
-        std::fs::write(dir.join("ours.txt"), &ours).unwrap();
+        std::fs::write(dir.join("ours.txt"), ours).unwrap();
         let first = ours
             .lines()
             .zip(reference.lines())
@@ -282,7 +298,7 @@ fn assert_same_as_etcd(ours: &str, dir: &Path) {
             "transcripts differ at line {}:\n--- etcd 3.4.23\n{}\n--- etcd-rs\n{}",
             first + 1,
             context(&reference),
-            context(&ours)
+            context(ours)
         );
     }
 }
@@ -489,6 +505,47 @@ fn three_members_write_through_one_read_through_another() {
             .contains("Error: etcdserver: mvcc: required revision has been compacted"),
         "{r:?}"
     );
+}
+
+/// `member list` of three members as etcd 3.4.23 answered it
+/// (`tools/v3-reference/members.cmds`): with member ids, ports and names masked besides
+/// [`mask`]'s (etcd lists members in the order of their random ids); the names themselves are
+/// checked apart.
+#[test]
+fn member_list_of_three_members_answers_as_etcd_3_4_did() {
+    if !have_etcdctl() {
+        return;
+    }
+    let c = Cluster::start(3, &FAST_TIMING);
+    let endpoints: Vec<String> = (0..3).map(|i| c.member(i).client_addr()).collect();
+    let dir = tempfile::tempdir().expect("tmp");
+    let ours = transcript_of("members.cmds", &endpoints, &[], dir.path());
+    let mask_members = |text: &str| -> String {
+        let text = mask(text);
+        let text = mask_after(&text, "\"ID\":", |c| c.is_ascii_digit());
+        let text = mask_after(&text, "\"ID\" : ", |c| c.is_ascii_digit());
+        let text = mask_after(&text, "node", |c| c.is_ascii_digit());
+        text.lines()
+            .map(|line| match line.split_once(", started, ") {
+                Some((id, rest)) if id.chars().all(|c| c.is_ascii_hexdigit()) => {
+                    format!("N, started, {rest}\n")
+                }
+                _ => format!("{line}\n"),
+            })
+            .collect()
+    };
+    assert_same_as(
+        "members.etcd-3.4.23.txt",
+        &mask_members(&ours),
+        mask_members,
+        dir.path(),
+    );
+    let mut names: Vec<&str> = ours
+        .lines()
+        .filter_map(|l| l.split(", ").nth(2).filter(|_| l.contains(", started, ")))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["node1", "node2", "node3"], "{ours}");
 }
 
 #[test]

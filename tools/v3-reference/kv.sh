@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Runs the etcdctl 3.4 commands of kv.cmds (ETCDCTL_API=3) against ENDPOINT and prints a
-# transcript: each command, its standard output, its "Error:" lines, and its exit code (a
-# watch is ended after 2 seconds, its standard input held open until then).
+# Runs the etcdctl 3.4 commands of CMDS (default kv.cmds; ETCDCTL_API=3) against ENDPOINT and
+# prints a transcript: each command, its standard output, its "Error:" lines, and its exit
+# code (a watch is ended after 2 seconds, its standard input held open until then).
 # tests/etcdctl_v3.rs runs the same commands against etcd-rs and compares the transcripts
 # (cluster and member ids and raft terms masked).
 #   tools/v3-reference/kv.sh 127.0.0.1:2379 > tools/v3-reference/kv.etcd-3.4.23.txt
+#   tools/v3-reference/kv.sh 127.0.0.1:2379 members.cmds > tools/v3-reference/members.etcd-3.4.23.txt
 set -u -f
 endpoint=$1
+cmds=${2:-kv.cmds}
 here=$(dirname "$0")
 lease=none
 while IFS= read -r line; do
@@ -29,4 +31,4 @@ while IFS= read -r line; do
   [ -n "$out" ] && printf '%s\n' "$out"
   grep '^Error:' /tmp/kv-ref.err | sed "s/$lease/LEASE/g"
   if [ -n "$limit" ] && [ $code = 124 ]; then echo "[ended]"; else echo "[exit $code]"; fi
-done < "$here/kv.cmds"
+done < "$here/$cmds"
