@@ -46,6 +46,16 @@ async fn put(kv: &mut KvClient<Channel>, k: &str, v: &str) -> i64 {
     .revision
 }
 
+/// The HashKV of the current revision.
+async fn hash_kv(ch: Channel) -> u32 {
+    MaintenanceClient::new(ch)
+        .hash_kv(HashKvRequest { revision: 0 })
+        .await
+        .expect("hash_kv")
+        .into_inner()
+        .hash
+}
+
 /// Every key there is now.
 async fn everything(kv: &mut KvClient<Channel>) -> RangeResponse {
     kv.range(RangeRequest {
@@ -765,7 +775,7 @@ fn leases_kept_alive_through_followers_outlive_a_leader_kill_and_then_expire() {
 fn the_v3_keyspace_and_leases_survive_kill_9_through_snapshots() {
     let mut node = Node::start("v3restart", &["-snapshot-count", "20"]);
     let runtime = rt();
-    let (before, lease_id, rev) = runtime.block_on(async {
+    let (before, lease_id, rev, cluster_id, hash) = runtime.block_on(async {
         let ch = channel(&node).await;
         let mut kv = KvClient::new(ch.clone());
         let lease = LeaseClient::new(ch.clone())
@@ -798,8 +808,14 @@ fn the_v3_keyspace_and_leases_survive_kill_9_through_snapshots() {
         .await
         .unwrap();
         let all = everything(&mut kv).await;
-        let rev = all.header.unwrap().revision;
-        (all.kvs, lease, rev)
+        let header = all.header.unwrap();
+        (
+            all.kvs,
+            lease,
+            header.revision,
+            header.cluster_id,
+            hash_kv(ch).await,
+        )
     });
     node.kill();
     node.restart();
@@ -807,8 +823,10 @@ fn the_v3_keyspace_and_leases_survive_kill_9_through_snapshots() {
         let ch = channel(&node).await;
         let mut kv = KvClient::new(ch.clone());
         let all = everything(&mut kv).await;
-        assert_eq!(all.header.unwrap().revision, rev);
+        let header = all.header.unwrap();
+        assert_eq!((header.revision, header.cluster_id), (rev, cluster_id));
         assert_eq!(all.kvs, before);
+        assert_eq!(hash_kv(ch.clone()).await, hash);
         // History above the compaction is still there to read and to watch; below it is not.
         let old = kv
             .range(RangeRequest {
@@ -1073,7 +1091,7 @@ fn a_member_added_after_log_compaction_gets_the_v3_keyspace_and_leases_by_snapsh
     let mut c = Cluster::start(2, &flags);
     let leader = c.leader();
     let runtime = rt();
-    let (lease, want) = runtime.block_on(async {
+    let (lease, want, hash) = runtime.block_on(async {
         let ch = channel(c.member(leader)).await;
         let lease = LeaseClient::new(ch.clone())
             .lease_grant(LeaseGrantRequest { ttl: 600, id: 0 })
@@ -1101,7 +1119,7 @@ fn a_member_added_after_log_compaction_gets_the_v3_keyspace_and_leases_by_snapsh
             .await
             .unwrap()
             .into_inner();
-        (lease, want)
+        (lease, want, hash_kv(ch).await)
     });
     poll_until(Duration::from_secs(30), "a snapshot on the leader", || {
         (!c.member(leader).data_files("snap", ".snap").is_empty()).then_some(())
@@ -1123,6 +1141,11 @@ fn a_member_added_after_log_compaction_gets_the_v3_keyspace_and_leases_by_snapsh
                 .unwrap()
                 .into_inner();
             if got.kvs == want.kvs {
+                // The same cluster, and the same keyspace down to every version's hash.
+                let (ours, theirs) = (got.header.unwrap(), want.header.clone().unwrap());
+                assert_eq!(ours.cluster_id, theirs.cluster_id);
+                assert_eq!(ours.revision, theirs.revision);
+                assert_eq!(hash_kv(ch.clone()).await, hash);
                 break;
             }
             assert!(
