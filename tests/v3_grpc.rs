@@ -1142,7 +1142,7 @@ fn a_member_added_after_log_compaction_gets_the_v3_keyspace_and_leases_by_snapsh
                 .into_inner();
             if got.kvs == want.kvs {
                 // The same cluster, and the same keyspace down to every version's hash.
-                let (ours, theirs) = (got.header.unwrap(), want.header.clone().unwrap());
+                let (ours, theirs) = (got.header.unwrap(), want.header.unwrap());
                 assert_eq!(ours.cluster_id, theirs.cluster_id);
                 assert_eq!(ours.revision, theirs.revision);
                 assert_eq!(hash_kv(ch.clone()).await, hash);
