@@ -34,6 +34,16 @@ pub mod etcdserverpb {
     include!("gen/etcdserverpb.rs");
 }
 
+/// etcd's lock service.
+pub mod v3lockpb {
+    include!("gen/v3lockpb.rs");
+}
+
+/// etcd's leader election service.
+pub mod v3electionpb {
+    include!("gen/v3electionpb.rs");
+}
+
 /// etcd-rs's own log record of a v3 write.
 pub mod etcdrs {
     include!("gen/etcdrs.rs");

@@ -14,6 +14,8 @@ const FILES: &[&str] = &[
     "etcdserverpb/rpc.proto",
     "etcdrs/internal.proto",
     "grpc/health/v1/health.proto",
+    "v3lockpb/v3lock.proto",
+    "v3electionpb/v3election.proto",
 ];
 
 fn main() {
