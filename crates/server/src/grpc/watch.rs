@@ -24,7 +24,7 @@ use etcd_v3proto::etcdserverpb::watch_request::RequestUnion;
 use etcd_v3proto::etcdserverpb::watch_server;
 use etcd_v3proto::etcdserverpb::{ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse};
 use etcd_v3proto::mvccpb::Event;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt as _};
 use prost::Message as _;
 use tokio::sync::{mpsc, Notify};
 use tonic::{Request, Response, Status, Streaming};
@@ -41,7 +41,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(600);
 /// How often a stream opened with `hasleader` checks that there still is a leader.
 const LEADER_CHECK: Duration = Duration::from_millis(500);
 
-type Out = Result<WatchResponse, Status>;
+/// What a watch stream carries out: responses, or the error that ends it.
+pub(super) type Out = Result<WatchResponse, Status>;
 
 /// The Watch service.
 pub struct Watch(pub Arc<Ctx>);
@@ -162,19 +163,7 @@ impl watch_server::Watch for Watch {
         if require_leader && ctx.node.leader_id().is_none() {
             return Err(status(etcd_api::v3::V3Error::NoLeader));
         }
-        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-        let task = StreamTask {
-            headers: Headers {
-                cluster_id: ctx.cluster_id(),
-                ctx,
-            },
-            tx,
-            wake: Arc::new(Notify::new()),
-            watches: HashMap::new(),
-            next_watch_id: 0,
-            progress_wanted: false,
-        };
-        tokio::spawn(task.run(req.into_inner(), require_leader));
+        let rx = open(ctx, req.into_inner(), require_leader);
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
@@ -182,21 +171,49 @@ impl watch_server::Watch for Watch {
     }
 }
 
+/// Starts a watch stream's task on `incoming` requests; its responses come out of the
+/// receiver (and the stream ends when the receiver is dropped, or `incoming` ends). The
+/// Watch service's streams and the services' own watches (see `local.rs`) are both this.
+pub(super) fn open(
+    ctx: Arc<Ctx>,
+    incoming: impl Stream<Item = Result<WatchRequest, Status>> + Unpin + Send + 'static,
+    require_leader: bool,
+) -> mpsc::Receiver<Out> {
+    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+    let task = StreamTask {
+        headers: Headers {
+            cluster_id: ctx.cluster_id(),
+            ctx,
+        },
+        tx,
+        wake: Arc::new(Notify::new()),
+        watches: HashMap::new(),
+        next_watch_id: 0,
+        progress_wanted: false,
+    };
+    tokio::spawn(task.run(incoming, require_leader));
+    rx
+}
+
 impl StreamTask {
-    async fn run(mut self, mut incoming: Streaming<WatchRequest>, require_leader: bool) {
+    async fn run(
+        mut self,
+        mut incoming: impl Stream<Item = Result<WatchRequest, Status>> + Unpin,
+        require_leader: bool,
+    ) {
         let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
         progress.tick().await;
         let mut leader_check = tokio::time::interval(LEADER_CHECK);
         loop {
             tokio::select! {
-                msg = incoming.message() => match msg {
-                    Ok(Some(req)) => {
+                msg = incoming.next() => match msg {
+                    Some(Ok(req)) => {
                         if !self.handle(req).await {
                             break;
                         }
                     }
                     // The client closed its side or went away.
-                    Ok(None) | Err(_) => break,
+                    None | Some(Err(_)) => break,
                 },
                 _ = self.wake.notified() => {
                     if !self.catch_up_all().await {
