@@ -50,6 +50,17 @@ const UNARY: &[&str] = &[
     "/etcdserverpb.Maintenance/HashKV",
 ];
 
+/// The recipes' unary calls: given only bodies that are not protobuf (a well-formed random
+/// Lock or Campaign may rightly wait for another's lock or candidacy to end).
+const RECIPES: &[&str] = &[
+    "/v3lockpb.Lock/Lock",
+    "/v3lockpb.Lock/Unlock",
+    "/v3electionpb.Election/Campaign",
+    "/v3electionpb.Election/Proclaim",
+    "/v3electionpb.Election/Leader",
+    "/v3electionpb.Election/Resign",
+];
+
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
@@ -181,7 +192,7 @@ fn grpc_bad_input_never_breaks_the_node() {
         let mut acknowledged = Vec::new();
 
         // Bodies that are not protobuf, or not whole frames.
-        for path in UNARY {
+        for path in UNARY.iter().chain(RECIPES) {
             let n = 1 + rng.below(64) as usize;
             let garbage = rng.bytes(n);
             let mut compressed = frame(&random_protobuf(&mut rng));

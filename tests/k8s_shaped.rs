@@ -18,7 +18,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -493,30 +492,6 @@ async fn sequence(url: &str) -> String {
     out.push(format!("{} events watched:", events.len()));
     out.extend(events.into_iter().map(|(rev, e)| format!("  {rev} {e}")));
     out.join("\n") + "\n"
-}
-
-/// Starts etcd 3.4 on free ports in `dir`.
-fn start_etcd34(dir: &Path) -> (Child, String) {
-    let [client, peer] = free_ports::<2>();
-    let url = format!("http://127.0.0.1:{client}");
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let child = Command::new("etcd")
-        .args(["--name", "k8s", "--data-dir"])
-        .arg(dir.join("data"))
-        .args([
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-        ])
-        .args(["--listen-peer-urls", &peer_url])
-        .args(["--initial-advertise-peer-urls", &peer_url])
-        .args(["--initial-cluster", &format!("k8s={peer_url}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("etcd 3.4 on the PATH");
-    (child, url)
 }
 
 /// The whole sequence takes a few seconds; a hang fails the test instead.

@@ -2604,3 +2604,29 @@ pub async fn grpc_channel(url: &str) -> tonic::transport::Channel {
         .await
         .unwrap_or_else(|e| panic!("gRPC connection to {url}: {e}"))
 }
+
+/// Starts Debian's etcd 3.4 (`etcd` on the PATH) as a single member on free ports with its
+/// data in `dir`; returns the process and its client URL. For tests that record or compare
+/// etcd's own answers.
+pub fn start_etcd34(dir: &Path) -> (Child, String) {
+    let [client, peer] = free_ports::<2>();
+    let url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let child = Command::new("etcd")
+        .args(["--name", "reference", "--data-dir"])
+        .arg(dir.join("data"))
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args(["--listen-peer-urls", &peer_url])
+        .args(["--initial-advertise-peer-urls", &peer_url])
+        .args(["--initial-cluster", &format!("reference={peer_url}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcd 3.4 on the PATH");
+    (child, url)
+}

@@ -6,6 +6,9 @@
 //! - `watch.rs`: Watch (many watches per stream, catch-up from history, progress);
 //! - `lease.rs`: LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases;
 //! - `cluster.rs`: MemberList;
+//! - `lock.rs`: `v3lockpb.Lock` (Lock, Unlock) and `election.rs`: `v3electionpb.Election`
+//!   (Campaign, Proclaim, Leader, Observe, Resign): etcd's recipes over the services above,
+//!   called in-process through `local.rs`;
 //! - `health.rs`: `grpc.health.v1.Health` (SERVING while a leader is known);
 //! - `error.rs`: the one mapping from etcd's v3 errors (`etcd_api::v3`) and the node's
 //!   transient failures to gRPC statuses.
@@ -19,14 +22,17 @@
 //! Served on the client port beside HTTP/1.1 (see `crate::server`): a request whose
 //! `content-type` is `application/grpc…` comes here.
 //!
-//! Not yet served (answered `Unimplemented`): Auth, Lock, Election, and the
-//! Cluster and Maintenance RPCs not listed above.
+//! Not yet served (answered `Unimplemented`): Auth, and the Cluster and Maintenance RPCs not
+//! listed above.
 
 mod cluster;
+mod election;
 mod error;
 mod health;
 mod kv;
 mod lease;
+mod local;
+mod lock;
 mod maintenance;
 mod watch;
 
@@ -39,6 +45,8 @@ use etcd_v3proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use etcd_v3proto::etcdserverpb::watch_server::WatchServer;
 use etcd_v3proto::etcdserverpb::ResponseHeader;
 use etcd_v3proto::grpc::health::v1::health_server::HealthServer;
+use etcd_v3proto::v3electionpb::election_server::ElectionServer;
+use etcd_v3proto::v3lockpb::lock_server::LockServer;
 
 use crate::node::Node;
 
@@ -119,6 +127,13 @@ pub fn router(ctx: Ctx) -> axum::Router {
     )
     .add_service(
         ClusterServer::new(cluster::Cluster(ctx.clone()))
+            .max_decoding_message_size(MAX_RECEIVE_BYTES),
+    )
+    .add_service(
+        LockServer::new(lock::Lock(ctx.clone())).max_decoding_message_size(MAX_RECEIVE_BYTES),
+    )
+    .add_service(
+        ElectionServer::new(election::Election(ctx.clone()))
             .max_decoding_message_size(MAX_RECEIVE_BYTES),
     )
     .add_service(HealthServer::new(health::Health(ctx)))
