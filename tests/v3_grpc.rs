@@ -361,6 +361,95 @@ fn responses_over_the_request_limit_come_in_fragments_to_watchers_that_ask() {
 }
 
 #[test]
+fn the_request_size_txn_size_and_progress_interval_flags_apply() {
+    let node = Node::start(
+        "v3limits",
+        &[
+            "--max-request-bytes",
+            "4194304",
+            "--max-txn-ops=300",
+            "--experimental-watch-progress-notify-interval",
+            "300ms",
+        ],
+    );
+    rt().block_on(async {
+        let ch = channel(&node).await;
+        let mut kv = KvClient::new(ch.clone());
+        // 3 MiB goes in (the default 1.5 MiB would refuse it), 4.2 MiB does not.
+        put(&mut kv, "big", &"x".repeat(3 << 20)).await;
+        let got = kv
+            .range(RangeRequest {
+                key: b("big"),
+                ..Default::default()
+            })
+            .await
+            .expect("range")
+            .into_inner();
+        assert_eq!(got.kvs[0].value.len(), 3 << 20);
+        let s = kv
+            .put(PutRequest {
+                key: b("bigger"),
+                value: Bytes::from(vec![b'x'; 4300 * 1024]),
+                ..Default::default()
+            })
+            .await
+            .expect_err("too large");
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::InvalidArgument, "etcdserver: request is too large")
+        );
+        // 300 operations in a txn, not 301.
+        let txn = |n: usize| TxnRequest {
+            success: (0..n)
+                .map(|i| RequestOp {
+                    request: Some(Op::RequestPut(PutRequest {
+                        key: b(&format!("t{i}")),
+                        ..Default::default()
+                    })),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        assert!(
+            kv.txn(txn(300))
+                .await
+                .expect("300 ops")
+                .into_inner()
+                .succeeded
+        );
+        let s = kv.txn(txn(301)).await.expect_err("301 ops");
+        assert_eq!(
+            (s.code(), s.message()),
+            (
+                Code::InvalidArgument,
+                "etcdserver: too many operations in txn request"
+            )
+        );
+        // A watch that asked for progress notifications gets one (empty, its id, the current
+        // revision) well before etcd's default 10 minutes.
+        let rev = put(&mut kv, "w", "1").await;
+        let mut s = Stream::open(ch.clone()).await;
+        s.create(WatchCreateRequest {
+            key: b("w"),
+            progress_notify: true,
+            ..Default::default()
+        })
+        .await;
+        let created = s.next().await;
+        assert!(created.created);
+        let progress = s.next().await;
+        assert_eq!(
+            (
+                progress.watch_id,
+                progress.events.len(),
+                progress.header.unwrap().revision
+            ),
+            (created.watch_id, 0, rev)
+        );
+    });
+}
+
+#[test]
 fn every_revision_reaches_slow_and_fast_watchers_exactly_once_in_order() {
     let node = Node::start("v3watchload", &[]);
     rt().block_on(async {

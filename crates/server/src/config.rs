@@ -145,6 +145,13 @@ pub struct Config {
     pub election_ms: u64,
     /// Largest value accepted, in bytes.
     pub max_value_bytes: usize,
+    /// Largest v3 request put in the log, in bytes (`--max-request-bytes`).
+    pub max_request_bytes: usize,
+    /// Most compares or operations per v3 txn level (`--max-txn-ops`).
+    pub max_txn_ops: usize,
+    /// How often v3 watches that asked for progress notifications get one
+    /// (`--experimental-watch-progress-notify-interval`).
+    pub watch_progress_interval: std::time::Duration,
     /// Peers to ask before starting a new cluster: if one of them already runs a cluster, this
     /// member joins it instead (the first member of a static `--initial-cluster`).
     pub probe: Vec<String>,
@@ -155,6 +162,9 @@ pub struct Config {
     /// With no peer address flag: etcd's peer port too (`127.0.0.1:2380`).
     pub extra_peer_listen: Option<String>,
 }
+
+/// etcd's default `--experimental-watch-progress-notify-interval`.
+pub const WATCH_PROGRESS_DEFAULT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// etcd's client port, served beside the seed's default one.
 pub const ETCD_CLIENT_DEFAULT: &str = "127.0.0.1:2379";
@@ -308,6 +318,24 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
         Kind::Int,
         "N",
         "largest value accepted [1048576]",
+    ),
+    (
+        &["max-request-bytes"],
+        Kind::Int,
+        "N",
+        "largest v3 request put in the log [1572864]",
+    ),
+    (
+        &["max-txn-ops"],
+        Kind::Int,
+        "N",
+        "most compares or operations per v3 txn [128]",
+    ),
+    (
+        &["experimental-watch-progress-notify-interval"],
+        Kind::Str,
+        "DURATION",
+        "how often v3 watches that ask get a progress notification [10m]",
     ),
     (
         &["listen-client-urls"],
@@ -725,6 +753,19 @@ pub fn parse_with_env(
                 .into(),
         ));
     }
+    // etcd keeps its default for a duration that is not positive.
+    let watch_progress_interval = match get("experimental-watch-progress-notify-interval") {
+        None => WATCH_PROGRESS_DEFAULT,
+        Some(v) => match crate::gocompat::parse_duration(&v) {
+            Some(n) if n > 0 => std::time::Duration::from_nanos(n as u64),
+            Some(_) => WATCH_PROGRESS_DEFAULT,
+            None => {
+                return Err(Error::Invalid(format!(
+                    "--experimental-watch-progress-notify-interval: invalid duration {v:?}"
+                )))
+            }
+        },
+    };
     let config = Config {
         data_dir: PathBuf::from(get("d").unwrap_or_else(|| format!("{name}.etcd"))),
         node: NodeInfo {
@@ -754,6 +795,9 @@ pub fn parse_with_env(
         heartbeat_ms,
         election_ms,
         max_value_bytes: int("max-value-bytes", 1 << 20) as usize,
+        max_request_bytes: int("max-request-bytes", 1536 * 1024) as usize,
+        max_txn_ops: int("max-txn-ops", 128) as usize,
+        watch_progress_interval,
         probe,
     };
     Ok(Command::Run(Box::new(config)))
@@ -961,6 +1005,62 @@ mod tests {
             Command::Run(c) => Ok(*c),
             other => panic!("expected a run, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn v3_limits_and_the_progress_interval_default_to_etcds_and_take_flags_and_variables() {
+        let c = run(&["-n", "a"]).unwrap();
+        assert_eq!(
+            (
+                c.max_request_bytes,
+                c.max_txn_ops,
+                c.watch_progress_interval
+            ),
+            (1536 * 1024, 128, std::time::Duration::from_secs(600))
+        );
+        let c = run(&[
+            "-n",
+            "a",
+            "--max-request-bytes=33554432",
+            "--max-txn-ops",
+            "1024",
+            "--experimental-watch-progress-notify-interval",
+            "5s",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                c.max_request_bytes,
+                c.max_txn_ops,
+                c.watch_progress_interval
+            ),
+            (32 << 20, 1024, std::time::Duration::from_secs(5))
+        );
+        let c = run_env(
+            &["-n", "a"],
+            &[
+                ("ETCD_MAX_TXN_OPS", "7"),
+                ("ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL", "1m30s"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.max_txn_ops, c.watch_progress_interval),
+            (7, std::time::Duration::from_secs(90))
+        );
+        // Not positive: etcd's default stays.
+        let c = run(&["-n", "a", "--experimental-watch-progress-notify-interval=0"]).unwrap();
+        assert_eq!(c.watch_progress_interval, WATCH_PROGRESS_DEFAULT);
+        assert_eq!(
+            run(&["-n", "a", "--experimental-watch-progress-notify-interval=5"]),
+            Err(Error::Invalid(
+                "--experimental-watch-progress-notify-interval: invalid duration \"5\"".into()
+            ))
+        );
+        assert!(matches!(
+            run(&["-n", "a", "--max-txn-ops=many"]),
+            Err(Error::Usage(_))
+        ));
     }
 
     #[test]

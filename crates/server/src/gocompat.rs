@@ -1,6 +1,7 @@
 //! What Go's standard library does, where etcd's behaviour depends on it: `strconv.ParseBool`
-//! (flags, `ETCD_*` variables, v2 query parameters), `strconv.Atoi` (v1 TTLs) and
-//! `time.Duration.String()` (v2 uptimes). One copy, shared by `config.rs` and `http/`.
+//! (flags, `ETCD_*` variables, v2 query parameters), `strconv.Atoi` (v1 TTLs),
+//! `time.ParseDuration` (duration flags) and `time.Duration.String()` (v2 uptimes). One copy,
+//! shared by `config.rs` and `http/`.
 
 /// Go's `strconv.ParseBool`.
 pub fn parse_bool(s: &str) -> Option<bool> {
@@ -18,6 +19,66 @@ pub fn atoi(s: &str) -> Option<i64> {
         return None;
     }
     s.parse().ok()
+}
+
+/// Go's `time.ParseDuration`, in nanoseconds: a sign, then one or more decimal numbers
+/// (`1`, `1.5`, `.5`) each with a unit (`ns`, `us`, `µs`, `μs`, `ms`, `s`, `m`, `h`), as
+/// `1h30m` or `-1.5s`; `0` alone needs no unit. `None` for anything else, or beyond i64.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let (negative, mut rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: i128 = 0;
+    while !rest.is_empty() {
+        let digits = |t: &str| t.len() - t.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let whole_len = digits(rest);
+        let whole: i128 = if whole_len == 0 {
+            0
+        } else {
+            rest[..whole_len].parse().ok()?
+        };
+        rest = &rest[whole_len..];
+        let (mut frac, mut scale, mut frac_len) = (0i128, 1i128, 0);
+        if let Some(after) = rest.strip_prefix('.') {
+            frac_len = digits(after);
+            // Digits past nanosecond precision of the largest unit change nothing.
+            for c in after[..frac_len].bytes().take(18) {
+                frac = frac * 10 + i128::from(c - b'0');
+                scale *= 10;
+            }
+            rest = &after[frac_len..];
+        }
+        if whole_len == 0 && frac_len == 0 {
+            return None;
+        }
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c != '.' && !c.is_ascii_digit())
+                .len();
+        let unit: i128 = match &rest[..unit_len] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += whole.checked_mul(unit)? + frac * unit / scale;
+        if total > i128::from(i64::MAX) {
+            return None;
+        }
+    }
+    i64::try_from(if negative { -total } else { total }).ok()
 }
 
 /// Go's `time.Duration.String()` for a non-negative duration in nanoseconds, as etcd prints
@@ -60,6 +121,28 @@ fn trim_fraction(n: i64, div: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_parse_as_go_parses_them() {
+        use super::parse_duration as d;
+        assert_eq!(d("0"), Some(0));
+        assert_eq!(d("5s"), Some(5_000_000_000));
+        assert_eq!(d("300ms"), Some(300_000_000));
+        assert_eq!(d("-1.5h"), Some(-5_400_000_000_000));
+        assert_eq!(d("2h45m"), Some(9_900_000_000_000));
+        assert_eq!(d("1µs"), Some(1_000));
+        assert_eq!(d("1μs"), Some(1_000));
+        assert_eq!(d("1us"), Some(1_000));
+        assert_eq!(d(".5s"), Some(500_000_000));
+        assert_eq!(d("1.s"), Some(1_000_000_000));
+        assert_eq!(d("10m"), Some(600_000_000_000));
+        assert_eq!(d("+3ns"), Some(3));
+        for bad in [
+            "", "1", "s", ".s", "1x", "1s2", "--1s", "1.5.5s", "3000000h",
+        ] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -207,8 +207,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let grpc = crate::grpc::router(crate::grpc::Ctx {
         node: door.clone(),
-        max_request_bytes: crate::grpc::MAX_REQUEST_BYTES,
-        max_txn_ops: crate::grpc::MAX_TXN_OPS,
+        max_request_bytes: config.max_request_bytes,
+        max_txn_ops: config.max_txn_ops,
+        progress_interval: config.watch_progress_interval,
         min_lease_ttl: (3 * config.election_ms).div_ceil(2000) as i64,
         peer_tls: peer_connector,
         cluster_id: Default::default(),

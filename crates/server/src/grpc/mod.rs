@@ -52,12 +52,8 @@ use crate::node::Node;
 
 pub use etcd_api::v3::ETCD_VERSION;
 
-/// etcd's default `--max-request-bytes`: the largest request put in the log.
-pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
-/// What gRPC accepts per message: the request limit plus etcd's 512 KiB for framing.
-pub const MAX_RECEIVE_BYTES: usize = MAX_REQUEST_BYTES + 512 * 1024;
-/// etcd's default `--max-txn-ops`.
-pub const MAX_TXN_OPS: usize = 128;
+/// What gRPC accepts per message beyond the request limit (etcd's margin for framing).
+const RECEIVE_MARGIN: usize = 512 * 1024;
 
 /// What every service needs.
 pub struct Ctx {
@@ -67,6 +63,8 @@ pub struct Ctx {
     pub max_request_bytes: usize,
     /// Most compares or ops per txn level.
     pub max_txn_ops: usize,
+    /// How often watches that asked for progress notifications get one.
+    pub progress_interval: std::time::Duration,
     /// The shortest lease TTL granted, in seconds (etcd: 1.5 election timeouts, rounded up).
     pub min_lease_ttl: i64,
     /// TLS for forwarding to the leader over the peer API, when peer TLS is on.
@@ -112,29 +110,22 @@ impl Ctx {
 /// The gRPC services as one router (paths `/etcdserverpb.KV/Range` and so on).
 pub fn router(ctx: Ctx) -> axum::Router {
     let ctx = Arc::new(ctx);
+    let receive = ctx.max_request_bytes.saturating_add(RECEIVE_MARGIN);
     tonic::service::Routes::new(
-        KvServer::new(kv::Kv(ctx.clone())).max_decoding_message_size(MAX_RECEIVE_BYTES),
+        KvServer::new(kv::Kv(ctx.clone())).max_decoding_message_size(receive),
     )
     .add_service(
         MaintenanceServer::new(maintenance::Maintenance(ctx.clone()))
-            .max_decoding_message_size(MAX_RECEIVE_BYTES),
+            .max_decoding_message_size(receive),
     )
+    .add_service(WatchServer::new(watch::Watch(ctx.clone())).max_decoding_message_size(receive))
+    .add_service(LeaseServer::new(lease::Lease(ctx.clone())).max_decoding_message_size(receive))
     .add_service(
-        WatchServer::new(watch::Watch(ctx.clone())).max_decoding_message_size(MAX_RECEIVE_BYTES),
+        ClusterServer::new(cluster::Cluster(ctx.clone())).max_decoding_message_size(receive),
     )
+    .add_service(LockServer::new(lock::Lock(ctx.clone())).max_decoding_message_size(receive))
     .add_service(
-        LeaseServer::new(lease::Lease(ctx.clone())).max_decoding_message_size(MAX_RECEIVE_BYTES),
-    )
-    .add_service(
-        ClusterServer::new(cluster::Cluster(ctx.clone()))
-            .max_decoding_message_size(MAX_RECEIVE_BYTES),
-    )
-    .add_service(
-        LockServer::new(lock::Lock(ctx.clone())).max_decoding_message_size(MAX_RECEIVE_BYTES),
-    )
-    .add_service(
-        ElectionServer::new(election::Election(ctx.clone()))
-            .max_decoding_message_size(MAX_RECEIVE_BYTES),
+        ElectionServer::new(election::Election(ctx.clone())).max_decoding_message_size(receive),
     )
     .add_service(HealthServer::new(health::Health(ctx)))
     .prepare()

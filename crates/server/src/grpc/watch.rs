@@ -36,8 +36,6 @@ use super::Ctx;
 const STREAM_QUEUE: usize = 1024;
 /// Most revisions in one catch-up response (etcd's batch).
 const REVISIONS_PER_BATCH: usize = 1000;
-/// How often watchers that asked for progress notifications get one (etcd's default).
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(600);
 /// How often a stream opened with `hasleader` checks that there still is a leader.
 const LEADER_CHECK: Duration = Duration::from_millis(500);
 
@@ -201,7 +199,7 @@ impl StreamTask {
         mut incoming: impl Stream<Item = Result<WatchRequest, Status>> + Unpin,
         require_leader: bool,
     ) {
-        let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
+        let mut progress = tokio::time::interval(self.headers.ctx.progress_interval);
         progress.tick().await;
         let mut leader_check = tokio::time::interval(LEADER_CHECK);
         loop {
