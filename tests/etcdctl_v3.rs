@@ -549,6 +549,78 @@ fn member_list_of_three_members_answers_as_etcd_3_4_did() {
 }
 
 #[test]
+fn move_leader_and_defrag_as_etcd_3_4s_etcdctl_does_them() {
+    if !have_etcdctl() {
+        return;
+    }
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let all = (0..3)
+        .map(|i| c.member(i).client_addr())
+        .collect::<Vec<_>>()
+        .join(",");
+    // Member ids by name, from `member list`.
+    let ids: std::collections::HashMap<String, String> = ok(&all, &["member", "list"], d)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(", ").collect();
+            (f[2].to_string(), f[0].to_string())
+        })
+        .collect();
+    let id = |c: &Cluster, i: usize| ids[&c.member(i).name].clone();
+    let leader = c.leader();
+    let target = (leader + 1) % 3;
+    // etcdctl finds the leader among the endpoints and asks it.
+    let out = ok(&all, &["move-leader", &id(&c, target)], d);
+    assert_eq!(
+        out,
+        format!(
+            "Leadership transferred from {} to {}\n",
+            id(&c, leader),
+            id(&c, target)
+        )
+    );
+    assert_eq!(c.leader(), target);
+    // Only followers given: etcdctl's own error (its exit code for bad arguments).
+    let followers: Vec<String> = (0..3)
+        .filter(|&i| i != target)
+        .map(|i| c.member(i).client_addr())
+        .collect();
+    let r = ctl_with(
+        &followers.join(","),
+        &[],
+        &["move-leader", &id(&c, leader)],
+        "",
+        d,
+    );
+    assert_eq!(r.code, Some(128), "{r:?}");
+    assert!(r.stderr.contains("no leader endpoint given at"), "{r:?}");
+    // A member id that is not in the cluster.
+    let r = ctl_with(&all, &[], &["move-leader", "1234abcd"], "", d);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("Error: etcdserver: bad leader transferee"),
+        "{r:?}"
+    );
+    // Defragment: each endpoint answers.
+    let out = ok(&all, &["defrag"], d);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    let mut want: Vec<String> = (0..3)
+        .map(|i| {
+            format!(
+                "Finished defragmenting etcd member[{}]",
+                c.member(i).client_addr()
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(lines, want);
+}
+
+#[test]
 fn v3_over_tls_with_client_certificates() {
     if !have_etcdctl() {
         return;

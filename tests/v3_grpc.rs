@@ -1258,3 +1258,66 @@ fn a_member_added_after_log_compaction_gets_the_v3_keyspace_and_leases_by_snapsh
         "the new member was caught up by a snapshot"
     );
 }
+
+#[test]
+fn move_leader_is_the_leaders_to_do_and_hands_over_leadership() {
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let leader = c.leader();
+    let follower = (leader + 1) % 3;
+    let runtime = rt();
+    let ids: Vec<u64> = (0..3)
+        .map(|i| {
+            runtime.block_on(async {
+                MaintenanceClient::new(channel(c.member(i)).await)
+                    .status(StatusRequest {})
+                    .await
+                    .expect("status")
+                    .into_inner()
+                    .header
+                    .unwrap()
+                    .member_id
+            })
+        })
+        .collect();
+    runtime.block_on(async {
+        let mut on_follower = MaintenanceClient::new(channel(c.member(follower)).await);
+        let s = on_follower
+            .move_leader(MoveLeaderRequest {
+                target_id: ids[follower],
+            })
+            .await
+            .expect_err("not the leader");
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::FailedPrecondition, "etcdserver: not leader")
+        );
+        let mut on_leader = MaintenanceClient::new(channel(c.member(leader)).await);
+        let s = on_leader
+            .move_leader(MoveLeaderRequest { target_id: 0xbad })
+            .await
+            .expect_err("no such member");
+        assert_eq!(
+            (s.code(), s.message()),
+            (
+                Code::FailedPrecondition,
+                "etcdserver: bad leader transferee"
+            )
+        );
+        let answer = on_leader
+            .move_leader(MoveLeaderRequest {
+                target_id: ids[follower],
+            })
+            .await
+            .expect("move leader")
+            .into_inner();
+        assert_eq!(answer, MoveLeaderResponse::default());
+        // Answered once the target leads.
+        let status = MaintenanceClient::new(channel(c.member(follower)).await)
+            .status(StatusRequest {})
+            .await
+            .expect("status")
+            .into_inner();
+        assert_eq!(status.leader, ids[follower]);
+    });
+    assert_eq!(c.leader(), follower);
+}

@@ -104,6 +104,9 @@ pub enum V3Error {
     /// Sent to a member that must be the leader for it.
     #[error("etcdserver: not leader")]
     NotLeader,
+    /// MoveLeader to a member that cannot lead (unknown, or a learner).
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
     /// The request was not committed in time; its outcome is unknown.
     #[error("etcdserver: request timed out")]
     Timeout,
@@ -127,7 +130,7 @@ impl V3Error {
             | DuplicateKey | RequestTooLarge => Code::InvalidArgument,
             Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            LeaseExists | NotLeader => Code::FailedPrecondition,
+            LeaseExists | NotLeader | BadLeaderTransferee => Code::FailedPrecondition,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             NoLeader | LeaderChanged | Stopped | NotCapable | Timeout | NotSupportedForLearner => {
                 Code::Unavailable
@@ -164,6 +167,11 @@ mod tests {
                 V3Error::LeaseNotFound,
                 Code::NotFound,
                 "etcdserver: requested lease not found",
+            ),
+            (
+                V3Error::BadLeaderTransferee,
+                Code::FailedPrecondition,
+                "etcdserver: bad leader transferee",
             ),
             (
                 V3Error::DuplicateKey,

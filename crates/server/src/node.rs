@@ -194,6 +194,36 @@ impl Node {
         self.raft.lease_time_to_live(id).await
     }
 
+    /// As leader, hands leadership to member `to` and waits until it leads, checking every
+    /// `tick` (etcd 3.4's `MoveLeader`): `NotLeader` on a follower, `BadLeaderTransferee` for
+    /// a member that is not in the cluster, `Ok(false)` if `to` did not take over within
+    /// `timeout`.
+    pub async fn move_leader(
+        &self,
+        to: u64,
+        tick: std::time::Duration,
+        timeout: std::time::Duration,
+    ) -> Result<bool, etcd_api::v3::V3Error> {
+        use etcd_api::v3::V3Error;
+        if !self.is_leader() {
+            return Err(V3Error::NotLeader);
+        }
+        if !self.read(|s| s.members().contains_key(&to)) {
+            return Err(V3Error::BadLeaderTransferee);
+        }
+        self.raft
+            .transfer_leader(to)
+            .map_err(|_| V3Error::Stopped)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.leader_id() != Some(to) {
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(tick).await;
+        }
+        Ok(true)
+    }
+
     /// Proposes a configuration change (built by [`crate::cluster`] only).
     pub(crate) async fn conf_change(&self, change: ConfChange) -> ProposeResult {
         self.raft.conf_change(change).await

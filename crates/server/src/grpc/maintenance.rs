@@ -1,5 +1,5 @@
-//! The Maintenance service: Status, Hash and HashKV. Alarm, Defragment, Snapshot,
-//! MoveLeader and Downgrade are not served yet.
+//! The Maintenance service: Status, Hash, HashKV, MoveLeader and Defragment (nothing to do
+//! here). Alarm, Snapshot and Downgrade are not served yet.
 
 use std::sync::Arc;
 
@@ -12,6 +12,10 @@ use super::{Ctx, ETCD_VERSION};
 
 /// etcd's default `--quota-backend-bytes`, reported as the quota.
 const QUOTA_BYTES: i64 = 2 << 30;
+
+/// How long MoveLeader waits for the target to take over (etcd waits as long as the
+/// client's deadline; etcdctl's is 5 s).
+const TRANSFER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The Maintenance service.
 pub struct Maintenance(pub Arc<Ctx>);
@@ -80,11 +84,14 @@ impl maintenance_server::Maintenance for Maintenance {
         Err(not_served("Maintenance.Alarm"))
     }
 
+    /// Nothing to defragment: the keyspace lives in memory, snapshots are written whole, the
+    /// WAL is cut at each snapshot, and value files are rewritten as compaction frees them.
+    /// Answered as etcd answers a finished defragmentation (an empty response).
     async fn defragment(
         &self,
         _: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        Err(not_served("Maintenance.Defragment"))
+        Ok(Response::new(DefragmentResponse::default()))
     }
 
     type SnapshotStream = futures_util::stream::Empty<Result<SnapshotResponse, Status>>;
@@ -96,11 +103,22 @@ impl maintenance_server::Maintenance for Maintenance {
         Err(not_served("Maintenance.Snapshot"))
     }
 
+    /// etcd's MoveLeader: only the leader takes it; the answer comes once the target leads.
     async fn move_leader(
         &self,
-        _: Request<MoveLeaderRequest>,
+        req: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(not_served("Maintenance.MoveLeader"))
+        let to = req.into_inner().target_id;
+        let node = &self.0.node;
+        match node.move_leader(to, self.0.tick, TRANSFER_TIMEOUT).await {
+            // As etcd's: an empty answer.
+            Ok(true) => Ok(Response::new(MoveLeaderResponse::default())),
+            // etcd's text for it, under `Unknown` (it is not among etcd's gRPC errors).
+            Ok(false) => Err(Status::unknown(
+                "etcdserver: request timed out, leader transfer took too long",
+            )),
+            Err(e) => Err(status(e)),
+        }
     }
 
     async fn downgrade(

@@ -2,7 +2,7 @@
 //! ([`crate::node::Node`]).
 //!
 //! - `kv.rs`: Range, Put, DeleteRange, Txn, Compact;
-//! - `maintenance.rs`: Status, Hash, HashKV;
+//! - `maintenance.rs`: Status, Hash, HashKV, MoveLeader, Defragment;
 //! - `watch.rs`: Watch (many watches per stream, catch-up from history, progress);
 //! - `lease.rs`: LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases;
 //! - `cluster.rs`: MemberList;
@@ -65,6 +65,8 @@ pub struct Ctx {
     pub max_txn_ops: usize,
     /// How often watches that asked for progress notifications get one.
     pub progress_interval: std::time::Duration,
+    /// The raft tick (heartbeat interval): how often MoveLeader looks for the new leader.
+    pub tick: std::time::Duration,
     /// The shortest lease TTL granted, in seconds (etcd: 1.5 election timeouts, rounded up).
     pub min_lease_ttl: i64,
     /// TLS for forwarding to the leader over the peer API, when peer TLS is on.

@@ -486,6 +486,12 @@ impl Driver {
             Request::LeaseTimeToLive { id, reply } => {
                 let _ = reply.send(Ok(self.lease_time_to_live(id)));
             }
+            Request::TransferLeader { to } => {
+                if self.raw_node.raft.state == raft::StateRole::Leader {
+                    tracing::info!(to, "leadership transfer starting");
+                    self.raw_node.transfer_leader(to);
+                }
+            }
             Request::Step(msg) => {
                 let (from, kind) = (msg.from, msg.get_msg_type());
                 if kind == MessageType::MsgAppend {

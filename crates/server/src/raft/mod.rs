@@ -152,6 +152,13 @@ pub enum Request {
         /// Answered when a linearizable read may be served locally.
         reply: tokio::sync::oneshot::Sender<Result<(), Transient>>,
     },
+    /// As leader, hand leadership to member `to` (raft's leader transfer: `to` is brought up
+    /// to date, then told to campaign at once). Nothing is answered; the caller watches the
+    /// leader change.
+    TransferLeader {
+        /// The transferee's raft id.
+        to: u64,
+    },
     /// A raft message from a peer.
     Step(Message),
     /// What the transport found out about delivery.
@@ -242,6 +249,13 @@ impl Handle {
     /// Waits until a linearizable read may be served from the local store.
     pub async fn read_index(&self) -> Result<(), Transient> {
         self.ask(|reply| Request::ReadIndex { reply }).await
+    }
+
+    /// Asks the driver to hand leadership to `to` (see [`Request::TransferLeader`]).
+    pub fn transfer_leader(&self, to: u64) -> Result<(), Transient> {
+        self.tx
+            .send(Request::TransferLeader { to })
+            .map_err(|_| Transient::ShuttingDown)
     }
 
     /// Hands a peer's raft message to the driver.
