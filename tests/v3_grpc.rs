@@ -1321,3 +1321,54 @@ fn move_leader_is_the_leaders_to_do_and_hands_over_leadership() {
     });
     assert_eq!(c.leader(), follower);
 }
+
+#[test]
+fn periodic_auto_compaction_keeps_the_retention_of_history() {
+    let node = Node::start("v3autocompact", &["--auto-compaction-retention", "1s"]);
+    rt().block_on(async {
+        let ch = channel(&node).await;
+        let mut kv = KvClient::new(ch.clone());
+        let mut maintenance = MaintenanceClient::new(ch.clone());
+        let started = tokio::time::Instant::now();
+        // Writing on, until a compaction beyond the first revisions happened (one is due each
+        // second, to the revision of a second before).
+        let (compacted, current) = loop {
+            let current = put(&mut kv, "k", "v").await;
+            let h = maintenance
+                .hash_kv(HashKvRequest { revision: 0 })
+                .await
+                .expect("hash_kv")
+                .into_inner();
+            if h.compact_revision > 1 {
+                break (h.compact_revision, current);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no auto-compaction in 20 s (compact revision {})",
+                h.compact_revision
+            );
+            tokio::time::sleep(POLL_INTERVAL).await;
+        };
+        assert!(compacted < current, "{compacted} {current}");
+        // History below it is gone; from it on, and the present, are there.
+        let err = kv
+            .range(RangeRequest {
+                key: b("k"),
+                revision: compacted - 1,
+                ..Default::default()
+            })
+            .await
+            .expect_err("compacted");
+        assert_eq!(err.code(), Code::OutOfRange);
+        let at = kv
+            .range(RangeRequest {
+                key: b("k"),
+                revision: compacted,
+                ..Default::default()
+            })
+            .await
+            .expect("at the compaction")
+            .into_inner();
+        assert_eq!(at.kvs.len(), 1);
+    });
+}

@@ -152,6 +152,9 @@ pub struct Config {
     /// How often v3 watches that asked for progress notifications get one
     /// (`--experimental-watch-progress-notify-interval`).
     pub watch_progress_interval: std::time::Duration,
+    /// Auto-compaction of the v3 keyspace, if asked for (`--auto-compaction-mode`,
+    /// `--auto-compaction-retention`).
+    pub auto_compaction: Option<crate::compactor::Mode>,
     /// Peers to ask before starting a new cluster: if one of them already runs a cluster, this
     /// member joins it instead (the first member of a static `--initial-cluster`).
     pub probe: Vec<String>,
@@ -336,6 +339,18 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
         Kind::Str,
         "DURATION",
         "how often v3 watches that ask get a progress notification [10m]",
+    ),
+    (
+        &["auto-compaction-mode"],
+        Kind::Str,
+        "periodic|revision",
+        "keep --auto-compaction-retention of time or of revisions [periodic]",
+    ),
+    (
+        &["auto-compaction-retention"],
+        Kind::Str,
+        "N|DURATION",
+        "v3 history kept by auto-compaction: hours (or a duration), or revisions; 0 is off [0]",
     ),
     (
         &["listen-client-urls"],
@@ -766,6 +781,11 @@ pub fn parse_with_env(
             }
         },
     };
+    let auto_compaction = crate::compactor::parse(
+        &get("auto-compaction-mode").unwrap_or_else(|| "periodic".into()),
+        &get("auto-compaction-retention").unwrap_or_default(),
+    )
+    .map_err(|e| Error::Invalid(format!("--auto-compaction-*: {e}")))?;
     let config = Config {
         data_dir: PathBuf::from(get("d").unwrap_or_else(|| format!("{name}.etcd"))),
         node: NodeInfo {
@@ -798,6 +818,7 @@ pub fn parse_with_env(
         max_request_bytes: int("max-request-bytes", 1536 * 1024) as usize,
         max_txn_ops: int("max-txn-ops", 128) as usize,
         watch_progress_interval,
+        auto_compaction,
         probe,
     };
     Ok(Command::Run(Box::new(config)))
@@ -1061,6 +1082,37 @@ mod tests {
             run(&["-n", "a", "--max-txn-ops=many"]),
             Err(Error::Usage(_))
         ));
+    }
+
+    #[test]
+    fn auto_compaction_is_off_by_default_and_takes_etcds_flags() {
+        use crate::compactor::Mode;
+        assert_eq!(run(&["-n", "a"]).unwrap().auto_compaction, None);
+        let c = run(&["-n", "a", "--auto-compaction-retention", "1"]).unwrap();
+        assert_eq!(
+            c.auto_compaction,
+            Some(Mode::Periodic(std::time::Duration::from_secs(3600)))
+        );
+        let c = run_env(
+            &["-n", "a"],
+            &[
+                ("ETCD_AUTO_COMPACTION_MODE", "revision"),
+                ("ETCD_AUTO_COMPACTION_RETENTION", "1000"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.auto_compaction, Some(Mode::Revision(1000)));
+        assert_eq!(
+            run(&[
+                "-n",
+                "a",
+                "--auto-compaction-mode=hourly",
+                "--auto-compaction-retention=1"
+            ]),
+            Err(Error::Invalid(
+                "--auto-compaction-*: unknown auto-compaction-mode \"hourly\"".into()
+            ))
+        );
     }
 
     #[test]

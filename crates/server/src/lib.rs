@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod cluster;
+pub mod compactor;
 pub mod config;
 pub mod durable;
 pub mod gocompat;

@@ -171,6 +171,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         node.name.clone(),
         node.client_url(),
     ));
+    if let Some(mode) = config.auto_compaction {
+        tracing::info!(?mode, "auto-compaction on");
+        tokio::spawn(crate::compactor::run(door.clone(), mode));
+    }
 
     let bind = |addr: String| async move {
         TcpListener::bind(&addr)
