@@ -113,6 +113,9 @@ pub enum V3Error {
     /// Learners serve only status and serializable reads.
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
+    /// A CORRUPT alarm is active: the members' keyspaces differ.
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     /// The caller may not do this.
     #[error("etcdserver: permission denied")]
     PermissionDenied,
@@ -136,6 +139,7 @@ impl V3Error {
                 Code::Unavailable
             }
             PermissionDenied => Code::PermissionDenied,
+            Corrupt => Code::DataLoss,
             InvalidAuthToken => Code::Unauthenticated,
         }
     }
@@ -167,6 +171,11 @@ mod tests {
                 V3Error::LeaseNotFound,
                 Code::NotFound,
                 "etcdserver: requested lease not found",
+            ),
+            (
+                V3Error::Corrupt,
+                Code::DataLoss,
+                "etcdserver: corrupt cluster",
             ),
             (
                 V3Error::BadLeaderTransferee,

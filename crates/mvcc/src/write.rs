@@ -43,6 +43,8 @@ pub enum Answer {
     LeaseGrant(crate::pb::LeaseGrantResponse),
     /// To a LeaseRevoke.
     LeaseRevoke(crate::pb::LeaseRevokeResponse),
+    /// To an Alarm (applied by the state machine that composes this crate).
+    Alarm(crate::pb::AlarmResponse),
 }
 
 /// A write in progress: every change gets the revision after `begin`, numbered from 0.

@@ -33,7 +33,9 @@
 //!    `etcd_mvcc::Keyspace::each_record`, a meta record then one record per key with all its
 //!    versions;
 //! 8. v3 leases (optional like 7): one record per lease, `etcd_mvcc::Leases::each_record`
-//!    (id and TTL; the keys attached are rebuilt from the keyspace).
+//!    (id and TTL; the keys attached are rebuilt from the keyspace);
+//! 9. v3 alarms (optional: snapshots written before alarms end after section 8): one record
+//!    per active alarm, varints member id and `etcdserverpb.AlarmType`.
 //!
 //! Snapshots of formats 1 and 2 (one JSON document, told apart by its first byte `{`) still
 //! decode.
@@ -71,6 +73,7 @@ const TAG_AUTH: u8 = 5;
 const TAG_STATS: u8 = 6;
 const TAG_V3_KEYSPACE: u8 = 7;
 const TAG_V3_LEASES: u8 = 8;
+const TAG_V3_ALARMS: u8 = 9;
 
 const FLAG_DIR: u8 = 1;
 const FLAG_EXPIRES: u8 = 2;
@@ -111,6 +114,7 @@ pub struct StoreSnapshot {
     pub stats: Stats,
     pub(crate) v3: etcd_mvcc::Keyspace,
     pub(crate) leases: etcd_mvcc::Leases,
+    pub(crate) alarms: BTreeSet<(u64, i32)>,
     pub(crate) cluster_id: u64,
 }
 
@@ -191,6 +195,15 @@ impl StoreSnapshot {
         s.section(TAG_V3_LEASES, |s| {
             self.leases.each_record(|record| s.record(|b| record(b)))
         })?;
+        s.section(TAG_V3_ALARMS, |s| {
+            for &(member, alarm) in &self.alarms {
+                s.record(|b| {
+                    put_varint(b, member);
+                    put_varint(b, alarm as u64);
+                })?;
+            }
+            Ok(())
+        })?;
         s.w.write_all(&[TAG_END])
     }
 
@@ -244,6 +257,7 @@ impl StoreSnapshot {
             stats: Stats::default(),
             v3: etcd_mvcc::Keyspace::with_values(values.clone()),
             leases: etcd_mvcc::Leases::new(),
+            alarms: BTreeSet::new(),
             cluster_id: 0,
         };
         let order = [
@@ -307,6 +321,18 @@ impl StoreSnapshot {
         if tag == TAG_V3_LEASES {
             read_records(&mut r, |data| snap.leases.read_record(data))?;
             snap.leases.attach_from(&snap.v3);
+            tag = read_u8(&mut r)?;
+        }
+        if tag == TAG_V3_ALARMS {
+            let mut s = SectionReader::new(&mut r);
+            while let Some(alarm) = s.record(|b| {
+                let member = b.varint()?;
+                let alarm = b.varint()?;
+                Ok((member, i32::try_from(alarm).unwrap_or(i32::MAX)))
+            })? {
+                snap.alarms.insert(alarm);
+            }
+            s.finish()?;
             tag = read_u8(&mut r)?;
         }
         match tag {
@@ -678,6 +704,7 @@ impl Legacy {
             applied: self.applied,
             v3: etcd_mvcc::Keyspace::new(),
             leases: etcd_mvcc::Leases::new(),
+            alarms: BTreeSet::new(),
             stats: self.stats,
         }
     }
@@ -713,6 +740,7 @@ mod tests {
             stats: Stats::default(),
             v3: etcd_mvcc::Keyspace::new(),
             leases: etcd_mvcc::Leases::new(),
+            alarms: [(3, 1), (9, 2)].into_iter().collect(),
             cluster_id: 77,
         }
     }
@@ -758,21 +786,41 @@ mod tests {
         assert_eq!(r.v3.revision(), 5001);
         assert_eq!(r.v3.len(), 3000);
         assert_eq!(r.v3.hash_kv(0), s.v3.hash_kv(0));
+        assert_eq!(r.alarms, s.alarms);
     }
 
     #[test]
     fn format_3_without_the_v3_section_still_decodes() {
         // Written before v3: section 6 is followed by the end tag. An empty keyspace's section
         // is its tag, one frame (header and the 17-byte meta record) and the empty frame.
-        let bytes = sample().encode();
+        let mut s = sample();
+        s.alarms.clear();
+        let bytes = s.encode();
         let v3_section = 1 + 8 + 17 + 8;
         let leases_section = 1 + 8;
-        let mut old = bytes[..bytes.len() - 1 - v3_section - leases_section].to_vec();
+        let alarms_section = 1 + 8;
+        let mut old =
+            bytes[..bytes.len() - 1 - v3_section - leases_section - alarms_section].to_vec();
         assert_eq!(old[old.len() - 8..], [0u8; 8]);
         old.push(TAG_END);
         let r = StoreSnapshot::decode(&old).unwrap();
         assert_eq!((r.v3.revision(), r.v3.len()), (1, 0));
         assert_eq!(r.encode(), bytes);
+    }
+
+    #[test]
+    fn format_3_without_the_alarms_section_decodes_with_no_alarm() {
+        // Written before alarms: the leases section is followed by the end tag. Two alarm
+        // records are a frame of 8 + 2 * 2 bytes, then the empty frame.
+        let s = sample();
+        let bytes = s.encode();
+        let alarms_section = 1 + (8 + 4) + 8;
+        let mut old = bytes[..bytes.len() - 1 - alarms_section].to_vec();
+        assert_eq!(old[old.len() - 8..], [0u8; 8]);
+        old.push(TAG_END);
+        let r = StoreSnapshot::decode(&old).unwrap();
+        assert!(r.alarms.is_empty());
+        assert_eq!(r.members, s.members);
     }
 
     #[test]

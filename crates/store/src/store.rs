@@ -29,6 +29,7 @@ use crate::tree::{Children, Kind, Node, Tree};
 use crate::watch::WatcherHub;
 use crate::{Index, UnixNanos};
 
+mod alarms;
 mod auth;
 mod members;
 mod ttl;
@@ -114,6 +115,8 @@ pub struct Store<W> {
     v3: etcd_mvcc::Keyspace,
     /// The v3 leases.
     leases: etcd_mvcc::Leases,
+    /// Active alarms: (member id, `etcdserverpb.AlarmType`), see `store/alarms.rs`.
+    alarms: BTreeSet<(u64, i32)>,
     /// Set by the first member's registration (see [`crate::member::cluster_id_of`]).
     cluster_id: u64,
 }
@@ -148,6 +151,7 @@ impl<W> Store<W> {
             auth: Auth::default(),
             v3: etcd_mvcc::Keyspace::new(),
             leases: etcd_mvcc::Leases::new(),
+            alarms: BTreeSet::new(),
             cluster_id: 0,
         }
     }
@@ -549,6 +553,7 @@ impl<W> Store<W> {
             stats: self.stats.copy(),
             v3: self.v3.clone(),
             leases: self.leases.clone(),
+            alarms: self.alarms.clone(),
             cluster_id: self.cluster_id,
         }
     }
@@ -573,6 +578,7 @@ impl<W> Store<W> {
         self.v3 = snap.v3;
         self.v3.set_values(values);
         self.leases = snap.leases;
+        self.alarms = snap.alarms;
         self.cluster_id = snap.cluster_id;
         // A watcher waiting for "the next event" registered before the old state's last entry
         // was applied, so events after that are new to it.

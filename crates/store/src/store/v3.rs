@@ -44,6 +44,13 @@ impl<W> Store<W> {
     pub fn apply_v3(&mut self, index: Index, req: InternalRequest) -> AppliedV3 {
         debug_assert!(index > self.applied, "log index {index} applied twice");
         self.applied = index;
+        if let Some(e) = self.refused_by_alarm(&req.request) {
+            return AppliedV3 {
+                result: Err(e),
+                changes: Vec::new(),
+                lease: None,
+            };
+        }
         let write = match req.request {
             Some(Request::Put(p)) => Write::Put(p),
             Some(Request::DeleteRange(d)) => Write::DeleteRange(d),
@@ -66,6 +73,13 @@ impl<W> Store<W> {
                     result,
                     changes: Vec::new(),
                     lease,
+                };
+            }
+            Some(Request::Alarm(a)) => {
+                return AppliedV3 {
+                    result: Ok(Answer::Alarm(self.apply_alarm(&a))),
+                    changes: Vec::new(),
+                    lease: None,
                 };
             }
             Some(Request::LeaseRevoke(r)) => {

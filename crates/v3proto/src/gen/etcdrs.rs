@@ -5,7 +5,7 @@ pub struct InternalRequest {
     /// The proposer's clock, Unix nanoseconds (the state machine reads no clock of its own).
     #[prost(int64, tag = "15")]
     pub time: i64,
-    #[prost(oneof = "internal_request::Request", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "internal_request::Request", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub request: ::core::option::Option<internal_request::Request>,
 }
 /// Nested message and enum types in `InternalRequest`.
@@ -24,5 +24,8 @@ pub mod internal_request {
         LeaseGrant(super::super::etcdserverpb::LeaseGrantRequest),
         #[prost(message, tag = "6")]
         LeaseRevoke(super::super::etcdserverpb::LeaseRevokeRequest),
+        /// Raising, clearing or listing alarms (NOSPACE, CORRUPT): replicated like the keyspace.
+        #[prost(message, tag = "7")]
+        Alarm(super::super::etcdserverpb::AlarmRequest),
     }
 }
