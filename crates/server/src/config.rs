@@ -155,6 +155,9 @@ pub struct Config {
     /// Auto-compaction of the v3 keyspace, if asked for (`--auto-compaction-mode`,
     /// `--auto-compaction-retention`).
     pub auto_compaction: Option<crate::compactor::Mode>,
+    /// The v3 space quota in bytes, if any (`--quota-backend-bytes`: 0 is etcd's 2 GiB, a
+    /// negative value none).
+    pub quota_backend_bytes: Option<u64>,
     /// Peers to ask before starting a new cluster: if one of them already runs a cluster, this
     /// member joins it instead (the first member of a static `--initial-cluster`).
     pub probe: Vec<String>,
@@ -339,6 +342,12 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
         Kind::Str,
         "DURATION",
         "how often v3 watches that ask get a progress notification [10m]",
+    ),
+    (
+        &["quota-backend-bytes"],
+        Kind::Str,
+        "N",
+        "v3 space quota: writes that grow the keyspace past it raise NOSPACE (0: 2 GiB; <0: none) [0]",
     ),
     (
         &["auto-compaction-mode"],
@@ -786,6 +795,13 @@ pub fn parse_with_env(
         &get("auto-compaction-retention").unwrap_or_default(),
     )
     .map_err(|e| Error::Invalid(format!("--auto-compaction-*: {e}")))?;
+    let quota_flag = get("quota-backend-bytes").unwrap_or_else(|| "0".into());
+    let quota_backend_bytes =
+        crate::grpc::quota::quota_of(crate::gocompat::atoi(&quota_flag).ok_or_else(|| {
+            Error::Usage(format!(
+                "invalid value {quota_flag:?} for flag -quota-backend-bytes: parse error"
+            ))
+        })?);
     let config = Config {
         data_dir: PathBuf::from(get("d").unwrap_or_else(|| format!("{name}.etcd"))),
         node: NodeInfo {
@@ -819,6 +835,7 @@ pub fn parse_with_env(
         max_txn_ops: int("max-txn-ops", 128) as usize,
         watch_progress_interval,
         auto_compaction,
+        quota_backend_bytes,
         probe,
     };
     Ok(Command::Run(Box::new(config)))

@@ -215,6 +215,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         max_txn_ops: config.max_txn_ops,
         progress_interval: config.watch_progress_interval,
         tick: std::time::Duration::from_millis(config.heartbeat_ms),
+        quota: config.quota_backend_bytes,
         min_lease_ttl: (3 * config.election_ms).div_ceil(2000) as i64,
         peer_tls: peer_connector,
         cluster_id: Default::default(),

@@ -77,6 +77,7 @@ impl kv_server::Kv for Kv {
         if p.ignore_lease && p.lease != 0 {
             return Err(status(V3Error::LeaseProvided));
         }
+        self.0.check_quota(super::quota::put_cost(&p)).await?;
         match self.0.write(Internal::Put(p)).await? {
             Answer::Put(resp) => Ok(fill(&self.0, resp, |r| &mut r.header)),
             other => Err(mismatch(other)),
@@ -114,6 +115,7 @@ impl kv_server::Kv for Kv {
                 Err(e) => Err(status(e)),
             };
         }
+        self.0.check_quota(super::quota::txn_cost(&t)).await?;
         match self.0.write(Internal::Txn(t)).await? {
             Answer::Txn(resp) => Ok(fill(&self.0, resp, |r| &mut r.header)),
             other => Err(mismatch(other)),

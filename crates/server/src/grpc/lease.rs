@@ -88,6 +88,7 @@ impl lease_server::Lease for Lease {
             // Chosen here, so that every member applies the same id.
             g.id = random_lease_id();
         }
+        self.0.check_quota(super::quota::LEASE_OVERHEAD).await?;
         match self.0.write(Internal::LeaseGrant(g)).await? {
             Answer::LeaseGrant(mut resp) => {
                 self.0.fill(&mut resp.header);

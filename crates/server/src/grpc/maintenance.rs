@@ -1,17 +1,17 @@
-//! The Maintenance service: Status, Hash, HashKV, MoveLeader and Defragment (nothing to do
-//! here). Alarm, Snapshot and Downgrade are not served yet.
+//! The Maintenance service: Status, Hash, HashKV, MoveLeader, Defragment (nothing to do
+//! here) and Alarm (list, raise, clear, through the log; see `quota.rs` for NOSPACE).
+//! Snapshot and Downgrade are not served yet.
 
 use std::sync::Arc;
 
+use etcd_mvcc::Answer;
+use etcd_v3proto::etcdrs::internal_request::Request as Internal;
 use etcd_v3proto::etcdserverpb::maintenance_server;
 use etcd_v3proto::etcdserverpb::*;
 use tonic::{Request, Response, Status};
 
 use super::error::{not_served, status};
 use super::{Ctx, ETCD_VERSION};
-
-/// etcd's default `--quota-backend-bytes`, reported as the quota.
-const QUOTA_BYTES: i64 = 2 << 30;
 
 /// How long MoveLeader waits for the target to take over (etcd waits as long as the
 /// client's deadline; etcdctl's is 5 s).
@@ -35,11 +35,20 @@ impl Maintenance {
     }
 }
 
+/// An alarm as etcd writes it in Status' errors (and etcdctl prints it): gogoproto's compact
+/// text form, trailing space included.
+fn alarm_text(a: &AlarmMember) -> String {
+    let name = AlarmType::try_from(a.alarm)
+        .map_or_else(|_| a.alarm.to_string(), |t| t.as_str_name().to_string());
+    format!("memberID:{} alarm:{name} ", a.member_id)
+}
+
 #[tonic::async_trait]
 impl maintenance_server::Maintenance for Maintenance {
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let node = &self.0.node;
-        let (size, revision) = node.read(|s| (s.v3().size() as i64, s.v3().revision()));
+        let (size, revision, alarms) =
+            node.read(|s| (s.v3().size() as i64, s.v3().revision(), s.alarms()));
         let applied = node.applied();
         Ok(Response::new(StatusResponse {
             header: Some(self.0.header(revision)),
@@ -49,11 +58,12 @@ impl maintenance_server::Maintenance for Maintenance {
             raft_index: applied,
             raft_term: node.term(),
             raft_applied_index: applied,
-            errors: Vec::new(),
+            // etcd 3.4 lists the active alarms here, in their protobuf text form.
+            errors: alarms.iter().map(alarm_text).collect(),
             db_size_in_use: size,
             is_learner: false,
             storage_version: String::new(),
-            db_size_quota: QUOTA_BYTES,
+            db_size_quota: self.0.quota.map_or(0, |q| q as i64),
             downgrade_info: None,
         }))
     }
@@ -80,8 +90,16 @@ impl maintenance_server::Maintenance for Maintenance {
         }))
     }
 
-    async fn alarm(&self, _: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        Err(not_served("Maintenance.Alarm"))
+    async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        let req = req.into_inner();
+        match self.0.write(Internal::Alarm(req)).await? {
+            // etcd's answer carries no header.
+            Answer::Alarm(resp) => Ok(Response::new(AlarmResponse {
+                header: None,
+                alarms: resp.alarms,
+            })),
+            _ => Err(Status::internal("etcd-rs: mismatched answer")),
+        }
     }
 
     /// Nothing to defragment: the keyspace lives in memory, snapshots are written whole, the

@@ -2,7 +2,8 @@
 //! ([`crate::node::Node`]).
 //!
 //! - `kv.rs`: Range, Put, DeleteRange, Txn, Compact;
-//! - `maintenance.rs`: Status, Hash, HashKV, MoveLeader, Defragment;
+//! - `maintenance.rs`: Status, Hash, HashKV, MoveLeader, Defragment, Alarm;
+//! - `quota.rs`: the space quota checked before writes that grow the keyspace;
 //! - `watch.rs`: Watch (many watches per stream, catch-up from history, progress);
 //! - `lease.rs`: LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases;
 //! - `cluster.rs`: MemberList;
@@ -34,6 +35,7 @@ mod lease;
 mod local;
 mod lock;
 mod maintenance;
+pub mod quota;
 mod watch;
 
 use std::sync::Arc;
@@ -67,6 +69,8 @@ pub struct Ctx {
     pub progress_interval: std::time::Duration,
     /// The raft tick (heartbeat interval): how often MoveLeader looks for the new leader.
     pub tick: std::time::Duration,
+    /// The space quota in bytes (`--quota-backend-bytes`; none: no quota), see `quota.rs`.
+    pub quota: Option<u64>,
     /// The shortest lease TTL granted, in seconds (etcd: 1.5 election timeouts, rounded up).
     pub min_lease_ttl: i64,
     /// TLS for forwarding to the leader over the peer API, when peer TLS is on.
