@@ -684,6 +684,186 @@ fn the_space_quota_raises_nospace_and_disarming_clears_it() {
     assert_eq!(ok(&ep, &["put", "small", "x"], d), "OK\n");
 }
 
+/// etcdctl 3.4's `member add`, `update`, `promote` and `remove` (their output formats as
+/// etcdctl prints etcd's answers): a member added with etcdctl, its peer URL updated before it
+/// starts, started as etcdctl's variables say, then removed; errors for a member that is not
+/// there, for promoting a member that is no learner, for learners, and for a change that
+/// would leave fewer started members than a quorum.
+#[test]
+fn member_add_update_promote_and_remove_through_etcdctl() {
+    if !have_etcdctl() {
+        return;
+    }
+    let c = Cluster::start(3, &FAST_TIMING);
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let all = (0..3)
+        .map(|i| c.member(i).client_addr())
+        .collect::<Vec<_>>()
+        .join(",");
+    let listed = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&ok(&all, &["member", "list", "-w", "json"], d)).unwrap()
+    };
+    let cluster_id = listed(d)["header"]["cluster_id"].as_u64().unwrap();
+    let mut new = Node::prepare("newbie", &[]);
+    let [placeholder] = free_ports::<1>();
+    let first_url = format!("http://127.0.0.1:{placeholder}");
+    let out = ok(
+        &all,
+        &["member", "add", "newbie", "--peer-urls", &first_url],
+        d,
+    );
+    let id_hex = out.split_whitespace().nth(1).expect("an id").to_string();
+    let id = u64::from_str_radix(&id_hex, 16).unwrap();
+    let mut cluster: Vec<String> = (0..3)
+        .map(|i| format!("{}={}", c.member(i).name, c.member(i).peer_url()))
+        .collect();
+    // etcdctl lists the members as the answer orders them (by id): compare as sets.
+    let printed_cluster = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER="))
+        .expect("ETCD_INITIAL_CLUSTER")
+        .trim_matches('"')
+        .to_string();
+    let mut printed: Vec<&str> = printed_cluster.split(',').collect();
+    printed.sort();
+    let mut want: Vec<String> = cluster.clone();
+    want.push(format!("newbie={first_url}"));
+    want.sort();
+    assert_eq!(printed, want, "{out}");
+    assert_eq!(
+        out.replace(&format!("ETCD_INITIAL_CLUSTER=\"{printed_cluster}\"\n"), ""),
+        format!(
+            "Member {id:16x} added to cluster {cluster_id:16x}\n\nETCD_NAME=\"newbie\"\n\
+             ETCD_INITIAL_ADVERTISE_PEER_URLS=\"{first_url}\"\n\
+             ETCD_INITIAL_CLUSTER_STATE=\"existing\"\n"
+        )
+    );
+    // Not started yet: no name, no client URL.
+    let members = listed(d)["members"].clone();
+    let added = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["ID"].as_u64() == Some(id))
+        .expect("listed");
+    assert!(
+        added.get("name").is_none() && added.get("clientURLs").is_none(),
+        "{added}"
+    );
+    // Moved to the address it will run at, then started there.
+    assert_eq!(
+        ok(
+            &all,
+            &["member", "update", &id_hex, "--peer-urls", &new.peer_url()],
+            d
+        ),
+        format!("Member {id:16x} updated in cluster {cluster_id:16x}\n")
+    );
+    cluster.push(format!("newbie={}", new.peer_url()));
+    let mut args = new.modern_args();
+    args.extend(
+        [
+            "--initial-cluster",
+            &cluster.join(","),
+            "--initial-cluster-state",
+            "existing",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    new.args = args;
+    new.launch();
+    poll_until(
+        MEMBER_READY_TIMEOUT,
+        "the new member publishes its name",
+        || {
+            new.assert_running();
+            let members = listed(d)["members"].clone();
+            members
+                .as_array()?
+                .iter()
+                .any(|m| m["ID"].as_u64() == Some(id) && m["name"] == "newbie")
+                .then_some(())
+        },
+    );
+    // It has caught up: it serves a linearizable read. (A member removed before it first
+    // hears from the leader does not learn it yet: a known gap, see docs/api-v3.md.)
+    ok(&all, &["put", "joined", "yes"], d);
+    poll_until(MEMBER_READY_TIMEOUT, "the new member serves reads", || {
+        let r = ctl_with(
+            &new.client_addr(),
+            &[],
+            &["get", "joined", "--print-value-only"],
+            "",
+            d,
+        );
+        (r.stdout == "yes\n").then_some(())
+    });
+    // No learner to promote.
+    let r = ctl_with(&all, &[], &["member", "promote", &id_hex], "", d);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("Error: etcdserver: can only promote a learner member"),
+        "{r:?}"
+    );
+    // Removed: it stops; a second removal finds no member.
+    assert_eq!(
+        ok(&all, &["member", "remove", &id_hex], d),
+        format!("Member {id:16x} removed from cluster {cluster_id:16x}\n")
+    );
+    if new.wait_exit(Duration::from_secs(30)).is_none() {
+        panic!("a removed member stops: {}", new.logs());
+    }
+    assert_eq!(listed(d)["members"].as_array().unwrap().len(), 3);
+    let r = ctl_with(&all, &[], &["member", "remove", &id_hex], "", d);
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains("Error: etcdserver: member not found"),
+        "{r:?}"
+    );
+    // Learners are not served yet.
+    let r = ctl_with(
+        &all,
+        &[],
+        &[
+            "member",
+            "add",
+            "learner",
+            "--learner",
+            "--peer-urls",
+            &first_url,
+        ],
+        "",
+        d,
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("learner"), "{r:?}");
+    // Three started members take two more that have not started, not a third.
+    let urls: Vec<String> = free_ports::<3>()
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    for (name, url) in [("e", &urls[0]), ("f", &urls[1])] {
+        ok(&all, &["member", "add", name, "--peer-urls", url], d);
+    }
+    let r = ctl_with(
+        &all,
+        &[],
+        &["member", "add", "g", "--peer-urls", &urls[2]],
+        "",
+        d,
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "Error: etcdserver: re-configuration failed due to not enough started members"
+        ),
+        "{r:?}"
+    );
+}
+
 #[test]
 fn v3_over_tls_with_client_certificates() {
     if !have_etcdctl() {

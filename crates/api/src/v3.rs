@@ -20,6 +20,8 @@ pub const ETCD_CLUSTER_VERSION: &str = "3.5.0";
 pub enum Code {
     /// The operation was cancelled.
     Canceled = 1,
+    /// An error the server gives no code of its own.
+    Unknown = 2,
     /// The client sent something the server cannot take.
     InvalidArgument = 3,
     /// Something looked for does not exist.
@@ -83,6 +85,19 @@ pub enum V3Error {
     /// The member named does not exist.
     #[error("etcdserver: member not found")]
     MemberNotFound,
+    /// A member added or updated with another member's peer URL.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    /// A member added with peer URLs that do not parse.
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    /// A promotion of a member that is not a learner.
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    /// A member change that would leave fewer started members than a quorum. etcd 3.4 sends
+    /// it under `Unknown` (it maps the error to its client-side form).
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
     /// The space quota is used up.
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
@@ -130,10 +145,13 @@ impl V3Error {
         use V3Error::*;
         match self {
             KeyNotProvided | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps
-            | DuplicateKey | RequestTooLarge => Code::InvalidArgument,
+            | DuplicateKey | RequestTooLarge | MemberBadUrls => Code::InvalidArgument,
             Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            LeaseExists | NotLeader | BadLeaderTransferee => Code::FailedPrecondition,
+            LeaseExists | NotLeader | BadLeaderTransferee | PeerUrlExists | MemberNotLearner => {
+                Code::FailedPrecondition
+            }
+            NotEnoughStartedMembers => Code::Unknown,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             NoLeader | LeaderChanged | Stopped | NotCapable | Timeout | NotSupportedForLearner => {
                 Code::Unavailable

@@ -216,6 +216,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         progress_interval: config.watch_progress_interval,
         tick: std::time::Duration::from_millis(config.heartbeat_ms),
         quota: config.quota_backend_bytes,
+        max_members: config.max_cluster_size,
         min_lease_ttl: (3 * config.election_ms).div_ceil(2000) as i64,
         peer_tls: peer_connector,
         cluster_id: Default::default(),

@@ -6,7 +6,7 @@
 //! - `quota.rs`: the space quota checked before writes that grow the keyspace;
 //! - `watch.rs`: Watch (many watches per stream, catch-up from history, progress);
 //! - `lease.rs`: LeaseGrant, LeaseRevoke, LeaseKeepAlive, LeaseTimeToLive, LeaseLeases;
-//! - `cluster.rs`: MemberList;
+//! - `cluster.rs`: MemberList, MemberAdd, MemberRemove, MemberUpdate, MemberPromote;
 //! - `lock.rs`: `v3lockpb.Lock` (Lock, Unlock) and `election.rs`: `v3electionpb.Election`
 //!   (Campaign, Proclaim, Leader, Observe, Resign): etcd's recipes over the services above,
 //!   called in-process through `local.rs`;
@@ -23,7 +23,7 @@
 //! Served on the client port beside HTTP/1.1 (see `crate::server`): a request whose
 //! `content-type` is `application/grpc…` comes here.
 //!
-//! Not yet served (answered `Unimplemented`): Auth, and the Cluster and Maintenance RPCs not
+//! Not yet served (answered `Unimplemented`): Auth, learners, and the Maintenance RPCs not
 //! listed above.
 
 mod cluster;
@@ -71,6 +71,8 @@ pub struct Ctx {
     pub tick: std::time::Duration,
     /// The space quota in bytes (`--quota-backend-bytes`; none: no quota), see `quota.rs`.
     pub quota: Option<u64>,
+    /// The largest cluster (`-maxsize`): MemberAdd refuses to grow past it.
+    pub max_members: usize,
     /// The shortest lease TTL granted, in seconds (etcd: 1.5 election timeouts, rounded up).
     pub min_lease_ttl: i64,
     /// TLS for forwarding to the leader over the peer API, when peer TLS is on.
