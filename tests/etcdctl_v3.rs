@@ -787,8 +787,7 @@ fn member_add_update_promote_and_remove_through_etcdctl() {
                 .then_some(())
         },
     );
-    // It has caught up: it serves a linearizable read. (A member removed before it first
-    // hears from the leader does not learn it yet: a known gap, see docs/api-v3.md.)
+    // It has caught up: it serves a linearizable read.
     ok(&all, &["put", "joined", "yes"], d);
     poll_until(MEMBER_READY_TIMEOUT, "the new member serves reads", || {
         let r = ctl_with(
@@ -823,6 +822,46 @@ fn member_add_update_promote_and_remove_through_etcdctl() {
         r.stderr.contains("Error: etcdserver: member not found"),
         "{r:?}"
     );
+    // A member removed as soon as it has joined, before it may have heard from the leader,
+    // learns it from its peers and stops too.
+    let mut quick = Node::prepare("quick", &[]);
+    let out = ok(
+        &all,
+        &["member", "add", "quick", "--peer-urls", &quick.peer_url()],
+        d,
+    );
+    let quick_hex = out.split_whitespace().nth(1).expect("an id").to_string();
+    let quick_id = u64::from_str_radix(&quick_hex, 16).unwrap();
+    let mut cluster: Vec<String> = (0..3)
+        .map(|i| format!("{}={}", c.member(i).name, c.member(i).peer_url()))
+        .collect();
+    cluster.push(format!("quick={}", quick.peer_url()));
+    let mut args = quick.modern_args();
+    args.extend(
+        [
+            "--initial-cluster",
+            &cluster.join(","),
+            "--initial-cluster-state",
+            "existing",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    quick.args = args;
+    quick.launch();
+    poll_until(MEMBER_READY_TIMEOUT, "the quick member joins", || {
+        quick.assert_running();
+        let members = listed(d)["members"].clone();
+        members
+            .as_array()?
+            .iter()
+            .any(|m| m["ID"].as_u64() == Some(quick_id) && m["name"] == "quick")
+            .then_some(())
+    });
+    ok(&all, &["member", "remove", &quick_hex], d);
+    if quick.wait_exit(Duration::from_secs(30)).is_none() {
+        panic!("a member removed at once stops: {}", quick.logs());
+    }
     // Learners are not served yet.
     let r = ctl_with(
         &all,

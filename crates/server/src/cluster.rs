@@ -10,7 +10,9 @@
 //! - [`add_unstarted`]: `POST /v2/members`, a member added before it runs;
 //! - [`remove`]: `DELETE /v1/machines/<name>`, `DELETE /v2/members/<id>`;
 //! - [`update_peer`]: `PUT /v2/members/<id>`;
-//! - [`publish`]: a running member makes its registration carry its name and client URL.
+//! - [`publish`]: a running member makes its registration carry its name and client URL;
+//! - [`notice_removal`]: a member that hears from no leader asks its peers whether it was
+//!   removed.
 //!
 //! Invariants: a peer URL belongs to one member; a name to one raft id (a member that lost its
 //! data never takes its old place with an empty log); `-maxsize` bounds new members; a removed
@@ -302,6 +304,52 @@ pub async fn update_peer(node: &Node, id: u64, peer_url: &str) -> Result<(), Err
         raft_url: peer_url.to_string(),
     };
     outcome(node.propose(update).await).map(|_| ())
+}
+
+/// Watches for this member's removal where raft cannot tell it: a member removed before it
+/// first heard from the leader has an empty configuration, never campaigns, and so never sends
+/// the peers the message they would answer `410 Gone`. While no leader is known, every `every`
+/// it asks the peers it knows (the log's members, or those it joined through) whether it was
+/// removed (`POST /v3rs/removed`); on the first yes it stops as if it had applied its removal.
+pub async fn notice_removal(
+    node: Node,
+    joined_through: Vec<String>,
+    tls: Option<tokio_rustls::TlsConnector>,
+    every: Duration,
+) {
+    let id = node.id();
+    loop {
+        tokio::time::sleep(every).await;
+        if node.leader_id().is_some() {
+            continue;
+        }
+        let mut peers: Vec<String> = peer_urls(&node)
+            .into_iter()
+            .filter(|(peer, _)| *peer != id)
+            .map(|(_, url)| url)
+            .collect();
+        if peers.is_empty() {
+            peers = joined_through.clone();
+        }
+        for url in peers {
+            let asked = async {
+                let mut conn = transport::connect(&url, tls.as_ref(), None).await?;
+                transport::post(
+                    &mut conn,
+                    &url,
+                    "/v3rs/removed",
+                    id.to_le_bytes().to_vec(),
+                    Duration::from_secs(2),
+                )
+                .await
+            };
+            if let Ok((410, _)) = asked.await {
+                tracing::warn!(peer = %url, "peer says this member was removed from the cluster");
+                node.report_removed();
+                return;
+            }
+        }
+    }
 }
 
 /// Makes the log's registration of this member (`id`, `name`, `client_url`) carry its name and

@@ -281,6 +281,17 @@ impl Node {
         Ok(())
     }
 
+    /// Whether member `id` was removed from the cluster, as this member's log says.
+    pub fn is_removed(&self, id: u64) -> bool {
+        self.read(|s| s.is_removed(id))
+    }
+
+    /// A peer said this member was removed (see `cluster::notice_removal`): it stops as if it
+    /// had applied its removal.
+    pub(crate) fn report_removed(&self) {
+        self.raft.report_removed();
+    }
+
     /// Asks the driver to stop.
     pub(crate) fn shutdown(&self) {
         self.raft.shutdown();

@@ -143,6 +143,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         crate::values::ValueFiles::new(&config.data_dir),
     )));
     let store = Arc::new(RwLock::new(store));
+    let joined_through: Vec<String> = seed_peers.values().cloned().collect();
     let opts = raft::Options {
         id: node.id,
         first_entry: registration.map(|r| cluster::first_entry(node.id, &r)),
@@ -170,6 +171,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         door.clone(),
         node.name.clone(),
         node.client_url(),
+    ));
+    tokio::spawn(cluster::notice_removal(
+        door.clone(),
+        joined_through,
+        peer_connector.clone(),
+        Duration::from_millis(config.election_ms * 2).max(Duration::from_secs(1)),
     ));
     if let Some(mode) = config.auto_compaction {
         tracing::info!(?mode, "auto-compaction on");

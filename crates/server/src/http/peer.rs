@@ -59,6 +59,24 @@ pub async fn lease(
     }
 }
 
+/// `POST /v3rs/removed` with a member id (u64 LE): `410 Gone` if the log says that member was
+/// removed, `204` otherwise. Asked by a member that hears from no leader (see
+/// `cluster::notice_removal`).
+pub async fn removed(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    let Ok(id) = <[u8; 8]>::try_from(&body[..]) else {
+        return (StatusCode::BAD_REQUEST, "not a member id").into_response();
+    };
+    if app.node.is_removed(u64::from_le_bytes(id)) {
+        (
+            StatusCode::GONE,
+            "this member has been removed from the cluster",
+        )
+            .into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    }
+}
+
 /// Largest `/raft` body: a full batch, with room.
 const MAX_RAFT_BODY: usize = 64 << 20;
 /// Largest snapshot accepted.

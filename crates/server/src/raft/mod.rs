@@ -273,6 +273,13 @@ impl Handle {
         }
     }
 
+    /// Tells the driver what a peer's `410 Gone` tells it: this member was removed.
+    pub fn report_removed(&self) {
+        let _ = self
+            .tx
+            .send(Request::Transport(crate::transport::Report::Removed));
+    }
+
     /// Asks the driver to stop.
     pub fn shutdown(&self) {
         let _ = self.tx.send(Request::Shutdown);
