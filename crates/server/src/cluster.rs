@@ -310,11 +310,13 @@ pub async fn update_peer(node: &Node, id: u64, peer_url: &str) -> Result<(), Err
 /// first heard from the leader has an empty configuration, never campaigns, and so never sends
 /// the peers the message they would answer `410 Gone`. While no leader is known, every `every`
 /// it asks the peers it knows (the log's members, or those it joined through) whether it was
-/// removed (`POST /v3rs/removed`); on the first yes it stops as if it had applied its removal.
+/// removed (`POST /v3rs/removed`, from its own peer address `local` as raft traffic goes); on
+/// the first yes it stops as if it had applied its removal.
 pub async fn notice_removal(
     node: Node,
     joined_through: Vec<String>,
     tls: Option<tokio_rustls::TlsConnector>,
+    local: Option<std::net::IpAddr>,
     every: Duration,
 ) {
     let id = node.id();
@@ -333,7 +335,7 @@ pub async fn notice_removal(
         }
         for url in peers {
             let asked = async {
-                let mut conn = transport::connect(&url, tls.as_ref(), None).await?;
+                let mut conn = transport::connect(&url, tls.as_ref(), local).await?;
                 transport::post(
                     &mut conn,
                     &url,

@@ -176,6 +176,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         door.clone(),
         joined_through,
         peer_connector.clone(),
+        peer_local_ip(&node),
         Duration::from_millis(config.election_ms * 2).max(Duration::from_secs(1)),
     ));
     if let Some(mode) = config.auto_compaction {
