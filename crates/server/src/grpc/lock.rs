@@ -51,7 +51,12 @@ impl lock_server::Lock for Lock {
         let mine = if resp.succeeded {
             resp.header.as_ref().map_or(0, |h| h.revision)
         } else {
-            range(0)?.kvs.first().map_or(0, |kv| kv.create_revision)
+            // The compare failed, so the same txn's read finds the key; were it missing,
+            // there would be nothing to hold.
+            match range(0)?.kvs.first() {
+                Some(kv) => kv.create_revision,
+                None => return Err(Status::unknown("mutex: session is expired")),
+            }
         };
         let oldest = range(1)?;
         if oldest
