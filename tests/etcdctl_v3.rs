@@ -684,6 +684,28 @@ fn the_space_quota_raises_nospace_and_disarming_clears_it() {
     assert_eq!(ok(&ep, &["put", "small", "x"], d), "OK\n");
 }
 
+/// Starts `node`, added to `c`'s three members beforehand, as etcdctl's variables say: modern
+/// flags, the initial cluster with it, state `existing`.
+fn launch_joining(c: &Cluster, node: &mut Node) {
+    let mut cluster: Vec<String> = (0..3)
+        .map(|i| format!("{}={}", c.member(i).name, c.member(i).peer_url()))
+        .collect();
+    cluster.push(format!("{}={}", node.name, node.peer_url()));
+    let mut args = node.modern_args();
+    args.extend(
+        [
+            "--initial-cluster",
+            &cluster.join(","),
+            "--initial-cluster-state",
+            "existing",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    node.args = args;
+    node.launch();
+}
+
 /// etcdctl 3.4's `member add`, `update`, `promote` and `remove` (their output formats as
 /// etcdctl prints etcd's answers): a member added with etcdctl, its peer URL updated before it
 /// starts, started as etcdctl's variables say, then removed; errors for a member that is not
@@ -715,7 +737,7 @@ fn member_add_update_promote_and_remove_through_etcdctl() {
     );
     let id_hex = out.split_whitespace().nth(1).expect("an id").to_string();
     let id = u64::from_str_radix(&id_hex, 16).unwrap();
-    let mut cluster: Vec<String> = (0..3)
+    let cluster: Vec<String> = (0..3)
         .map(|i| format!("{}={}", c.member(i).name, c.member(i).peer_url()))
         .collect();
     // etcdctl lists the members as the answer orders them (by id): compare as sets.
@@ -760,20 +782,7 @@ fn member_add_update_promote_and_remove_through_etcdctl() {
         ),
         format!("Member {id:16x} updated in cluster {cluster_id:16x}\n")
     );
-    cluster.push(format!("newbie={}", new.peer_url()));
-    let mut args = new.modern_args();
-    args.extend(
-        [
-            "--initial-cluster",
-            &cluster.join(","),
-            "--initial-cluster-state",
-            "existing",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    new.args = args;
-    new.launch();
+    launch_joining(&c, &mut new);
     poll_until(
         MEMBER_READY_TIMEOUT,
         "the new member publishes its name",
@@ -832,23 +841,7 @@ fn member_add_update_promote_and_remove_through_etcdctl() {
     );
     let quick_hex = out.split_whitespace().nth(1).expect("an id").to_string();
     let quick_id = u64::from_str_radix(&quick_hex, 16).unwrap();
-    let mut cluster: Vec<String> = (0..3)
-        .map(|i| format!("{}={}", c.member(i).name, c.member(i).peer_url()))
-        .collect();
-    cluster.push(format!("quick={}", quick.peer_url()));
-    let mut args = quick.modern_args();
-    args.extend(
-        [
-            "--initial-cluster",
-            &cluster.join(","),
-            "--initial-cluster-state",
-            "existing",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    quick.args = args;
-    quick.launch();
+    launch_joining(&c, &mut quick);
     poll_until(MEMBER_READY_TIMEOUT, "the quick member joins", || {
         quick.assert_running();
         let members = listed(d)["members"].clone();

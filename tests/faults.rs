@@ -1139,6 +1139,36 @@ fn a_resumed_deposed_leader_answers_no_consistent_read_from_before_its_pause() {
 // The same faults under v3 (gRPC) clients
 // ---------------------------------------------------------------------------------------------
 
+/// The kill/pause nemesis until `until`, then every member healed; how many faults it injected.
+fn kills_and_pauses_then_heal(
+    c: &mut Cluster,
+    rng: &mut Rng,
+    start: Instant,
+    until: Instant,
+    log: &FaultLog,
+) -> u64 {
+    let faults = nemesis(c, rng, start, until, log);
+    log.note(start, format!("stop: {faults} faults injected; healing"));
+    heal(c, start, log);
+    faults
+}
+
+/// The partition nemesis until `until`, then the network healed; how many partitions it made.
+fn partitions_then_heal(
+    c: &mut Cluster,
+    rng: &mut Rng,
+    start: Instant,
+    until: Instant,
+    log: &FaultLog,
+) -> u64 {
+    let faults = partition_nemesis(c, rng, start, until, log);
+    log.note(start, format!("stop: {faults} partitions; healing"));
+    c.proxy().heal();
+    c.check_alive();
+    c.wait_all_ready();
+    faults
+}
+
 #[path = "faults/k8s.rs"]
 mod k8s;
 #[path = "faults/v3.rs"]
@@ -1149,12 +1179,7 @@ fn v3_histories_under_kills_and_pauses_are_linearizable_and_watchers_see_every_r
     v3_fault_run(
         "faults (v3)",
         Cluster::start(3, &FAST_TIMING),
-        |c, rng, start, until, log| {
-            let faults = nemesis(c, rng, start, until, log);
-            log.note(start, format!("stop: {faults} faults injected; healing"));
-            heal(c, start, log);
-            faults
-        },
+        kills_and_pauses_then_heal,
     );
 }
 
@@ -1163,14 +1188,7 @@ fn v3_histories_under_partitions_are_linearizable_and_watchers_see_every_revisio
     v3_fault_run(
         "partitions (v3)",
         Cluster::start_partitionable(3, &FAST_TIMING),
-        |c, rng, start, until, log| {
-            let faults = partition_nemesis(c, rng, start, until, log);
-            log.note(start, format!("stop: {faults} partitions; healing"));
-            c.proxy().heal();
-            c.check_alive();
-            c.wait_all_ready();
-            faults
-        },
+        partitions_then_heal,
     );
 }
 
@@ -1304,12 +1322,7 @@ fn kubernetes_shaped_runs_under_kills_and_pauses_stay_linearizable_and_lose_no_e
     k8s::fault_run(
         "k8s faults",
         Cluster::start(3, &FAST_TIMING),
-        |c, rng, start, until, log| {
-            let faults = nemesis(c, rng, start, until, log);
-            log.note(start, format!("stop: {faults} faults injected; healing"));
-            heal(c, start, log);
-            faults
-        },
+        kills_and_pauses_then_heal,
     );
 }
 
@@ -1318,13 +1331,6 @@ fn kubernetes_shaped_runs_under_partitions_stay_linearizable_and_lose_no_event()
     k8s::fault_run(
         "k8s partitions",
         Cluster::start_partitionable(3, &FAST_TIMING),
-        |c, rng, start, until, log| {
-            let faults = partition_nemesis(c, rng, start, until, log);
-            log.note(start, format!("stop: {faults} partitions; healing"));
-            c.proxy().heal();
-            c.check_alive();
-            c.wait_all_ready();
-            faults
-        },
+        partitions_then_heal,
     );
 }

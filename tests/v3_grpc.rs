@@ -56,6 +56,21 @@ async fn hash_kv(ch: Channel) -> u32 {
         .hash
 }
 
+/// A txn of `n` puts (keys `t0`, `t1`…) and nothing else.
+fn puts_txn(n: usize) -> TxnRequest {
+    TxnRequest {
+        success: (0..n)
+            .map(|i| RequestOp {
+                request: Some(Op::RequestPut(PutRequest {
+                    key: b(&format!("t{i}")),
+                    ..Default::default()
+                })),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
 /// Every key there is now.
 async fn everything(kv: &mut KvClient<Channel>) -> RangeResponse {
     kv.range(RangeRequest {
@@ -399,25 +414,9 @@ fn the_request_size_txn_size_and_progress_interval_flags_apply() {
             (Code::InvalidArgument, "etcdserver: request is too large")
         );
         // 300 operations in a txn, not 301.
-        let txn = |n: usize| TxnRequest {
-            success: (0..n)
-                .map(|i| RequestOp {
-                    request: Some(Op::RequestPut(PutRequest {
-                        key: b(&format!("t{i}")),
-                        ..Default::default()
-                    })),
-                })
-                .collect(),
-            ..Default::default()
-        };
-        assert!(
-            kv.txn(txn(300))
-                .await
-                .expect("300 ops")
-                .into_inner()
-                .succeeded
-        );
-        let s = kv.txn(txn(301)).await.expect_err("301 ops");
+        let done = kv.txn(puts_txn(300)).await.expect("300 ops");
+        assert!(done.into_inner().succeeded);
+        let s = kv.txn(puts_txn(301)).await.expect_err("301 ops");
         assert_eq!(
             (s.code(), s.message()),
             (
@@ -576,17 +575,7 @@ fn errors_carry_etcds_codes_and_messages() {
             .await
             .expect_err("refused");
         assert_eq!(s.code(), Code::OutOfRange, "{s:?}");
-        let many = TxnRequest {
-            success: (0..129)
-                .map(|i| RequestOp {
-                    request: Some(Op::RequestPut(PutRequest {
-                        key: b(&format!("t{i}")),
-                        ..Default::default()
-                    })),
-                })
-                .collect(),
-            ..Default::default()
-        };
+        let many = puts_txn(129);
         assert_eq!(
             err(kv.txn(many).await),
             (

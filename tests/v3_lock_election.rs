@@ -91,6 +91,17 @@ async fn finished<T>(task: tokio::task::JoinHandle<T>) -> T {
         .expect("the task")
 }
 
+/// Asks for lock `name` on `lease` in a task of its own (the call returns once it holds it).
+fn lock_in_background(
+    locks: &LockClient<Channel>,
+    name: &str,
+    lease: i64,
+) -> tokio::task::JoinHandle<Result<tonic::Response<LockResponse>, tonic::Status>> {
+    let mut locks = locks.clone();
+    let name = b(name);
+    tokio::spawn(async move { locks.lock(LockRequest { name, lease }).await })
+}
+
 async fn lock_scenario(url: &str) {
     let ch = grpc_channel(url).await;
     let locks = LockClient::new(ch.clone());
@@ -112,15 +123,7 @@ async fn lock_scenario(url: &str) {
     assert_eq!(held.key, b(&format!("l/{a:x}")));
     let at = held.header.unwrap().revision;
     // Taken: the next caller's key goes in, and it waits.
-    let mut second = locks.clone();
-    let waiting = tokio::spawn(async move {
-        second
-            .lock(LockRequest {
-                name: b("l"),
-                lease: lb,
-            })
-            .await
-    });
+    let waiting = lock_in_background(&locks, "l", lb);
     until_keys(&ch, "l/", 2).await;
     assert!(!waiting.is_finished());
     // Unlocked: the next caller holds it, answered at or after the unlock.
@@ -141,15 +144,7 @@ async fn lock_scenario(url: &str) {
     assert_eq!(got.key, b(&format!("l/{lb:x}")));
     assert!(got.header.unwrap().revision >= unlocked);
     // The holder's lease ends: the lock is free again.
-    let mut third = locks.clone();
-    let waiting = tokio::spawn(async move {
-        third
-            .lock(LockRequest {
-                name: b("l"),
-                lease: c,
-            })
-            .await
-    });
+    let waiting = lock_in_background(&locks, "l", c);
     until_keys(&ch, "l/", 2).await;
     LeaseClient::new(ch.clone())
         .lease_revoke(LeaseRevokeRequest { id: lb })
@@ -162,14 +157,7 @@ async fn lock_scenario(url: &str) {
     assert_eq!(got.key, b(&format!("l/{c:x}")));
     // A caller that goes away while waiting leaves no key behind.
     let d = grant(&ch, 60).await;
-    let mut gone = locks.clone();
-    let waiting = tokio::spawn(async move {
-        gone.lock(LockRequest {
-            name: b("l"),
-            lease: d,
-        })
-        .await
-    });
+    let waiting = lock_in_background(&locks, "l", d);
     until_keys(&ch, "l/", 2).await;
     waiting.abort();
     until_keys(&ch, "l/", 1).await;
