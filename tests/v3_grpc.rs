@@ -1361,3 +1361,168 @@ fn periodic_auto_compaction_keeps_the_retention_of_history() {
         assert_eq!(at.kvs.len(), 1);
     });
 }
+
+#[test]
+fn the_corruption_check_compares_every_members_hash_and_raises_nothing_on_a_healthy_cluster() {
+    let mut flags = FAST_TIMING.to_vec();
+    flags.extend_from_slice(&["--experimental-corrupt-check-time", "200ms"]);
+    let mut c = Cluster::start(3, &flags);
+    let leader = c.leader();
+    let runtime = rt();
+    runtime.block_on(async {
+        let mut kvs = Vec::new();
+        for i in 0..3 {
+            kvs.push(KvClient::new(channel(c.member(i)).await));
+        }
+        // Writes through every member and a compaction, while the leader checks: until it has
+        // passed checks in which both followers answered.
+        let started = tokio::time::Instant::now();
+        let mut round = 0;
+        loop {
+            round += 1;
+            let rev = put(&mut kvs[round % 3], &format!("c/{}", round % 20), "v").await;
+            if round == 40 {
+                kvs[0]
+                    .compact(CompactionRequest {
+                        revision: rev - 10,
+                        physical: true,
+                    })
+                    .await
+                    .expect("compact");
+            }
+            let logs = c.member(leader).logs();
+            let checked = logs
+                .lines()
+                .filter(|l| l.contains("corruption check passed") && l.contains("peers=2"))
+                .count();
+            if round > 60 && checked >= 3 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no corruption checks with both peers: {logs}"
+            );
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        let alarms = MaintenanceClient::new(channel(c.member(leader)).await)
+            .alarm(AlarmRequest::default())
+            .await
+            .expect("alarm list")
+            .into_inner()
+            .alarms;
+        assert!(alarms.is_empty(), "{alarms:?}");
+    });
+    assert!(!c.member(leader).logs().contains("raising CORRUPT"));
+}
+
+/// A follower whose stored value changes under it (bytes overwritten in its value file, as a
+/// disk could) hashes differently: the leader's check raises CORRUPT for it, and then every
+/// member refuses writes.
+#[test]
+fn the_corruption_check_names_a_member_whose_data_changed_under_it() {
+    let mut flags = FAST_TIMING.to_vec();
+    flags.extend_from_slice(&["--experimental-corrupt-check-time", "200ms"]);
+    let mut c = Cluster::start(3, &flags);
+    let leader = c.leader();
+    let follower = (leader + 1) % 3;
+    let runtime = rt();
+    // A value bigger than the value files' write buffer, so that it is in the file.
+    let big = "v".repeat(400 << 10);
+    let follower_id = runtime.block_on(async {
+        let mut kv = KvClient::new(channel(c.member(leader)).await);
+        let rev = put(&mut kv, "big", &big).await;
+        // Every member has it.
+        for i in 0..3 {
+            let kv = KvClient::new(channel(c.member(i)).await);
+            poll_async(|| {
+                let mut kv = kv.clone();
+                async move {
+                    let r = kv
+                        .range(RangeRequest {
+                            key: b("big"),
+                            serializable: true,
+                            ..Default::default()
+                        })
+                        .await
+                        .ok()?
+                        .into_inner();
+                    (r.header?.revision >= rev).then_some(())
+                }
+            })
+            .await;
+        }
+        MaintenanceClient::new(channel(c.member(follower)).await)
+            .status(StatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+            .header
+            .unwrap()
+            .member_id
+    });
+    // Overwrite part of the value in the follower's value file (unlinked: reached through
+    // the process's open descriptors).
+    let pid = c.member(follower).pid().expect("running");
+    let mut overwritten = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let path = entry.unwrap().path();
+        let target = std::fs::read_link(&path).unwrap_or_default();
+        if target.to_string_lossy().contains("v3-values.") {
+            use std::os::unix::fs::FileExt as _;
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            if file.metadata().unwrap().len() > 2000 {
+                file.write_all_at(&[b'Z'; 1000], 1000).unwrap();
+                overwritten += 1;
+            }
+        }
+    }
+    assert_eq!(overwritten, 1, "the follower's value file");
+    runtime.block_on(async {
+        let maintenance = MaintenanceClient::new(channel(c.member(leader)).await);
+        let alarms = poll_async(|| {
+            let mut maintenance = maintenance.clone();
+            async move {
+                let alarms = maintenance
+                    .alarm(AlarmRequest::default())
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .alarms;
+                (!alarms.is_empty()).then_some(alarms)
+            }
+        })
+        .await;
+        assert_eq!(
+            alarms,
+            [AlarmMember {
+                member_id: follower_id,
+                alarm: AlarmType::Corrupt as i32,
+            }]
+        );
+        let mut kv = KvClient::new(channel(c.member(leader)).await);
+        let s = kv
+            .put(PutRequest {
+                key: b("after"),
+                value: b("x"),
+                ..Default::default()
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::DataLoss, "etcdserver: corrupt cluster")
+        );
+    });
+}
+
+/// Polls `f` every [`POLL_INTERVAL`] until it gives `Some`, for at most [`WAIT`].
+async fn poll_async<T, F: std::future::Future<Output = Option<T>>>(mut f: impl FnMut() -> F) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not in time");
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}

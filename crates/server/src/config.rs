@@ -158,6 +158,9 @@ pub struct Config {
     /// The v3 space quota in bytes, if any (`--quota-backend-bytes`: 0 is etcd's 2 GiB, a
     /// negative value none).
     pub quota_backend_bytes: Option<u64>,
+    /// How often the leader compares the members' hashes, if at all
+    /// (`--experimental-corrupt-check-time`).
+    pub corrupt_check: Option<std::time::Duration>,
     /// Peers to ask before starting a new cluster: if one of them already runs a cluster, this
     /// member joins it instead (the first member of a static `--initial-cluster`).
     pub probe: Vec<String>,
@@ -348,6 +351,12 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
         Kind::Str,
         "N",
         "v3 space quota: writes that grow the keyspace past it raise NOSPACE (0: 2 GiB; <0: none) [0]",
+    ),
+    (
+        &["experimental-corrupt-check-time"],
+        Kind::Str,
+        "DURATION",
+        "how often the leader compares the members' v3 hashes (0: never) [0s]",
     ),
     (
         &["auto-compaction-mode"],
@@ -802,6 +811,18 @@ pub fn parse_with_env(
                 "invalid value {quota_flag:?} for flag -quota-backend-bytes: parse error"
             ))
         })?);
+    let corrupt_check = match get("experimental-corrupt-check-time") {
+        None => None,
+        Some(v) => match crate::gocompat::parse_duration(&v) {
+            Some(n) if n > 0 => Some(std::time::Duration::from_nanos(n as u64)),
+            Some(_) => None,
+            None => {
+                return Err(Error::Invalid(format!(
+                    "--experimental-corrupt-check-time: invalid duration {v:?}"
+                )))
+            }
+        },
+    };
     let config = Config {
         data_dir: PathBuf::from(get("d").unwrap_or_else(|| format!("{name}.etcd"))),
         node: NodeInfo {
@@ -836,6 +857,7 @@ pub fn parse_with_env(
         watch_progress_interval,
         auto_compaction,
         quota_backend_bytes,
+        corrupt_check,
         probe,
     };
     Ok(Command::Run(Box::new(config)))

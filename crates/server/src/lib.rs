@@ -6,6 +6,7 @@ pub mod clock;
 pub mod cluster;
 pub mod compactor;
 pub mod config;
+pub mod corrupt;
 pub mod durable;
 pub mod gocompat;
 pub mod grpc;

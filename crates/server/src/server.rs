@@ -179,6 +179,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         peer_local_ip(&node),
         Duration::from_millis(config.election_ms * 2).max(Duration::from_secs(1)),
     ));
+    if let Some(every) = config.corrupt_check {
+        tokio::spawn(crate::corrupt::run(
+            door.clone(),
+            every,
+            peer_connector.clone(),
+            peer_local_ip(&node),
+        ));
+    }
     if let Some(mode) = config.auto_compaction {
         tracing::info!(?mode, "auto-compaction on");
         tokio::spawn(crate::compactor::run(door.clone(), mode));

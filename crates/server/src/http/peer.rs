@@ -77,6 +77,33 @@ pub async fn removed(State(app): State<App>, body: axum::body::Bytes) -> Respons
     }
 }
 
+/// `POST /v3rs/hashkv` with a revision (i64 LE): this member's HashKV at that revision, as a
+/// protobuf `HashKVResponse` (header: this member's id and current revision; compact
+/// revision -1 if never compacted), for the leader's corruption check (`corrupt.rs`). 409 if
+/// the revision is compacted or not reached here.
+pub async fn hashkv(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    use prost::Message as _;
+    let Ok(rev) = <[u8; 8]>::try_from(&body[..]) else {
+        return (StatusCode::BAD_REQUEST, "not a revision").into_response();
+    };
+    match crate::corrupt::local_hash(&app.node, i64::from_le_bytes(rev)).await {
+        Ok(h) => {
+            let answer = etcd_v3proto::etcdserverpb::HashKvResponse {
+                header: Some(etcd_v3proto::etcdserverpb::ResponseHeader {
+                    member_id: app.node.id(),
+                    revision: h.revision,
+                    ..Default::default()
+                }),
+                hash: h.hash,
+                compact_revision: if h.compacted > 0 { h.compacted } else { -1 },
+                hash_revision: 0,
+            };
+            (StatusCode::OK, answer.encode_to_vec()).into_response()
+        }
+        Err(e) => (StatusCode::CONFLICT, e.to_string()).into_response(),
+    }
+}
+
 /// Largest `/raft` body: a full batch, with room.
 const MAX_RAFT_BODY: usize = 64 << 20;
 /// Largest snapshot accepted.

@@ -1,0 +1,206 @@
+//! The periodic corruption check (`--experimental-corrupt-check-time`), as etcd 3.4's
+//! `checkHashKV`: every period the leader hashes its keyspace (HashKV, etcd's own hash), asks
+//! every peer for its hash at the same revision (`POST /v3rs/hashkv` on the peer port), hashes
+//! again after a linearizable read, and raises the CORRUPT alarm through the log for the first
+//! member found inconsistent:
+//! - itself, if its hash changed while its revision and compaction did not;
+//! - a peer whose revision or compaction is ahead of the leader's;
+//! - a peer with the leader's compaction whose hash at the leader's revision differs.
+//!
+//! A peer that cannot answer (down, behind the revision, compacted past it) is skipped, as in
+//! etcd. Under the alarm every member refuses writes (`corrupt cluster`) until it is cleared.
+//!
+//! [`first_mismatch`] decides (pure); [`run`] gathers the hashes and raises the alarm.
+
+use std::time::Duration;
+
+use etcd_v3proto::etcdrs::{internal_request::Request as Internal, InternalRequest};
+use etcd_v3proto::etcdserverpb::alarm_request::AlarmAction;
+use etcd_v3proto::etcdserverpb::{AlarmRequest, AlarmType, HashKvResponse};
+use prost::Message as _;
+
+use crate::node::Node;
+use crate::transport;
+
+/// A member's HashKV: hash, the revision it was taken at (the member's current one for a
+/// peer), and the compacted revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hashed {
+    /// The hash.
+    pub hash: u32,
+    /// The member's current revision.
+    pub revision: i64,
+    /// Its compacted revision (0: never compacted).
+    pub compacted: i64,
+}
+
+/// The member to raise CORRUPT for, if any: `me` hashed `before` and `after` a linearizable
+/// read; `peers` answered (member id, its hash at `before.revision`).
+pub fn first_mismatch(
+    me: u64,
+    before: Hashed,
+    after: Hashed,
+    peers: &[(u64, Hashed)],
+) -> Option<u64> {
+    if after.hash != before.hash
+        && after.revision == before.revision
+        && after.compacted == before.compacted
+    {
+        return Some(me);
+    }
+    peers.iter().find_map(|&(id, p)| {
+        let ahead = p.revision > after.revision || p.compacted > after.compacted;
+        let differs = p.compacted == before.compacted && p.hash != before.hash;
+        (ahead || differs).then_some(id)
+    })
+}
+
+/// This member's HashKV at `revision` (0: now), as [`Hashed`] (`revision` the current one).
+/// The hash reads every version: it runs on a copy of the keyspace, on a blocking thread.
+pub async fn local_hash(node: &Node, revision: i64) -> Result<Hashed, etcd_mvcc::Error> {
+    let keyspace = node.read(|s| s.v3().clone());
+    tokio::task::spawn_blocking(move || {
+        let (hash, _) = keyspace.hash_kv(revision)?;
+        Ok(Hashed {
+            hash,
+            revision: keyspace.revision(),
+            compacted: keyspace.compacted(),
+        })
+    })
+    .await
+    .unwrap_or(Err(etcd_mvcc::Error::Stopped))
+}
+
+/// Asks the peer at `url` for its hash at `revision`.
+async fn peer_hash(
+    url: &str,
+    revision: i64,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    local: Option<std::net::IpAddr>,
+) -> Option<(u64, Hashed)> {
+    let mut conn = transport::connect(url, tls, local).await.ok()?;
+    let body = revision.to_le_bytes().to_vec();
+    let (status, body) =
+        transport::post(&mut conn, url, "/v3rs/hashkv", body, Duration::from_secs(5))
+            .await
+            .ok()?;
+    if status != 200 {
+        return None;
+    }
+    let r = HashKvResponse::decode(body).ok()?;
+    let header = r.header?;
+    Some((
+        header.member_id,
+        Hashed {
+            hash: r.hash,
+            revision: header.revision,
+            compacted: r.compact_revision.max(0),
+        },
+    ))
+}
+
+/// The check, every `every`, on whichever member leads (see the module docs).
+pub async fn run(
+    node: Node,
+    every: Duration,
+    tls: Option<tokio_rustls::TlsConnector>,
+    local: Option<std::net::IpAddr>,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        if !node.is_leader() {
+            continue;
+        }
+        let me = node.id();
+        let Ok(before) = local_hash(&node, 0).await else {
+            continue;
+        };
+        let urls: Vec<String> = crate::cluster::peer_urls(&node)
+            .into_iter()
+            .filter(|(id, _)| *id != me)
+            .map(|(_, url)| url)
+            .collect();
+        let mut peers = Vec::new();
+        for url in &urls {
+            if let Some(answer) = peer_hash(url, before.revision, tls.as_ref(), local).await {
+                peers.push(answer);
+            }
+        }
+        if !matches!(node.propose(etcd_store::Command::Read).await, Ok(Ok(_))) {
+            continue;
+        }
+        let Ok(after) = local_hash(&node, 0).await else {
+            continue;
+        };
+        match first_mismatch(me, before, after, &peers) {
+            None => tracing::info!(
+                revision = before.revision,
+                peers = peers.len(),
+                "corruption check passed"
+            ),
+            Some(id) => {
+                tracing::error!(
+                    member = format!("{id:x}"),
+                    "corruption check: the member's keyspace differs; raising CORRUPT"
+                );
+                let raise = InternalRequest {
+                    request: Some(Internal::Alarm(AlarmRequest {
+                        action: AlarmAction::Activate as i32,
+                        member_id: id,
+                        alarm: AlarmType::Corrupt as i32,
+                    })),
+                    time: crate::clock::now(),
+                };
+                let _ = node.propose_v3(raise).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: u64 = 1;
+
+    fn h(hash: u32, revision: i64, compacted: i64) -> Hashed {
+        Hashed {
+            hash,
+            revision,
+            compacted,
+        }
+    }
+
+    #[test]
+    fn agreeing_members_and_unanswering_ones_raise_nothing() {
+        let mine = h(7, 10, 4);
+        assert_eq!(first_mismatch(ME, mine, mine, &[]), None);
+        assert_eq!(
+            first_mismatch(ME, mine, mine, &[(2, h(7, 10, 4)), (3, h(7, 9, 4))]),
+            None
+        );
+        // Writes between the two hashes change the leader's hash and revision: no mismatch.
+        assert_eq!(
+            first_mismatch(ME, mine, h(8, 11, 4), &[(2, h(7, 11, 4))]),
+            None
+        );
+        // A peer compacted at another revision hashes other records: not compared.
+        assert_eq!(first_mismatch(ME, mine, mine, &[(2, h(9, 10, 3))]), None);
+    }
+
+    #[test]
+    fn a_differing_hash_or_a_peer_ahead_is_named() {
+        let mine = h(7, 10, 4);
+        assert_eq!(
+            first_mismatch(ME, mine, mine, &[(2, h(7, 10, 4)), (3, h(8, 10, 4))]),
+            Some(3)
+        );
+        assert_eq!(first_mismatch(ME, mine, mine, &[(2, h(7, 12, 4))]), Some(2));
+        assert_eq!(first_mismatch(ME, mine, mine, &[(2, h(7, 10, 6))]), Some(2));
+        // The leader's own hash changed with nothing applied: the leader.
+        assert_eq!(
+            first_mismatch(ME, mine, h(9, 10, 4), &[(2, h(7, 10, 4))]),
+            Some(ME)
+        );
+    }
+}
