@@ -896,6 +896,112 @@ fn member_add_update_promote_and_remove_through_etcdctl() {
     );
 }
 
+/// The alarms through three members: the quota is reached through one, the alarm is listed
+/// and enforced through the others, and disarmed through yet another.
+#[test]
+fn nospace_raised_through_one_member_is_seen_and_cleared_through_the_others() {
+    if !have_etcdctl() {
+        return;
+    }
+    let mut flags = FAST_TIMING.to_vec();
+    flags.extend_from_slice(&["--quota-backend-bytes", "300000"]);
+    let c = Cluster::start(3, &flags);
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let ep = |i: usize| c.member(i).client_addr();
+    let value = "x".repeat(16 << 10);
+    let full = (1..=40)
+        .map(|i| ctl_with(&ep(0), &[], &["put", &format!("k{i}"), &value], "", d))
+        .find(|r| r.code != Some(0))
+        .expect("the quota was never reached");
+    let no_space = "Error: etcdserver: mvcc: database space exceeded";
+    assert!(full.stderr.contains(no_space), "{full:?}");
+    let listed = ok(&ep(1), &["alarm", "list"], d);
+    assert!(
+        listed.starts_with("memberID:") && listed.ends_with(" alarm:NOSPACE \n"),
+        "{listed}"
+    );
+    let r = ctl_with(&ep(2), &[], &["put", "small", "x"], "", d);
+    assert!(r.stderr.contains(no_space), "{r:?}");
+    ok(&ep(2), &["del", "k", "--prefix"], d);
+    let rev =
+        serde_json::from_str::<serde_json::Value>(&ok(&ep(2), &["get", "x", "-w", "json"], d))
+            .unwrap()["header"]["revision"]
+            .as_i64()
+            .unwrap();
+    ok(&ep(2), &["compaction", &rev.to_string()], d);
+    assert_eq!(ok(&ep(1), &["alarm", "disarm"], d), listed);
+    assert_eq!(ok(&ep(0), &["put", "small", "x"], d), "OK\n");
+    for i in 0..3 {
+        assert_eq!(ok(&ep(i), &["alarm", "list"], d), "");
+    }
+}
+
+/// Lock (its exec form), election, alarms and defragmentation over TLS with client
+/// certificates.
+#[test]
+fn lock_elect_alarm_and_defrag_over_tls() {
+    if !have_etcdctl() {
+        return;
+    }
+    let (node, flags) = tls_node("v3tlsmore");
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let ep = format!("https://{}", node.client_addr());
+    let tls: Vec<&str> = flags.iter().map(String::as_str).collect();
+    // The exec form: the command runs while the lock is held, told the lock's key.
+    let lock = [
+        "lock",
+        "mylock",
+        "--",
+        "sh",
+        "-c",
+        "echo held $ETCD_LOCK_KEY",
+    ];
+    let held = ok_with(&ep, &tls, &lock, d);
+    assert!(held.starts_with("held mylock/"), "{held}");
+    assert_eq!(
+        ok_with(&ep, &tls, &["get", "mylock", "--prefix", "--keys-only"], d),
+        ""
+    );
+    assert_eq!(ok_with(&ep, &tls, &["alarm", "list"], d), "");
+    assert_eq!(
+        ok_with(&ep, &tls, &["defrag"], d),
+        format!("Finished defragmenting etcd member[{ep}]\n")
+    );
+    let mut args: Vec<&str> = tls.clone();
+    args.extend(["--endpoints", ep.as_str(), "elect", "myelection", "p1"]);
+    let mut campaign = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(&args)
+        .stdout(std::fs::File::create(d.join("elect.out")).unwrap())
+        .stderr(std::fs::File::create(d.join("elect.err")).unwrap())
+        .spawn()
+        .expect("etcdctl elect");
+    let leader = poll_until(Duration::from_secs(10), "elected over TLS", || {
+        let out = std::fs::read_to_string(d.join("elect.out")).ok()?;
+        (out.lines().count() >= 2).then_some(out)
+    });
+    assert!(
+        leader.starts_with("myelection/") && leader.ends_with("\np1\n"),
+        "{leader}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &campaign.id().to_string()])
+        .status();
+    let status = wait_child(&mut campaign, Duration::from_secs(10)).expect("it resigns and exits");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        ok_with(
+            &ep,
+            &tls,
+            &["get", "myelection", "--prefix", "--keys-only"],
+            d
+        ),
+        ""
+    );
+}
+
 #[test]
 fn v3_over_tls_with_client_certificates() {
     if !have_etcdctl() {
