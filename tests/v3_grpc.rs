@@ -1526,3 +1526,90 @@ async fn poll_async<T, F: std::future::Future<Output = Option<T>>>(mut f: impl F
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
+
+/// Keep-alives that reach the leader around the moment their lease runs out: each is either
+/// answered "not found" (the lease is going) or, when answered alive, the lease's key is still
+/// there right after, never revoked by an expiry already on its way through the log.
+#[test]
+fn a_keep_alive_at_the_moment_a_lease_runs_out_never_precedes_its_revocation() {
+    // Three members: an expiry takes a round trip to commit, the window this is about.
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let leader = c.leader();
+    rt().block_on(async {
+        let ch = channel(c.member(leader)).await;
+        let ttl = Duration::from_secs(1);
+        let mut tasks = Vec::new();
+        for i in 0..120u64 {
+            let ch = ch.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut leases = LeaseClient::new(ch.clone());
+                let mut kv = KvClient::new(ch);
+                let id = leases
+                    .lease_grant(LeaseGrantRequest { ttl: 1, id: 0 })
+                    .await
+                    .expect("grant")
+                    .into_inner()
+                    .id;
+                let granted = tokio::time::Instant::now();
+                let key = format!("race/{i}");
+                kv.put(PutRequest {
+                    key: b(&key),
+                    value: b("v"),
+                    lease: id,
+                    ..Default::default()
+                })
+                .await
+                .expect("put");
+                // Around the deadline: from 30 ms before to 30 ms after.
+                tokio::time::sleep_until(granted + ttl - Duration::from_millis(30)).await;
+                tokio::time::sleep(Duration::from_millis(i % 60)).await;
+                let sent = tokio::time::Instant::now();
+                let requests = futures_util::StreamExt::chain(
+                    futures_util::stream::iter([LeaseKeepAliveRequest { id }]),
+                    futures_util::stream::pending(),
+                );
+                let mut answers = leases
+                    .lease_keep_alive(requests)
+                    .await
+                    .expect("keep-alive")
+                    .into_inner();
+                let kept = answers
+                    .message()
+                    .await
+                    .expect("an answer")
+                    .expect("open")
+                    .ttl;
+                if kept <= 0 {
+                    return (false, None);
+                }
+                let read = kv
+                    .range(RangeRequest {
+                        key: b(&key),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("read")
+                    .into_inner();
+                let early = (read.kvs.is_empty() && sent.elapsed() < ttl)
+                    .then(|| format!("{key}: kept alive, then gone {:?} later", sent.elapsed()));
+                (true, early)
+            }));
+        }
+        let (mut kept, mut gone, mut early) = (0, 0, Vec::new());
+        for t in tasks {
+            let (alive, problem) = t.await.expect("a task");
+            if alive {
+                kept += 1;
+            } else {
+                gone += 1;
+            }
+            early.extend(problem);
+        }
+        assert!(
+            early.is_empty(),
+            "leases revoked after an answered keep-alive: {early:?}"
+        );
+        // The keep-alives did straddle the deadlines.
+        assert!(kept > 0 && gone > 0, "kept {kept}, gone {gone}");
+    });
+}

@@ -14,7 +14,7 @@
 //! Invariants: nothing is acknowledged before it is durable and applied; a storage failure
 //! ends the process (see `raft/mod.rs`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -193,6 +193,7 @@ pub fn start(
         watchers: watchers.clone(),
         lease_clock: etcd_mvcc::Deadlines::new(),
         lease_clock_running: false,
+        revoking: HashSet::new(),
         lease_epoch: Instant::now(),
         status,
         opts,
@@ -364,6 +365,10 @@ struct Driver {
     lease_clock: etcd_mvcc::Deadlines,
     /// True while `lease_clock` counts (this member leads and has caught up).
     lease_clock_running: bool,
+    /// Leases whose time ran out and whose revocation this leader proposed, until it applies:
+    /// a keep-alive for one finds it gone (as etcd's lessor answers a lease pending
+    /// revocation), never a lease that is about to go.
+    revoking: HashSet<i64>,
     /// The origin of `lease_clock`'s nanoseconds.
     lease_epoch: Instant,
     rx: Receiver<Request>,
@@ -688,6 +693,9 @@ impl Driver {
         if !self.lease_clock_running {
             return Err(V3Error::NotLeader);
         }
+        if self.revoking.contains(&id) {
+            return Err(V3Error::LeaseNotFound);
+        }
         let ttl = self
             .store
             .read()
@@ -724,6 +732,7 @@ impl Driver {
         }
         self.lease_clock_running = leads;
         self.lease_clock.clear();
+        self.revoking.clear();
         if leads {
             let now = self.lease_now();
             let store = self.store.read().expect("store lock poisoned");
@@ -758,6 +767,7 @@ impl Driver {
                 self.lease_clock.set(id, now + 100_000_000);
                 break;
             }
+            self.revoking.insert(id);
             tracing::debug!(id = format!("{id:x}"), "lease expired");
         }
     }
@@ -964,7 +974,10 @@ impl Driver {
                                     let at = self.lease_now() + ttl * 1_000_000_000;
                                     self.lease_clock.set(id, at);
                                 }
-                                Some(LeaseChange::Revoked(id)) => self.lease_clock.remove(id),
+                                Some(LeaseChange::Revoked(id)) => {
+                                    self.lease_clock.remove(id);
+                                    self.revoking.remove(&id);
+                                }
                                 _ => {}
                             }
                             if let Some(seq) = self.own_seq(&e.context) {
