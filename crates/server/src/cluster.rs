@@ -126,6 +126,16 @@ pub fn peer_urls(node: &Node) -> BTreeMap<u64, String> {
     node.read(|s| s.peer_urls())
 }
 
+/// The peer URL of every member but this one.
+pub fn other_peer_urls(node: &Node) -> Vec<String> {
+    let me = node.id();
+    peer_urls(node)
+        .into_iter()
+        .filter(|(id, _)| *id != me)
+        .map(|(_, url)| url)
+        .collect()
+}
+
 /// `POST /join`: adds the member that asks (`id`, `name`, its URLs) and answers once the change
 /// is applied here, with what it needs to talk to the others before its log tells it.
 pub async fn join(
@@ -325,26 +335,19 @@ pub async fn notice_removal(
         if node.leader_id().is_some() {
             continue;
         }
-        let mut peers: Vec<String> = peer_urls(&node)
-            .into_iter()
-            .filter(|(peer, _)| *peer != id)
-            .map(|(_, url)| url)
-            .collect();
+        let mut peers = other_peer_urls(&node);
         if peers.is_empty() {
             peers = joined_through.clone();
         }
         for url in peers {
-            let asked = async {
-                let mut conn = transport::connect(&url, tls.as_ref(), local).await?;
-                transport::post(
-                    &mut conn,
-                    &url,
-                    "/v3rs/removed",
-                    id.to_le_bytes().to_vec(),
-                    Duration::from_secs(2),
-                )
-                .await
-            };
+            let asked = transport::post_once(
+                &url,
+                tls.as_ref(),
+                local,
+                "/v3rs/removed",
+                id.to_le_bytes().to_vec(),
+                Duration::from_secs(2),
+            );
             if let Ok((410, _)) = asked.await {
                 tracing::warn!(peer = %url, "peer says this member was removed from the cluster");
                 node.report_removed();
@@ -439,10 +442,8 @@ pub async fn join_cluster(
         }
         for peer in peers {
             let url = format!("{scheme}://{peer}");
-            let attempt = async {
-                let mut conn = transport::connect(&url, tls, None).await?;
-                transport::post(&mut conn, &url, "/join", body.clone(), JOIN_ATTEMPT_TIMEOUT).await
-            };
+            let attempt =
+                transport::post_once(&url, tls, None, "/join", body.clone(), JOIN_ATTEMPT_TIMEOUT);
             match attempt.await {
                 Ok((200, body)) => {
                     let answer: JoinAnswer = serde_json::from_slice(&body).map_err(|e| {

@@ -34,6 +34,17 @@ pub struct Hashed {
     pub compacted: i64,
 }
 
+impl Hashed {
+    /// The compacted revision as etcd's HashKV answers it: -1 before any compaction.
+    pub fn compact_revision(&self) -> i64 {
+        if self.compacted > 0 {
+            self.compacted
+        } else {
+            -1
+        }
+    }
+}
+
 /// The member to raise CORRUPT for, if any: `me` hashed `before` and `after` a linearizable
 /// read; `peers` answered (member id, its hash at `before.revision`).
 pub fn first_mismatch(
@@ -55,8 +66,10 @@ pub fn first_mismatch(
     })
 }
 
-/// This member's HashKV at `revision` (0: now), as [`Hashed`] (`revision` the current one).
-/// The hash reads every version: it runs on a copy of the keyspace, on a blocking thread.
+/// This member's HashKV at `revision` (0: now), as [`Hashed`] (`revision` the current one):
+/// what the Hash and HashKV RPCs answer, and what peers compare. The hash reads every
+/// version: it runs on a copy of the keyspace (cheap: the structures are shared), off the
+/// store's lock and on a blocking thread.
 pub async fn local_hash(node: &Node, revision: i64) -> Result<Hashed, etcd_mvcc::Error> {
     let keyspace = node.read(|s| s.v3().clone());
     tokio::task::spawn_blocking(move || {
@@ -78,12 +91,17 @@ async fn peer_hash(
     tls: Option<&tokio_rustls::TlsConnector>,
     local: Option<std::net::IpAddr>,
 ) -> Option<(u64, Hashed)> {
-    let mut conn = transport::connect(url, tls, local).await.ok()?;
     let body = revision.to_le_bytes().to_vec();
-    let (status, body) =
-        transport::post(&mut conn, url, "/v3rs/hashkv", body, Duration::from_secs(5))
-            .await
-            .ok()?;
+    let (status, body) = transport::post_once(
+        url,
+        tls,
+        local,
+        "/v3rs/hashkv",
+        body,
+        Duration::from_secs(5),
+    )
+    .await
+    .ok()?;
     if status != 200 {
         return None;
     }
@@ -115,13 +133,8 @@ pub async fn run(
         let Ok(before) = local_hash(&node, 0).await else {
             continue;
         };
-        let urls: Vec<String> = crate::cluster::peer_urls(&node)
-            .into_iter()
-            .filter(|(id, _)| *id != me)
-            .map(|(_, url)| url)
-            .collect();
         let mut peers = Vec::new();
-        for url in &urls {
+        for url in &crate::cluster::other_peer_urls(&node) {
             if let Some(answer) = peer_hash(url, before.revision, tls.as_ref(), local).await {
                 peers.push(answer);
             }

@@ -465,6 +465,19 @@ pub async fn connect(
     Ok(sender)
 }
 
+/// Opens a connection to a peer URL (see [`connect`]) for one POST; returns status and body.
+pub async fn post_once(
+    url: &str,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    local: Option<IpAddr>,
+    path: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(u16, Bytes), String> {
+    let mut conn = connect(url, tls, local).await?;
+    post(&mut conn, url, path, body, timeout).await
+}
+
 /// Sends one POST on a connection; returns status and body.
 pub async fn post(
     sender: &mut Sender,

@@ -51,10 +51,14 @@ impl Ctx {
         };
         let body = LeaseTimeToLiveRequest { id, keys: false }.encode_to_vec();
         let path = format!("/v3rs/lease/{what}");
-        let answer = async {
-            let mut conn = crate::transport::connect(&url, self.peer_tls.as_ref(), None).await?;
-            crate::transport::post(&mut conn, &url, &path, body, FORWARD_TIMEOUT).await
-        };
+        let answer = crate::transport::post_once(
+            &url,
+            self.peer_tls.as_ref(),
+            None,
+            &path,
+            body,
+            FORWARD_TIMEOUT,
+        );
         match answer.await {
             Ok((200, body)) if body.len() == 8 => Ok(Ok(i64::from_le_bytes(
                 body[..].try_into().expect("8 bytes"),
