@@ -24,7 +24,10 @@ use futures_util::Stream;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
-use super::local::{created_at, delete_op, get, prefix_end, put_op, range_op, top, Local, OnDrop};
+use super::local::{
+    created_at, delete_op, get, prefix_end, prefix_of, put_op, range_op, session_key, top, Local,
+    OnDrop,
+};
 use super::Ctx;
 
 /// The Election service.
@@ -40,11 +43,6 @@ fn not_leader() -> Status {
 
 fn leader_missing() -> Status {
     Status::unknown("\"leader\" field must be provided")
-}
-
-/// `name/`: where an election's keys live.
-fn prefix_of(name: &[u8]) -> Bytes {
-    Bytes::from([name, b"/"].concat())
 }
 
 /// The txn that resigns `leader`: deletes its key if it is still the same key.
@@ -88,8 +86,7 @@ impl election_server::Election for Election {
         let req = req.into_inner();
         let local = Local(self.0.clone());
         let lease = local.session_lease(req.lease).await?;
-        let prefix = prefix_of(&req.name);
-        let key = Bytes::from([&prefix[..], format!("{lease:x}").as_bytes()].concat());
+        let (prefix, key) = session_key(&req.name, lease);
         let resp = local
             .txn(TxnRequest {
                 compare: vec![created_at(&key, 0)],

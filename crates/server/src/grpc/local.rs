@@ -148,6 +148,19 @@ impl Local {
     }
 }
 
+/// `name/`: where a lock's or an election's keys live.
+pub(super) fn prefix_of(name: &[u8]) -> Bytes {
+    Bytes::from([name, b"/"].concat())
+}
+
+/// The prefix of lock or election `name`, and the key a session on `lease` holds under it:
+/// `name/<lease in hex>` (clientv3 `concurrency`'s naming).
+pub(super) fn session_key(name: &[u8], lease: i64) -> (Bytes, Bytes) {
+    let prefix = prefix_of(name);
+    let key = Bytes::from([&prefix[..], format!("{lease:x}").as_bytes()].concat());
+    (prefix, key)
+}
+
 /// The first (`Ascend`) or last (`Descend`) created key under `prefix` (clientv3's
 /// `WithFirstCreate` / `WithLastCreate`).
 pub(super) fn top(prefix: &Bytes, order: SortOrder) -> RangeRequest {

@@ -19,7 +19,7 @@ use etcd_v3proto::v3lockpb::lock_server;
 use etcd_v3proto::v3lockpb::*;
 use tonic::{Request, Response, Status};
 
-use super::local::{created_at, delete_op, get, put_op, range_op, top, Local, OnDrop};
+use super::local::{created_at, delete_op, get, put_op, range_op, session_key, top, Local, OnDrop};
 use super::Ctx;
 
 /// The Lock service.
@@ -31,10 +31,7 @@ impl lock_server::Lock for Lock {
         let req = req.into_inner();
         let local = Local(self.0.clone());
         let lease = local.session_lease(req.lease).await?;
-        let mut prefix = req.name.to_vec();
-        prefix.push(b'/');
-        let prefix = Bytes::from(prefix);
-        let key = Bytes::from([&prefix[..], format!("{lease:x}").as_bytes()].concat());
+        let (prefix, key) = session_key(&req.name, lease);
         // Put the key unless it is there; either way, read the oldest key under the prefix.
         let owner = range_op(top(&prefix, SortOrder::Ascend));
         let resp = local

@@ -20,21 +20,6 @@ const TRANSFER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 /// The Maintenance service.
 pub struct Maintenance(pub Arc<Ctx>);
 
-impl Maintenance {
-    /// The keyspace's HashKV at `rev` (0: now), the compacted and the current revision. The
-    /// hash reads every version, so it runs on a copy (cheap: the structures are shared) off
-    /// the store's lock and off the async threads.
-    async fn hash_at(&self, rev: i64) -> Result<((u32, i64), i64, i64), Status> {
-        let keyspace = self.0.node.read(|s| s.v3().clone());
-        let (compacted, current) = (keyspace.compacted(), keyspace.revision());
-        let hashed = tokio::task::spawn_blocking(move || keyspace.hash_kv(rev))
-            .await
-            .map_err(|e| Status::internal(format!("hash: {e}")))?
-            .map_err(status)?;
-        Ok((hashed, compacted, current))
-    }
-}
-
 /// An alarm as etcd writes it in Status' errors (and etcdctl prints it): gogoproto's compact
 /// text form, trailing space included.
 fn alarm_text(a: &AlarmMember) -> String {
@@ -69,10 +54,12 @@ impl maintenance_server::Maintenance for Maintenance {
     }
 
     async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        let (hash, revision) = self.hash_at(0).await?.0;
+        let h = crate::corrupt::local_hash(&self.0.node, 0)
+            .await
+            .map_err(status)?;
         Ok(Response::new(HashResponse {
-            header: Some(self.0.header(revision)),
-            hash,
+            header: Some(self.0.header(h.revision)),
+            hash: h.hash,
         }))
     }
 
@@ -80,13 +67,16 @@ impl maintenance_server::Maintenance for Maintenance {
         &self,
         req: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
-        let ((hash, hashed), compacted, current) = self.hash_at(req.into_inner().revision).await?;
+        let rev = req.into_inner().revision;
+        let h = crate::corrupt::local_hash(&self.0.node, rev)
+            .await
+            .map_err(status)?;
         Ok(Response::new(HashKvResponse {
-            header: Some(self.0.header(current)),
-            hash,
-            // etcd's answer before any compaction.
-            compact_revision: if compacted > 0 { compacted } else { -1 },
-            hash_revision: hashed,
+            header: Some(self.0.header(h.revision)),
+            hash: h.hash,
+            compact_revision: h.compact_revision(),
+            // The revision hashed: the one asked for, or the current one.
+            hash_revision: if rev > 0 { rev } else { h.revision },
         }))
     }
 

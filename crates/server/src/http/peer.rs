@@ -95,7 +95,7 @@ pub async fn hashkv(State(app): State<App>, body: axum::body::Bytes) -> Response
                     ..Default::default()
                 }),
                 hash: h.hash,
-                compact_revision: if h.compacted > 0 { h.compacted } else { -1 },
+                compact_revision: h.compact_revision(),
                 hash_revision: 0,
             };
             (StatusCode::OK, answer.encode_to_vec()).into_response()
