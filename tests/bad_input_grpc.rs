@@ -211,6 +211,11 @@ fn grpc_bad_input_never_breaks_the_node() {
                 ("a truncated frame", short),
                 ("a length beyond the body", long),
             ] {
+                // Random bytes may decode as a valid request: not for the calls that would act
+                // on one (see NOT_FUZZED).
+                if what == "garbage in a frame" && NOT_FUZZED.contains(path) {
+                    continue;
+                }
                 let status = raw_call(&addr, path, body)
                     .await
                     .unwrap_or_else(|e| panic!("{path} with {what}: {e}"));
