@@ -137,6 +137,52 @@ pub enum V3Error {
     /// The auth token is not valid.
     #[error("etcdserver: invalid auth token")]
     InvalidAuthToken,
+    /// AuthEnable without a `root` user.
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    /// AuthEnable while the `root` user lacks the `root` role.
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    /// UserAdd of a user that exists.
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExists,
+    /// An empty user name, or (with auth on) a request that names no user.
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    /// The user named does not exist.
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    /// RoleAdd of a role that exists.
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExists,
+    /// The role named does not exist.
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    /// An empty role name.
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    /// Authenticate with an unknown user or a wrong password.
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    /// Authenticate with a password for a user created without one. etcd 3.4 has no gRPC
+    /// error of its own for it: the message is the auth store's, under `Unknown`.
+    #[error("auth: authentication failed, password was given for no password user")]
+    NoPasswordUser,
+    /// UserRevokeRole of a role the user does not have.
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    /// RoleRevokePermission of a permission the role does not have.
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    /// Authenticate while auth is off.
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    /// Deleting `root`, its role, or taking the role from it, while auth is on.
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
+    /// The request was checked against auth state that has changed since.
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
 }
 
 impl V3Error {
@@ -145,13 +191,15 @@ impl V3Error {
         use V3Error::*;
         match self {
             KeyNotProvided | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps
-            | DuplicateKey | RequestTooLarge | MemberBadUrls => Code::InvalidArgument,
+            | DuplicateKey | RequestTooLarge | MemberBadUrls | UserEmpty | RoleEmpty
+            | AuthFailed | InvalidAuthMgmt | AuthOldRevision => Code::InvalidArgument,
             Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            LeaseExists | NotLeader | BadLeaderTransferee | PeerUrlExists | MemberNotLearner => {
-                Code::FailedPrecondition
-            }
-            NotEnoughStartedMembers => Code::Unknown,
+            LeaseExists | NotLeader | BadLeaderTransferee | PeerUrlExists | MemberNotLearner
+            | RootUserNotExist | RootRoleNotExist | UserAlreadyExists | UserNotFound
+            | RoleAlreadyExists | RoleNotFound | RoleNotGranted | PermissionNotGranted
+            | AuthNotEnabled => Code::FailedPrecondition,
+            NotEnoughStartedMembers | NoPasswordUser => Code::Unknown,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             NoLeader | LeaderChanged | Stopped | NotCapable | Timeout | NotSupportedForLearner => {
                 Code::Unavailable
@@ -219,6 +267,21 @@ mod tests {
                 V3Error::Timeout,
                 Code::Unavailable,
                 "etcdserver: request timed out",
+            ),
+            (
+                V3Error::AuthOldRevision,
+                Code::InvalidArgument,
+                "etcdserver: revision of auth store is old",
+            ),
+            (
+                V3Error::UserNotFound,
+                Code::FailedPrecondition,
+                "etcdserver: user name not found",
+            ),
+            (
+                V3Error::InvalidAuthToken,
+                Code::Unauthenticated,
+                "etcdserver: invalid auth token",
             ),
             (
                 V3Error::RequestTooLarge,

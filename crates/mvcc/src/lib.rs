@@ -50,7 +50,7 @@ pub use snapshot::DecodeError;
 pub use txn::{check_txn, is_read_only};
 pub use value::{FileHandle, Stored, ValueFile, ValueStore, Values, INLINE_MAX};
 pub use watch::{WatchSink, WatchSpec, Watchers};
-pub use write::{header, Answer, Write};
+pub use write::{header, Answer, AuthAnswer, Write};
 
 /// A main revision of the keyspace.
 pub type Revision = i64;

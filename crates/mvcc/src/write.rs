@@ -45,6 +45,31 @@ pub enum Answer {
     LeaseRevoke(crate::pb::LeaseRevokeResponse),
     /// To an Alarm (applied by the state machine that composes this crate).
     Alarm(crate::pb::AlarmResponse),
+    /// To a v3 auth request (applied by the state machine that composes this crate).
+    Auth(AuthAnswer),
+}
+
+/// The answer to each v3 auth request.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)] // one variant per response, named after it
+pub enum AuthAnswer {
+    Enable(crate::pb::AuthEnableResponse),
+    Disable(crate::pb::AuthDisableResponse),
+    Status(crate::pb::AuthStatusResponse),
+    Authenticate(crate::pb::AuthenticateResponse),
+    UserAdd(crate::pb::AuthUserAddResponse),
+    UserDelete(crate::pb::AuthUserDeleteResponse),
+    UserChangePassword(crate::pb::AuthUserChangePasswordResponse),
+    UserGrantRole(crate::pb::AuthUserGrantRoleResponse),
+    UserGet(crate::pb::AuthUserGetResponse),
+    UserRevokeRole(crate::pb::AuthUserRevokeRoleResponse),
+    UserList(crate::pb::AuthUserListResponse),
+    RoleAdd(crate::pb::AuthRoleAddResponse),
+    RoleGet(crate::pb::AuthRoleGetResponse),
+    RoleList(crate::pb::AuthRoleListResponse),
+    RoleDelete(crate::pb::AuthRoleDeleteResponse),
+    RoleGrantPermission(crate::pb::AuthRoleGrantPermissionResponse),
+    RoleRevokePermission(crate::pb::AuthRoleRevokePermissionResponse),
 }
 
 /// A write in progress: every change gets the revision after `begin`, numbered from 0.

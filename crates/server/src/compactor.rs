@@ -149,7 +149,9 @@ async fn compact(node: &Node, rev: i64) -> bool {
             revision: rev,
             physical: false,
         })),
+        system: true,
         time: crate::clock::now(),
+        ..Default::default()
     };
     match node.propose_v3(request).await {
         Ok(Ok(_)) | Ok(Err(etcd_mvcc::Error::Compacted)) => {

@@ -161,6 +161,13 @@ pub struct Config {
     /// How often the leader compares the members' hashes, if at all
     /// (`--experimental-corrupt-check-time`).
     pub corrupt_check: Option<std::time::Duration>,
+    /// The v3 auth token provider (`--auth-token`: `simple`, or `jwt,` and its options),
+    /// checked when parsed and built by the server.
+    pub auth_token: String,
+    /// How long a simple token lives unused (`--auth-token-ttl`, seconds).
+    pub auth_token_ttl: std::time::Duration,
+    /// The bcrypt cost of v3 passwords (`--bcrypt-cost`; outside 4..=31, etcd's 10).
+    pub bcrypt_cost: u32,
     /// Peers to ask before starting a new cluster: if one of them already runs a cluster, this
     /// member joins it instead (the first member of a static `--initial-cluster`).
     pub probe: Vec<String>,
@@ -357,6 +364,24 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
         Kind::Str,
         "DURATION",
         "how often the leader compares the members' v3 hashes (0: never) [0s]",
+    ),
+    (
+        &["auth-token"],
+        Kind::Str,
+        "simple|jwt,…",
+        "v3 auth tokens: simple, or jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256,ttl=5m [simple]",
+    ),
+    (
+        &["auth-token-ttl"],
+        Kind::Int,
+        "SECONDS",
+        "how long a simple token lives unused [300]",
+    ),
+    (
+        &["bcrypt-cost"],
+        Kind::Int,
+        "N",
+        "bcrypt cost of v3 passwords (4 to 31) [10]",
     ),
     (
         &["auto-compaction-mode"],
@@ -823,6 +848,17 @@ pub fn parse_with_env(
             }
         },
     };
+    let auth_token = get("auth-token").unwrap_or_else(|| "simple".into());
+    let auth_token_ttl = std::time::Duration::from_secs(int("auth-token-ttl", 300).max(1));
+    crate::tokens::Tokens::from_flag(&auth_token, auth_token_ttl)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let bcrypt_cost = match int("bcrypt-cost", 10) {
+        c @ 4..=31 => c as u32,
+        c => {
+            tracing::warn!("--bcrypt-cost {c} is outside 4..=31: using the default, 10");
+            10
+        }
+    };
     let config = Config {
         data_dir: PathBuf::from(get("d").unwrap_or_else(|| format!("{name}.etcd"))),
         node: NodeInfo {
@@ -858,6 +894,9 @@ pub fn parse_with_env(
         auto_compaction,
         quota_backend_bytes,
         corrupt_check,
+        auth_token,
+        auth_token_ttl,
+        bcrypt_cost,
         probe,
     };
     Ok(Command::Run(Box::new(config)))

@@ -162,7 +162,9 @@ pub async fn run(
                         member_id: id,
                         alarm: AlarmType::Corrupt as i32,
                     })),
+                    system: true,
                     time: crate::clock::now(),
+                    ..Default::default()
                 };
                 let _ = node.propose_v3(raise).await;
             }

@@ -17,6 +17,7 @@ pub mod raft;
 pub mod server;
 pub mod snap;
 pub mod tls;
+pub mod tokens;
 pub mod transport;
 pub mod values;
 pub mod wal;

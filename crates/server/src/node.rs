@@ -45,6 +45,7 @@ pub struct Node {
     raft: Handle,
     store: SharedStore,
     watchers: SharedWatchers,
+    tokens: Arc<crate::tokens::Tokens>,
 }
 
 /// What a watch is for.
@@ -122,12 +123,23 @@ pub enum Refused {
 
 impl Node {
     /// The door over a started driver and the store it applies to.
-    pub(crate) fn new(raft: Handle, store: SharedStore, watchers: SharedWatchers) -> Node {
+    pub(crate) fn new(
+        raft: Handle,
+        store: SharedStore,
+        watchers: SharedWatchers,
+        tokens: Arc<crate::tokens::Tokens>,
+    ) -> Node {
         Node {
             raft,
             store,
             watchers,
+            tokens,
         }
+    }
+
+    /// The v3 auth tokens this member knows.
+    pub fn tokens(&self) -> &crate::tokens::Tokens {
+        &self.tokens
     }
 
     /// Runs `f` on the v3 watcher registry, under its lock (never held across an `.await`).
@@ -324,6 +336,8 @@ pub(crate) fn in_memory() -> Node {
     let v3_status = status.clone();
     let watchers: SharedWatchers = Arc::new(std::sync::Mutex::new(etcd_mvcc::Watchers::new(1)));
     let v3_watchers = watchers.clone();
+    let tokens = Arc::new(crate::tokens::Tokens::simple(crate::tokens::DEFAULT_TTL));
+    let v3_tokens = tokens.clone();
     let apply = move |index: u64, command: &Command| {
         let applied = applier
             .write()
@@ -360,6 +374,9 @@ pub(crate) fn in_memory() -> Node {
                         let applied = store.apply_v3(index, request);
                         (applied, store.v3().revision())
                     };
+                    if let Some(change) = &applied.tokens {
+                        v3_tokens.follow(change);
+                    }
                     v3_status.applied.store(index, Ordering::Release);
                     if !applied.changes.is_empty() {
                         v3_watchers
@@ -380,7 +397,7 @@ pub(crate) fn in_memory() -> Node {
             }
         }
     });
-    Node::new(handle, store, watchers)
+    Node::new(handle, store, watchers, tokens)
 }
 
 /// Why a forwarded proposal must not enter the log, if it must not.

@@ -62,6 +62,9 @@ pub enum Error {
     /// Joining the cluster given with `-C`/`-CF` failed.
     #[error("{0}")]
     Join(String),
+    /// A configuration value that parsed but cannot be used (a key file gone since).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Runs a node until `shutdown` completes.
@@ -143,6 +146,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         crate::values::ValueFiles::new(&config.data_dir),
     )));
     let store = Arc::new(RwLock::new(store));
+    let tokens = Arc::new(
+        crate::tokens::Tokens::from_flag(&config.auth_token, config.auth_token_ttl)
+            .map_err(|e| Error::Config(e.to_string()))?,
+    );
     let joined_through: Vec<String> = seed_peers.values().cloned().collect();
     let opts = raft::Options {
         id: node.id,
@@ -153,6 +160,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         seed_peers,
         peer_tls: peer_connector.clone(),
         peer_local: peer_local_ip(&node),
+        tokens: tokens.clone(),
     };
     let raft::Started {
         handle,
@@ -165,7 +173,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         store.clone(),
         tokio::runtime::Handle::current(),
     )?;
-    let door = Node::new(handle, store, watchers);
+    let door = Node::new(handle, store, watchers, tokens);
     ready.await.map_err(|_| Error::DriverStopped)?;
     tokio::spawn(cluster::publish(
         door.clone(),
@@ -234,6 +242,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         quota: config.quota_backend_bytes,
         max_members: config.max_cluster_size,
         min_lease_ttl: (3 * config.election_ms).div_ceil(2000) as i64,
+        bcrypt_cost: config.bcrypt_cost,
         peer_tls: peer_connector,
         cluster_id: Default::default(),
     });

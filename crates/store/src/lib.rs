@@ -34,6 +34,7 @@ mod snapshot;
 mod stats;
 mod store;
 mod tree;
+pub mod v3auth;
 mod watch;
 
 pub use command::Command;
@@ -42,7 +43,9 @@ pub use event::{Action, Event, NodeInfo, NodeView};
 pub use member::Member;
 pub use snapshot::{SnapshotError, StoreSnapshot};
 pub use stats::{Stats, V2Stats};
-pub use store::{ttl_left, Applied, AppliedV3, Got, LeaseChange, Store, Watched};
+pub use store::{
+    ttl_left, Applied, AppliedV3, Got, LeaseChange, ReadCheck, Store, TokenChange, Watched,
+};
 
 /// A raft log index.
 pub type Index = u64;

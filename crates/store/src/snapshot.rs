@@ -35,7 +35,9 @@
 //! 8. v3 leases (optional like 7): one record per lease, `etcd_mvcc::Leases::each_record`
 //!    (id and TTL; the keys attached are rebuilt from the keyspace);
 //! 9. v3 alarms (optional: snapshots written before alarms end after section 8): one record
-//!    per active alarm, varints member id and `etcdserverpb.AlarmType`.
+//!    per active alarm, varints member id and `etcdserverpb.AlarmType`;
+//! 10. v3 auth (optional: snapshots written before v3 auth end after section 9): one record,
+//!     the protobuf `etcdrs.AuthState` (a varint length, then the message).
 //!
 //! Snapshots of formats 1 and 2 (one JSON document, told apart by its first byte `{`) still
 //! decode.
@@ -74,6 +76,7 @@ const TAG_STATS: u8 = 6;
 const TAG_V3_KEYSPACE: u8 = 7;
 const TAG_V3_LEASES: u8 = 8;
 const TAG_V3_ALARMS: u8 = 9;
+const TAG_V3_AUTH: u8 = 10;
 
 const FLAG_DIR: u8 = 1;
 const FLAG_EXPIRES: u8 = 2;
@@ -115,6 +118,7 @@ pub struct StoreSnapshot {
     pub(crate) v3: etcd_mvcc::Keyspace,
     pub(crate) leases: etcd_mvcc::Leases,
     pub(crate) alarms: BTreeSet<(u64, i32)>,
+    pub(crate) auth3: crate::v3auth::AuthV3,
     pub(crate) cluster_id: u64,
 }
 
@@ -204,6 +208,13 @@ impl StoreSnapshot {
             }
             Ok(())
         })?;
+        s.section(TAG_V3_AUTH, |s| {
+            let state = prost::Message::encode_to_vec(&self.auth3.to_state());
+            s.record(|b| {
+                put_varint(b, state.len() as u64);
+                b.extend_from_slice(&state);
+            })
+        })?;
         s.w.write_all(&[TAG_END])
     }
 
@@ -258,6 +269,7 @@ impl StoreSnapshot {
             v3: etcd_mvcc::Keyspace::with_values(values.clone()),
             leases: etcd_mvcc::Leases::new(),
             alarms: BTreeSet::new(),
+            auth3: Default::default(),
             cluster_id: 0,
         };
         let order = [
@@ -331,6 +343,18 @@ impl StoreSnapshot {
                 Ok((member, i32::try_from(alarm).unwrap_or(i32::MAX)))
             })? {
                 snap.alarms.insert(alarm);
+            }
+            s.finish()?;
+            tag = read_u8(&mut r)?;
+        }
+        if tag == TAG_V3_AUTH {
+            let mut s = SectionReader::new(&mut r);
+            while let Some(state) = s.record(|b| {
+                let len = b.varint()?;
+                let bytes = b.bytes(usize::try_from(len).unwrap_or(usize::MAX))?;
+                prost::Message::decode(bytes).or_else(|e| corrupt(format!("v3 auth: {e}")))
+            })? {
+                snap.auth3 = crate::v3auth::AuthV3::from_state(state);
             }
             s.finish()?;
             tag = read_u8(&mut r)?;
@@ -705,6 +729,7 @@ impl Legacy {
             v3: etcd_mvcc::Keyspace::new(),
             leases: etcd_mvcc::Leases::new(),
             alarms: BTreeSet::new(),
+            auth3: Default::default(),
             stats: self.stats,
         }
     }
@@ -741,8 +766,15 @@ mod tests {
             v3: etcd_mvcc::Keyspace::new(),
             leases: etcd_mvcc::Leases::new(),
             alarms: [(3, 1), (9, 2)].into_iter().collect(),
+            auth3: Default::default(),
             cluster_id: 77,
         }
+    }
+
+    /// The encoded length of the v3 auth section (its tag, one frame, the empty frame).
+    fn auth_section(s: &StoreSnapshot) -> usize {
+        let state = prost::Message::encoded_len(&s.auth3.to_state());
+        1 + 8 + (1 + state) + 8
     }
 
     fn with_v3(mut s: StoreSnapshot) -> StoreSnapshot {
@@ -799,8 +831,9 @@ mod tests {
         let v3_section = 1 + 8 + 17 + 8;
         let leases_section = 1 + 8;
         let alarms_section = 1 + 8;
-        let mut old =
-            bytes[..bytes.len() - 1 - v3_section - leases_section - alarms_section].to_vec();
+        let mut old = bytes
+            [..bytes.len() - 1 - v3_section - leases_section - alarms_section - auth_section(&s)]
+            .to_vec();
         assert_eq!(old[old.len() - 8..], [0u8; 8]);
         old.push(TAG_END);
         let r = StoreSnapshot::decode(&old).unwrap();
@@ -815,12 +848,33 @@ mod tests {
         let s = sample();
         let bytes = s.encode();
         let alarms_section = 1 + (8 + 4) + 8;
-        let mut old = bytes[..bytes.len() - 1 - alarms_section].to_vec();
+        let mut old = bytes[..bytes.len() - 1 - alarms_section - auth_section(&s)].to_vec();
         assert_eq!(old[old.len() - 8..], [0u8; 8]);
         old.push(TAG_END);
         let r = StoreSnapshot::decode(&old).unwrap();
         assert!(r.alarms.is_empty());
         assert_eq!(r.members, s.members);
+    }
+
+    #[test]
+    fn v3_auth_round_trips_and_snapshots_without_it_decode_with_auth_off() {
+        let mut s = sample();
+        let mut a = crate::v3auth::AuthV3::default();
+        a.add_user("root", "$2b$04$hash", false).unwrap();
+        a.grant_role("root", "root").unwrap();
+        a.enable().unwrap();
+        s.auth3 = a;
+        let bytes = s.encode();
+        let r = StoreSnapshot::decode(&bytes).unwrap();
+        assert_eq!(r.auth3, s.auth3);
+        assert!(r.auth3.enabled());
+        // Written before v3 auth: the alarms section is followed by the end tag.
+        let mut old = bytes[..bytes.len() - 1 - auth_section(&s)].to_vec();
+        assert_eq!(old[old.len() - 8..], [0u8; 8]);
+        old.push(TAG_END);
+        let r = StoreSnapshot::decode(&old).unwrap();
+        assert_eq!(r.auth3, crate::v3auth::AuthV3::default());
+        assert_eq!(r.alarms, s.alarms);
     }
 
     #[test]

@@ -36,8 +36,10 @@ mod ttl;
 mod v1;
 mod v2;
 mod v3;
+mod v3auth;
 
 pub use v3::{AppliedV3, LeaseChange};
+pub use v3auth::{ReadCheck, TokenChange};
 
 use ttl::expiry;
 pub use ttl::ttl_left;
@@ -117,6 +119,8 @@ pub struct Store<W> {
     leases: etcd_mvcc::Leases,
     /// Active alarms: (member id, `etcdserverpb.AlarmType`), see `store/alarms.rs`.
     alarms: BTreeSet<(u64, i32)>,
+    /// v3 authentication (apart from v2's, as in etcd).
+    auth3: crate::v3auth::AuthV3,
     /// Set by the first member's registration (see [`crate::member::cluster_id_of`]).
     cluster_id: u64,
 }
@@ -152,6 +156,7 @@ impl<W> Store<W> {
             v3: etcd_mvcc::Keyspace::new(),
             leases: etcd_mvcc::Leases::new(),
             alarms: BTreeSet::new(),
+            auth3: Default::default(),
             cluster_id: 0,
         }
     }
@@ -554,6 +559,7 @@ impl<W> Store<W> {
             v3: self.v3.clone(),
             leases: self.leases.clone(),
             alarms: self.alarms.clone(),
+            auth3: self.auth3.clone(),
             cluster_id: self.cluster_id,
         }
     }
@@ -579,6 +585,7 @@ impl<W> Store<W> {
         self.v3.set_values(values);
         self.leases = snap.leases;
         self.alarms = snap.alarms;
+        self.auth3 = snap.auth3;
         self.cluster_id = snap.cluster_id;
         // A watcher waiting for "the next event" registered before the old state's last entry
         // was applied, so events after that are new to it.

@@ -107,8 +107,9 @@ impl cluster_server::Cluster for Cluster {
         &self,
         req: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
+        let url = peer_url(&req.get_ref().peer_ur_ls)?;
+        self.0.check_member_admin(&req).await?;
         let req = req.into_inner();
-        let url = peer_url(&req.peer_ur_ls)?;
         if req.is_learner {
             return Err(super::error::not_served("MemberAdd of a learner"));
         }
@@ -137,6 +138,7 @@ impl cluster_server::Cluster for Cluster {
         &self,
         req: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        self.0.check_member_admin(&req).await?;
         let id = req.into_inner().id;
         crate::cluster::name_of(&self.0.node, id).map_err(|e| self.error(e))?;
         // etcd's IsReadyToRemoveVotingMember: the started members left must be a quorum of
@@ -158,8 +160,9 @@ impl cluster_server::Cluster for Cluster {
         &self,
         req: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        let url = peer_url(&req.get_ref().peer_ur_ls)?;
+        self.0.check_member_admin(&req).await?;
         let req = req.into_inner();
-        let url = peer_url(&req.peer_ur_ls)?;
         crate::cluster::update_peer(&self.0.node, req.id, &url)
             .await
             .map_err(|e| self.error(e))?;
@@ -174,6 +177,7 @@ impl cluster_server::Cluster for Cluster {
         &self,
         req: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        self.0.check_member_admin(&req).await?;
         let id = req.into_inner().id;
         crate::cluster::name_of(&self.0.node, id).map_err(|e| self.error(e))?;
         Err(status(V3Error::MemberNotLearner))

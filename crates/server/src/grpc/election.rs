@@ -83,8 +83,8 @@ impl election_server::Election for Election {
         &self,
         req: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
+        let local = Local::of(&self.0, &req).await?;
         let req = req.into_inner();
-        let local = Local(self.0.clone());
         let lease = local.session_lease(req.lease).await?;
         let (prefix, key) = session_key(&req.name, lease);
         let resp = local
@@ -133,9 +133,9 @@ impl election_server::Election for Election {
         &self,
         req: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
+        let local = Local::of(&self.0, &req).await?;
         let req = req.into_inner();
         let leader = req.leader.ok_or_else(leader_missing)?;
-        let local = Local(self.0.clone());
         let resp = self.proclaim_as(&local, &leader, req.value).await?;
         Ok(Response::new(ProclaimResponse {
             header: resp.header,
@@ -146,10 +146,9 @@ impl election_server::Election for Election {
         &self,
         req: Request<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
+        let local = Local::of(&self.0, &req).await?;
         let prefix = prefix_of(&req.into_inner().name);
-        let resp = Local(self.0.clone())
-            .range(top(&prefix, SortOrder::Ascend))
-            .await?;
+        let resp = local.range(top(&prefix, SortOrder::Ascend)).await?;
         let kv = resp.kvs.into_iter().next().ok_or_else(no_leader)?;
         Ok(Response::new(LeaderResponse {
             header: resp.header,
@@ -163,9 +162,10 @@ impl election_server::Election for Election {
         &self,
         req: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
+        let local = Local::of(&self.0, &req).await?;
         let prefix = prefix_of(&req.into_inner().name);
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(observe(Local(self.0.clone()), prefix, tx));
+        tokio::spawn(observe(local, prefix, tx));
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
@@ -176,8 +176,8 @@ impl election_server::Election for Election {
         &self,
         req: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
+        let local = Local::of(&self.0, &req).await?;
         let leader = req.into_inner().leader.ok_or_else(leader_missing)?;
-        let local = Local(self.0.clone());
         // As etcd's session for the leader's lease (a new lease if it names none).
         local.session_lease(leader.lease).await?;
         let resp = local.txn(resign_txn(&leader)).await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use etcd_api::v3::V3Error;
 use etcd_mvcc::{Answer, Write};
-use etcd_store::Command;
+use etcd_store::{Command, ReadCheck};
 use etcd_v3proto::etcdrs::internal_request::Request as Internal;
 use etcd_v3proto::etcdserverpb::kv_server;
 use etcd_v3proto::etcdserverpb::request_op::Request as Op;
@@ -54,6 +54,7 @@ fn fill<T>(
 impl kv_server::Kv for Kv {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         self.require_leader(&req)?;
+        let caller = self.0.caller(&req).await?;
         let r = req.into_inner();
         if r.key.is_empty() {
             return Err(status(V3Error::KeyNotProvided));
@@ -61,12 +62,20 @@ impl kv_server::Kv for Kv {
         if !r.serializable {
             self.linearize().await?;
         }
-        let resp = self.0.node.read(|s| s.v3().range(&r)).map_err(status)?;
+        let resp = self
+            .0
+            .node
+            .read(|s| {
+                s.check_read(caller.who(), &ReadCheck::Range(&r.key, &r.range_end))?;
+                s.v3().range(&r)
+            })
+            .map_err(status)?;
         Ok(fill(&self.0, resp, |r| &mut r.header))
     }
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         self.require_leader(&req)?;
+        let caller = self.0.caller(&req).await?;
         let p = req.into_inner();
         if p.key.is_empty() {
             return Err(status(V3Error::KeyNotProvided));
@@ -78,7 +87,7 @@ impl kv_server::Kv for Kv {
             return Err(status(V3Error::LeaseProvided));
         }
         self.0.check_quota(super::quota::put_cost(&p)).await?;
-        match self.0.write(Internal::Put(p)).await? {
+        match self.0.write(&caller, Internal::Put(p)).await? {
             Answer::Put(resp) => Ok(fill(&self.0, resp, |r| &mut r.header)),
             other => Err(mismatch(other)),
         }
@@ -89,11 +98,12 @@ impl kv_server::Kv for Kv {
         req: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         self.require_leader(&req)?;
+        let caller = self.0.caller(&req).await?;
         let d = req.into_inner();
         if d.key.is_empty() {
             return Err(status(V3Error::KeyNotProvided));
         }
-        match self.0.write(Internal::DeleteRange(d)).await? {
+        match self.0.write(&caller, Internal::DeleteRange(d)).await? {
             Answer::DeleteRange(resp) => Ok(fill(&self.0, resp, |r| &mut r.header)),
             other => Err(mismatch(other)),
         }
@@ -101,6 +111,7 @@ impl kv_server::Kv for Kv {
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         self.require_leader(&req)?;
+        let caller = self.0.caller(&req).await?;
         let t = req.into_inner();
         etcd_mvcc::check_txn(&t, self.0.max_txn_ops).map_err(status)?;
         if etcd_mvcc::is_read_only(&t) {
@@ -108,7 +119,14 @@ impl kv_server::Kv for Kv {
             if !serializable(&t) {
                 self.linearize().await?;
             }
-            let mut keyspace = self.0.node.read(|s| s.v3().clone());
+            let mut keyspace = self
+                .0
+                .node
+                .read(|s| {
+                    s.check_read(caller.who(), &ReadCheck::Txn(&t))
+                        .map(|()| s.v3().clone())
+                })
+                .map_err(status)?;
             return match keyspace.apply(&Write::Txn(t), &|_| false).0 {
                 Ok(Answer::Txn(resp)) => Ok(fill(&self.0, resp, |r| &mut r.header)),
                 Ok(other) => Err(mismatch(other)),
@@ -116,7 +134,7 @@ impl kv_server::Kv for Kv {
             };
         }
         self.0.check_quota(super::quota::txn_cost(&t)).await?;
-        match self.0.write(Internal::Txn(t)).await? {
+        match self.0.write(&caller, Internal::Txn(t)).await? {
             Answer::Txn(resp) => Ok(fill(&self.0, resp, |r| &mut r.header)),
             other => Err(mismatch(other)),
         }
@@ -127,8 +145,13 @@ impl kv_server::Kv for Kv {
         req: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         self.require_leader(&req)?;
+        let caller = self.0.caller(&req).await?;
         // Compaction happens as the entry applies, so `physical` is always honoured.
-        match self.0.write(Internal::Compaction(req.into_inner())).await? {
+        match self
+            .0
+            .write(&caller, Internal::Compaction(req.into_inner()))
+            .await?
+        {
             Answer::Compact(resp) => Ok(fill(&self.0, resp, |r| &mut r.header)),
             other => Err(mismatch(other)),
         }

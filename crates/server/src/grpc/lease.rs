@@ -82,6 +82,7 @@ impl lease_server::Lease for Lease {
         &self,
         req: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
+        let caller = self.0.caller(&req).await?;
         let mut g = req.into_inner();
         if g.ttl > etcd_mvcc::MAX_LEASE_TTL {
             return Err(status(V3Error::LeaseTtlTooLarge));
@@ -93,7 +94,7 @@ impl lease_server::Lease for Lease {
             g.id = random_lease_id();
         }
         self.0.check_quota(super::quota::LEASE_OVERHEAD).await?;
-        match self.0.write(Internal::LeaseGrant(g)).await? {
+        match self.0.write(&caller, Internal::LeaseGrant(g)).await? {
             Answer::LeaseGrant(mut resp) => {
                 self.0.fill(&mut resp.header);
                 Ok(Response::new(resp))
@@ -106,9 +107,10 @@ impl lease_server::Lease for Lease {
         &self,
         req: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let caller = self.0.caller(&req).await?;
         match self
             .0
-            .write(Internal::LeaseRevoke(req.into_inner()))
+            .write(&caller, Internal::LeaseRevoke(req.into_inner()))
             .await?
         {
             Answer::LeaseRevoke(mut resp) => {
@@ -219,12 +221,35 @@ fn random_lease_id() -> i64 {
 }
 
 impl Ctx {
-    /// Puts a v3 request through the log and returns its answer once applied here.
-    pub(super) async fn write(&self, request: Internal) -> Result<Answer, Status> {
-        let request = InternalRequest {
+    /// Puts a v3 request of `caller` through the log and returns its answer once applied
+    /// here (the store checks the caller's permissions as it applies).
+    pub(super) async fn write(
+        &self,
+        caller: &super::caller::Caller,
+        request: Internal,
+    ) -> Result<Answer, Status> {
+        self.propose(InternalRequest {
             request: Some(request),
+            username: caller.user.clone(),
+            auth_revision: caller.revision,
             time: crate::clock::now(),
-        };
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Puts a v3 request of this member's own through the log (not checked against auth).
+    pub(super) async fn write_system(&self, request: Internal) -> Result<Answer, Status> {
+        self.propose(InternalRequest {
+            request: Some(request),
+            system: true,
+            time: crate::clock::now(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn propose(&self, request: InternalRequest) -> Result<Answer, Status> {
         if request.encoded_len() > self.max_request_bytes {
             return Err(status(V3Error::RequestTooLarge));
         }

@@ -27,6 +27,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 use tonic::{Request, Status};
 
+use super::caller::{Caller, Credentials};
 use super::error::status;
 use super::Ctx;
 
@@ -35,22 +36,41 @@ const SESSION_TTL: i64 = 60;
 
 /// The services' in-process client. See the module docs.
 #[derive(Clone)]
-pub(super) struct Local(pub(super) Arc<Ctx>);
+pub(super) struct Local {
+    ctx: Arc<Ctx>,
+    /// On whose behalf the calls are made (the recipe's own caller: its permissions apply).
+    caller: Caller,
+}
 
 impl Local {
+    /// The client of a call to a recipe service from `req`'s caller.
+    pub(super) async fn of<T>(ctx: &Arc<Ctx>, req: &Request<T>) -> Result<Local, Status> {
+        Ok(Local {
+            caller: ctx.caller(req).await.map_err(embedded)?,
+            ctx: ctx.clone(),
+        })
+    }
+
+    /// A request of this client's caller.
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut r = Request::new(message);
+        r.extensions_mut().insert(self.caller.clone());
+        r
+    }
+
     pub(super) async fn txn(&self, t: TxnRequest) -> Result<TxnResponse, Status> {
-        let kv = super::kv::Kv(self.0.clone());
+        let kv = super::kv::Kv(self.ctx.clone());
         Ok(kv
-            .txn(Request::new(t))
+            .txn(self.request(t))
             .await
             .map_err(embedded)?
             .into_inner())
     }
 
     pub(super) async fn range(&self, r: RangeRequest) -> Result<RangeResponse, Status> {
-        let kv = super::kv::Kv(self.0.clone());
+        let kv = super::kv::Kv(self.ctx.clone());
         Ok(kv
-            .range(Request::new(r))
+            .range(self.request(r))
             .await
             .map_err(embedded)?
             .into_inner())
@@ -58,13 +78,13 @@ impl Local {
 
     /// Deletes `key` alone.
     pub(super) async fn delete(&self, key: Bytes) -> Result<DeleteRangeResponse, Status> {
-        let kv = super::kv::Kv(self.0.clone());
+        let kv = super::kv::Kv(self.ctx.clone());
         let d = DeleteRangeRequest {
             key,
             ..Default::default()
         };
         Ok(kv
-            .delete_range(Request::new(d))
+            .delete_range(self.request(d))
             .await
             .map_err(embedded)?
             .into_inner())
@@ -77,13 +97,13 @@ impl Local {
         if lease != 0 {
             return Ok(lease);
         }
-        let leases = super::lease::Lease(self.0.clone());
+        let leases = super::lease::Lease(self.ctx.clone());
         let grant = LeaseGrantRequest {
             ttl: SESSION_TTL,
             id: 0,
         };
         Ok(leases
-            .lease_grant(Request::new(grant))
+            .lease_grant(self.request(grant))
             .await
             .map_err(embedded)?
             .into_inner()
@@ -99,7 +119,8 @@ impl Local {
         // The request stream stays open (pending) so that the watch lives on.
         let incoming =
             futures_util::stream::iter([Ok(request)]).chain(futures_util::stream::pending());
-        super::watch::open(self.0.clone(), Box::pin(incoming), false)
+        let credentials = Credentials::of(&self.request(()));
+        super::watch::open(self.ctx.clone(), Box::pin(incoming), false, credentials)
     }
 
     /// Waits until `key` is deleted at or after revision `from` (clientv3 `waitDelete`).

@@ -28,8 +28,8 @@ pub struct Lock(pub Arc<Ctx>);
 #[tonic::async_trait]
 impl lock_server::Lock for Lock {
     async fn lock(&self, req: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let local = Local::of(&self.0, &req).await?;
         let req = req.into_inner();
-        let local = Local(self.0.clone());
         let lease = local.session_lease(req.lease).await?;
         let (prefix, key) = session_key(&req.name, lease);
         // Put the key unless it is there; either way, read the oldest key under the prefix.
@@ -82,8 +82,9 @@ impl lock_server::Lock for Lock {
         &self,
         req: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
+        let local = Local::of(&self.0, &req).await?;
         let key = req.into_inner().key;
-        let resp = Local(self.0.clone()).delete(key).await?;
+        let resp = local.delete(key).await?;
         Ok(Response::new(UnlockResponse {
             header: resp.header,
         }))

@@ -53,7 +53,8 @@ impl maintenance_server::Maintenance for Maintenance {
         }))
     }
 
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        self.0.check_admin(&req).await?;
         let h = crate::corrupt::local_hash(&self.0.node, 0)
             .await
             .map_err(status)?;
@@ -67,6 +68,7 @@ impl maintenance_server::Maintenance for Maintenance {
         &self,
         req: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
+        self.0.check_admin(&req).await?;
         let rev = req.into_inner().revision;
         let h = crate::corrupt::local_hash(&self.0.node, rev)
             .await
@@ -81,8 +83,12 @@ impl maintenance_server::Maintenance for Maintenance {
     }
 
     async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        let req = req.into_inner();
-        match self.0.write(Internal::Alarm(req)).await? {
+        let caller = self.0.caller(&req).await?;
+        match self
+            .0
+            .write(&caller, Internal::Alarm(req.into_inner()))
+            .await?
+        {
             // etcd's answer carries no header.
             Answer::Alarm(resp) => Ok(Response::new(AlarmResponse {
                 header: None,
@@ -97,8 +103,9 @@ impl maintenance_server::Maintenance for Maintenance {
     /// Answered as etcd answers a finished defragmentation (an empty response).
     async fn defragment(
         &self,
-        _: Request<DefragmentRequest>,
+        req: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        self.0.check_admin(&req).await?;
         Ok(Response::new(DefragmentResponse::default()))
     }
 
@@ -106,8 +113,9 @@ impl maintenance_server::Maintenance for Maintenance {
 
     async fn snapshot(
         &self,
-        _: Request<SnapshotRequest>,
+        req: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.0.check_admin(&req).await?;
         Err(not_served("Maintenance.Snapshot"))
     }
 

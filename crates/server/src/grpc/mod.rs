@@ -10,6 +10,9 @@
 //! - `lock.rs`: `v3lockpb.Lock` (Lock, Unlock) and `election.rs`: `v3electionpb.Election`
 //!   (Campaign, Proclaim, Leader, Observe, Resign): etcd's recipes over the services above,
 //!   called in-process through `local.rs`;
+//! - `auth.rs`: Auth (users, roles, permissions, tokens) and `caller.rs`: who sent a
+//!   request (token or client certificate), which every service passes on with its
+//!   writes and checks its reads against;
 //! - `health.rs`: `grpc.health.v1.Health` (SERVING while a leader is known);
 //! - `error.rs`: the one mapping from etcd's v3 errors (`etcd_api::v3`) and the node's
 //!   transient failures to gRPC statuses.
@@ -23,9 +26,10 @@
 //! Served on the client port beside HTTP/1.1 (see `crate::server`): a request whose
 //! `content-type` is `application/grpc…` comes here.
 //!
-//! Not yet served (answered `Unimplemented`): Auth, learners, and the Maintenance RPCs not
-//! listed above.
+//! Not yet served (answered `Unimplemented`): learners, Maintenance.Snapshot and Downgrade.
 
+mod auth;
+mod caller;
 mod cluster;
 mod election;
 mod error;
@@ -40,6 +44,7 @@ mod watch;
 
 use std::sync::Arc;
 
+use etcd_v3proto::etcdserverpb::auth_server::AuthServer;
 use etcd_v3proto::etcdserverpb::cluster_server::ClusterServer;
 use etcd_v3proto::etcdserverpb::kv_server::KvServer;
 use etcd_v3proto::etcdserverpb::lease_server::LeaseServer;
@@ -73,6 +78,8 @@ pub struct Ctx {
     pub quota: Option<u64>,
     /// The largest cluster (`-maxsize`): MemberAdd refuses to grow past it.
     pub max_members: usize,
+    /// The bcrypt cost of v3 passwords (`--bcrypt-cost`).
+    pub bcrypt_cost: u32,
     /// The shortest lease TTL granted, in seconds (etcd: 1.5 election timeouts, rounded up).
     pub min_lease_ttl: i64,
     /// TLS for forwarding to the leader over the peer API, when peer TLS is on.
@@ -135,6 +142,7 @@ pub fn router(ctx: Ctx) -> axum::Router {
     .add_service(
         ElectionServer::new(election::Election(ctx.clone())).max_decoding_message_size(receive),
     )
+    .add_service(AuthServer::new(auth::Auth(ctx.clone())).max_decoding_message_size(receive))
     .add_service(HealthServer::new(health::Health(ctx)))
     .prepare()
     .into_axum_router()

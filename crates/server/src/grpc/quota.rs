@@ -72,7 +72,7 @@ impl Ctx {
             member_id: self.node.id(),
             alarm: AlarmType::Nospace as i32,
         };
-        if let Err(e) = self.write(Internal::Alarm(raise)).await {
+        if let Err(e) = self.write_system(Internal::Alarm(raise)).await {
             tracing::warn!("could not raise the NOSPACE alarm: {e}");
         }
         Err(status(V3Error::NoSpace))

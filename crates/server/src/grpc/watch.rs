@@ -29,6 +29,8 @@ use prost::Message as _;
 use tokio::sync::{mpsc, Notify};
 use tonic::{Request, Response, Status, Streaming};
 
+use etcd_api::v3::V3Error;
+
 use super::error::status;
 use super::Ctx;
 
@@ -140,6 +142,9 @@ struct Entry {
 
 /// A watch stream's task. See the module docs.
 struct StreamTask {
+    /// What the stream's request carried to say who sent it: each watch created is checked
+    /// for READ on its range (etcd checks at creation only).
+    credentials: super::caller::Credentials,
     headers: Headers,
     tx: mpsc::Sender<Out>,
     wake: Arc<Notify>,
@@ -161,7 +166,8 @@ impl watch_server::Watch for Watch {
         if require_leader && ctx.node.leader_id().is_none() {
             return Err(status(etcd_api::v3::V3Error::NoLeader));
         }
-        let rx = open(ctx, req.into_inner(), require_leader);
+        let credentials = super::caller::Credentials::of(&req);
+        let rx = open(ctx, req.into_inner(), require_leader, credentials);
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
@@ -176,9 +182,11 @@ pub(super) fn open(
     ctx: Arc<Ctx>,
     incoming: impl Stream<Item = Result<WatchRequest, Status>> + Unpin + Send + 'static,
     require_leader: bool,
+    credentials: super::caller::Credentials,
 ) -> mpsc::Receiver<Out> {
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     let task = StreamTask {
+        credentials,
         headers: Headers {
             cluster_id: ctx.cluster_id(),
             ctx,
@@ -194,6 +202,14 @@ pub(super) fn open(
 }
 
 impl StreamTask {
+    /// Whether the stream's caller may read what `c` watches.
+    async fn permitted(&self, c: &WatchCreateRequest) -> Result<(), V3Error> {
+        let ctx = &self.headers.ctx;
+        let caller = ctx.caller_of(&self.credentials).await?;
+        let check = etcd_store::ReadCheck::Range(&c.key, &c.range_end);
+        ctx.node.read(|s| s.check_read(caller.who(), &check))
+    }
+
     async fn run(
         mut self,
         mut incoming: impl Stream<Item = Result<WatchRequest, Status>> + Unpin,
@@ -266,6 +282,32 @@ impl StreamTask {
 
     async fn create(&mut self, c: WatchCreateRequest) -> bool {
         let revision = self.current_revision();
+        if let Err(e) = self.permitted(&c).await {
+            // etcd's reasons: the token's, the revision's, the missing user's, or else
+            // permission denied.
+            let reason = match e {
+                V3Error::InvalidAuthToken | V3Error::AuthOldRevision | V3Error::UserEmpty => e,
+                _ => V3Error::PermissionDenied,
+            };
+            return self
+                .send(WatchResponse {
+                    header: self.headers.at(revision),
+                    watch_id: -1,
+                    created: true,
+                    canceled: true,
+                    // The text of a Go gRPC status error, as etcd puts it.
+                    cancel_reason: format!(
+                        "rpc error: code = {} desc = {reason}",
+                        match reason.code() {
+                            etcd_api::v3::Code::Unauthenticated => "Unauthenticated",
+                            etcd_api::v3::Code::InvalidArgument => "InvalidArgument",
+                            _ => "PermissionDenied",
+                        }
+                    ),
+                    ..Default::default()
+                })
+                .await;
+        }
         let mut watch_id = c.watch_id;
         let duplicate = watch_id != 0 && self.watches.contains_key(&watch_id);
         if duplicate {

@@ -80,6 +80,8 @@ pub struct Options {
     pub peer_tls: Option<tokio_rustls::TlsConnector>,
     /// Address outgoing peer connections start from, if any.
     pub peer_local: Option<std::net::IpAddr>,
+    /// The v3 auth tokens, which follow the auth entries as they apply.
+    pub tokens: Arc<crate::tokens::Tokens>,
 }
 
 /// Errors that stop the node from starting.
@@ -756,7 +758,9 @@ impl Driver {
                         etcd_v3proto::etcdserverpb::LeaseRevokeRequest { id },
                     ),
                 ),
+                system: true,
                 time: clock::now(),
+                ..Default::default()
             };
             if let Err(e) = self
                 .raw_node
@@ -964,6 +968,9 @@ impl Driver {
                         }
                         LogEntry::V3(request) => {
                             let applied = store.apply_v3(index, request);
+                            if let Some(change) = &applied.tokens {
+                                self.opts.tokens.follow(change);
+                            }
                             if !applied.changes.is_empty() {
                                 v3_changes.push((store.v3().revision(), applied.changes));
                             }

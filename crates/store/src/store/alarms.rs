@@ -108,7 +108,7 @@ mod tests {
             self.index += 1;
             let req = InternalRequest {
                 request: Some(req),
-                time: 0,
+                ..Default::default()
             };
             self.store.apply_v3(self.index, req).result
         }

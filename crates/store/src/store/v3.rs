@@ -11,7 +11,9 @@ use etcd_mvcc::pb::{LeaseGrantResponse, LeaseRevokeResponse};
 use etcd_mvcc::{header, Answer, Change, Write};
 use etcd_v3proto::etcdrs::{internal_request::Request, InternalRequest};
 
+use super::v3auth::TokenChange;
 use super::Store;
+use crate::v3auth::Who;
 use crate::Index;
 
 /// The outcome of applying one v3 request.
@@ -23,6 +25,19 @@ pub struct AppliedV3 {
     pub changes: Vec<Change>,
     /// A lease granted or revoked (the leader's clock follows it).
     pub lease: Option<LeaseChange>,
+    /// What the member's auth tokens must follow.
+    pub tokens: Option<TokenChange>,
+}
+
+impl AppliedV3 {
+    fn answer(result: etcd_mvcc::Result<Answer>) -> AppliedV3 {
+        AppliedV3 {
+            result,
+            changes: Vec::new(),
+            lease: None,
+            tokens: None,
+        }
+    }
 }
 
 /// What a v3 request did to the leases.
@@ -45,10 +60,25 @@ impl<W> Store<W> {
         debug_assert!(index > self.applied, "log index {index} applied twice");
         self.applied = index;
         if let Some(e) = self.refused_by_alarm(&req.request) {
+            return AppliedV3::answer(Err(e));
+        }
+        if !req.system {
+            let who = Who {
+                user: &req.username,
+                revision: req.auth_revision,
+            };
+            if let Err(e) = self.check_v3_auth(who, &req.request) {
+                return AppliedV3::answer(Err(e));
+            }
+        }
+        if let Some((result, tokens)) = req
+            .request
+            .as_ref()
+            .and_then(|r| self.apply_auth_v3(index, r))
+        {
             return AppliedV3 {
-                result: Err(e),
-                changes: Vec::new(),
-                lease: None,
+                tokens,
+                ..AppliedV3::answer(result)
             };
         }
         let write = match req.request {
@@ -70,17 +100,12 @@ impl<W> Store<W> {
                     ttl: g.ttl,
                 });
                 return AppliedV3 {
-                    result,
-                    changes: Vec::new(),
                     lease,
+                    ..AppliedV3::answer(result)
                 };
             }
             Some(Request::Alarm(a)) => {
-                return AppliedV3 {
-                    result: Ok(Answer::Alarm(self.apply_alarm(&a))),
-                    changes: Vec::new(),
-                    lease: None,
-                };
+                return AppliedV3::answer(Ok(Answer::Alarm(self.apply_alarm(&a))));
             }
             Some(Request::LeaseRevoke(r)) => {
                 return match self.leases.revoke(r.id) {
@@ -92,24 +117,17 @@ impl<W> Store<W> {
                             })),
                             changes,
                             lease: Some(LeaseChange::Revoked(r.id)),
+                            tokens: None,
                         }
                     }
-                    Err(e) => AppliedV3 {
-                        result: Err(e),
-                        changes: Vec::new(),
-                        lease: None,
-                    },
+                    Err(e) => AppliedV3::answer(Err(e)),
                 };
             }
             // A request of a kind this release does not know (a newer member proposed it):
             // refused alike on every member of this release.
-            None => {
-                return AppliedV3 {
-                    result: Err(etcd_mvcc::Error::NotCapable),
-                    changes: Vec::new(),
-                    lease: None,
-                }
-            }
+            None => return AppliedV3::answer(Err(etcd_mvcc::Error::NotCapable)),
+            // Applied above.
+            Some(_) => return AppliedV3::answer(Err(etcd_mvcc::Error::NotCapable)),
         };
         let leases = &self.leases;
         let (result, changes) = self.v3.apply(&write, &|id| leases.exists(id));
@@ -118,6 +136,7 @@ impl<W> Store<W> {
             result,
             changes,
             lease: None,
+            tokens: None,
         }
     }
 }

@@ -2,10 +2,23 @@
 /// One v3 request to apply, in log order, on every member.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct InternalRequest {
+    /// Who asks, when v3 auth is on: the user the receiving member found (token or client
+    /// certificate; empty for nobody) and the auth revision it checked against (0 for nobody).
+    /// Requests are checked against both when applied, as etcd's auth applier does.
+    #[prost(string, tag = "12")]
+    pub username: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "13")]
+    pub auth_revision: u64,
+    /// Proposed by a member itself (lease expiry, compaction, alarms): not checked against auth.
+    #[prost(bool, tag = "14")]
+    pub system: bool,
     /// The proposer's clock, Unix nanoseconds (the state machine reads no clock of its own).
     #[prost(int64, tag = "15")]
     pub time: i64,
-    #[prost(oneof = "internal_request::Request", tags = "1, 2, 3, 4, 5, 6, 7")]
+    #[prost(
+        oneof = "internal_request::Request",
+        tags = "1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32"
+    )]
     pub request: ::core::option::Option<internal_request::Request>,
 }
 /// Nested message and enum types in `InternalRequest`.
@@ -27,5 +40,67 @@ pub mod internal_request {
         /// Raising, clearing or listing alarms (NOSPACE, CORRUPT): replicated like the keyspace.
         #[prost(message, tag = "7")]
         Alarm(super::super::etcdserverpb::AlarmRequest),
+        /// v3 auth. Passwords never enter the log: user add and password changes carry only
+        /// `hashedPassword` (bcrypt, computed by the member that received the request).
+        #[prost(message, tag = "16")]
+        AuthEnable(super::super::etcdserverpb::AuthEnableRequest),
+        #[prost(message, tag = "17")]
+        AuthDisable(super::super::etcdserverpb::AuthDisableRequest),
+        #[prost(message, tag = "18")]
+        AuthStatus(super::super::etcdserverpb::AuthStatusRequest),
+        #[prost(message, tag = "19")]
+        Authenticate(super::Authenticate),
+        #[prost(message, tag = "20")]
+        UserAdd(super::super::etcdserverpb::AuthUserAddRequest),
+        #[prost(message, tag = "21")]
+        UserDelete(super::super::etcdserverpb::AuthUserDeleteRequest),
+        #[prost(message, tag = "22")]
+        UserChangePassword(super::super::etcdserverpb::AuthUserChangePasswordRequest),
+        #[prost(message, tag = "23")]
+        UserGrantRole(super::super::etcdserverpb::AuthUserGrantRoleRequest),
+        #[prost(message, tag = "24")]
+        UserGet(super::super::etcdserverpb::AuthUserGetRequest),
+        #[prost(message, tag = "25")]
+        UserRevokeRole(super::super::etcdserverpb::AuthUserRevokeRoleRequest),
+        #[prost(message, tag = "26")]
+        UserList(super::super::etcdserverpb::AuthUserListRequest),
+        #[prost(message, tag = "27")]
+        RoleAdd(super::super::etcdserverpb::AuthRoleAddRequest),
+        #[prost(message, tag = "28")]
+        RoleGet(super::super::etcdserverpb::AuthRoleGetRequest),
+        #[prost(message, tag = "29")]
+        RoleList(super::super::etcdserverpb::AuthRoleListRequest),
+        #[prost(message, tag = "30")]
+        RoleDelete(super::super::etcdserverpb::AuthRoleDeleteRequest),
+        #[prost(message, tag = "31")]
+        RoleGrantPermission(super::super::etcdserverpb::AuthRoleGrantPermissionRequest),
+        #[prost(message, tag = "32")]
+        RoleRevokePermission(
+            super::super::etcdserverpb::AuthRoleRevokePermissionRequest,
+        ),
     }
+}
+/// A successful password check, to become a token: the simple token is `prefix.<log index>`.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Authenticate {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    /// 16 random letters from the receiving member.
+    #[prost(string, tag = "2")]
+    pub simple_token_prefix: ::prost::alloc::string::String,
+    /// The auth revision the password was checked against: refused if auth changed since.
+    #[prost(uint64, tag = "3")]
+    pub checked_revision: u64,
+}
+/// v3 auth's replicated state (a snapshot section).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct AuthState {
+    #[prost(bool, tag = "1")]
+    pub enabled: bool,
+    #[prost(uint64, tag = "2")]
+    pub revision: u64,
+    #[prost(message, repeated, tag = "3")]
+    pub users: ::prost::alloc::vec::Vec<super::authpb::User>,
+    #[prost(message, repeated, tag = "4")]
+    pub roles: ::prost::alloc::vec::Vec<super::authpb::Role>,
 }
