@@ -6,8 +6,13 @@
 # (cluster and member ids and raft terms masked).
 #   tools/v3-reference/kv.sh 127.0.0.1:2379 > tools/v3-reference/kv.etcd-3.4.23.txt
 #   tools/v3-reference/kv.sh 127.0.0.1:2379 members.cmds > tools/v3-reference/members.etcd-3.4.23.txt
+# ETCDCTL_EXTRA (default empty) holds more etcdctl flags, passed right after "--endpoints
+# ENDPOINT" on every call (split at spaces), e.g. for TLS with a client certificate:
+#   ETCDCTL_EXTRA="--cacert=fixtures/ca/ca.crt --cert=fixtures/ca/client.crt \
+#     --key=fixtures/ca/client.key.insecure" tools/v3-reference/kv.sh https://127.0.0.1:2379 auth.cmds
 set -u -f
 endpoint=$1
+extra=${ETCDCTL_EXTRA:-}
 cmds=${2:-kv.cmds}
 here=$(dirname "$0")
 lease=none
@@ -24,7 +29,7 @@ while IFS= read -r line; do
   # A watch's standard input stays open while it runs (for "watch -i").
   hold=0
   [ -n "$limit" ] && hold=3
-  out=$({ printf '%b' "$input"; sleep $hold; } | ETCDCTL_API=3 $limit etcdctl --endpoints "$endpoint" $args 2>/tmp/kv-ref.err)
+  out=$({ printf '%b' "$input"; sleep $hold; } | ETCDCTL_API=3 $limit etcdctl --endpoints "$endpoint" $extra $args 2>/tmp/kv-ref.err)
   code=$?
   case "$args" in "lease grant"*) lease=$(printf '%s' "$out" | awk '{print $2}') ;; esac
   out=${out//$lease/LEASE}
