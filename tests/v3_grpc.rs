@@ -616,8 +616,8 @@ fn errors_carry_etcds_codes_and_messages() {
             .into_inner();
         assert_eq!(health.status, 1, "SERVING");
         // Services not served yet say so.
-        let s = etcd_v3proto::etcdserverpb::auth_client::AuthClient::new(ch)
-            .auth_status(AuthStatusRequest {})
+        let s = MaintenanceClient::new(ch)
+            .downgrade(DowngradeRequest::default())
             .await
             .expect_err("not served");
         assert_eq!(s.code(), Code::Unimplemented);

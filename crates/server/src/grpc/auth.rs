@@ -175,9 +175,7 @@ impl auth_server::Auth for Auth {
         &self,
         req: Request<AuthUserListRequest>,
     ) -> Result<Response<AuthUserListResponse>, Status> {
-        let a = self
-            .apply(&req, Internal::UserList(*req.get_ref()))
-            .await?;
+        let a = self.apply(&req, Internal::UserList(*req.get_ref())).await?;
         answer!(self.0, a, UserList)
     }
 
@@ -248,9 +246,7 @@ impl auth_server::Auth for Auth {
         &self,
         req: Request<AuthRoleListRequest>,
     ) -> Result<Response<AuthRoleListResponse>, Status> {
-        let a = self
-            .apply(&req, Internal::RoleList(*req.get_ref()))
-            .await?;
+        let a = self.apply(&req, Internal::RoleList(*req.get_ref())).await?;
         answer!(self.0, a, RoleList)
     }
 
