@@ -20,7 +20,8 @@ ETCD=${ETCD:-$(command -v etcd || true)}
 RS=$ROOT/target/release/etcd
 BENCH=$ROOT/target/release/etcd-bench
 
-# name | members | API | etcd-bench arguments
+# name | members | API | etcd-bench arguments (a name ending in -auth: v3 auth turned on
+# first, with etcdctl, for a user "bench" that may read and write /bench…, see auth_setup)
 WORKLOADS=(
   "put-c1|1|v2|-c 1 --duration $DURATION put"
   "put-c8|1|v2|-c 8 --duration $DURATION put"
@@ -37,6 +38,7 @@ WORKLOADS=(
   "load-1m-keys|1|v2|-c 64 --keys 1000000 --total 1000000 put"
   "v3-put-c8|1|v3|-c 8 --duration $DURATION put"
   "v3-put-c64|1|v3|-c 64 --duration $DURATION put"
+  "v3-put-c64-auth|1|v3|-c 64 --duration $DURATION --user bench:benchpw put"
   "v3-range-c64|1|v3|-c 64 --duration $DURATION get --consistent"
   "v3-range-serializable-c64|1|v3|-c 64 --duration $DURATION get"
   "v3-txn-c8|1|v3|-c 8 --duration $DURATION txn"
@@ -106,6 +108,18 @@ start() {
   done
 }
 
+# auth_setup ENDPOINT: root, a user "bench" with read-write on the /bench prefix, auth on.
+auth_setup() {
+  local ctl=(env ETCDCTL_API=3 etcdctl --endpoints "${1#http://}")
+  "${ctl[@]}" user add root:rootpw >/dev/null
+  "${ctl[@]}" user grant-role root root >/dev/null
+  "${ctl[@]}" role add bench >/dev/null
+  "${ctl[@]}" role grant-permission bench readwrite /bench --prefix >/dev/null
+  "${ctl[@]}" user add bench:benchpw >/dev/null
+  "${ctl[@]}" user grant-role bench bench >/dev/null
+  "${ctl[@]}" auth enable >/dev/null
+}
+
 stop() {
   for p in "${SERVER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${SERVER_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -118,6 +132,7 @@ run() {
   local dir=$WORK/$name/$kind
   mkdir -p "$dir"
   start "$kind" "$members" "$dir"
+  if [[ $name == *-auth ]]; then auth_setup "${ENDPOINTS%%,*}"; fi
   local pidargs=() p
   for p in "${SERVER_PIDS[@]}"; do pidargs+=(--server-pid "$p"); done
   # shellcheck disable=SC2086

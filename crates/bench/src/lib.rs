@@ -99,6 +99,10 @@ pub struct Cli {
     /// Client key (PEM), with `--cert`.
     #[arg(long, requires = "cert", global = true)]
     pub key: Option<std::path::PathBuf>,
+    /// v3 auth: authenticate as `NAME:PASSWORD` (as etcdctl's `--user`) and send the token
+    /// with every request.
+    #[arg(long, global = true)]
+    pub user: Option<String>,
     /// The workload.
     #[command(subcommand)]
     pub op: Op,
@@ -371,14 +375,15 @@ async fn closed_loop(cli: &Cli, setup: &Setup, op: Op) -> Result<Summary, String
     };
 
     // v3: one HTTP/2 connection per worker.
-    let v3_plan = Arc::new(v3::V3Plan {
+    let mut v3_plan = v3::V3Plan {
         keys: plan.paths.iter().map(|k| Bytes::from(k.clone())).collect(),
         values: [
             Bytes::from(values[0].clone()),
             Bytes::from(values[1].clone()),
         ],
         consistent,
-    });
+        token: None,
+    };
     let mut conns = Vec::with_capacity(cli.conns);
     let mut channels = Vec::new();
     for w in 0..cli.conns {
@@ -388,6 +393,10 @@ async fn closed_loop(cli: &Cli, setup: &Setup, op: Op) -> Result<Summary, String
             conns.push(setup.connect(w).await?);
         }
     }
+    if let (Some(user), Some(channel)) = (&cli.user, channels.first()) {
+        v3_plan.token = Some(v3::authenticate(channel, user).await?);
+    }
+    let v3_plan = Arc::new(v3_plan);
     if !matches!(kind, Kind::Put) {
         if api == Api::V3 {
             v3::fill(&v3_plan, &channels).await?;

@@ -53,7 +53,7 @@ pub(crate) async fn fill(plan: &V3Plan, channels: &[Channel]) -> Result<(), Stri
         let mut kv = KvClient::new(ch.clone());
         async move {
             for k in (w..plan.keys.len()).step_by(n) {
-                kv.put(put_request(&plan.keys[k], &plan.values[0]))
+                kv.put(plan.request(put_request(&plan.keys[k], &plan.values[0])))
                     .await
                     .map_err(|e| format!("filling the key space: {e}"))?;
             }
@@ -71,6 +71,42 @@ pub(crate) struct V3Plan {
     pub(crate) keys: Vec<bytes::Bytes>,
     pub(crate) values: [bytes::Bytes; 2],
     pub(crate) consistent: bool,
+    /// The auth token every request carries (`--user`), if any.
+    pub(crate) token: Option<tonic::metadata::AsciiMetadataValue>,
+}
+
+impl V3Plan {
+    /// `message` as a request, with the auth token when there is one.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        if let Some(token) = &self.token {
+            r.metadata_mut().insert("token", token.clone());
+        }
+        r
+    }
+}
+
+/// Authenticates `user` (`NAME:PASSWORD`, as etcdctl's `--user`) through `channel`; the
+/// token, as request metadata.
+pub(crate) async fn authenticate(
+    channel: &Channel,
+    user: &str,
+) -> Result<tonic::metadata::AsciiMetadataValue, String> {
+    let (name, password) = user
+        .split_once(':')
+        .ok_or_else(|| format!("--user {user:?}: want NAME:PASSWORD"))?;
+    let token = etcd_v3proto::etcdserverpb::auth_client::AuthClient::new(channel.clone())
+        .authenticate(etcd_v3proto::etcdserverpb::AuthenticateRequest {
+            name: name.to_string(),
+            password: password.to_string(),
+        })
+        .await
+        .map_err(|e| format!("authenticating {name}: {}", e.message()))?
+        .into_inner()
+        .token;
+    token
+        .parse()
+        .map_err(|_| format!("authenticating {name}: an unusable token"))
 }
 
 /// One closed-loop worker on its own connection.
@@ -111,7 +147,7 @@ pub(crate) async fn worker(
                 serializable: !v3.consistent,
                 ..Default::default()
             };
-            tokio::time::timeout(REQUEST_TIMEOUT, kv.range(r))
+            tokio::time::timeout(REQUEST_TIMEOUT, kv.range(v3.request(r)))
                 .await
                 .map(|r| r.map(drop))
         } else if matches!(plan.kind, Kind::Txn) {
@@ -130,14 +166,15 @@ pub(crate) async fn worker(
                 }],
                 failure: Vec::new(),
             };
-            match tokio::time::timeout(REQUEST_TIMEOUT, kv.txn(txn)).await {
+            match tokio::time::timeout(REQUEST_TIMEOUT, kv.txn(v3.request(txn))).await {
                 Ok(Ok(r)) if !r.get_ref().succeeded => {
                     Ok(Err(tonic::Status::aborted("the comparison failed")))
                 }
                 other => other.map(|r| r.map(drop)),
             }
         } else {
-            tokio::time::timeout(REQUEST_TIMEOUT, kv.put(put_request(key, &v3.values[0])))
+            let put = v3.request(put_request(key, &v3.values[0]));
+            tokio::time::timeout(REQUEST_TIMEOUT, kv.put(put))
                 .await
                 .map(|r| r.map(drop))
         };
