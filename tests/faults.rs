@@ -37,6 +37,11 @@
 //! revisions in the answers witness a linearization that is checked against the recorded
 //! history, revision by revision; no acknowledged write or watch event may be lost.
 //!
+//! The v3 auth test (`faults/auth.rs`) runs writers as a user whose roles allow one prefix,
+//! forbid another and, flipped over and over by an admin, a third, under kills and pauses: no
+//! forbidden write may go through, nor a write answered while its permission was surely
+//! revoked.
+//!
 //! `ETCD_FAULT_SECS` sets how long operations run (default 20 s); `ETCD_FAULT_SEED` replays a
 //! seed (the schedule of random choices; timing still varies); `ETCD_FAULT_KINDS=kill` or
 //! `=pause` runs one fault type alone in the kill/pause test.
@@ -1169,6 +1174,8 @@ fn partitions_then_heal(
     faults
 }
 
+#[path = "faults/auth.rs"]
+mod auth;
 #[path = "faults/k8s.rs"]
 mod k8s;
 #[path = "faults/v3.rs"]
@@ -1315,6 +1322,130 @@ fn v3_fault_run(
         w.stats.line()
     );
     check_run(what, &summary, &w, seed, &log, faults);
+}
+
+/// See `faults/auth.rs`.
+#[test]
+fn v3_auth_under_kills_and_pauses_lets_no_forbidden_write_through() {
+    let mut c = Cluster::start(
+        3,
+        &[
+            "-heartbeat-interval",
+            "50",
+            "-election-timeout",
+            "500",
+            "--bcrypt-cost",
+            "4",
+        ],
+    );
+    let seed = seed_from_env_or_clock();
+    let secs = fault_secs();
+    eprintln!("auth faults: seed {seed} (ETCD_FAULT_SEED={seed} replays it), {secs} s");
+    let addrs = client_addrs(&c);
+    auth::set_up(&addrs[0]);
+    let log = FaultLog::default();
+    let start = Instant::now();
+    let until = start + Duration::from_secs(secs);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_guard = StopOnDrop(stop.clone());
+    let writers: Vec<_> = (0..4)
+        .map(|id| {
+            let (addrs, stop) = (addrs.clone(), stop.clone());
+            thread::Builder::new()
+                .name(format!("authwriter{id}"))
+                .spawn(move || auth::run_writer(id, &addrs, seed, start, until, &stop))
+                .expect("spawn a writer")
+        })
+        .collect();
+    let admin = {
+        let addrs = addrs.clone();
+        thread::Builder::new()
+            .name("authadmin".into())
+            .spawn(move || auth::run_admin(&addrs, seed, start, until))
+            .expect("spawn the admin")
+    };
+    let mut rng = Rng::new(seed ^ 0x0A07_4A07);
+    let faults = kills_and_pauses_then_heal(&mut c, &mut rng, start, until, &log);
+    let runs: Vec<auth::AuthRun> = writers
+        .into_iter()
+        .map(|h| h.join().expect("a writer panicked"))
+        .collect();
+    let changes = admin.join().expect("the admin panicked");
+    drop(stop_guard);
+    let mut anomalies: Vec<String> = runs.iter().flat_map(|r| r.anomalies.clone()).collect();
+    let toggle_ok: Vec<_> = runs.iter().flat_map(|r| r.toggle_ok.clone()).collect();
+    for w in auth::writes_while_revoked(&changes, &toggle_ok) {
+        anomalies.push(format!("written while the permission was revoked: {w}"));
+    }
+    let leader = c.leader();
+    let addr = c.member(leader).client_addr();
+    let forbidden = auth::read_all(&addr, "forbidden/");
+    if !forbidden.is_empty() {
+        anomalies.push(format!("forbidden keys exist: {forbidden:?}"));
+    }
+    let refused: std::collections::HashSet<&String> =
+        runs.iter().flat_map(|r| &r.toggle_refused).collect();
+    for (k, v) in auth::read_all(&addr, "toggle/") {
+        if refused.contains(&v) {
+            anomalies.push(format!("{k} holds {v}, whose write was refused"));
+        }
+    }
+    let sum = |f: fn(&auth::AuthRun) -> u64| runs.iter().map(f).sum::<u64>();
+    let summary = format!(
+        "seed {seed}; {} allowed writes, {} toggle writes ok, {} refused, {} forbidden \
+         refused, {} permission changes ({} answered), {} authentications; faults {faults}",
+        sum(|r| r.allowed_ok),
+        toggle_ok.len(),
+        refused.len(),
+        sum(|r| r.forbidden_refused),
+        changes.len(),
+        changes.iter().filter(|c| c.2.is_some()).count(),
+        sum(|r| r.reauthentications),
+    );
+    eprintln!("auth faults: {summary}");
+    assert!(
+        anomalies.is_empty(),
+        "{summary}\n{}\n--- faults\n{}",
+        anomalies.join("\n"),
+        log.dump()
+    );
+    assert!(
+        sum(|r| r.allowed_ok) >= 50
+            && !toggle_ok.is_empty()
+            && !refused.is_empty()
+            && sum(|r| r.forbidden_refused) >= 20,
+        "too little happened to mean anything: {summary}"
+    );
+    assert!(faults >= 4, "only {faults} faults injected");
+    c.check_alive();
+}
+
+/// The auth check's own test: only a success sent after an answered revocation and
+/// answered before the next grant was sent counts.
+#[test]
+fn the_auth_fault_check_flags_only_writes_surely_inside_a_revocation() {
+    let changes: auth::Changes = vec![
+        (true, 0, Some(10)),
+        (false, 100, Some(110)),
+        (true, 200, Some(210)),
+        (false, 300, None), // unknown: no window of its own
+        (false, 400, Some(410)),
+    ];
+    let w = |v: &str, sent: u64, answered: u64| {
+        ("toggle/k0".to_string(), v.to_string(), sent, answered)
+    };
+    let writes = vec![
+        w("before", 20, 90),
+        w("inside", 120, 190),
+        w("overlapping-grant", 150, 205),
+        w("sent-before-revoke-answered", 105, 150),
+        w("unknown-window", 310, 390),
+        w("last-window", 500, 600),
+    ];
+    let flagged = auth::writes_while_revoked(&changes, &writes);
+    assert_eq!(flagged.len(), 2, "{flagged:?}");
+    assert!(flagged[0].contains("=inside "), "{flagged:?}");
+    assert!(flagged[1].contains("=last-window "), "{flagged:?}");
 }
 
 #[test]
