@@ -812,6 +812,24 @@ pub fn have_etcdctl() -> bool {
     found
 }
 
+/// Whether Debian's etcd 3.4 server (`etcd`) is on the PATH; says so when it is not, and
+/// fails then if `ETCD_REQUIRE_ETCD34` is set (`.ci/run` installs it and sets it).
+pub fn have_etcd34() -> bool {
+    let found = Command::new("etcd")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("etcd Version: 3."))
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var_os("ETCD_REQUIRE_ETCD34").is_none(),
+            "ETCD_REQUIRE_ETCD34 is set but etcd 3.x is not on the PATH"
+        );
+        eprintln!("SKIPPED: etcd 3.x is not installed (apt-get install etcd-server)");
+    }
+    found
+}
+
 /// Waits for `child` to exit, at most `timeout`.
 pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;

@@ -32,6 +32,22 @@ impl Keyspace {
             return Err(Error::Compacted);
         }
         let rev = if rev <= 0 { self.rev } else { rev };
+        let mut h = Crc32c::new();
+        h.update(b"key");
+        let mut buf = Vec::new();
+        for (key, v) in self.etcd_kept(rev) {
+            buf.clear();
+            etcd_record(key, v, &mut buf);
+            h.update(&buf);
+        }
+        Ok((h.finish(), rev))
+    }
+}
+
+impl Keyspace {
+    /// The versions etcd's `key` bucket holds at or below `rev` (see the module docs), in
+    /// revision order.
+    pub(crate) fn etcd_kept(&self, rev: Revision) -> Vec<(&[u8], &Version)> {
         // Every version at or below `rev`, with whether it is its key's newest put there.
         let mut records: Vec<(&[u8], &Version, bool)> = Vec::new();
         let mut any_kept = false;
@@ -43,31 +59,43 @@ impl Keyspace {
             }
         }
         records.sort_unstable_by_key(|(_, v, _)| (v.main, v.sub));
-        let mut h = Crc32c::new();
-        h.update(b"key");
-        let mut buf = Vec::new();
-        for (key, v, kept) in records {
-            if v.main <= self.compacted && any_kept && !kept {
-                continue;
-            }
-            h.update(&v.main.to_be_bytes());
-            h.update(b"_");
-            h.update(&v.sub.to_be_bytes());
-            let kv = if v.is_put() {
-                v.kv(key, false)
-            } else {
-                h.update(b"t");
-                KeyValue {
-                    key: bytes::Bytes::copy_from_slice(key),
-                    ..Default::default()
-                }
-            };
-            buf.clear();
-            kv.encode(&mut buf).expect("a Vec grows");
-            h.update(&buf);
-        }
-        Ok((h.finish(), rev))
+        records
+            .into_iter()
+            .filter(|(_, v, kept)| !(v.main <= self.compacted && any_kept && !kept))
+            .map(|(k, v, _)| (k, v))
+            .collect()
     }
+}
+
+/// Appends a version's bbolt record to `buf`: its key (the revision, and `t` for a deletion)
+/// then its value (the `mvccpb.KeyValue`).
+pub(crate) fn etcd_record(key: &[u8], v: &Version, buf: &mut Vec<u8>) {
+    etcd_key(v, buf);
+    etcd_value(key, v, buf);
+}
+
+/// A version's bbolt key: 8 bytes of main revision, `_`, 8 bytes of sub-revision (big-endian),
+/// and `t` after a deletion's.
+pub(crate) fn etcd_key(v: &Version, buf: &mut Vec<u8>) {
+    buf.extend_from_slice(&v.main.to_be_bytes());
+    buf.push(b'_');
+    buf.extend_from_slice(&v.sub.to_be_bytes());
+    if !v.is_put() {
+        buf.push(b't');
+    }
+}
+
+/// A version's bbolt value: the `mvccpb.KeyValue` (a deletion's holds only the key).
+pub(crate) fn etcd_value(key: &[u8], v: &Version, buf: &mut Vec<u8>) {
+    let kv = if v.is_put() {
+        v.kv(key, false)
+    } else {
+        KeyValue {
+            key: bytes::Bytes::copy_from_slice(key),
+            ..Default::default()
+        }
+    };
+    kv.encode(buf).expect("a Vec grows");
 }
 
 /// CRC-32C (the Castagnoli polynomial, reflected), as Go's `crc32.MakeTable(crc32.Castagnoli)`.

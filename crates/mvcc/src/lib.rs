@@ -31,6 +31,7 @@
 //! ids and tells the lessor which keys a write attached or detached, from the [`Change`]s
 //! every write returns), and auth.
 
+mod etcd_db;
 mod hash;
 mod keyspace;
 mod lease;

@@ -168,6 +168,12 @@ pub struct Config {
     pub auth_token_ttl: std::time::Duration,
     /// The bcrypt cost of v3 passwords (`--bcrypt-cost`; outside 4..=31, etcd's 10).
     pub bcrypt_cost: u32,
+    /// A snapshot file (etcd's or ours) to create the data directory from, when it holds
+    /// no log yet (`--restore-snapshot`): see `crate::etcd_snapshot`.
+    pub restore_snapshot: Option<PathBuf>,
+    /// Restore a snapshot file without a SHA-256 trailer, or whose trailer does not match
+    /// (`--skip-hash-check`).
+    pub skip_hash_check: bool,
     /// Peers to ask before starting a new cluster: if one of them already runs a cluster, this
     /// member joins it instead (the first member of a static `--initial-cluster`).
     pub probe: Vec<String>,
@@ -382,6 +388,18 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
         Kind::Int,
         "N",
         "bcrypt cost of v3 passwords (4 to 31) [10]",
+    ),
+    (
+        &["restore-snapshot"],
+        Kind::Str,
+        "FILE",
+        "with an empty data dir: start a new cluster holding the v3 data of an etcd snapshot file (etcdctl snapshot save)",
+    ),
+    (
+        &["skip-hash-check"],
+        Kind::Bool,
+        "",
+        "with --restore-snapshot: take a file without (or with a wrong) SHA-256 trailer",
     ),
     (
         &["auto-compaction-mode"],
@@ -859,6 +877,12 @@ pub fn parse_with_env(
             10
         }
     };
+    let restore_snapshot = get("restore-snapshot").map(PathBuf::from);
+    if restore_snapshot.is_some() && !join.is_empty() {
+        return Err(Error::Invalid(
+            "--restore-snapshot starts a new cluster: it cannot join one (-C, -CF, or --initial-cluster with other members)".into(),
+        ));
+    }
     let config = Config {
         data_dir: PathBuf::from(get("d").unwrap_or_else(|| format!("{name}.etcd"))),
         node: NodeInfo {
@@ -897,6 +921,8 @@ pub fn parse_with_env(
         auth_token,
         auth_token_ttl,
         bcrypt_cost,
+        restore_snapshot,
+        skip_hash_check: flag("skip-hash-check"),
         probe,
     };
     Ok(Command::Run(Box::new(config)))

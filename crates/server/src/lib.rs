@@ -8,6 +8,7 @@ pub mod compactor;
 pub mod config;
 pub mod corrupt;
 pub mod durable;
+pub mod etcd_snapshot;
 pub mod gocompat;
 pub mod grpc;
 pub mod http;

@@ -90,6 +90,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     // A member with a log restarts from it (and rejoins silently); a new one either joins the
     // cluster named by -C/-CF or starts a new cluster of its own.
+    if let Some(file) = &config.restore_snapshot {
+        if DiskStorage::exists(&config.data_dir) {
+            tracing::info!(
+                "--restore-snapshot: the data directory holds a log already; starting from it"
+            );
+        } else {
+            crate::etcd_snapshot::restore(
+                file,
+                config.skip_hash_check,
+                &config.data_dir,
+                node.id,
+                &registration,
+                config.history,
+            )
+            .map_err(|e| Error::Config(e.to_string()))?;
+            tracing::info!(file = %file.display(), "data directory created from the snapshot");
+        }
+    }
     let peers_file = config.data_dir.join("peers");
     let mut seed_peers = load_peers(&peers_file);
     let registration = if DiskStorage::exists(&config.data_dir) {

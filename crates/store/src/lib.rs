@@ -26,6 +26,7 @@ pub mod auth;
 mod command;
 pub mod envelope;
 mod error;
+mod etcd_db;
 mod event;
 mod history;
 mod member;
@@ -39,6 +40,7 @@ mod watch;
 
 pub use command::Command;
 pub use error::{Error, Result};
+pub use etcd_db::{read_etcd_db, EtcdDbError, EtcdImport};
 pub use event::{Action, Event, NodeInfo, NodeView};
 pub use member::Member;
 pub use snapshot::{SnapshotError, StoreSnapshot};

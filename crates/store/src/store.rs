@@ -564,6 +564,15 @@ impl<W> Store<W> {
         }
     }
 
+    /// Takes in the v3 state of an etcd database (read with this store's
+    /// [`Store::v3_values`]): the keyspace, leases and auth replace this store's (a member
+    /// being created from a snapshot file; nothing else is touched).
+    pub fn import_etcd(&mut self, import: crate::EtcdImport) {
+        self.v3 = import.v3;
+        self.leases = import.leases;
+        self.auth3 = import.auth3;
+    }
+
     /// Replaces the whole replicated state with a snapshot. Waiting watchers stay; those that
     /// the restored history answers fire now (returned for delivery).
     pub fn restore(&mut self, snap: StoreSnapshot) -> Vec<(W, Event)> {

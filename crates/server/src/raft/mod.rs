@@ -67,6 +67,38 @@ use raft::eraftpb::{ConfChange, Message};
 
 pub use driver::{start, Options, Started};
 
+/// Creates the storage of a new single-member cluster (member `id`) whose first state is
+/// `data` (an encoded store snapshot at index 1, term 1): a member created from a snapshot
+/// file (`crate::etcd_snapshot::restore`). Refused if `data_dir` has a log already.
+pub fn restore_storage(
+    data_dir: &std::path::Path,
+    id: u64,
+    data: Vec<u8>,
+) -> Result<(), storage::Error> {
+    use raft::eraftpb::{ConfState, HardState, Snapshot, SnapshotMetadata};
+    if storage::DiskStorage::exists(data_dir) {
+        return Err(storage::Error::Inconsistent(
+            "the data directory already holds a log".into(),
+        ));
+    }
+    let mut s = storage::DiskStorage::create(data_dir, HardState::default(), &[])?;
+    let metadata = SnapshotMetadata {
+        index: 1,
+        term: 1,
+        conf_state: Some(ConfState {
+            voters: vec![id],
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    };
+    s.apply_snapshot(&Snapshot {
+        data: data.into(),
+        metadata: Some(metadata).into(),
+        ..Default::default()
+    })
+}
+
 /// How long a write may wait for a leader and a commit before the client gets code 300.
 pub const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
