@@ -270,7 +270,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             listener,
             client_tls.clone(),
             "client",
-            http::client_router(app.clone()),
+            http::client_router(app.clone())
+                .nest_service("/v3", crate::grpc::gateway::router(grpc.clone()))
+                .nest_service("/v3beta", crate::grpc::gateway::router(grpc.clone())),
             Some(grpc.clone()),
             &stop_rx,
         ));

@@ -15,9 +15,14 @@
 //! Every `bytes` field is a [`prost::bytes::Bytes`], so keys and values are shared, not
 //! copied, between the keyspace, its history and responses.
 //!
-//! Deliberately nothing else: no logic, no conversions, no gateway routes.
+//! Deliberately nothing else: no logic, no conversions, no gateway routes (the server's
+//! gateway maps JSON with [`FILE_DESCRIPTOR_SET`]).
 
 #![allow(missing_docs, clippy::all)]
+
+/// Every message and service above as an encoded `google.protobuf.FileDescriptorSet`
+/// (generated with the code): what the server's JSON gateway maps JSON with.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/descriptors.bin");
 
 /// Key-value records: `KeyValue` and `Event`.
 pub mod mvccpb {

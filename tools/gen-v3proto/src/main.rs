@@ -27,6 +27,16 @@ fn main() {
 
     let fds = protox::compile(FILES.iter().map(|f| proto.join(f)), [&proto])
         .unwrap_or_else(|e| panic!("compiling the .proto files: {e:?}"));
+    // The descriptors themselves, for the JSON gateway's mapping (comments left out).
+    let mut bare = fds.clone();
+    for f in &mut bare.file {
+        f.source_code_info = None;
+    }
+    std::fs::write(
+        scratch.join("descriptors.bin"),
+        prost::Message::encode_to_vec(&bare),
+    )
+    .expect("writing the descriptors");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
@@ -44,9 +54,9 @@ fn main() {
     for entry in std::fs::read_dir(&scratch).expect("reading the scratch dir") {
         let path = entry.expect("dir entry").path();
         let name = path.file_name().expect("file name").to_owned();
-        let new = std::fs::read_to_string(&path).expect("reading generated code");
+        let new = std::fs::read(&path).expect("reading generated code");
         let target = out_dir.join(&name);
-        if std::fs::read_to_string(&target).ok().as_deref() != Some(new.as_str()) {
+        if std::fs::read(&target).ok().as_deref() != Some(new.as_slice()) {
             stale.push(target.clone());
             if !check {
                 std::fs::create_dir_all(&out_dir).expect("creating src/gen");

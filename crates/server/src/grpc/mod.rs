@@ -14,6 +14,8 @@
 //!   request (token or client certificate), which every service passes on with its
 //!   writes and checks its reads against;
 //! - `health.rs`: `grpc.health.v1.Health` (SERVING while a leader is known);
+//! - `gateway.rs`: etcd's HTTP/JSON gateway (`POST /v3/...`), put through the services
+//!   above in-process;
 //! - `error.rs`: the one mapping from etcd's v3 errors (`etcd_api::v3`) and the node's
 //!   transient failures to gRPC statuses.
 //!
@@ -33,6 +35,7 @@ mod caller;
 mod cluster;
 mod election;
 mod error;
+pub mod gateway;
 mod health;
 mod kv;
 mod lease;
