@@ -967,7 +967,7 @@ fn member_add_update_promote_and_remove_through_etcdctl() {
     if quick.wait_exit(Duration::from_secs(30)).is_none() {
         panic!("a member removed at once stops: {}", quick.logs());
     }
-    // Learners are not served yet.
+    // A learner (tests/v3_learners.rs has the rest): added, listed as one, removed.
     let r = ctl_with(
         &all,
         &[],
@@ -982,8 +982,20 @@ fn member_add_update_promote_and_remove_through_etcdctl() {
         "",
         d,
     );
-    assert_eq!(r.code, Some(1), "{r:?}");
-    assert!(r.stderr.contains("learner"), "{r:?}");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let learner_hex = r
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .expect("the learner's id")
+        .to_string();
+    let list = ok(&all, &["member", "list"], d);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&learner_hex) && l.ends_with(", true")),
+        "{list}"
+    );
+    ok(&all, &["member", "remove", &learner_hex], d);
     // Three started members take two more that have not started, not a third.
     let urls: Vec<String> = free_ports::<3>()
         .iter()

@@ -180,6 +180,12 @@ pub enum V3Error {
     /// Deleting `root`, its role, or taking the role from it, while auth is on.
     #[error("etcdserver: invalid auth management")]
     InvalidAuthMgmt,
+    /// A second learner (etcd allows one).
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    /// A promotion of a learner whose log is not close enough to the leader's.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
     /// The request was checked against auth state that has changed since.
     #[error("etcdserver: revision of auth store is old")]
     AuthOldRevision,
@@ -198,7 +204,7 @@ impl V3Error {
             LeaseExists | NotLeader | BadLeaderTransferee | PeerUrlExists | MemberNotLearner
             | RootUserNotExist | RootRoleNotExist | UserAlreadyExists | UserNotFound
             | RoleAlreadyExists | RoleNotFound | RoleNotGranted | PermissionNotGranted
-            | AuthNotEnabled => Code::FailedPrecondition,
+            | AuthNotEnabled | TooManyLearners | LearnerNotReady => Code::FailedPrecondition,
             NotEnoughStartedMembers | NoPasswordUser => Code::Unknown,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             NoLeader | LeaderChanged | Stopped | NotCapable | Timeout | NotSupportedForLearner => {

@@ -62,6 +62,21 @@ pub enum Error {
     /// The member was removed.
     #[error("member removed")]
     Removed,
+    /// A second learner (etcd allows one).
+    #[error("too many learner members in cluster")]
+    TooManyLearners,
+    /// A promotion of a member that is not a learner.
+    #[error("can only promote a learner member")]
+    NotLearner,
+    /// A promotion of a learner too far behind the leader.
+    #[error("can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// Asked of a member that must be the leader.
+    #[error("not leader")]
+    NotLeader,
+    /// The change would leave fewer started voting members than a quorum.
+    #[error("re-configuration failed due to not enough started members")]
+    NotEnoughStarted,
     /// The state machine refused the change.
     #[error(transparent)]
     Refused(#[from] etcd_store::Error),
@@ -253,6 +268,87 @@ pub async fn add_unstarted(node: &Node, max_members: usize, peer_url: &str) -> R
     };
     outcome(node.conf_change(add_node(id, &registration)).await)?;
     Ok(id)
+}
+
+/// `MemberAdd` with `isLearner`: adds a learner that has not started yet, at `peer_url` (at
+/// most one learner, as etcd). It receives the log and does not vote; started with
+/// `--initial-cluster-state existing` (or `-C`), it takes the returned id like any added
+/// member.
+pub async fn add_learner(node: &Node, max_members: usize, peer_url: &str) -> Result<u64, Error> {
+    node.read(|s| {
+        if s.members().values().any(|m| m.raft_url == peer_url) {
+            return Err(Error::PeerUrlTaken(peer_url.to_string()));
+        }
+        if s.members().len() >= max_members {
+            return Err(Error::Full(max_members));
+        }
+        if s.members().values().any(|m| m.learner) {
+            return Err(Error::TooManyLearners);
+        }
+        Ok(())
+    })?;
+    let id = new_member_id();
+    let context = Command::AddLearner {
+        id,
+        raft_url: peer_url.to_string(),
+    };
+    let cc = ConfChange {
+        change_type: ConfChangeType::AddLearnerNode,
+        node_id: id,
+        context: context.to_entry().into(),
+        ..Default::default()
+    };
+    outcome(node.conf_change(cc).await)?;
+    Ok(id)
+}
+
+/// The share of the leader's log a learner must have to be promoted (etcd's).
+const PROMOTE_READY: f64 = 0.9;
+
+/// `MemberPromote`, on the leader: makes learner `id` a voter once its log matches at least
+/// 90% of the leader's ([`Error::NotLeader`] elsewhere: the caller forwards), and if the
+/// started voters then make a quorum (checked in etcd's order).
+pub async fn promote(node: &Node, id: u64) -> Result<(), Error> {
+    let learner = node.read(|s| {
+        if s.is_removed(id) {
+            return Err(Error::NotFound);
+        }
+        s.members()
+            .get(&id)
+            .map(|m| m.learner)
+            .ok_or(Error::NotFound)
+    })?;
+    if !learner {
+        return Err(Error::NotLearner);
+    }
+    let Some((matched, leader)) = node.progress(id).await? else {
+        return Err(Error::NotLeader);
+    };
+    if (matched as f64) < (leader as f64) * PROMOTE_READY {
+        return Err(Error::LearnerNotReady);
+    }
+    // etcd's IsReadyToPromoteMember: the started voters, the learner among them, must be a
+    // quorum of the voters it makes.
+    let (voters, started) = node.read(|s| {
+        s.members().iter().fold((0, 0), |(n, started), (m_id, m)| {
+            let counts = !m.learner || *m_id == id;
+            (
+                n + usize::from(counts),
+                started + usize::from(counts && !m.name.is_empty()),
+            )
+        })
+    });
+    if started < voters / 2 + 1 {
+        return Err(Error::NotEnoughStarted);
+    }
+    let cc = ConfChange {
+        change_type: ConfChangeType::AddNode,
+        node_id: id,
+        context: Command::Promote { id }.to_entry().into(),
+        ..Default::default()
+    };
+    outcome(node.conf_change(cc).await)?;
+    Ok(())
 }
 
 /// The raft id of the member named `name`.

@@ -220,7 +220,8 @@ impl Node {
         if !self.is_leader() {
             return Err(V3Error::NotLeader);
         }
-        if !self.read(|s| s.members().contains_key(&to)) {
+        // A learner cannot lead: it does not vote.
+        if !self.read(|s| s.members().get(&to).is_some_and(|m| !m.learner)) {
             return Err(V3Error::BadLeaderTransferee);
         }
         self.raft
@@ -234,6 +235,16 @@ impl Node {
             tokio::time::sleep(tick).await;
         }
         Ok(true)
+    }
+
+    /// As leader, member `id`'s match index and the leader's (`None` on a follower).
+    pub async fn progress(&self, id: u64) -> Result<Option<(u64, u64)>, Transient> {
+        self.raft.progress(id).await
+    }
+
+    /// Whether this member is a learner (it receives the log but does not vote).
+    pub fn is_learner(&self) -> bool {
+        self.raft.status.learner.load(Ordering::Acquire)
     }
 
     /// Proposes a configuration change (built by [`crate::cluster`] only).

@@ -138,6 +138,21 @@ pub enum Command {
         /// Advertised client URL.
         etcd_url: String,
     },
+    /// Add a learner (a member that receives the log but does not vote) at `raft_url`, not
+    /// started yet: the context of raft's AddLearnerNode (`MemberAdd` with `isLearner`).
+    #[serde(rename = "etcd:addLearner")]
+    AddLearner {
+        /// The raft node id.
+        id: u64,
+        /// Advertised peer URL.
+        raft_url: String,
+    },
+    /// Make learner `id` a voting member: the context of raft's AddNode for it.
+    #[serde(rename = "etcd:promote")]
+    Promote {
+        /// The raft node id.
+        id: u64,
+    },
     /// Change a member's advertised peer URL (`PUT /v2/members/<id>`).
     #[serde(rename = "etcd:updatePeer")]
     UpdatePeer {

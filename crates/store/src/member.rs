@@ -13,6 +13,9 @@ pub struct Member {
     pub raft_url: String,
     /// Advertised client URL.
     pub etcd_url: String,
+    /// A learner: receives the log, does not vote (until promoted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub learner: bool,
 }
 
 /// The cluster id of a cluster whose first member had raft id `first`: the same on every

@@ -406,9 +406,11 @@ impl<W> Store<W> {
                 self.apply_v2(index, cmd, &mut fired)
             }
             Command::Expire { .. } => self.apply_expire(index, cmd, &mut fired),
-            Command::Join { .. } | Command::Leave { .. } | Command::UpdatePeer { .. } => {
-                self.apply_members(index, cmd, &mut fired)
-            }
+            Command::Join { .. }
+            | Command::AddLearner { .. }
+            | Command::Promote { .. }
+            | Command::Leave { .. }
+            | Command::UpdatePeer { .. } => self.apply_members(index, cmd, &mut fired),
             Command::AuthPutUser { .. }
             | Command::AuthDeleteUser { .. }
             | Command::AuthPutRole { .. }

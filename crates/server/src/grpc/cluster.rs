@@ -7,8 +7,12 @@
 //! added but not started yet counts as not started. Answers carry etcd's Cluster header (no
 //! revision) and the member list after the change.
 //!
-//! Deliberately not yet: learners (a MemberAdd with `isLearner` is refused as not served, and
-//! MemberPromote finds no learner to promote), and more than one peer URL per member.
+//! Learners (etcd 3.4's): MemberAdd with `isLearner` adds one (at most one at a time); it
+//! receives the log, does not vote, and counts for no quorum; MemberPromote makes it a voter
+//! once its log matches 90% of the leader's (the leader judges: a follower forwards the
+//! promotion to it). A learner serves only Status and serializable Range (see `mod.rs`).
+//!
+//! Deliberately not yet: more than one peer URL per member.
 
 use std::sync::Arc;
 
@@ -40,7 +44,7 @@ impl Cluster {
                     } else {
                         vec![m.etcd_url.clone()]
                     },
-                    is_learner: false,
+                    is_learner: m.learner,
                 })
                 .collect()
         })
@@ -51,10 +55,14 @@ impl Cluster {
         Some(self.0.header(0))
     }
 
-    /// (members, started members), leaving out `without`.
+    /// (voting members, started voting members), leaving out `without` (learners do not
+    /// count: they do not vote).
     fn counts(&self, without: Option<u64>) -> (usize, usize) {
         self.0.node.read(|s| {
-            let members = s.members().iter().filter(|(id, _)| Some(**id) != without);
+            let members = s
+                .members()
+                .iter()
+                .filter(|(id, m)| Some(**id) != without && !m.learner);
             members.fold((0, 0), |(n, started), (_, m)| {
                 (n + 1, started + usize::from(!m.name.is_empty()))
             })
@@ -66,6 +74,11 @@ impl Cluster {
         match e {
             ClusterError::PeerUrlTaken(_) => status(V3Error::PeerUrlExists),
             ClusterError::NotFound | ClusterError::Removed => status(V3Error::MemberNotFound),
+            ClusterError::TooManyLearners => status(V3Error::TooManyLearners),
+            ClusterError::NotLearner => status(V3Error::MemberNotLearner),
+            ClusterError::LearnerNotReady => status(V3Error::LearnerNotReady),
+            ClusterError::NotLeader => status(V3Error::NotLeader),
+            ClusterError::NotEnoughStarted => status(V3Error::NotEnoughStartedMembers),
             ClusterError::Transient(t) => transient(t, self.0.node.leader_id().is_some()),
             other => Status::failed_precondition(other.to_string()),
         }
@@ -111,7 +124,20 @@ impl cluster_server::Cluster for Cluster {
         self.0.check_member_admin(&req).await?;
         let req = req.into_inner();
         if req.is_learner {
-            return Err(super::error::not_served("MemberAdd of a learner"));
+            // A learner does not vote: no quorum to keep.
+            let id = crate::cluster::add_learner(&self.0.node, self.0.max_members, &url)
+                .await
+                .map_err(|e| self.error(e))?;
+            return Ok(Response::new(MemberAddResponse {
+                header: self.header(),
+                member: Some(Member {
+                    id,
+                    peer_ur_ls: vec![url],
+                    is_learner: true,
+                    ..Default::default()
+                }),
+                members: self.members(),
+            }));
         }
         // etcd's IsReadyToAddVotingMember: a second member may join a single started one;
         // otherwise the started members must stay a quorum of the grown cluster.
@@ -172,14 +198,52 @@ impl cluster_server::Cluster for Cluster {
         }))
     }
 
-    /// There are no learners yet: a member that exists is not one.
+    /// Only the leader knows whether the learner has caught up: a follower forwards the
+    /// promotion to it over the peer API, as etcd does.
     async fn member_promote(
         &self,
         req: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
         self.0.check_member_admin(&req).await?;
         let id = req.into_inner().id;
-        crate::cluster::name_of(&self.0.node, id).map_err(|e| self.error(e))?;
-        Err(status(V3Error::MemberNotLearner))
+        match crate::cluster::promote(&self.0.node, id).await {
+            Ok(()) => {}
+            Err(ClusterError::NotLeader) => self.promote_through_leader(id).await?,
+            Err(e) => return Err(self.error(e)),
+        }
+        Ok(Response::new(MemberPromoteResponse {
+            header: self.header(),
+            members: self.members(),
+        }))
+    }
+}
+
+impl Cluster {
+    /// Asks the leader to promote learner `id` (`POST /v3rs/promote` on its peer URL).
+    async fn promote_through_leader(&self, id: u64) -> Result<(), Status> {
+        let node = &self.0.node;
+        let Some(url) = node
+            .leader_id()
+            .and_then(|leader| node.read(|s| s.peer_urls().get(&leader).cloned()))
+        else {
+            return Err(status(V3Error::NoLeader));
+        };
+        let answer = crate::transport::post_once(
+            &url,
+            self.0.peer_tls.as_ref(),
+            None,
+            "/v3rs/promote",
+            id.to_le_bytes().to_vec(),
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+        match answer {
+            Ok((200, _)) => Ok(()),
+            Ok((404, _)) => Err(status(V3Error::MemberNotFound)),
+            Ok((409, _)) => Err(status(V3Error::MemberNotLearner)),
+            Ok((412, _)) => Err(status(V3Error::LearnerNotReady)),
+            Ok((424, _)) => Err(status(V3Error::NotEnoughStartedMembers)),
+            Ok(_) | Err(_) => Err(status(V3Error::LeaderChanged)),
+        }
     }
 }

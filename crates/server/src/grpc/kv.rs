@@ -60,6 +60,9 @@ impl kv_server::Kv for Kv {
             return Err(status(V3Error::KeyNotProvided));
         }
         if !r.serializable {
+            if self.0.node.is_learner() {
+                return Err(status(V3Error::NotSupportedForLearner));
+            }
             self.linearize().await?;
         }
         let resp = self

@@ -46,7 +46,7 @@ impl maintenance_server::Maintenance for Maintenance {
             // etcd 3.4 lists the active alarms here, in their protobuf text form.
             errors: alarms.iter().map(alarm_text).collect(),
             db_size_in_use: size,
-            is_learner: false,
+            is_learner: self.0.node.is_learner(),
             storage_version: String::new(),
             db_size_quota: self.0.quota.map_or(0, |q| q as i64),
             downgrade_info: None,

@@ -146,9 +146,32 @@ pub fn router(ctx: Ctx) -> axum::Router {
         ElectionServer::new(election::Election(ctx.clone())).max_decoding_message_size(receive),
     )
     .add_service(AuthServer::new(auth::Auth(ctx.clone())).max_decoding_message_size(receive))
-    .add_service(HealthServer::new(health::Health(ctx)))
+    .add_service(HealthServer::new(health::Health(ctx.clone())))
     .prepare()
     .into_axum_router()
+    .layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let ctx = ctx.clone();
+            async move {
+                if learner_refuses(&ctx, req.uri().path()) {
+                    return error::status(etcd_api::v3::V3Error::NotSupportedForLearner)
+                        .into_http();
+                }
+                next.run(req).await
+            }
+        },
+    ))
+}
+
+/// Whether this member, a learner, refuses the RPC at `path`: etcd's learners serve only
+/// Status and serializable Range (which `kv.rs` checks), and gRPC's health check.
+fn learner_refuses(ctx: &Ctx, path: &str) -> bool {
+    !matches!(
+        path,
+        "/etcdserverpb.Maintenance/Status"
+            | "/etcdserverpb.KV/Range"
+            | "/grpc.health.v1.Health/Check"
+    ) && ctx.node.is_learner()
 }
 
 /// True when the client asks for a leader (`hasleader` metadata, clientv3's

@@ -132,6 +132,7 @@ pub fn peer_router(app: App) -> Router {
         .route("/join", post(peer::join))
         .route("/v3rs/lease/{what}", post(peer::lease))
         .route("/v3rs/removed", post(peer::removed))
+        .route("/v3rs/promote", post(peer::promote))
         .route("/v3rs/hashkv", post(peer::hashkv))
         .route("/name", get(v1::info::name))
         .route("/version", get(v1::info::version))

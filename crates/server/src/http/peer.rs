@@ -59,6 +59,26 @@ pub async fn lease(
     }
 }
 
+/// `POST /v3rs/promote` with a member id (u64 LE): as leader, promotes that learner (see
+/// `cluster::promote`): `200`, or `404` (no such member), `409` (not a learner), `412` (not in
+/// sync with the leader), `424` (too few started members), `503` (not the leader, or no
+/// quorum).
+pub async fn promote(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    let Ok(id) = <[u8; 8]>::try_from(&body[..]) else {
+        return (StatusCode::BAD_REQUEST, "not a member id").into_response();
+    };
+    match cluster::promote(&app.node, u64::from_le_bytes(id)).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(cluster::Error::NotFound | cluster::Error::Removed) => {
+            StatusCode::NOT_FOUND.into_response()
+        }
+        Err(cluster::Error::NotLearner) => StatusCode::CONFLICT.into_response(),
+        Err(cluster::Error::LearnerNotReady) => StatusCode::PRECONDITION_FAILED.into_response(),
+        Err(cluster::Error::NotEnoughStarted) => StatusCode::FAILED_DEPENDENCY.into_response(),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
 /// `POST /v3rs/removed` with a member id (u64 LE): `410 Gone` if the log says that member was
 /// removed, `204` otherwise. Asked by a member that hears from no leader (see
 /// `cluster::notice_removal`).
@@ -178,6 +198,11 @@ fn v1_error(e: cluster::Error) -> Error {
         ),
         E::NameTaken(_) | E::PeerUrlTaken(_) => Error::new(ErrorCode::InvalidField, e.to_string()),
         E::Full(_) => Error::new(ErrorCode::NoMoreMachine, ""),
+        E::TooManyLearners
+        | E::NotLearner
+        | E::LearnerNotReady
+        | E::NotLeader
+        | E::NotEnoughStarted => Error::new(ErrorCode::InvalidField, e.to_string()),
         E::NotFound | E::Removed => Error::new(ErrorCode::KeyNotFound, e.to_string()),
         E::Refused(e) => e.into(),
         E::Transient(t) => t.into(),

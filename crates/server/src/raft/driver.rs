@@ -171,6 +171,9 @@ pub fn start(
     let (tx, rx) = std::sync::mpsc::channel();
     let status = Arc::new(Status::default());
     status.applied.store(snapshot_index, Ordering::Release);
+    status
+        .learner
+        .store(conf_state.learners.contains(&opts.id), Ordering::Release);
     let handle = Handle {
         tx: tx.clone(),
         status: status.clone(),
@@ -492,6 +495,16 @@ impl Driver {
             }
             Request::LeaseTimeToLive { id, reply } => {
                 let _ = reply.send(Ok(self.lease_time_to_live(id)));
+            }
+            Request::Progress { id, reply } => {
+                let raft = &self.raw_node.raft;
+                let answer = (raft.state == raft::StateRole::Leader)
+                    .then(|| {
+                        let prs = raft.prs();
+                        Some((prs.get(id)?.matched, prs.get(self.opts.id)?.matched))
+                    })
+                    .flatten();
+                let _ = reply.send(Ok(answer));
             }
             Request::TransferLeader { to } => {
                 if self.raw_node.raft.state == raft::StateRole::Leader {
@@ -865,6 +878,10 @@ impl Driver {
                 .revision();
             lock_watchers(&self.watchers).restored(revision);
             self.conf_state = snap.get_metadata().get_conf_state().clone();
+            self.status.learner.store(
+                self.conf_state.learners.contains(&self.opts.id),
+                Ordering::Release,
+            );
             self.applied = snap.get_metadata().index;
             self.last_snapshot = self.applied;
             self.publish_applied();
@@ -1068,6 +1085,10 @@ impl Driver {
             .raw_node
             .apply_conf_change(cc)
             .unwrap_or_else(|err| fatal(&format!("applying conf change at {index}: {err}")));
+        self.status.learner.store(
+            self.conf_state.learners.contains(&self.opts.id),
+            Ordering::Release,
+        );
         let removes_me = cc.as_v2().changes.iter().any(|c| {
             c.get_change_type() == ConfChangeType::RemoveNode && c.node_id == self.opts.id
         });

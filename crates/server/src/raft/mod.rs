@@ -179,6 +179,14 @@ pub enum Request {
         /// `NotLeader` on a follower, `LeaseNotFound` for an unknown lease.
         reply: tokio::sync::oneshot::Sender<Result<LeaseResult, Transient>>,
     },
+    /// As leader, how far member `id`'s log matches (and the leader's own): `None` on a
+    /// follower or for an unknown member.
+    Progress {
+        /// The member.
+        id: u64,
+        /// (the member's match index, the leader's).
+        reply: tokio::sync::oneshot::Sender<Result<Option<(u64, u64)>, Transient>>,
+    },
     /// Confirm leadership with a quorum and wait until the read index is applied.
     ReadIndex {
         /// Answered when a linearizable read may be served locally.
@@ -218,6 +226,8 @@ pub struct Status {
     pub append_sent: AtomicU64,
     /// Delivery statistics of each peer (`/v2/stats/leader`).
     pub peers: crate::transport::SharedPeerStats,
+    /// Whether this member is a learner, as the configuration applied here says.
+    pub learner: std::sync::atomic::AtomicBool,
     /// Signalled when this member has applied its own removal from the cluster.
     pub removed: tokio::sync::Notify,
 }
@@ -270,6 +280,11 @@ impl Handle {
     pub async fn lease_time_to_live(&self, id: i64) -> Result<LeaseResult, Transient> {
         self.ask(|reply| Request::LeaseTimeToLive { id, reply })
             .await
+    }
+
+    /// As leader, member `id`'s match index and the leader's (see [`Request::Progress`]).
+    pub async fn progress(&self, id: u64) -> Result<Option<(u64, u64)>, Transient> {
+        self.ask(|reply| Request::Progress { id, reply }).await
     }
 
     /// Proposes a configuration change and waits until it is applied locally.

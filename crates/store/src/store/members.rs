@@ -1,6 +1,7 @@
-//! The membership family: `Join` (a member added, or naming itself once it runs), `Leave`,
-//! `UpdatePeer`. Each member is also the v1 key `/_etcd/machines/<name>`
-//! (`raft=<peer URL>&etcd=<client URL>`), written at the same index.
+//! The membership family: `Join` (a member added, or naming itself once it runs),
+//! `AddLearner` and `Promote` (a learner added, then made a voter), `Leave`, `UpdatePeer`.
+//! Each member is also the v1 key `/_etcd/machines/<name>` (`raft=<peer URL>&etcd=<client
+//! URL>`), written at the same index.
 
 use super::{Fired, Outcome, Store};
 use crate::command::Command;
@@ -32,12 +33,15 @@ impl<W> Store<W> {
                     // The first member names the cluster for good.
                     self.cluster_id = crate::member::cluster_id_of(*id);
                 }
+                // A learner naming itself stays a learner.
+                let learner = self.members.get(id).is_some_and(|m| m.learner);
                 self.members.insert(
                     *id,
                     Member {
                         name: name.clone(),
                         raft_url: raft_url.clone(),
                         etcd_url: etcd_url.clone(),
+                        learner,
                     },
                 );
                 if name.is_empty() {
@@ -56,6 +60,25 @@ impl<W> Store<W> {
                     .map(|()| {
                         Some(self.write_file(index, &key, value, None, Action::Set, 0, fired))
                     })
+            }
+            Command::AddLearner { id, .. } if self.removed.contains(id) => Ok(None),
+            Command::AddLearner { id, raft_url } => {
+                self.members.insert(
+                    *id,
+                    Member {
+                        name: String::new(),
+                        raft_url: raft_url.clone(),
+                        etcd_url: String::new(),
+                        learner: true,
+                    },
+                );
+                Ok(None)
+            }
+            Command::Promote { id } => {
+                if let Some(m) = self.members.get_mut(id) {
+                    m.learner = false;
+                }
+                Ok(None)
             }
             Command::Leave { id, name } => {
                 self.members.remove(id);

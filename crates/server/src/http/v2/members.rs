@@ -158,9 +158,15 @@ fn member_error(e: cluster::Error) -> Response {
         E::Full(_) => message(StatusCode::CONFLICT, e.to_string()),
         E::NotFound => message(StatusCode::NOT_FOUND, "etcdserver: member not found"),
         E::Removed => message(StatusCode::GONE, "etcdserver: member removed"),
-        E::EmptyName | E::NameTaken(_) | E::Refused(_) | E::Transient(_) => {
-            message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-        }
+        E::EmptyName
+        | E::NameTaken(_)
+        | E::Refused(_)
+        | E::Transient(_)
+        | E::TooManyLearners
+        | E::NotLearner
+        | E::LearnerNotReady
+        | E::NotLeader
+        | E::NotEnoughStarted => message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

@@ -1,0 +1,258 @@
+//! etcd's HTTP/JSON gateway against the answers etcd 3.4.23 gave: the requests of
+//! `tools/v3-reference/gateway.cmds` (KV, watch and lease streams, leases, members,
+//! maintenance, lock, election and its observe stream, auth with the token in
+//! `Authorization`, and bad input: malformed JSON, unknown fields, wrong methods and paths)
+//! are replayed as `tools/v3-reference/gateway.sh` sends them with curl, and the transcript
+//! must equal the recorded one (`gateway.etcd-3.4.23.txt`) once what differs between any two
+//! clusters is masked (ids, terms, ports, versions, sizes).
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// How long a stream is read (as the recording's `curl --max-time 1.5`).
+const STREAM_FOR: Duration = Duration::from_millis(1500);
+
+/// One HTTP/1.1 request over a fresh connection; (status, body). A stream is read for
+/// [`STREAM_FOR`], then cut; only its complete lines count.
+fn send(
+    addr: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+    stream: bool,
+    method: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: {t}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Length: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    if let Some(b) = body {
+        req.push_str(b);
+    }
+    s.write_all(req.as_bytes()).expect("send");
+    let deadline = Instant::now()
+        + if stream {
+            STREAM_FOR
+        } else {
+            Duration::from_secs(15)
+        };
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            assert!(stream, "no whole answer to {path} within 15 s");
+            break;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => panic!("reading the answer to {path}: {e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").expect("a head");
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status");
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    let mut body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    if stream {
+        // Only complete lines.
+        match body.rfind('\n') {
+            Some(end) => body.truncate(end),
+            None => body.clear(),
+        }
+    }
+    (status, body.trim_end_matches('\n').to_string())
+}
+
+/// The data of a chunked body (as much as arrived).
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            out.push_str(&after[..n.min(after.len())]);
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].strip_prefix("\r\n").unwrap_or(&after[n..]);
+    }
+    out
+}
+
+/// Replays `tools/v3-reference/<cmds>` against `addr`, in `gateway.sh`'s transcript format.
+fn transcript(addr: &str, cmds: &str) -> String {
+    let cmds = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tools/v3-reference")
+            .join(cmds),
+    )
+    .expect("the commands");
+    let mut out = String::new();
+    let (mut token, mut lease) = (String::new(), String::new());
+    for line in cmds
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let mut rest = line;
+        let stream = rest.starts_with("stream ");
+        rest = rest.strip_prefix("stream ").unwrap_or(rest);
+        let auth = rest.starts_with("auth ");
+        rest = rest.strip_prefix("auth ").unwrap_or(rest);
+        let (method, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        let (path, body) = match rest.split_once(' ') {
+            Some((p, b)) => (p, Some(b)),
+            None => (rest, None),
+        };
+        let path = path.replace("$LEASE", &lease);
+        let body = body.map(|b| b.replace("$LEASE", &lease));
+        let (status, answer) = send(
+            addr,
+            &path,
+            body.as_deref(),
+            auth.then_some(token.as_str()),
+            stream,
+            method,
+        );
+        if path.ends_with("/auth/authenticate") {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&answer) {
+                if let Some(t) = v["token"].as_str() {
+                    token = t.to_string();
+                }
+            }
+        }
+        if path.ends_with("/lease/grant") {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&answer) {
+                if let Some(id) = v["ID"].as_str() {
+                    lease = id.to_string();
+                }
+            }
+        }
+        out.push_str(&format!("$ {line}\nHTTP {status}\n"));
+        let mut shown = answer;
+        if !token.is_empty() {
+            shown = shown.replace(&token, "TOKEN");
+        }
+        if !lease.is_empty() {
+            shown = shown.replace(&lease, "LEASE");
+        }
+        if !shown.is_empty() {
+            out.push_str(&shown);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Replaces what follows each `label` while `keep` holds for its characters with `N`.
+fn mask_after(text: &str, label: &str, keep: impl Fn(char) -> bool) -> String {
+    let mut result = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(label) {
+        let (before, after) = rest.split_at(at + label.len());
+        result.push_str(before);
+        let len = after.len() - after.trim_start_matches(&keep).len();
+        result.push('N');
+        rest = &after[len..];
+    }
+    result.push_str(rest);
+    result
+}
+
+/// What differs between any two clusters answering the same requests.
+fn mask(text: &str) -> String {
+    let mut out = text.to_string();
+    for label in [
+        "\"cluster_id\":\"",
+        "\"member_id\":\"",
+        "\"raft_term\":\"",
+        "\"leader\":\"",
+        "\"ID\":\"",
+        "\"memberID\":\"",
+        "\"member_id\":",
+        "\"dbSize\":\"",
+        "\"dbSizeInUse\":\"",
+        "\"raftIndex\":\"",
+        "\"raftAppliedIndex\":\"",
+        "\"raftTerm\":\"",
+        "127.0.0.1:",
+    ] {
+        out = mask_after(&out, label, |c| c.is_ascii_digit());
+    }
+    for label in ["\"version\":\"", "\"blob\":\""] {
+        out = mask_after(&out, label, |c| c != '"');
+    }
+    out
+}
+
+#[test]
+fn the_gateway_answers_the_scripted_sequence_as_etcd_3_4_did() {
+    let node = Node::start("default", &["--bcrypt-cost", "4"]);
+    let ours = mask(&transcript(&node.client_addr(), "gateway.cmds"));
+    let recorded = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/v3-reference/gateway.etcd-3.4.23.txt"),
+    )
+    .expect("the recording");
+    let reference = mask(&recorded);
+    if ours != reference {
+        let dir = std::env::temp_dir().join(format!("gateway-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        std::fs::write(dir.join("ours.txt"), &ours).unwrap();
+        std::fs::write(dir.join("etcd.txt"), &reference).unwrap();
+        let first = ours
+            .lines()
+            .zip(reference.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(ours.lines().count().min(reference.lines().count()));
+        let context = |t: &str| {
+            t.lines()
+                .skip(first.saturating_sub(4))
+                .take(8)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        panic!(
+            "transcripts differ at line {} (both in {}):\n--- etcd 3.4.23\n{}\n--- etcd-rs\n{}",
+            first + 1,
+            dir.display(),
+            context(&reference),
+            context(&ours)
+        );
+    }
+}
