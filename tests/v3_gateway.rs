@@ -19,7 +19,7 @@ use support::*;
 const STREAM_FOR: Duration = Duration::from_millis(1500);
 
 /// One HTTP/1.1 request over a fresh connection; (status, body). A stream is read for
-/// [`STREAM_FOR`], then cut; only its complete lines count.
+/// [`STREAM_FOR`], then cut; only its complete lines count (all of it if the server ended it).
 fn send(
     addr: &str,
     path: &str,
@@ -52,6 +52,7 @@ fn send(
         };
     let mut raw = Vec::new();
     let mut buf = [0u8; 16384];
+    let mut closed = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -60,7 +61,10 @@ fn send(
         }
         s.set_read_timeout(Some(left)).unwrap();
         match s.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => {
+                closed = true;
+                break;
+            }
             Ok(n) => raw.extend_from_slice(&buf[..n]),
             Err(e)
                 if matches!(
@@ -74,7 +78,11 @@ fn send(
         }
     }
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").expect("a head");
+    // Nothing at all within the time (a stream that has not answered yet): curl's 000.
+    let Some((head, rest)) = text.split_once("\r\n\r\n") else {
+        assert!(stream, "no answer to {path}");
+        return (0, String::new());
+    };
     let status: u16 = head
         .split(' ')
         .nth(1)
@@ -89,8 +97,8 @@ fn send(
     } else {
         rest.to_string()
     };
-    if stream {
-        // Only complete lines.
+    if stream && !closed {
+        // Only complete lines (as curl cut off).
         match body.rfind('\n') {
             Some(end) => body.truncate(end),
             None => body.clear(),
@@ -164,7 +172,7 @@ fn transcript(addr: &str, cmds: &str) -> String {
                 }
             }
         }
-        out.push_str(&format!("$ {line}\nHTTP {status}\n"));
+        out.push_str(&format!("$ {line}\nHTTP {status:03}\n"));
         let mut shown = answer;
         if !token.is_empty() {
             shown = shown.replace(&token, "TOKEN");
@@ -195,9 +203,31 @@ fn mask_after(text: &str, label: &str, keep: impl Fn(char) -> bool) -> String {
     result
 }
 
+/// The requests of etcd 3.5's routes, which 3.4's gateway answers 404 and we serve (we
+/// answer as 3.5): left out of the comparison, and checked apart.
+const ROUTES_OF_3_5: [&str; 2] = ["/v3/auth/status", "/v3/maintenance/hashkv"];
+
+/// The transcript without the blocks of [`ROUTES_OF_3_5`].
+fn without_3_5(text: &str) -> String {
+    let mut out = String::new();
+    let mut skip = false;
+    for line in text.lines() {
+        if line.starts_with("$ ") {
+            skip = ROUTES_OF_3_5
+                .iter()
+                .any(|r| line.contains(&format!(" {r} ")));
+        }
+        if !skip {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// What differs between any two clusters answering the same requests.
 fn mask(text: &str) -> String {
-    let mut out = text.to_string();
+    let mut out = without_3_5(text);
     for label in [
         "\"cluster_id\":\"",
         "\"member_id\":\"",
@@ -218,13 +248,42 @@ fn mask(text: &str) -> String {
     for label in ["\"version\":\"", "\"blob\":\""] {
         out = mask_after(&out, label, |c| c != '"');
     }
-    out
+    // etcd 3.5's Status field, which 3.4 lacks (we answer as 3.5).
+    out = mask_after(&out, ",\"dbSizeQuota\":\"", |c| c.is_ascii_digit())
+        .replace(",\"dbSizeQuota\":\"N\"", "");
+    // The whole database's hash (Hash, not HashKV) covers the members' addresses.
+    out = mask_after(&out, "\"hash\":", |c| c.is_ascii_digit());
+    // A JSON parser's own words (Go's there, serde's here) for a body it cannot read; the
+    // status and code stay.
+    out.lines()
+        .map(|line| {
+            let parser_error = line.starts_with("{\"error\":\"")
+                && !["etcdserver: ", "auth: ", "election: ", "lock: "]
+                    .iter()
+                    .any(|p| line[10..].starts_with(p));
+            if parser_error {
+                let code = line.rsplit("\"code\":").next().unwrap_or("");
+                format!("{{\"error\":\"JSON\",\"message\":\"JSON\",\"code\":{code}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect()
 }
 
 #[test]
 fn the_gateway_answers_the_scripted_sequence_as_etcd_3_4_did() {
     let node = Node::start("default", &["--bcrypt-cost", "4"]);
-    let ours = mask(&transcript(&node.client_addr(), "gateway.cmds"));
+    let full = transcript(&node.client_addr(), "gateway.cmds");
+    // etcd 3.5's routes answer here.
+    for route in ROUTES_OF_3_5 {
+        let block = full
+            .split("$ ")
+            .find(|b| b.starts_with(&format!("POST {route} ")))
+            .unwrap_or_else(|| panic!("{route} is in the script"));
+        assert!(block.contains("HTTP 200"), "{block}");
+    }
+    let ours = mask(&full);
     let recorded = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/v3-reference/gateway.etcd-3.4.23.txt"),
     )

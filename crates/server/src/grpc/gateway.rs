@@ -17,8 +17,9 @@
 //!   streaming request body is a sequence of JSON objects. A watch stays open after the
 //!   request body ends (as etcd's, until the client goes); a keep-alive stream ends with it.
 //! - routes are etcd's `google.api.http` options: 3.4's, plus 3.5's `/v3/auth/status` and
-//!   `/v3/maintenance/hashkv` (3.4 has HashKV at `/v3/maintenance/hash`, where its gateway
-//!   registered it over Hash: so it is here).
+//!   `/v3/maintenance/hashkv` (3.4's gateway has only Hash at `/v3/maintenance/hash`).
+//! - requests are read as etcd's gateway reads them: unknown fields are ignored, so is
+//!   anything after the first JSON value, and an empty body or `null` is the empty message.
 //!
 //! The JSON mapping is `prost-reflect`'s, over the descriptors of our own `.proto` files
 //! (`etcd_v3proto::FILE_DESCRIPTOR_SET`).
@@ -235,9 +236,9 @@ static ROUTES: &[Route] = &[
     ),
     r(
         "/maintenance/hash",
-        "/etcdserverpb.Maintenance/HashKV",
-        "HashKVRequest",
-        "HashKVResponse",
+        "/etcdserverpb.Maintenance/Hash",
+        "HashRequest",
+        "HashResponse",
         Unary,
     ),
     r(
@@ -505,8 +506,14 @@ fn plain(status: StatusCode) -> Response<Body> {
     r
 }
 
-/// A JSON value as the protobuf bytes of message `desc`, framed for gRPC.
+/// A JSON value as the protobuf bytes of message `desc`, framed for gRPC (unknown fields
+/// ignored; `null` is the empty message).
 fn frame_of(desc: &MessageDescriptor, value: serde_json::Value) -> Result<Bytes, String> {
+    let mut value = match value {
+        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+        v => v,
+    };
+    strip_unknown(desc, &mut value);
     let msg = DynamicMessage::deserialize(desc.clone(), value).map_err(|e| e.to_string())?;
     let bytes = msg.encode_to_vec();
     let mut f = BytesMut::with_capacity(5 + bytes.len());
@@ -514,6 +521,36 @@ fn frame_of(desc: &MessageDescriptor, value: serde_json::Value) -> Result<Bytes,
     f.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     f.extend_from_slice(&bytes);
     Ok(f.freeze())
+}
+
+/// Drops the members of `value` that name no field of `desc` (by proto or JSON name), at
+/// every depth: etcd's gateway ignores them (an unknown enum name is still an error).
+fn strip_unknown(desc: &MessageDescriptor, value: &mut serde_json::Value) {
+    let serde_json::Value::Object(map) = value else {
+        return;
+    };
+    map.retain(|k, _| {
+        desc.get_field_by_name(k).is_some() || desc.get_field_by_json_name(k).is_some()
+    });
+    for (k, v) in map.iter_mut() {
+        let Some(field) = desc
+            .get_field_by_name(k)
+            .or_else(|| desc.get_field_by_json_name(k))
+        else {
+            continue;
+        };
+        if field.is_map() {
+            continue;
+        }
+        if let prost_reflect::Kind::Message(inner) = field.kind() {
+            match v {
+                serde_json::Value::Array(items) => {
+                    items.iter_mut().for_each(|i| strip_unknown(&inner, i))
+                }
+                other => strip_unknown(&inner, other),
+            }
+        }
+    }
 }
 
 /// Protobuf bytes of message `desc` as gateway JSON (fields in field-number order, as
@@ -594,6 +631,18 @@ fn take_values(buf: &mut BytesMut) -> Result<Vec<serde_json::Value>, String> {
 
 async fn handle(grpc: axum::Router, req: Request<Body>) -> Response<Body> {
     let path = req.uri().path().to_string();
+    if req.method() == Method::OPTIONS {
+        // A CORS preflight: etcd answers it empty.
+        return Response::new(Body::empty());
+    }
+    if path.is_empty() || path == "/" {
+        // `/v3` itself: Go's mux redirects to the directory, as etcd's gateway answers.
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
+        r.headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static("/v3/"));
+        return r;
+    }
     let Some(route) = ROUTES.iter().find(|r| r.path == path) else {
         return plain(StatusCode::NOT_FOUND);
     };
@@ -609,13 +658,14 @@ async fn handle(grpc: axum::Router, req: Request<Body>) -> Response<Body> {
                 Ok(c) => c.to_bytes(),
                 Err(e) => return error(3, &format!("reading the request: {e}")),
             };
-            let value = if bytes.iter().all(u8::is_ascii_whitespace) {
-                serde_json::Value::Object(Default::default())
-            } else {
-                match serde_json::from_slice(&bytes) {
-                    Ok(v) => v,
-                    Err(e) => return error(3, &e.to_string()),
-                }
+            // The first JSON value; anything after it is ignored, as etcd's gateway does.
+            let value = match serde_json::Deserializer::from_slice(&bytes)
+                .into_iter::<serde_json::Value>()
+                .next()
+            {
+                None => serde_json::Value::Object(Default::default()),
+                Some(Ok(v)) => v,
+                Some(Err(e)) => return error(3, &e.to_string()),
             };
             match frame_of(&request_desc, value) {
                 Ok(f) => Body::from(f),
@@ -623,9 +673,33 @@ async fn handle(grpc: axum::Router, req: Request<Body>) -> Response<Body> {
             }
         }
         Bidi { keep_open } => {
+            // The first message is read before the call, so that a malformed one is answered
+            // as etcd's gateway answers it (code 2, HTTP 500).
+            let mut data = body.into_data_stream();
+            let mut buf = BytesMut::new();
+            let first: Vec<Result<Bytes, std::io::Error>> = loop {
+                match take_values(&mut buf) {
+                    Err(e) => return error(2, &e),
+                    Ok(values) if !values.is_empty() => {
+                        let mut frames = Vec::new();
+                        for v in values {
+                            match frame_of(&request_desc, v) {
+                                Ok(f) => frames.push(Ok(f)),
+                                Err(e) => return error(2, &e),
+                            }
+                        }
+                        break frames;
+                    }
+                    Ok(_) => {}
+                }
+                match data.next().await {
+                    Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                    _ => break Vec::new(),
+                }
+            };
             let desc = request_desc.clone();
-            let frames = futures_util::stream::unfold(
-                (body.into_data_stream(), BytesMut::new(), false),
+            let rest = futures_util::stream::unfold(
+                (data, buf, false),
                 move |(mut body, mut buf, done)| {
                     let desc = desc.clone();
                     async move {
@@ -657,6 +731,7 @@ async fn handle(grpc: axum::Router, req: Request<Body>) -> Response<Body> {
                 },
             )
             .flatten();
+            let frames = futures_util::stream::iter(first).chain(rest);
             if keep_open {
                 Body::from_stream(frames.chain(futures_util::stream::pending()))
             } else {
@@ -681,7 +756,13 @@ async fn handle(grpc: axum::Router, req: Request<Body>) -> Response<Body> {
         Err(never) => match never {},
     };
     if let Some((code, message)) = grpc_status(answer.headers()).filter(|(c, _)| *c != 0) {
-        return error(code, &message);
+        return match route.kind {
+            Unary => error(code, &message),
+            // A stream that failed at once: its one line is the stream error.
+            ServerStream | Bidi { .. } => {
+                json_response(http_status(code), stream_error(code, &message))
+            }
+        };
     }
     let mut body = answer.into_body();
     match route.kind {
@@ -714,6 +795,17 @@ async fn handle(grpc: axum::Router, req: Request<Body>) -> Response<Body> {
         }
         ServerStream | Bidi { .. } => stream_answers(body, response_desc).await,
     }
+}
+
+/// grpc-gateway's line for a stream that failed.
+fn stream_error(code: i32, message: &str) -> String {
+    let http = http_status(code);
+    let m = serde_json::Value::from(message);
+    let status = serde_json::Value::from(http.canonical_reason().unwrap_or(""));
+    format!(
+        r#"{{"error":{{"grpc_code":{code},"http_code":{},"message":{m},"http_status":{status}}}}}"#,
+        http.as_u16()
+    )
 }
 
 /// One line per answer: `{"result": …}`, or at the end `{"error": …}` if the call failed.
@@ -764,15 +856,6 @@ async fn stream_answers(body: Body, desc: MessageDescriptor) -> Response<Body> {
     );
     let mut lines = Box::pin(lines);
     let first = lines.next().await;
-    let stream_error = |code: i32, message: &str| {
-        let http = http_status(code);
-        let m = serde_json::Value::from(message);
-        let status = serde_json::Value::from(http.canonical_reason().unwrap_or(""));
-        format!(
-            r#"{{"error":{{"grpc_code":{code},"http_code":{},"message":{m},"http_status":{status}}}}}"#,
-            http.as_u16()
-        )
-    };
     let status = match &first {
         Some(Item::Failed(code, _)) => http_status(*code),
         _ => StatusCode::OK,

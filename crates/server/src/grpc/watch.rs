@@ -408,9 +408,10 @@ impl StreamTask {
                 if from < keyspace.compacted() {
                     let entry = self.watches.remove(&watch_id).expect("present");
                     self.headers.ctx.node.v3_watchers(|w| w.remove(entry.id));
+                    // etcd's answer carries no revision in its header here.
                     if !self
                         .send(WatchResponse {
-                            header: self.headers.at(to),
+                            header: self.headers.at(0),
                             watch_id,
                             compact_revision: keyspace.compacted(),
                             canceled: true,
