@@ -168,6 +168,9 @@ pub struct Config {
     pub auth_token_ttl: std::time::Duration,
     /// The bcrypt cost of v3 passwords (`--bcrypt-cost`; outside 4..=31, etcd's 10).
     pub bcrypt_cost: u32,
+    /// Compare the keyspace's hash with the peers' before serving, on a restart
+    /// (`--experimental-initial-corrupt-check`): a member whose data differs does not start.
+    pub initial_corrupt_check: bool,
     /// A snapshot file (etcd's or ours) to create the data directory from, when it holds
     /// no log yet (`--restore-snapshot`): see `crate::etcd_snapshot`.
     pub restore_snapshot: Option<PathBuf>,
@@ -388,6 +391,12 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
         Kind::Int,
         "N",
         "bcrypt cost of v3 passwords (4 to 31) [10]",
+    ),
+    (
+        &["experimental-initial-corrupt-check"],
+        Kind::Bool,
+        "",
+        "on a restart, compare the v3 hash with the peers' before serving; refuse to start on a difference",
     ),
     (
         &["restore-snapshot"],
@@ -923,6 +932,7 @@ pub fn parse_with_env(
         bcrypt_cost,
         restore_snapshot,
         skip_hash_check: flag("skip-hash-check"),
+        initial_corrupt_check: flag("experimental-initial-corrupt-check"),
         probe,
     };
     Ok(Command::Run(Box::new(config)))

@@ -11,6 +11,7 @@
 //! etcd. Under the alarm every member refuses writes (`corrupt cluster`) until it is cleared.
 //!
 //! [`first_mismatch`] decides (pure); [`run`] gathers the hashes and raises the alarm.
+//! [`initial_check`] is the check a restarted member makes before it serves.
 
 use std::time::Duration;
 
@@ -172,6 +173,61 @@ pub async fn run(
     }
 }
 
+/// The peers whose hash at this member's revision differs from `mine` while their
+/// compaction agrees (the initial check's rule; others cannot be compared).
+pub fn initial_mismatches(mine: Hashed, peers: &[(u64, Hashed)]) -> Vec<u64> {
+    peers
+        .iter()
+        .filter(|(_, theirs)| theirs.compacted == mine.compacted && theirs.hash != mine.hash)
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+/// The initial check (`--experimental-initial-corrupt-check`, etcd 3.4's
+/// `CheckInitialHashKV`): before a restarted member serves, its hash must equal the hash
+/// every peer that can answer has at its revision, when their compactions agree. Peers that
+/// cannot answer (down, behind, compacted past it) are skipped. An error names the
+/// inconsistency: the member must not serve.
+pub async fn initial_check(
+    node: &Node,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    local: Option<std::net::IpAddr>,
+) -> Result<(), String> {
+    let mine = local_hash(node, 0)
+        .await
+        .map_err(|e| format!("{:x} failed to fetch hash ({e})", node.id()))?;
+    let mut peers = Vec::new();
+    for url in &crate::cluster::other_peer_urls(node) {
+        match peer_hash(url, mine.revision, tls, local).await {
+            Some(answer) => peers.push(answer),
+            None => {
+                tracing::info!(%url, "initial corruption check: the peer could not answer; skipped")
+            }
+        }
+    }
+    let checked = peers.len();
+    let mismatch = initial_mismatches(mine, &peers);
+    for id in &mismatch {
+        tracing::error!(
+            peer = format!("{id:x}"),
+            revision = mine.revision,
+            "initial corruption check: hashes differ"
+        );
+    }
+    if !mismatch.is_empty() {
+        return Err(format!(
+            "{:x} found data inconsistency with peers",
+            node.id()
+        ));
+    }
+    tracing::info!(
+        revision = mine.revision,
+        peers = checked,
+        "initial corruption check passed; no corruption"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +240,19 @@ mod tests {
             revision,
             compacted,
         }
+    }
+
+    #[test]
+    fn the_initial_check_names_peers_that_differ_at_the_same_compaction_only() {
+        let mine = h(7, 10, 4);
+        assert!(initial_mismatches(mine, &[]).is_empty());
+        assert!(initial_mismatches(mine, &[(2, h(7, 12, 4))]).is_empty());
+        // Another compaction: the hashes cannot be compared.
+        assert!(initial_mismatches(mine, &[(2, h(9, 12, 6))]).is_empty());
+        assert_eq!(
+            initial_mismatches(mine, &[(2, h(7, 10, 4)), (3, h(8, 10, 4))]),
+            vec![3]
+        );
     }
 
     #[test]

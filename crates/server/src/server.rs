@@ -110,6 +110,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let peers_file = config.data_dir.join("peers");
     let mut seed_peers = load_peers(&peers_file);
+    // A member restarting from its own data (etcd checks only such a one on boot).
+    let restarted = DiskStorage::exists(&config.data_dir);
     let registration = if DiskStorage::exists(&config.data_dir) {
         None
     } else {
@@ -193,6 +195,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     )?;
     let door = Node::new(handle, store, watchers, tokens);
     ready.await.map_err(|_| Error::DriverStopped)?;
+    if config.initial_corrupt_check && restarted {
+        crate::corrupt::initial_check(&door, peer_connector.as_ref(), peer_local_ip(&node))
+            .await
+            .map_err(Error::Config)?;
+    }
     tokio::spawn(cluster::publish(
         door.clone(),
         node.name.clone(),
