@@ -197,6 +197,9 @@ fn transcript_of(cmds: &str, endpoints: &[String], extra: &[&str], dir: &Path) -
     let mut out = String::new();
     // The id the last `lease grant` printed: `$LEASE` in the commands, `LEASE` in the output.
     let mut lease = "none".to_string();
+    // The id the last successful `member add` printed (hex, and decimal for json): `$MEMBER`
+    // in the commands, `MEMBER` in the output (as kv.sh).
+    let mut member = ("none".to_string(), String::new());
     let mut last_write = endpoints[0].as_str();
     for (n, line) in cmds
         .lines()
@@ -207,7 +210,9 @@ fn transcript_of(cmds: &str, endpoints: &[String], extra: &[&str], dir: &Path) -
             Some((args, input)) => (args, input.replace("\\n", "\n")),
             None => (line, String::new()),
         };
-        let args = shown.replace("$LEASE", &lease);
+        let args = shown
+            .replace("$LEASE", &lease)
+            .replace("$MEMBER", &member.0);
         let argv: Vec<&str> = args.split(' ').collect();
         let local = args.contains("--consistency=s") || args.starts_with("lease list");
         let per_endpoint = args.starts_with("endpoint");
@@ -231,15 +236,38 @@ fn transcript_of(cmds: &str, endpoints: &[String], extra: &[&str], dir: &Path) -
                 lease = id.to_string();
             }
         }
+        if args.starts_with("member add") && r.code == Some(0) {
+            if let Some(hex) = r
+                .stdout
+                .strip_prefix("Member ")
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                let id = u64::from_str_radix(hex, 16).unwrap_or(0);
+                member = (hex.to_string(), id.to_string());
+            } else if let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.stdout) {
+                let id = v["member"]["ID"].as_u64().unwrap_or(0);
+                member = (format!("{id:x}"), id.to_string());
+            }
+        }
+        let hide = |text: &str| -> String {
+            let mut t = text.replace(&lease, "LEASE");
+            if !member.1.is_empty() {
+                t = t
+                    .replace(&format!("{:>16}", member.0), "MEMBER")
+                    .replace(&member.0, "MEMBER")
+                    .replace(&member.1, "MEMBER");
+            }
+            t
+        };
         out.push_str(&format!("$ etcdctl {shown}\n"));
         // As the shell's $(...): trailing newlines dropped.
-        let stdout = r.stdout.trim_end_matches('\n').replace(&lease, "LEASE");
+        let stdout = hide(r.stdout.trim_end_matches('\n'));
         if !stdout.is_empty() {
             out.push_str(&stdout);
             out.push('\n');
         }
         for l in r.stderr.lines().filter(|l| l.starts_with("Error:")) {
-            out.push_str(&l.replace(&lease, "LEASE"));
+            out.push_str(&hide(l));
             out.push('\n');
         }
         match r.code {
@@ -457,6 +485,96 @@ fn the_scripted_auth_sequence_over_tls_takes_the_certificate_name_as_etcd_3_4_di
         mask_auth,
         dir.path(),
     );
+}
+
+/// Learners through etcdctl 3.4 on three members over TLS, as etcd 3.4.23 answered
+/// (`tools/v3-reference/learners.cmds`): a learner added (a second refused), promotions of
+/// one not in sync refused, removals, an unknown member, a bad URL, a bad transferee. What
+/// depends on random member ids is normalized: ids and ports masked, and member lists (in
+/// etcd's id order) sorted by name.
+#[test]
+fn learner_commands_on_three_members_over_tls_answer_as_etcd_3_4_did() {
+    if !have_etcdctl() {
+        return;
+    }
+    let mut flags: Vec<String> = vec![
+        format!("-clientCert={}", fixture_arg("server.crt")),
+        format!("-clientKey={}", fixture_arg("server.key.insecure")),
+        format!("-clientCAFile={}", fixture_arg("ca.crt")),
+    ];
+    flags.extend(FAST_TIMING.iter().map(|f| f.to_string()));
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut first = Node::prepare("node1", &args);
+    first.launch();
+    let client = TlsClient::new(
+        &fixture("ca.crt"),
+        Some((&fixture("client.crt"), &fixture("client.key.insecure"))),
+    )
+    .expect("TLS client");
+    let peer = first.peer_url();
+    first.wait_ready_via(&Transport::Tls(client), &peer);
+    let join = first.peer_addr();
+    let mut others: Vec<Node> = ["node2", "node3"]
+        .iter()
+        .map(|name| {
+            let mut a = args.clone();
+            a.extend_from_slice(&["-C", &join]);
+            let mut n = Node::prepare(name, &a);
+            n.launch();
+            n
+        })
+        .collect();
+    let tls = [
+        format!("--cacert={}", fixture_arg("ca.crt")),
+        format!("--cert={}", fixture_arg("client.crt")),
+        format!("--key={}", fixture_arg("client.key.insecure")),
+    ];
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().expect("tmp");
+    let ep = format!("https://{}", first.client_addr());
+    poll_until(Duration::from_secs(30), "three started members", || {
+        let r = ctl_with(&ep, &tls, &["member", "list"], "", dir.path());
+        (r.stdout.matches(", started, ").count() == 3).then_some(())
+    });
+    let ours = transcript_of("learners.cmds", &[ep], &tls, dir.path());
+    let normalize = |text: &str| -> String {
+        let sorted: String = text
+            .lines()
+            .map(|line| {
+                if let Some(list) = line
+                    .strip_prefix("ETCD_INITIAL_CLUSTER=\"")
+                    .and_then(|l| l.strip_suffix('"'))
+                {
+                    let mut items: Vec<&str> = list.split(',').collect();
+                    items.sort();
+                    format!("ETCD_INITIAL_CLUSTER=\"{}\"\n", items.join(","))
+                } else if line.starts_with("{\"header\"") && line.contains("\"members\"") {
+                    let mut v: serde_json::Value =
+                        serde_json::from_str(&line.replace("MEMBER", "0")).expect("json");
+                    if let Some(members) = v["members"].as_array_mut() {
+                        members.sort_by_key(|m| m["name"].as_str().unwrap_or("").to_string());
+                    }
+                    format!("{v}\n")
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect();
+        let text = mask(&sorted);
+        let text = mask_after(&text, "\"ID\":", |c| c.is_ascii_digit());
+        // (etcdctl pads the hex id to 16 places.)
+        let text = mask_after(&text, "to cluster", |c| c.is_ascii_hexdigit() || c == ' ');
+        mask_after(&text, "from cluster", |c| c.is_ascii_hexdigit() || c == ' ')
+    };
+    assert_same_as(
+        "learners.etcd-3.4.23.txt",
+        &normalize(&ours),
+        normalize,
+        dir.path(),
+    );
+    for n in &mut others {
+        n.kill();
+    }
 }
 
 /// A node serving TLS with client certificates required, and etcdctl's flags for it.

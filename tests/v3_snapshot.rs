@@ -21,12 +21,22 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
+thread_local! {
+    /// Flags every etcdctl run of this test's thread gets (TLS).
+    static EXTRA: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn extra() -> Vec<String> {
+    EXTRA.with(|e| e.borrow().clone())
+}
+
 /// Runs `etcdctl --endpoints <endpoint> <args>` (v3); (exit code, stdout, stderr).
 fn ctl(endpoint: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .arg("--endpoints")
         .arg(endpoint)
+        .args(extra())
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -45,6 +55,7 @@ fn ctl_input(endpoint: &str, args: &[&str], input: &str) -> (Option<i32>, String
         .env("ETCDCTL_API", "3")
         .arg("--endpoints")
         .arg(endpoint)
+        .args(extra())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -325,6 +336,93 @@ fn a_snapshot_etcd_3_4_saved_becomes_an_etcd_rs_node_with_the_same_data() {
         Some(ours_revision(&theirs) + 1),
         "{put}"
     );
+}
+
+/// Three members over TLS with client certificates: a snapshot saved through a follower
+/// holds what the leader serves, and a member restored from it serves the same.
+#[test]
+fn a_snapshot_saved_through_a_follower_over_tls_holds_the_clusters_data() {
+    if !have_etcdctl() {
+        return;
+    }
+    let mut flags: Vec<String> = vec![
+        format!("-clientCert={}", fixture_arg("server.crt")),
+        format!("-clientKey={}", fixture_arg("server.key.insecure")),
+        format!("-clientCAFile={}", fixture_arg("ca.crt")),
+        "--bcrypt-cost".into(),
+        "4".into(),
+    ];
+    flags.extend(FAST_TIMING.iter().map(|f| f.to_string()));
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    // The first member serves TLS to clients; two more join it over the peer port.
+    let mut first = Node::prepare("tls1", &args);
+    first.launch();
+    let client = TlsClient::new(
+        &fixture("ca.crt"),
+        Some((&fixture("client.crt"), &fixture("client.key.insecure"))),
+    )
+    .expect("TLS client");
+    let peer = first.peer_url();
+    first.wait_ready_via(&Transport::Tls(client), &peer);
+    let join = first.peer_addr();
+    let mut others: Vec<Node> = ["tls2", "tls3"]
+        .iter()
+        .map(|name| {
+            let mut a = args.clone();
+            a.extend_from_slice(&["-C", &join]);
+            let mut n = Node::prepare(name, &a);
+            n.launch();
+            n
+        })
+        .collect();
+    EXTRA.with(|e| {
+        *e.borrow_mut() = vec![
+            format!("--cacert={}", fixture_arg("ca.crt")),
+            format!("--cert={}", fixture_arg("client.crt")),
+            format!("--key={}", fixture_arg("client.key.insecure")),
+        ]
+    });
+    let ep = format!("https://{}", first.client_addr());
+    let follower_ep = format!("https://{}", others[0].client_addr());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, list, _) = ctl(&ep, &["member", "list"]);
+        let healthy = others.iter().all(|n| {
+            ctl(
+                &format!("https://{}", n.client_addr()),
+                &["endpoint", "health"],
+            )
+            .0 == Some(0)
+        });
+        if list.matches(", started, ").count() == 3 && healthy {
+            break;
+        }
+        assert!(Instant::now() < deadline, "three members over TLS: {list}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    write_history(&ep);
+    let ours = fingerprint(&ep);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tls.db");
+    let f = file.to_str().unwrap();
+    ok(
+        &follower_ep,
+        &["snapshot", "save", f, "--user", "root:rootpw"],
+    );
+    let status = ok(&follower_ep, &["snapshot", "status", f, "-w", "json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status json");
+    assert_eq!(
+        status["revision"].as_i64(),
+        Some(ours_revision(&ours)),
+        "{status}"
+    );
+    EXTRA.with(|e| e.borrow_mut().clear());
+    let flag = format!("--restore-snapshot={}", file.display());
+    let restored = Node::start("fromtls", &["--bcrypt-cost", "4", &flag]);
+    assert_eq!(fingerprint(&restored.client_addr()), ours);
+    for n in &mut others {
+        n.kill();
+    }
 }
 
 #[test]
