@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,19 +17,7 @@ use support::*;
 use tonic::Code;
 
 fn ctl(endpoint: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(endpoint)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("etcdctl runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    etcdctl3(endpoint, &[], args, None)
 }
 
 #[track_caller]
@@ -149,8 +136,9 @@ fn a_learner_follows_the_log_serves_what_etcd_lets_it_and_is_promoted_once_in_sy
         ],
     );
     let peer_url = learner.peer_url();
+    // Through a follower: it forwards the change to the leader.
     let added = ok(
-        &ep,
+        &via_follower,
         &["member", "add", "l", "--learner", "--peer-urls", &peer_url],
     );
     assert!(added.contains("added to cluster"), "{added}");

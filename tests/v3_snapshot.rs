@@ -30,50 +30,15 @@ fn extra() -> Vec<String> {
     EXTRA.with(|e| e.borrow().clone())
 }
 
-/// Runs `etcdctl --endpoints <endpoint> <args>` (v3); (exit code, stdout, stderr).
+/// Runs `etcdctl --endpoints <endpoint> <args>` (v3) with this thread's [`EXTRA`] flags;
+/// (exit code, stdout, stderr).
 fn ctl(endpoint: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(endpoint)
-        .args(extra())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("etcdctl runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    etcdctl3(endpoint, &extra(), args, None)
 }
 
 /// [`ctl`] with `input` on standard input.
 fn ctl_input(endpoint: &str, args: &[&str], input: &str) -> (Option<i32>, String, String) {
-    use std::io::Write as _;
-    let mut child = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(endpoint)
-        .args(extra())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("etcdctl runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    etcdctl3(endpoint, &extra(), args, Some(input))
 }
 
 #[track_caller]
@@ -345,61 +310,12 @@ fn a_snapshot_saved_through_a_follower_over_tls_holds_the_clusters_data() {
     if !have_etcdctl() {
         return;
     }
-    let mut flags: Vec<String> = vec![
-        format!("-clientCert={}", fixture_arg("server.crt")),
-        format!("-clientKey={}", fixture_arg("server.key.insecure")),
-        format!("-clientCAFile={}", fixture_arg("ca.crt")),
-        "--bcrypt-cost".into(),
-        "4".into(),
-    ];
-    flags.extend(FAST_TIMING.iter().map(|f| f.to_string()));
-    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
-    // The first member serves TLS to clients; two more join it over the peer port.
-    let mut first = Node::prepare("tls1", &args);
-    first.launch();
-    let client = TlsClient::new(
-        &fixture("ca.crt"),
-        Some((&fixture("client.crt"), &fixture("client.key.insecure"))),
-    )
-    .expect("TLS client");
-    let peer = first.peer_url();
-    first.wait_ready_via(&Transport::Tls(client), &peer);
-    let join = first.peer_addr();
-    let mut others: Vec<Node> = ["tls2", "tls3"]
-        .iter()
-        .map(|name| {
-            let mut a = args.clone();
-            a.extend_from_slice(&["-C", &join]);
-            let mut n = Node::prepare(name, &a);
-            n.launch();
-            n
-        })
-        .collect();
-    EXTRA.with(|e| {
-        *e.borrow_mut() = vec![
-            format!("--cacert={}", fixture_arg("ca.crt")),
-            format!("--cert={}", fixture_arg("client.crt")),
-            format!("--key={}", fixture_arg("client.key.insecure")),
-        ]
-    });
-    let ep = format!("https://{}", first.client_addr());
-    let follower_ep = format!("https://{}", others[0].client_addr());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, list, _) = ctl(&ep, &["member", "list"]);
-        let healthy = others.iter().all(|n| {
-            ctl(
-                &format!("https://{}", n.client_addr()),
-                &["endpoint", "health"],
-            )
-            .0 == Some(0)
-        });
-        if list.matches(", started, ").count() == 3 && healthy {
-            break;
-        }
-        assert!(Instant::now() < deadline, "three members over TLS: {list}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut flags = FAST_TIMING.to_vec();
+    flags.extend_from_slice(&["--bcrypt-cost", "4"]);
+    let mut members = start_tls_members(&["tls1", "tls2", "tls3"], &flags);
+    EXTRA.with(|e| *e.borrow_mut() = etcdctl_tls_flags());
+    let ep = format!("https://{}", members[0].client_addr());
+    let follower_ep = format!("https://{}", members[1].client_addr());
     write_history(&ep);
     let ours = fingerprint(&ep);
     let dir = tempfile::tempdir().unwrap();
@@ -420,7 +336,7 @@ fn a_snapshot_saved_through_a_follower_over_tls_holds_the_clusters_data() {
     let flag = format!("--restore-snapshot={}", file.display());
     let restored = Node::start("fromtls", &["--bcrypt-cost", "4", &flag]);
     assert_eq!(fingerprint(&restored.client_addr()), ours);
-    for n in &mut others {
+    for n in &mut members {
         n.kill();
     }
 }

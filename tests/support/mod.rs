@@ -2648,3 +2648,101 @@ pub fn start_etcd34(dir: &Path) -> (Child, String) {
         .expect("etcd 3.4 on the PATH");
     (child, url)
 }
+
+// ---------------------------------------------------------------------------------------------
+// etcdctl 3.x (v3) and members over TLS
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `etcdctl --endpoints <endpoint> <extra> <args>` in v3 mode with `input` (if any) on
+/// its standard input; (exit code, stdout, stderr).
+pub fn etcdctl3(
+    endpoint: &str,
+    extra: &[String],
+    args: &[&str],
+    input: Option<&str>,
+) -> (Option<i32>, String, String) {
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(endpoint)
+        .args(extra)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl runs");
+    if let Some(input) = input {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("etcdctl's stdin");
+    }
+    let out = child.wait_with_output().expect("etcdctl finishes");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// etcdctl's flags for the test CA and client certificate.
+pub fn etcdctl_tls_flags() -> Vec<String> {
+    vec![
+        format!("--cacert={}", fixture_arg("ca.crt")),
+        format!("--cert={}", fixture_arg("client.crt")),
+        format!("--key={}", fixture_arg("client.key.insecure")),
+    ]
+}
+
+/// Members `names` serving clients over TLS with client certificates required (the test
+/// CA; peers over plain HTTP) with `extra` flags: the first starts a cluster, the others
+/// join it. Returns once every member is started and healthy through etcdctl (bounded).
+pub fn start_tls_members(names: &[&str], extra: &[&str]) -> Vec<Node> {
+    let mut flags: Vec<String> = vec![
+        format!("-clientCert={}", fixture_arg("server.crt")),
+        format!("-clientKey={}", fixture_arg("server.key.insecure")),
+        format!("-clientCAFile={}", fixture_arg("ca.crt")),
+    ];
+    flags.extend(extra.iter().map(|f| f.to_string()));
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut first = Node::prepare(names[0], &args);
+    first.launch();
+    let client = TlsClient::new(
+        &fixture("ca.crt"),
+        Some((&fixture("client.crt"), &fixture("client.key.insecure"))),
+    )
+    .expect("TLS client");
+    let peer = first.peer_url();
+    first.wait_ready_via(&Transport::Tls(client), &peer);
+    let join = first.peer_addr();
+    let mut members = vec![first];
+    for name in &names[1..] {
+        let mut a = args.clone();
+        a.extend_from_slice(&["-C", &join]);
+        let mut n = Node::prepare(name, &a);
+        n.launch();
+        members.push(n);
+    }
+    let tls = etcdctl_tls_flags();
+    let ep = format!("https://{}", members[0].client_addr());
+    poll_until(
+        Duration::from_secs(30),
+        "every member started over TLS",
+        || {
+            let (_, list, _) = etcdctl3(&ep, &tls, &["member", "list"], None);
+            let healthy = members.iter().all(|n| {
+                let ep = format!("https://{}", n.client_addr());
+                etcdctl3(&ep, &tls, &["endpoint", "health"], None).0 == Some(0)
+            });
+            (list.matches(", started, ").count() == names.len() && healthy).then_some(())
+        },
+    );
+    members
+}

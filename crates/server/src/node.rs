@@ -438,8 +438,16 @@ fn invalid_proposal(m: &Message) -> Option<String> {
             return None;
         }
         match Command::from_entry(&context) {
-            Ok(Command::Join { .. } | Command::Leave { .. }) => None,
-            Ok(_) => Some("a configuration change must carry a join or a leave".into()),
+            Ok(
+                Command::Join { .. }
+                | Command::Leave { .. }
+                | Command::AddLearner { .. }
+                | Command::Promote { .. },
+            ) => None,
+            Ok(_) => Some(
+                "a configuration change must carry a join, a leave, a learner or a promotion"
+                    .into(),
+            ),
             Err(err) => Some(err.to_string()),
         }
     })
@@ -475,5 +483,27 @@ mod tests {
         let mut heartbeat = proposal(b"garbage");
         heartbeat.msg_type = MessageType::MsgHeartbeat;
         assert!(invalid_proposal(&heartbeat).is_none());
+    }
+
+    #[test]
+    fn membership_changes_forwarded_by_a_follower_pass_the_door() {
+        use raft::eraftpb::{ConfChange, EntryType};
+        let change = |context: Command| {
+            let cc = ConfChange {
+                context: context.to_entry().into(),
+                ..Default::default()
+            };
+            let mut m = proposal(&protobuf::Message::write_to_bytes(&cc).unwrap());
+            m.entries[0].set_entry_type(EntryType::EntryConfChange);
+            m
+        };
+        let learner = Command::AddLearner {
+            id: 7,
+            raft_url: "http://127.0.0.1:1".into(),
+        };
+        assert_eq!(invalid_proposal(&change(learner)), None);
+        assert_eq!(invalid_proposal(&change(Command::Promote { id: 7 })), None);
+        let other = change(Command::Delete { key: "/k".into() });
+        assert!(invalid_proposal(&other).is_some());
     }
 }
