@@ -129,12 +129,15 @@ fn fingerprint(ep: &str) -> Vec<String> {
         let ttl = ok(ep, &with(&["lease", "timetolive", id, "--keys"]));
         // The remaining TTL moves: keep the granted TTL and the keys.
         let granted = ttl.split(", remaining").next().unwrap_or("").to_string();
-        let keys = ttl
-            .split("attached keys")
-            .nth(1)
-            .unwrap_or("")
-            .trim()
-            .to_string();
+        // (etcd lists a lease's keys in no set order.)
+        let keys = ttl.split("attached keys").nth(1).unwrap_or("").trim();
+        let mut keys: Vec<&str> = keys
+            .trim_start_matches("([")
+            .trim_end_matches("])")
+            .split(' ')
+            .collect();
+        keys.sort();
+        let keys = format!("([{}])", keys.join(" "));
         out.push(format!("{granted} keys{keys}"));
     }
     out.push(ok(ep, &with(&["user", "list"])));
