@@ -13,6 +13,7 @@ pub mod gocompat;
 pub mod grpc;
 pub mod http;
 pub mod logger;
+pub mod metrics;
 pub mod node;
 pub mod raft;
 pub mod server;

@@ -257,6 +257,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         shutdown: stop_rx.clone(),
         started: crate::clock::now(),
         passwords: Default::default(),
+        quota: config.quota_backend_bytes,
     };
     let grpc = crate::grpc::router(crate::grpc::Ctx {
         node: door.clone(),

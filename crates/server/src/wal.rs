@@ -252,7 +252,11 @@ impl Wal {
         self.file
             .write_all_at(&self.buf, self.size)
             .map_err(io(path))?;
+        let started = std::time::Instant::now();
         self.file.sync_data().map_err(io(path))?;
+        crate::metrics::metrics()
+            .wal_fsync
+            .observe(started.elapsed().as_secs_f64());
         self.size += self.buf.len() as u64;
         self.buf.clear();
         Ok(())

@@ -54,6 +54,7 @@ fn fill<T>(
 impl kv_server::Kv for Kv {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         self.require_leader(&req)?;
+        crate::metrics::metrics().range_total.inc();
         let caller = self.0.caller(&req).await?;
         let r = req.into_inner();
         if r.key.is_empty() {
@@ -78,6 +79,7 @@ impl kv_server::Kv for Kv {
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         self.require_leader(&req)?;
+        crate::metrics::metrics().put_total.inc();
         let caller = self.0.caller(&req).await?;
         let p = req.into_inner();
         if p.key.is_empty() {

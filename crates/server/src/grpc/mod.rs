@@ -157,10 +157,73 @@ pub fn router(ctx: Ctx) -> axum::Router {
                     return error::status(etcd_api::v3::V3Error::NotSupportedForLearner)
                         .into_http();
                 }
-                next.run(req).await
+                counted(req, next).await
             }
         },
     ))
+}
+
+/// Runs a call, counting it as go-grpc-prometheus and etcd do: started, handled by status
+/// code (from a trailers-only answer, or the trailers at the end of the body), and the bytes
+/// of its request and answer bodies.
+async fn counted(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use http_body_util::BodyExt as _;
+    let m = crate::metrics::metrics();
+    let Some((service, method)) = crate::metrics::grpc_names(req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let labels = [
+        crate::metrics::grpc_type(service, method).to_string(),
+        service.to_string(),
+        method.to_string(),
+    ];
+    m.grpc_started
+        .with_label_values(&[&labels[0], &labels[1], &labels[2]])
+        .inc();
+    let req = req.map(|body| {
+        axum::body::Body::new(body.map_frame(|f| {
+            if let Some(d) = f.data_ref() {
+                crate::metrics::metrics()
+                    .grpc_received_bytes
+                    .inc_by(d.len() as u64);
+            }
+            f
+        }))
+    });
+    let resp = next.run(req).await;
+    let handled = move |code: i32| {
+        crate::metrics::metrics()
+            .grpc_handled
+            .with_label_values(&[
+                &labels[0],
+                &labels[1],
+                &labels[2],
+                crate::metrics::grpc_code_name(code),
+            ])
+            .inc();
+    };
+    let code_in = |h: &axum::http::HeaderMap| -> Option<i32> {
+        h.get("grpc-status")?.to_str().ok()?.parse().ok()
+    };
+    if let Some(code) = code_in(resp.headers()) {
+        handled(code);
+        return resp;
+    }
+    resp.map(|body| {
+        axum::body::Body::new(body.map_frame(move |f| {
+            if let Some(d) = f.data_ref() {
+                crate::metrics::metrics()
+                    .grpc_sent_bytes
+                    .inc_by(d.len() as u64);
+            } else if let Some(code) = f.trailers_ref().and_then(&code_in) {
+                handled(code);
+            }
+            f
+        }))
+    })
 }
 
 /// Whether this member, a learner, refuses the RPC at `path`: etcd's learners serve only

@@ -23,6 +23,8 @@ pub struct App {
     pub started: i64,
     /// Password checks that succeeded (see `auth`).
     pub passwords: PasswordCache,
+    /// The v3 space quota in bytes, if any (`/metrics` reports it).
+    pub quota: Option<u64>,
 }
 
 impl App {

@@ -89,9 +89,16 @@ pub fn client_router(app: App) -> Router {
         .route("/v2/stats/store", get(v2::stats_store))
         .route("/version", get(v2::version))
         .route("/health", get(v2::health))
+        .route("/metrics", get(metrics))
         .fallback(reply::not_found)
         .layer(axum::middleware::from_fn(cors))
         .with_state(app)
+}
+
+/// `GET /metrics`: every metric in Prometheus' text format (see `crate::metrics`).
+async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> Response {
+    let (content_type, body) = crate::metrics::metrics().render(&app.node, app.quota);
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// etcd 3.4's CORS answers on the v2 API (it allows any origin by default): the three

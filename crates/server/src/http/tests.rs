@@ -33,6 +33,7 @@ fn app() -> App {
         shutdown,
         started: 0,
         passwords: Default::default(),
+        quota: None,
     }
 }
 

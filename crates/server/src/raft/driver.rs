@@ -99,6 +99,9 @@ pub enum StartError {
     Spawn(std::io::Error),
 }
 
+/// An apply (batch) slower than this counts as slow (`etcd_server_slow_apply_total`).
+const SLOW_APPLY: Duration = Duration::from_millis(100);
+
 /// What [`start`] returns.
 pub struct Started {
     /// How the rest of the node talks to the driver.
@@ -269,6 +272,7 @@ impl Reply {
     }
 
     fn fail(self, why: Transient) {
+        crate::metrics::metrics().proposals_failed.inc();
         match self {
             Reply::Store(tx) => drop(tx.send(Err(why))),
             Reply::V3(tx) => drop(tx.send(Err(why))),
@@ -336,7 +340,11 @@ impl SnapshotThread {
                         .meta
                         .write_to_bytes()
                         .expect("encoding metadata cannot fail");
+                    let saving = Instant::now();
                     let saved = snaps.save(index, term, &meta, &mut |w| job.state.write_to(w));
+                    crate::metrics::metrics()
+                        .backend_commit
+                        .observe(saving.elapsed().as_secs_f64());
                     // The state is released here, before the driver hears of it.
                     drop(job.state);
                     match saved {
@@ -539,7 +547,13 @@ impl Driver {
 
     fn on_transport(&mut self, report: Report) {
         match report {
-            Report::Unreachable(id) => self.raw_node.report_unreachable(id),
+            Report::Unreachable(id) => {
+                // A leader's messages to a peer it cannot reach: its heartbeats among them.
+                if self.raw_node.raft.state == raft::StateRole::Leader {
+                    crate::metrics::metrics().heartbeat_send_failures.inc();
+                }
+                self.raw_node.report_unreachable(id)
+            }
             Report::Undelivered(contexts) => self.requeue_undelivered(contexts),
             Report::Removed => {
                 if !self.removed {
@@ -956,6 +970,15 @@ impl Driver {
         if entries.is_empty() {
             return;
         }
+        let started = Instant::now();
+        self.apply_entries(entries);
+        // etcd warns of (and counts) applies over 100 ms; here a batch's.
+        if started.elapsed() > SLOW_APPLY {
+            crate::metrics::metrics().slow_apply.inc();
+        }
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) {
         let mut fired = Vec::new();
         let mut replies = Vec::new();
         let mut membership_changed = false;
@@ -1203,6 +1226,16 @@ impl Driver {
         let raft = &self.raw_node.raft;
         let old_leader = self.status.leader_id.swap(raft.leader_id, Ordering::AcqRel);
         let leader_changed = old_leader != raft.leader_id;
+        self.status
+            .committed
+            .store(raft.raft_log.committed, Ordering::Release);
+        self.status.pending.store(
+            (self.pending.len() + self.waiting.len()) as u64,
+            Ordering::Release,
+        );
+        if leader_changed && raft.leader_id != raft::INVALID_ID {
+            crate::metrics::metrics().leader_changes.inc();
+        }
         if leader_changed {
             self.status
                 .leader_since

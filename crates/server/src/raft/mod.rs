@@ -226,6 +226,10 @@ pub struct Status {
     pub append_sent: AtomicU64,
     /// Delivery statistics of each peer (`/v2/stats/leader`).
     pub peers: crate::transport::SharedPeerStats,
+    /// The commit index raft knows.
+    pub committed: AtomicU64,
+    /// Proposals made here and not answered yet.
+    pub pending: AtomicU64,
     /// Whether this member is a learner, as the configuration applied here says.
     pub learner: std::sync::atomic::AtomicBool,
     /// Signalled when this member has applied its own removal from the cluster.

@@ -1,0 +1,188 @@
+//! `GET /metrics` in Prometheus' text format, with etcd's metric names, types, labels and
+//! units, after real traffic: leadership on every member of three (one leader), raft
+//! indexes, WAL fsync histograms with etcd's buckets, keys and sizes, the space quota, gRPC
+//! calls started and handled by code (unary and streams), bytes, puts and ranges, versions,
+//! and the standard process metrics.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use etcd_v3proto::etcdserverpb::kv_client::KvClient;
+use etcd_v3proto::etcdserverpb::lease_client::LeaseClient;
+use etcd_v3proto::etcdserverpb::{LeaseRevokeRequest, PutRequest, RangeRequest};
+use support::*;
+
+/// A scrape: each sample line's `name{labels}` → value, and each `# TYPE`.
+struct Scrape {
+    samples: BTreeMap<String, f64>,
+    types: BTreeMap<String, String>,
+    text: String,
+}
+
+impl Scrape {
+    fn of(node: &Node) -> Scrape {
+        let r = node.request("GET", "/metrics", None);
+        assert_eq!(r.status, 200);
+        assert!(
+            r.content_type().starts_with("text/plain"),
+            "{}",
+            r.content_type()
+        );
+        let text = r.text();
+        let mut samples = BTreeMap::new();
+        let mut types = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(t) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = t.split_once(' ').expect("a type line");
+                types.insert(name.to_string(), kind.to_string());
+            } else if !line.starts_with('#') && !line.is_empty() {
+                let (name, value) = line.rsplit_once(' ').expect("a sample line");
+                samples.insert(name.to_string(), value.parse().expect("a number"));
+            }
+        }
+        Scrape {
+            samples,
+            types,
+            text,
+        }
+    }
+
+    #[track_caller]
+    fn value(&self, sample: &str) -> f64 {
+        *self
+            .samples
+            .get(sample)
+            .unwrap_or_else(|| panic!("no sample {sample} in\n{}", self.text))
+    }
+
+    #[track_caller]
+    fn kind(&self, name: &str, kind: &str) {
+        assert_eq!(
+            self.types.get(name).map(String::as_str),
+            Some(kind),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn one_member_reports_etcds_metrics_after_real_traffic() {
+    let node = Node::start("metrics", &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ch = grpc_channel(&node.client_url()).await;
+        let mut kv = KvClient::new(ch.clone());
+        for i in 0..10 {
+            kv.put(PutRequest {
+                key: Bytes::from(format!("k{i}")),
+                value: Bytes::from_static(b"v"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        kv.range(RangeRequest {
+            key: Bytes::from_static(b"k1"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        LeaseClient::new(ch)
+            .lease_revoke(LeaseRevokeRequest { id: 77 })
+            .await
+            .expect_err("no such lease");
+    });
+    let s = Scrape::of(&node);
+    for (name, kind) in [
+        ("etcd_server_has_leader", "gauge"),
+        ("etcd_server_is_leader", "gauge"),
+        ("etcd_server_leader_changes_seen_total", "counter"),
+        ("etcd_server_proposals_committed_total", "gauge"),
+        ("etcd_server_proposals_applied_total", "gauge"),
+        ("etcd_server_proposals_pending", "gauge"),
+        ("etcd_server_proposals_failed_total", "counter"),
+        ("etcd_server_heartbeat_send_failures_total", "counter"),
+        ("etcd_server_slow_apply_total", "counter"),
+        ("etcd_disk_wal_fsync_duration_seconds", "histogram"),
+        ("etcd_disk_backend_commit_duration_seconds", "histogram"),
+        ("etcd_mvcc_db_total_size_in_bytes", "gauge"),
+        ("etcd_mvcc_db_total_size_in_use_in_bytes", "gauge"),
+        ("etcd_server_quota_backend_bytes", "gauge"),
+        ("etcd_debugging_mvcc_keys_total", "gauge"),
+        ("etcd_mvcc_put_total", "counter"),
+        ("etcd_mvcc_range_total", "counter"),
+        ("etcd_network_client_grpc_sent_bytes_total", "counter"),
+        ("etcd_network_client_grpc_received_bytes_total", "counter"),
+        ("grpc_server_started_total", "counter"),
+        ("grpc_server_handled_total", "counter"),
+        ("etcd_server_version", "gauge"),
+        ("etcd_cluster_version", "gauge"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_cpu_seconds_total", "counter"),
+        ("process_open_fds", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+    ] {
+        s.kind(name, kind);
+    }
+    assert_eq!(s.value("etcd_server_has_leader"), 1.0);
+    assert_eq!(s.value("etcd_server_is_leader"), 1.0);
+    assert!(s.value("etcd_server_leader_changes_seen_total") >= 1.0);
+    let applied = s.value("etcd_server_proposals_applied_total");
+    assert!(applied >= 11.0, "{applied}");
+    assert!(s.value("etcd_server_proposals_committed_total") >= applied);
+    assert_eq!(s.value("etcd_debugging_mvcc_keys_total"), 10.0);
+    assert!(s.value("etcd_mvcc_db_total_size_in_bytes") > 0.0);
+    assert_eq!(s.value("etcd_server_quota_backend_bytes"), 2147483648.0);
+    assert_eq!(s.value("etcd_mvcc_put_total"), 10.0);
+    assert_eq!(s.value("etcd_mvcc_range_total"), 1.0);
+    // Every acknowledged write was fsynced: the histogram counted them, in etcd's buckets.
+    assert!(s.value("etcd_disk_wal_fsync_duration_seconds_count") >= 10.0);
+    for le in ["0.001", "0.002", "0.004", "1.024", "8.192", "+Inf"] {
+        s.value(&format!(
+            "etcd_disk_wal_fsync_duration_seconds_bucket{{le=\"{le}\"}}"
+        ));
+    }
+    assert_eq!(
+        s.value(
+            "grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Put\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"}"
+        ),
+        10.0
+    );
+    assert_eq!(
+        s.value(
+            "grpc_server_handled_total{grpc_code=\"NotFound\",grpc_method=\"LeaseRevoke\",grpc_service=\"etcdserverpb.Lease\",grpc_type=\"unary\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.value(
+            "grpc_server_started_total{grpc_method=\"Range\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"}"
+        ),
+        1.0
+    );
+    assert!(s.value("etcd_network_client_grpc_received_bytes_total") > 0.0);
+    assert!(s.value("etcd_network_client_grpc_sent_bytes_total") > 0.0);
+    assert_eq!(
+        s.value("etcd_server_version{server_version=\"3.5.17\"}"),
+        1.0
+    );
+    assert!(s.value("process_resident_memory_bytes") > 1e6);
+}
+
+#[test]
+fn every_member_of_three_has_the_leader_and_one_is_it() {
+    let c = Cluster::start(3, &FAST_TIMING);
+    let mut leaders = 0.0;
+    for i in 0..3 {
+        let s = Scrape::of(c.member(i));
+        assert_eq!(s.value("etcd_server_has_leader"), 1.0);
+        leaders += s.value("etcd_server_is_leader");
+        assert!(s.value("etcd_server_proposals_applied_total") > 0.0);
+    }
+    assert_eq!(leaders, 1.0);
+}
