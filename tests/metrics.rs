@@ -186,3 +186,60 @@ fn every_member_of_three_has_the_leader_and_one_is_it() {
     }
     assert_eq!(leaders, 1.0);
 }
+
+/// `/health` (etcd 3.4's body; 3.5's `?serializable=true`), `/livez` and `/readyz`: healthy
+/// with a leader and no alarm; an active alarm makes `/health` and `/readyz` fail until it
+/// is cleared.
+#[test]
+fn health_livez_and_readyz_follow_the_leader_and_the_alarms() {
+    use etcd_v3proto::etcdserverpb::alarm_request::AlarmAction;
+    use etcd_v3proto::etcdserverpb::maintenance_client::MaintenanceClient;
+    use etcd_v3proto::etcdserverpb::{AlarmRequest, AlarmType};
+    let node = Node::start("health", &[]);
+    for path in ["/health", "/health?serializable=true"] {
+        let r = node.request("GET", path, None);
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "{\"health\":\"true\"}\n".to_string())
+        );
+    }
+    for path in ["/livez", "/readyz"] {
+        let r = node.request("GET", path, None);
+        assert_eq!((r.status, r.text()), (200, "ok".to_string()), "{path}");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let alarm = |action: AlarmAction| {
+        rt.block_on(async {
+            let ch = grpc_channel(&node.client_url()).await;
+            let mut m = MaintenanceClient::new(ch);
+            let status = m
+                .status(etcd_v3proto::etcdserverpb::StatusRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            m.alarm(AlarmRequest {
+                action: action as i32,
+                member_id: status.header.unwrap().member_id,
+                alarm: AlarmType::Nospace as i32,
+            })
+            .await
+            .unwrap();
+        })
+    };
+    alarm(AlarmAction::Activate);
+    let r = node.request("GET", "/health", None);
+    assert_eq!(
+        (r.status, r.text()),
+        (503, "{\"health\":\"false\"}\n".to_string())
+    );
+    let r = node.request("GET", "/readyz", None);
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("ALARM NOSPACE"), "{}", r.text());
+    assert_eq!(node.request("GET", "/livez", None).status, 200);
+    alarm(AlarmAction::Deactivate);
+    assert_eq!(node.request("GET", "/health", None).status, 200);
+    assert_eq!(node.request("GET", "/readyz", None).status, 200);
+}

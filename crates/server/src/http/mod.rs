@@ -89,6 +89,8 @@ pub fn client_router(app: App) -> Router {
         .route("/v2/stats/store", get(v2::stats_store))
         .route("/version", get(v2::version))
         .route("/health", get(v2::health))
+        .route("/livez", get(v2::livez))
+        .route("/readyz", get(v2::readyz))
         .route("/metrics", get(metrics))
         .fallback(reply::not_found)
         .layer(axum::middleware::from_fn(cors))

@@ -22,4 +22,4 @@ pub(super) use keys::keys;
 pub(super) use members::{
     machines, members, members_add, members_leader, members_remove, members_update,
 };
-pub(super) use stats::{health, stats_leader, stats_self, stats_store, version};
+pub(super) use stats::{health, livez, readyz, stats_leader, stats_self, stats_store, version};

@@ -1,4 +1,4 @@
-//! `/version`, `/health` and `/v2/stats/{self,leader,store}`.
+//! `/version`, `/health`, `/livez`, `/readyz` and `/v2/stats/{self,leader,store}`.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -35,27 +35,83 @@ pub(in crate::http) async fn version() -> Response {
     )
 }
 
-/// `/health`: healthy when there is a leader and a quorum read goes through the log.
-pub(in crate::http) async fn health(State(app): State<App>) -> Response {
+/// What the health checks found: `None` when healthy, else why not (etcd 3.5's reasons).
+async fn unhealthy(app: &App, serializable: bool) -> Option<String> {
+    let alarms = app.node.read(|s| s.alarms());
+    if let Some(a) = alarms.first() {
+        let kind = etcd_v3proto::etcdserverpb::AlarmType::try_from(a.alarm)
+            .map(|t| t.as_str_name())
+            .unwrap_or("UNKNOWN");
+        return Some(format!("ALARM {kind}"));
+    }
+    if app.node.leader_id().is_none() {
+        return Some("RAFT NO LEADER".into());
+    }
+    // A quorum read through the log, unless only this member's view is asked for.
+    if !serializable
+        && !matches!(
+            tokio::time::timeout(HEALTH_TIMEOUT, app.node.propose(Command::Read)).await,
+            Ok(Ok(Ok(_)))
+        )
+    {
+        return Some("QGET ERROR".into());
+    }
+    None
+}
+
+/// `/health`: healthy when no alarm is active, there is a leader, and a quorum read goes
+/// through the log (with `?serializable=true`, etcd 3.5's, this member's view alone: no
+/// read). The body is etcd 3.4's.
+pub(in crate::http) async fn health(
+    State(app): State<App>,
+    query: axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
     #[derive(serde::Serialize)]
     struct Health {
         health: &'static str,
     }
-    let ok = app.node.leader_id().is_some()
-        && matches!(
-            tokio::time::timeout(HEALTH_TIMEOUT, app.node.propose(Command::Read)).await,
-            Ok(Ok(Ok(_)))
-        );
-    let (status, health) = if ok {
-        (StatusCode::OK, "true")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "false")
+    let serializable = query.get("serializable").is_some_and(|v| v == "true");
+    let bad = unhealthy(&app, serializable).await;
+    if let Some(reason) = &bad {
+        tracing::warn!(%reason, "/health: unhealthy");
+    }
+    let (status, health) = match bad {
+        None => (StatusCode::OK, "true"),
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "false"),
     };
     // etcd sends this JSON as text/plain.
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         v2::to_go_json(&Health { health }),
+    )
+        .into_response()
+}
+
+/// `/livez` (etcd 3.5): `ok` while the process serves at all.
+pub(in crate::http) async fn livez() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "ok",
+    )
+        .into_response()
+}
+
+/// `/readyz` (etcd 3.5): `ok` when this member can serve reads (a leader known, no alarm);
+/// else 503 and the failed check.
+pub(in crate::http) async fn readyz(State(app): State<App>) -> Response {
+    let (status, body) = match unhealthy(&app, true).await {
+        None => (StatusCode::OK, "ok".to_string()),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("[-]{reason}\nhealth check failed"),
+        ),
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
     )
         .into_response()
 }
