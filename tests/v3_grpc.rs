@@ -1654,3 +1654,24 @@ fn a_restarted_member_checks_its_hash_with_the_peers_before_serving() {
         put(&mut kv, "after", "v").await;
     });
 }
+
+/// A leader stopped with SIGTERM hands leadership over before it exits (etcd's leadership
+/// transfer on stop): with a 3 s election timeout, the others have a new leader at once
+/// rather than after an election timeout.
+#[test]
+fn a_leader_stopped_with_sigterm_hands_leadership_over_first() {
+    let mut c = Cluster::start(
+        3,
+        &["-heartbeat-interval", "100", "-election-timeout", "3000"],
+    );
+    let old = c.leader();
+    let status = c.member_mut(old).terminate();
+    assert!(status.success(), "{status:?}");
+    let logs = c.member(old).logs();
+    assert!(logs.contains("leadership transferred"), "{logs}");
+    // Already elected: well within the election timeout the followers would otherwise wait.
+    let started = std::time::Instant::now();
+    let new = c.leader_within(Duration::from_millis(1500));
+    assert_ne!(new, old);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+}

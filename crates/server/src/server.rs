@@ -312,6 +312,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             println!("etcd server [{}] was removed from the cluster; stopping", node.name);
         }
     }
+    // A leader that stops hands leadership over first (etcd's leadership transfer on stop):
+    // the cluster does not wait out an election timeout, and requests in flight here are
+    // answered through the new leader.
+    hand_over_leadership(
+        &door,
+        Duration::from_millis(config.heartbeat_ms),
+        Duration::from_millis(config.election_ms),
+    )
+    .await;
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let _ = stop_tx.send(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -327,6 +336,40 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     door.shutdown();
     let _ = tokio::task::spawn_blocking(move || driver.join()).await;
     Ok(())
+}
+
+/// As leader, transfers leadership to the started voting member whose log is furthest along,
+/// waiting at most an election timeout; nothing to do on a follower or alone.
+async fn hand_over_leadership(node: &Node, tick: Duration, election: Duration) {
+    if !node.is_leader() {
+        return;
+    }
+    let me = node.id();
+    let voters: Vec<u64> = node.read(|s| {
+        s.members()
+            .iter()
+            .filter(|(id, m)| **id != me && !m.learner && !m.name.is_empty())
+            .map(|(id, _)| *id)
+            .collect()
+    });
+    let mut best: Option<(u64, u64)> = None;
+    for id in voters {
+        // (A member not heard from lately, or with nothing, cannot take over.)
+        if let Ok(Some((matched, _))) = node.progress(id).await {
+            if matched > 0 && best.is_none_or(|(_, m)| matched > m) {
+                best = Some((id, matched));
+            }
+        }
+    }
+    let Some((to, _)) = best else {
+        return;
+    };
+    tracing::info!(to = format!("{to:x}"), "leadership transfer on stop");
+    match node.move_leader(to, tick, election).await {
+        Ok(true) => tracing::info!(to = format!("{to:x}"), "leadership transferred"),
+        Ok(false) => tracing::warn!("leadership transfer on stop did not finish in time"),
+        Err(e) => tracing::warn!("leadership transfer on stop: {e}"),
+    }
 }
 
 /// With a loopback peer address (several members on one machine, as in the seed's examples

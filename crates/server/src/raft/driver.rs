@@ -509,7 +509,10 @@ impl Driver {
                 let answer = (raft.state == raft::StateRole::Leader)
                     .then(|| {
                         let prs = raft.prs();
-                        Some((prs.get(id)?.matched, prs.get(self.opts.id)?.matched))
+                        let peer = prs.get(id)?;
+                        // A peer not heard from lately counts as having nothing.
+                        let matched = if peer.recent_active { peer.matched } else { 0 };
+                        Some((matched, prs.get(self.opts.id)?.matched))
                     })
                     .flatten();
                 let _ = reply.send(Ok(answer));

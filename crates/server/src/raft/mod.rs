@@ -180,7 +180,7 @@ pub enum Request {
         reply: tokio::sync::oneshot::Sender<Result<LeaseResult, Transient>>,
     },
     /// As leader, how far member `id`'s log matches (and the leader's own): `None` on a
-    /// follower or for an unknown member.
+    /// follower or for an unknown member; 0 for a member not heard from lately.
     Progress {
         /// The member.
         id: u64,
