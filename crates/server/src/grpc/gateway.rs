@@ -35,7 +35,8 @@ use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
 use tower::ServiceExt as _;
 
-/// The largest request body read (a JSON request is bigger than its protobuf: base64).
+/// The largest request body read, and the largest message of a streamed request (a JSON
+/// request is bigger than its protobuf: base64).
 const MAX_BODY: usize = 8 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -692,6 +693,9 @@ async fn handle(grpc: axum::Router, req: Request<Body>) -> Response<Body> {
                     }
                     Ok(_) => {}
                 }
+                if buf.len() > MAX_BODY {
+                    return error(3, "etcd-rs: a streamed request message is too large");
+                }
                 match data.next().await {
                     Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
                     _ => break Vec::new(),
@@ -721,6 +725,10 @@ async fn handle(grpc: axum::Router, req: Request<Body>) -> Response<Body> {
                                     futures_util::stream::iter(frames),
                                     (body, buf, false),
                                 ));
+                            }
+                            // One message may not outgrow the body limit: the stream ends.
+                            if buf.len() > MAX_BODY {
+                                return None;
                             }
                             match body.next().await {
                                 Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
