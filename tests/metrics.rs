@@ -243,3 +243,38 @@ fn health_livez_and_readyz_follow_the_leader_and_the_alarms() {
     assert_eq!(node.request("GET", "/health", None).status, 200);
     assert_eq!(node.request("GET", "/readyz", None).status, 200);
 }
+
+/// `--listen-metrics-urls`: every URL of the list serves the metrics and the health checks,
+/// and nothing else; an https URL is refused with its reason.
+#[test]
+fn listen_metrics_urls_serve_metrics_and_health_alone() {
+    let [a, b] = free_ports::<2>();
+    let flag = format!("http://127.0.0.1:{a},http://127.0.0.1:{b}");
+    let node = Node::start("metricsurls", &["--listen-metrics-urls", &flag]);
+    for port in [a, b] {
+        let addr = format!("127.0.0.1:{port}");
+        let r = get(&addr, "/metrics");
+        assert_eq!(r.status, 200);
+        assert!(
+            r.text().contains("etcd_server_has_leader 1"),
+            "{}",
+            r.text()
+        );
+        assert_eq!(get(&addr, "/health").status, 200);
+        assert_eq!(get(&addr, "/readyz").status, 200);
+        assert_eq!(get(&addr, "/v2/keys/").status, 404);
+    }
+    drop(node);
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<String> = ["-n", "m", "--listen-metrics-urls", "https://127.0.0.1:1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let exit = run_etcd(&args, dir.path());
+    assert_ne!(exit.code(), Some(0));
+    assert!(
+        exit.stderr.contains("--listen-metrics-urls"),
+        "{}",
+        exit.stderr
+    );
+}

@@ -171,6 +171,9 @@ pub struct Config {
     /// Compare the keyspace's hash with the peers' before serving, on a restart
     /// (`--experimental-initial-corrupt-check`): a member whose data differs does not start.
     pub initial_corrupt_check: bool,
+    /// Extra addresses (`HOST:PORT`) serving `/metrics` and the health checks alone, over
+    /// plain HTTP (`--listen-metrics-urls`, comma-separated).
+    pub listen_metrics: Vec<String>,
     /// A snapshot file (etcd's or ours) to create the data directory from, when it holds
     /// no log yet (`--restore-snapshot`): see `crate::etcd_snapshot`.
     pub restore_snapshot: Option<PathBuf>,
@@ -397,6 +400,12 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
         Kind::Bool,
         "",
         "on a restart, compare the v3 hash with the peers' before serving; refuse to start on a difference",
+    ),
+    (
+        &["listen-metrics-urls"],
+        Kind::Str,
+        "URLS",
+        "also serve /metrics, /health, /livez and /readyz on these http:// URLs (comma-separated)",
     ),
     (
         &["restore-snapshot"],
@@ -886,6 +895,20 @@ pub fn parse_with_env(
             10
         }
     };
+    let mut listen_metrics = Vec::new();
+    for url in get("listen-metrics-urls")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
+        match parse_url("listen-metrics-urls", url)? {
+            (false, addr) => listen_metrics.push(addr),
+            (true, _) => return Err(Error::Invalid(format!(
+                "--listen-metrics-urls: {url:?}: https is not supported for metrics yet; use http"
+            ))),
+        }
+    }
     let restore_snapshot = get("restore-snapshot").map(PathBuf::from);
     if restore_snapshot.is_some() && !join.is_empty() {
         return Err(Error::Invalid(
@@ -933,6 +956,7 @@ pub fn parse_with_env(
         restore_snapshot,
         skip_hash_check: flag("skip-hash-check"),
         initial_corrupt_check: flag("experimental-initial-corrupt-check"),
+        listen_metrics,
         probe,
     };
     Ok(Command::Run(Box::new(config)))

@@ -285,6 +285,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             &stop_rx,
         ));
     }
+    for addr in &config.listen_metrics {
+        let listener = bind(addr.clone()).await?;
+        tracing::info!("serving /metrics on {addr}");
+        servers.push(serve(
+            listener,
+            None,
+            "metrics",
+            http::metrics_router(app.clone()),
+            None,
+            &stop_rx,
+        ));
+    }
     for listener in std::iter::once(peer_listener).chain(extra_peer) {
         servers.push(serve(
             listener,

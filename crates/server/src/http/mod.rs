@@ -133,6 +133,17 @@ async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Resp
     r
 }
 
+/// What `--listen-metrics-urls` serves: the metrics and the health checks alone.
+pub fn metrics_router(app: App) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(v2::health))
+        .route("/livez", get(v2::livez))
+        .route("/readyz", get(v2::readyz))
+        .fallback(reply::not_found)
+        .with_state(app)
+}
+
 /// The peer API: raft messages, snapshots, joins.
 pub fn peer_router(app: App) -> Router {
     Router::new()
