@@ -183,6 +183,34 @@ fn every_member_of_three_has_the_leader_and_one_is_it() {
         assert_eq!(s.value("etcd_server_has_leader"), 1.0);
         leaders += s.value("etcd_server_is_leader");
         assert!(s.value("etcd_server_proposals_applied_total") > 0.0);
+        // Raft traffic by member id (hex), both ways: the leader's with each follower, a
+        // follower's with the leader.
+        let peers = if s.value("etcd_server_is_leader") == 1.0 {
+            2
+        } else {
+            1
+        };
+        s.kind("etcd_network_peer_sent_bytes_total", "counter");
+        s.kind("etcd_network_peer_received_bytes_total", "counter");
+        s.kind("etcd_network_peer_round_trip_time_seconds", "histogram");
+        let with_traffic = |label: &str| {
+            s.samples
+                .iter()
+                .filter(|(k, v)| k.starts_with(label) && **v > 0.0)
+                .count()
+        };
+        assert_eq!(
+            with_traffic("etcd_network_peer_sent_bytes_total{To="),
+            peers,
+            "{}",
+            s.text
+        );
+        assert_eq!(
+            with_traffic("etcd_network_peer_received_bytes_total{From="),
+            peers,
+            "{}",
+            s.text
+        );
     }
     assert_eq!(leaders, 1.0);
 }

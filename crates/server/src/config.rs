@@ -904,9 +904,11 @@ pub fn parse_with_env(
     {
         match parse_url("listen-metrics-urls", url)? {
             (false, addr) => listen_metrics.push(addr),
-            (true, _) => return Err(Error::Invalid(format!(
+            (true, _) => {
+                return Err(Error::Invalid(format!(
                 "--listen-metrics-urls: {url:?}: https is not supported for metrics yet; use http"
-            ))),
+            )))
+            }
         }
     }
     let restore_snapshot = get("restore-snapshot").map(PathBuf::from);

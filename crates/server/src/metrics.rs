@@ -14,8 +14,8 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::node::Node;
@@ -62,6 +62,13 @@ pub struct Metrics {
     pub grpc_received_bytes: IntCounter,
     /// `etcd_network_client_grpc_sent_bytes_total`.
     pub grpc_sent_bytes: IntCounter,
+    /// `etcd_network_peer_sent_bytes_total{To}`: raft traffic delivered to each peer.
+    pub peer_sent_bytes: IntCounterVec,
+    /// `etcd_network_peer_received_bytes_total{From}`.
+    pub peer_received_bytes: IntCounterVec,
+    /// `etcd_network_peer_round_trip_time_seconds{To}`: here the round trip of each batch of
+    /// raft messages delivered.
+    pub peer_rtt: HistogramVec,
     /// `grpc_server_started_total{grpc_type, grpc_service, grpc_method}`.
     pub grpc_started: IntCounterVec,
     /// `grpc_server_handled_total{grpc_type, grpc_service, grpc_method, grpc_code}`.
@@ -145,6 +152,38 @@ impl Metrics {
             &["cluster_version"],
         )
         .expect("valid");
+        let peer_sent_bytes = IntCounterVec::new(
+            Opts::new(
+                "etcd_network_peer_sent_bytes_total",
+                "The total number of bytes sent to peers.",
+            ),
+            &["To"],
+        )
+        .expect("valid");
+        let peer_received_bytes = IntCounterVec::new(
+            Opts::new(
+                "etcd_network_peer_received_bytes_total",
+                "The total number of bytes received from peers.",
+            ),
+            &["From"],
+        )
+        .expect("valid");
+        let peer_rtt = HistogramVec::new(
+            HistogramOpts::new(
+                "etcd_network_peer_round_trip_time_seconds",
+                "Round-Trip-Time histogram between peers",
+            )
+            .buckets(prometheus::exponential_buckets(0.0001, 2.0, 14).expect("valid buckets")),
+            &["To"],
+        )
+        .expect("valid");
+        registry
+            .register(Box::new(peer_sent_bytes.clone()))
+            .expect("once");
+        registry
+            .register(Box::new(peer_received_bytes.clone()))
+            .expect("once");
+        registry.register(Box::new(peer_rtt.clone())).expect("once");
         registry
             .register(Box::new(server_version.clone()))
             .expect("once");
@@ -237,6 +276,9 @@ impl Metrics {
                 "etcd_network_client_grpc_sent_bytes_total",
                 "The total number of bytes sent to grpc clients.",
             ),
+            peer_sent_bytes,
+            peer_received_bytes,
+            peer_rtt,
             grpc_started,
             grpc_handled,
             versions: (server_version, cluster_version),

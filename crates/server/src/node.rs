@@ -288,6 +288,13 @@ impl Node {
     /// Hands a batch of raft messages from a peer (the transport's encoding) to the driver.
     pub fn receive(&self, batch: &[u8]) -> Result<(), Refused> {
         let msgs = transport::decode_batch(batch).map_err(|e| Refused::Malformed(e.to_string()))?;
+        if let Some(first) = msgs.first() {
+            // A batch comes from one peer.
+            crate::metrics::metrics()
+                .peer_received_bytes
+                .with_label_values(&[&format!("{:x}", first.from)])
+                .inc_by(batch.len() as u64);
+        }
         // A removed member must learn it (and stop) rather than disrupt the cluster.
         if self.read(|s| msgs.iter().any(|m| s.is_removed(m.from))) {
             return Err(Refused::SenderRemoved);

@@ -305,6 +305,7 @@ async fn run_peer(
             }
         }
         let body = encode_batch(&batch);
+        let body_len = body.len() as u64;
         if conn.as_ref().is_none_or(|c| c.is_closed()) {
             match connect(&url, tls.as_ref(), local).await {
                 Ok(c) => conn = Some(c),
@@ -325,6 +326,15 @@ async fn run_peer(
         let result = post_checked(sender, &url, "/raft", body, REQUEST_TIMEOUT).await;
         let delivered = matches!(result, Ok((204, _)));
         record(&stats, id, delivered.then(|| started.elapsed()));
+        if delivered {
+            let m = crate::metrics::metrics();
+            let to = format!("{id:x}");
+            m.peer_sent_bytes.with_label_values(&[&to]).inc_by(body_len);
+            // The batch's round trip (etcd measures it with probes).
+            m.peer_rtt
+                .with_label_values(&[&to])
+                .observe(started.elapsed().as_secs_f64());
+        }
         match result {
             Ok((204, _)) => backoff = Duration::from_millis(50),
             Ok((410, _)) => {
