@@ -294,41 +294,9 @@ fn watch_for(
 
 /// Requires `ours` to be the recorded etcd 3.4.23 transcript of `kv.cmds` (both masked),
 /// showing the first difference otherwise.
-fn assert_same_as_etcd(ours: &str, dir: &Path) {
-    assert_same_as("kv.etcd-3.4.23.txt", &mask(ours), mask, dir)
-}
-
-/// Requires `ours` to be the recorded transcript `tools/v3-reference/<recorded>` once `mask`
-/// is applied to it, showing the first difference otherwise.
-fn assert_same_as(recorded: &str, ours: &str, mask: impl Fn(&str) -> String, dir: &Path) {
-    let reference = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tools/v3-reference")
-            .join(recorded),
-    )
-    .expect("the recorded transcript");
-    let reference = mask(&reference);
-    if ours != reference {
-        std::fs::write(dir.join("ours.txt"), ours).unwrap();
-        let first = ours
-            .lines()
-            .zip(reference.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(ours.lines().count().min(reference.lines().count()));
-        let context = |t: &str| {
-            t.lines()
-                .skip(first.saturating_sub(6))
-                .take(12)
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        panic!(
-            "transcripts differ at line {}:\n--- etcd 3.4.23\n{}\n--- etcd-rs\n{}",
-            first + 1,
-            context(&reference),
-            context(ours)
-        );
-    }
+#[track_caller]
+fn assert_same_as_etcd(ours: &str) {
+    assert_same_as_recorded("kv.etcd-3.4.23.txt", ours, mask)
 }
 
 #[test]
@@ -338,10 +306,7 @@ fn the_scripted_kv_sequence_answers_as_etcd_3_4_did() {
     }
     let node = Node::start("v3kv", &[]);
     let dir = tempfile::tempdir().expect("tmp");
-    assert_same_as_etcd(
-        &transcript(&[node.client_addr()], &[], dir.path()),
-        dir.path(),
-    );
+    assert_same_as_etcd(&transcript(&[node.client_addr()], &[], dir.path()));
 }
 
 #[test]
@@ -361,7 +326,7 @@ fn the_scripted_kv_sequence_through_three_members_answers_as_etcd_3_4_did() {
         .map(|i| c.member((leader + i) % 3).client_addr())
         .collect();
     let dir = tempfile::tempdir().expect("tmp");
-    assert_same_as_etcd(&transcript(&endpoints, &[], dir.path()), dir.path());
+    assert_same_as_etcd(&transcript(&endpoints, &[], dir.path()));
 }
 
 #[test]
@@ -377,7 +342,7 @@ fn the_scripted_kv_sequence_over_tls_answers_as_etcd_3_4_did() {
         &flags,
         dir.path(),
     );
-    assert_same_as_etcd(&ours, dir.path());
+    assert_same_as_etcd(&ours);
 }
 
 /// Masks what differs between two runs of `tools/v3-reference/auth.cmds` besides [`mask`]'s:
@@ -407,12 +372,7 @@ fn the_scripted_auth_sequence_answers_as_etcd_3_4_did() {
     let node = Node::start("default", &["--bcrypt-cost", "4"]);
     let dir = tempfile::tempdir().expect("tmp");
     let ours = transcript_of("auth.cmds", &[node.client_addr()], &[], dir.path());
-    assert_same_as(
-        "auth.etcd-3.4.23.txt",
-        &mask_auth(&ours),
-        mask_auth,
-        dir.path(),
-    );
+    assert_same_as_recorded("auth.etcd-3.4.23.txt", &ours, mask_auth);
 }
 
 /// The same sequence through three members (each command through the next member, so a
@@ -454,12 +414,7 @@ fn the_scripted_auth_sequence_through_three_members_answers_as_etcd_3_4_did() {
         }
         mask_auth(&out)
     };
-    assert_same_as(
-        "auth.etcd-3.4.23.txt",
-        &single_member_only(&ours),
-        single_member_only,
-        dir.path(),
-    );
+    assert_same_as_recorded("auth.etcd-3.4.23.txt", &ours, single_member_only);
 }
 
 /// The same sequence over TLS with client certificates, recorded so from etcd 3.4.23
@@ -479,12 +434,7 @@ fn the_scripted_auth_sequence_over_tls_takes_the_certificate_name_as_etcd_3_4_di
         &flags,
         dir.path(),
     );
-    assert_same_as(
-        "auth-tls.etcd-3.4.23.txt",
-        &mask_auth(&ours),
-        mask_auth,
-        dir.path(),
-    );
+    assert_same_as_recorded("auth-tls.etcd-3.4.23.txt", &ours, mask_auth);
 }
 
 /// Learners through etcdctl 3.4 on three members over TLS, as etcd 3.4.23 answered
@@ -533,12 +483,7 @@ fn learner_commands_on_three_members_over_tls_answer_as_etcd_3_4_did() {
         let text = mask_after(&text, "to cluster", |c| c.is_ascii_hexdigit() || c == ' ');
         mask_after(&text, "from cluster", |c| c.is_ascii_hexdigit() || c == ' ')
     };
-    assert_same_as(
-        "learners.etcd-3.4.23.txt",
-        &normalize(&ours),
-        normalize,
-        dir.path(),
-    );
+    assert_same_as_recorded("learners.etcd-3.4.23.txt", &ours, normalize);
     for n in &mut members {
         n.kill();
     }
@@ -731,12 +676,7 @@ fn member_list_of_three_members_answers_as_etcd_3_4_did() {
             })
             .collect()
     };
-    assert_same_as(
-        "members.etcd-3.4.23.txt",
-        &mask_members(&ours),
-        mask_members,
-        dir.path(),
-    );
+    assert_same_as_recorded("members.etcd-3.4.23.txt", &ours, mask_members);
     let mut names: Vec<&str> = ours
         .lines()
         .filter_map(|l| l.split(", ").nth(2).filter(|_| l.contains(", started, ")))

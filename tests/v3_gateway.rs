@@ -289,37 +289,7 @@ fn the_gateway_answers_the_scripted_sequence_as_etcd_3_4_did() {
             .unwrap_or_else(|| panic!("{route} is in the script"));
         assert!(block.contains("HTTP 200"), "{block}");
     }
-    let ours = mask(&full);
-    let recorded = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/v3-reference/gateway.etcd-3.4.23.txt"),
-    )
-    .expect("the recording");
-    let reference = mask(&recorded);
-    if ours != reference {
-        let dir = std::env::temp_dir().join(format!("gateway-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        std::fs::write(dir.join("ours.txt"), &ours).unwrap();
-        std::fs::write(dir.join("etcd.txt"), &reference).unwrap();
-        let first = ours
-            .lines()
-            .zip(reference.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(ours.lines().count().min(reference.lines().count()));
-        let context = |t: &str| {
-            t.lines()
-                .skip(first.saturating_sub(4))
-                .take(8)
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        panic!(
-            "transcripts differ at line {} (both in {}):\n--- etcd 3.4.23\n{}\n--- etcd-rs\n{}",
-            first + 1,
-            dir.display(),
-            context(&reference),
-            context(&ours)
-        );
-    }
+    assert_same_as_recorded("gateway.etcd-3.4.23.txt", &full, mask);
 }
 
 /// A streamed request whose first message never ends is cut off at the body limit (8 MiB)

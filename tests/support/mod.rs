@@ -2746,3 +2746,47 @@ pub fn start_tls_members(names: &[&str], extra: &[&str]) -> Vec<Node> {
     );
     members
 }
+
+/// Requires the transcript `ours` to equal `tools/v3-reference/<recorded>` (etcd 3.4.23's)
+/// once `mask` is applied to both; otherwise writes both to a directory kept for a look and
+/// panics showing the first difference.
+#[track_caller]
+pub fn assert_same_as_recorded(recorded: &str, ours: &str, mask: impl Fn(&str) -> String) {
+    let reference = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tools/v3-reference")
+            .join(recorded),
+    )
+    .expect("the recorded transcript");
+    let (ours, reference) = (mask(ours), mask(&reference));
+    if ours == reference {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "etcd-rs-transcript-{}-{}",
+        recorded.replace('.', "_"),
+        std::process::id()
+    ));
+    let _ = fs::create_dir_all(&dir);
+    let _ = fs::write(dir.join("ours.txt"), &ours);
+    let _ = fs::write(dir.join("etcd.txt"), &reference);
+    let first = ours
+        .lines()
+        .zip(reference.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or(ours.lines().count().min(reference.lines().count()));
+    let context = |t: &str| {
+        t.lines()
+            .skip(first.saturating_sub(6))
+            .take(12)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    panic!(
+        "transcripts differ at line {} (both in {}):\n--- etcd 3.4.23\n{}\n--- etcd-rs\n{}",
+        first + 1,
+        dir.display(),
+        context(&reference),
+        context(&ours)
+    );
+}
