@@ -571,29 +571,9 @@ fn grpc_status(headers: &axum::http::HeaderMap) -> Option<(i32, String)> {
     let message = headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
-        .map(percent_decode)
+        .map(crate::http::form::percent_decode)
         .unwrap_or_default();
     Some((code, message))
-}
-
-/// gRPC's percent-encoding of `grpc-message`.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 3 <= b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Splits the first complete gRPC frame's message off the front of `buf`, if there is one.
@@ -628,6 +608,36 @@ fn take_values(buf: &mut BytesMut) -> Result<Vec<serde_json::Value>, String> {
     }
     buf.advance(used);
     Ok(values)
+}
+
+/// What reading a request stream gave.
+enum Read {
+    /// The complete JSON values now in hand (at least one).
+    Values(Vec<serde_json::Value>),
+    /// The body ended (with no complete value left).
+    End,
+    /// Malformed JSON.
+    Malformed(String),
+    /// A value outgrew [`MAX_BODY`] before it was complete.
+    TooLarge,
+}
+
+/// Reads `data` into `buf` until it holds complete JSON values, and takes them.
+async fn next_values(data: &mut axum::body::BodyDataStream, buf: &mut BytesMut) -> Read {
+    loop {
+        match take_values(buf) {
+            Err(e) => return Read::Malformed(e),
+            Ok(values) if !values.is_empty() => return Read::Values(values),
+            Ok(_) => {}
+        }
+        if buf.len() > MAX_BODY {
+            return Read::TooLarge;
+        }
+        match data.next().await {
+            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+            _ => return Read::End,
+        }
+    }
 }
 
 async fn handle(grpc: axum::Router, req: Request<Body>) -> Response<Body> {
@@ -678,10 +688,9 @@ async fn handle(grpc: axum::Router, req: Request<Body>) -> Response<Body> {
             // as etcd's gateway answers it (code 2, HTTP 500).
             let mut data = body.into_data_stream();
             let mut buf = BytesMut::new();
-            let first: Vec<Result<Bytes, std::io::Error>> = loop {
-                match take_values(&mut buf) {
-                    Err(e) => return error(2, &e),
-                    Ok(values) if !values.is_empty() => {
+            let first: Vec<Result<Bytes, std::io::Error>> =
+                match next_values(&mut data, &mut buf).await {
+                    Read::Values(values) => {
                         let mut frames = Vec::new();
                         for v in values {
                             match frame_of(&request_desc, v) {
@@ -689,55 +698,30 @@ async fn handle(grpc: axum::Router, req: Request<Body>) -> Response<Body> {
                                 Err(e) => return error(2, &e),
                             }
                         }
-                        break frames;
+                        frames
                     }
-                    Ok(_) => {}
-                }
-                if buf.len() > MAX_BODY {
-                    return error(3, "etcd-rs: a streamed request message is too large");
-                }
-                match data.next().await {
-                    Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-                    _ => break Vec::new(),
-                }
-            };
+                    Read::End => Vec::new(),
+                    Read::Malformed(e) => return error(2, &e),
+                    Read::TooLarge => {
+                        return error(3, "etcd-rs: a streamed request message is too large")
+                    }
+                };
+            // Later messages: a malformed or oversized one ends the request stream.
             let desc = request_desc.clone();
-            let rest = futures_util::stream::unfold(
-                (data, buf, false),
-                move |(mut body, mut buf, done)| {
-                    let desc = desc.clone();
-                    async move {
-                        if done {
-                            return None;
-                        }
-                        loop {
-                            let values = match take_values(&mut buf) {
-                                Ok(v) => v,
-                                Err(_) => return None,
-                            };
-                            if !values.is_empty() {
-                                let frames: Vec<Result<Bytes, std::io::Error>> = values
-                                    .into_iter()
-                                    .filter_map(|v| frame_of(&desc, v).ok())
-                                    .map(Ok)
-                                    .collect();
-                                return Some((
-                                    futures_util::stream::iter(frames),
-                                    (body, buf, false),
-                                ));
-                            }
-                            // One message may not outgrow the body limit: the stream ends.
-                            if buf.len() > MAX_BODY {
-                                return None;
-                            }
-                            match body.next().await {
-                                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-                                _ => return None,
-                            }
-                        }
-                    }
-                },
-            )
+            let rest = futures_util::stream::unfold((data, buf), move |(mut body, mut buf)| {
+                let desc = desc.clone();
+                async move {
+                    let Read::Values(values) = next_values(&mut body, &mut buf).await else {
+                        return None;
+                    };
+                    let frames: Vec<Result<Bytes, std::io::Error>> = values
+                        .into_iter()
+                        .filter_map(|v| frame_of(&desc, v).ok())
+                        .map(Ok)
+                        .collect();
+                    Some((futures_util::stream::iter(frames), (body, buf)))
+                }
+            })
             .flatten();
             let frames = futures_util::stream::iter(first).chain(rest);
             if keep_open {
@@ -948,6 +932,6 @@ mod tests {
         assert_eq!(take_frame(&mut frames), Some(Bytes::from_static(&[8])));
         assert_eq!(take_frame(&mut frames), None);
         assert_eq!(frames.len(), 2);
-        assert_eq!(percent_decode("a%20b%zz"), "a b%zz");
+        assert_eq!(crate::http::form::percent_decode("a%20b%zz"), "a b%zz");
     }
 }

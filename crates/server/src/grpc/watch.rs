@@ -202,6 +202,20 @@ pub(super) fn open(
 }
 
 impl StreamTask {
+    /// Answers a watch creation refused for `reason`: created and canceled at once, with no
+    /// watch id (etcd's answer).
+    async fn refuse_create(&mut self, revision: i64, reason: String) -> bool {
+        self.send(WatchResponse {
+            header: self.headers.at(revision),
+            watch_id: -1,
+            created: true,
+            canceled: true,
+            cancel_reason: reason,
+            ..Default::default()
+        })
+        .await
+    }
+
     /// Whether the stream's caller may read what `c` watches.
     async fn permitted(&self, c: &WatchCreateRequest) -> Result<(), V3Error> {
         let ctx = &self.headers.ctx;
@@ -289,38 +303,16 @@ impl StreamTask {
                 V3Error::InvalidAuthToken | V3Error::AuthOldRevision | V3Error::UserEmpty => e,
                 _ => V3Error::PermissionDenied,
             };
-            return self
-                .send(WatchResponse {
-                    header: self.headers.at(revision),
-                    watch_id: -1,
-                    created: true,
-                    canceled: true,
-                    // The text of a Go gRPC status error, as etcd puts it.
-                    cancel_reason: format!(
-                        "rpc error: code = {} desc = {reason}",
-                        match reason.code() {
-                            etcd_api::v3::Code::Unauthenticated => "Unauthenticated",
-                            etcd_api::v3::Code::InvalidArgument => "InvalidArgument",
-                            _ => "PermissionDenied",
-                        }
-                    ),
-                    ..Default::default()
-                })
-                .await;
+            // The text of a Go gRPC status error, as etcd puts it.
+            let code = crate::metrics::grpc_code_name(reason.code() as i32);
+            let why = format!("rpc error: code = {code} desc = {reason}");
+            return self.refuse_create(revision, why).await;
         }
         let mut watch_id = c.watch_id;
         let duplicate = watch_id != 0 && self.watches.contains_key(&watch_id);
         if duplicate {
-            return self
-                .send(WatchResponse {
-                    header: self.headers.at(revision),
-                    watch_id: -1,
-                    created: true,
-                    canceled: true,
-                    cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream".into(),
-                    ..Default::default()
-                })
-                .await;
+            let why = "mvcc: duplicate watch ID provided on the WatchStream".to_string();
+            return self.refuse_create(revision, why).await;
         }
         if watch_id == 0 {
             while self.watches.contains_key(&self.next_watch_id) {

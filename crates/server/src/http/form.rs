@@ -132,8 +132,9 @@ pub(super) fn key_from_path(path: &str, prefix: &str) -> Result<String, RequestE
     Ok(etcd_store::path::clean(&decoded))
 }
 
-/// `%XX` decoding of a path (a `+` stays a `+`); invalid escapes stay as written.
-fn percent_decode(s: &str) -> String {
+/// `%XX` decoding of a path (a `+` stays a `+`); invalid escapes stay as written. Also gRPC's
+/// encoding of `grpc-message` (the JSON gateway reads it).
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -9,7 +9,7 @@
 mod app;
 mod auth;
 mod error;
-mod form;
+pub(crate) mod form;
 mod peer;
 mod reply;
 #[cfg(test)]
