@@ -160,21 +160,6 @@ fn mask(text: &str) -> String {
         .collect()
 }
 
-/// Replaces what follows each `label` while `keep` holds for its characters with `N`.
-fn mask_after(text: &str, label: &str, keep: impl Fn(char) -> bool) -> String {
-    let mut result = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find(label) {
-        let (before, after) = rest.split_at(at + label.len());
-        result.push_str(before);
-        let len = after.len() - after.trim_start_matches(&keep).len();
-        result.push('N');
-        rest = &after[len..];
-    }
-    result.push_str(rest);
-    result
-}
-
 /// Runs the commands of `tools/v3-reference/kv.cmds` as `kv.sh` does and returns the
 /// transcript in the same format (see [`transcript_of`]).
 fn transcript(endpoints: &[String], extra: &[&str], dir: &Path) -> String {

@@ -194,21 +194,6 @@ fn transcript(addr: &str, cmds: &str) -> String {
     out
 }
 
-/// Replaces what follows each `label` while `keep` holds for its characters with `N`.
-fn mask_after(text: &str, label: &str, keep: impl Fn(char) -> bool) -> String {
-    let mut result = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find(label) {
-        let (before, after) = rest.split_at(at + label.len());
-        result.push_str(before);
-        let len = after.len() - after.trim_start_matches(&keep).len();
-        result.push('N');
-        rest = &after[len..];
-    }
-    result.push_str(rest);
-    result
-}
-
 /// The requests of etcd 3.5's routes, which 3.4's gateway answers 404 and we serve (we
 /// answer as 3.5): left out of the comparison, and checked apart.
 const ROUTES_OF_3_5: [&str; 2] = ["/v3/auth/status", "/v3/maintenance/hashkv"];

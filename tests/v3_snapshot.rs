@@ -148,33 +148,6 @@ fn fingerprint(ep: &str) -> Vec<String> {
     out
 }
 
-/// etcd 3.4 on `data_dir` (a restored one: member `name` at `peer_url`); its client URL.
-fn start_etcd34_on(
-    data_dir: &Path,
-    name: &str,
-    peer_url: &str,
-    client_port: u16,
-) -> (Child, String) {
-    let url = format!("http://127.0.0.1:{client_port}");
-    let child = Command::new("etcd")
-        .args(["--name", name, "--data-dir"])
-        .arg(data_dir)
-        .args([
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-        ])
-        .args(["--listen-peer-urls", peer_url])
-        .args(["--initial-advertise-peer-urls", peer_url])
-        .args(["--initial-cluster", &format!("{name}={peer_url}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("etcd 3.4 on the PATH");
-    (child, url)
-}
-
 /// Waits until `ep` answers (bounded).
 fn wait_serving(ep: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -2628,20 +2628,32 @@ pub async fn grpc_channel(url: &str) -> tonic::transport::Channel {
 /// etcd's own answers.
 pub fn start_etcd34(dir: &Path) -> (Child, String) {
     let [client, peer] = free_ports::<2>();
-    let url = format!("http://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer}");
+    start_etcd34_on(&dir.join("data"), "reference", &peer_url, client)
+}
+
+/// Starts Debian's etcd 3.4 as the one member `name` (at `peer_url`) of a cluster whose data
+/// is in `data_dir` (a new one, or one `etcdctl snapshot restore` made for that member),
+/// serving clients on `client_port`; returns the process and its client URL.
+pub fn start_etcd34_on(
+    data_dir: &Path,
+    name: &str,
+    peer_url: &str,
+    client_port: u16,
+) -> (Child, String) {
+    let url = format!("http://127.0.0.1:{client_port}");
     let child = Command::new("etcd")
-        .args(["--name", "reference", "--data-dir"])
-        .arg(dir.join("data"))
+        .args(["--name", name, "--data-dir"])
+        .arg(data_dir)
         .args([
             "--listen-client-urls",
             &url,
             "--advertise-client-urls",
             &url,
         ])
-        .args(["--listen-peer-urls", &peer_url])
-        .args(["--initial-advertise-peer-urls", &peer_url])
-        .args(["--initial-cluster", &format!("reference={peer_url}")])
+        .args(["--listen-peer-urls", peer_url])
+        .args(["--initial-advertise-peer-urls", peer_url])
+        .args(["--initial-cluster", &format!("{name}={peer_url}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -2789,4 +2801,20 @@ pub fn assert_same_as_recorded(recorded: &str, ours: &str, mask: impl Fn(&str) -
         context(&reference),
         context(&ours)
     );
+}
+
+/// Replaces what follows each `label` while `keep` holds for its characters with `N` (for
+/// masking what differs between two servers' transcripts).
+pub fn mask_after(text: &str, label: &str, keep: impl Fn(char) -> bool) -> String {
+    let mut result = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(label) {
+        let (before, after) = rest.split_at(at + label.len());
+        result.push_str(before);
+        let len = after.len() - after.trim_start_matches(&keep).len();
+        result.push('N');
+        rest = &after[len..];
+    }
+    result.push_str(rest);
+    result
 }
