@@ -152,9 +152,9 @@ fn bad_modern_flags_are_refused_naming_the_flag() {
         (
             &[
                 "--listen-client-urls",
-                "http://127.0.0.1:1,http://127.0.0.1:2",
+                "http://127.0.0.1:1,https://127.0.0.1:2",
             ][..],
-            "exactly one URL",
+            "--listen-client-urls: https URLs need a certificate",
         ),
         (
             &["--listen-peer-urls", "127.0.0.1:2380"][..],

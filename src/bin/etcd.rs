@@ -30,7 +30,16 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    init_logging(config.verbosity);
+    if let Err(e) = etcd_server::logger::init(&config.logging, config.verbosity) {
+        eprintln!("etcd: {e}");
+        return ExitCode::from(1);
+    }
+    for notice in &config.notices {
+        tracing::warn!("{notice}");
+    }
+    for accepted in &config.accepted {
+        tracing::info!("{accepted}");
+    }
     // The raft thread is busy on its own core under load (fsyncs, applying): the runtime gets
     // the others. On two cores this measured ~5% more writes and ~5% less CPU per request
     // than one worker per core (docs/performance.md). TOKIO_WORKER_THREADS still overrides.
@@ -53,21 +62,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn init_logging(verbosity: u8) {
-    let default = match verbosity {
-        0 => "info,raft=warn",
-        1 => "debug,raft=info,hyper=info",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -30,6 +30,22 @@ pub fn format_rfc3339_nanos(t: UnixNanos) -> String {
     s
 }
 
+/// Formats `t` as ISO 8601 in UTC with milliseconds (`2026-12-06T11:21:00.468Z`), as zap's
+/// ISO 8601 time encoder writes etcd's log timestamps.
+pub fn format_iso8601_millis(t: UnixNanos) -> String {
+    let secs = t.div_euclid(NANOS_PER_SEC);
+    let millis = t.rem_euclid(NANOS_PER_SEC) / 1_000_000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
 /// Remaining whole seconds until `expiration`, rounded down, as the seed reports `ttl`;
 /// `None` when nothing (or less than a second) remains, because the seed omits `"ttl":0`.
 pub fn remaining_ttl_secs(expiration: UnixNanos, now: UnixNanos) -> Option<i64> {
@@ -73,6 +89,16 @@ mod tests {
             "2000-02-29T00:00:00Z"
         );
         assert_eq!(format_rfc3339_nanos(-1), "1969-12-31T23:59:59.999999999Z");
+    }
+
+    #[test]
+    fn formats_like_zap_iso8601_in_utc() {
+        assert_eq!(
+            format_iso8601_millis(1_373_599_872_156_146_039),
+            "2013-07-12T03:31:12.156Z"
+        );
+        assert_eq!(format_iso8601_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_iso8601_millis(-1), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]

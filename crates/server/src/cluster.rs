@@ -109,6 +109,25 @@ pub fn new_member_id() -> u64 {
     }
 }
 
+/// The raft id of the first member of a new static cluster (`--initial-cluster`): derived
+/// from the cluster token and that member's peer address, as etcd derives member ids, so that
+/// every member listed can work out the cluster id (`etcd_store::cluster_id_of`) it
+/// expects to join. Never 0.
+pub fn static_first_member_id(token: &str, first_peer: &str) -> u64 {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("etcd-rs first member\0{first_peer}\0{token}").as_bytes(),
+    );
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest.as_ref()[..8]);
+    u64::from_be_bytes(bytes).max(1)
+}
+
+/// The cluster id the members of a new static cluster expect.
+pub fn static_cluster_id(token: &str, first_peer: &str) -> u64 {
+    etcd_store::cluster_id_of(static_first_member_id(token, first_peer))
+}
+
 /// Entry 1 of a brand-new cluster: its first member, `registration` (a `Join`), adding itself.
 /// Committed at term 1 by construction.
 pub(crate) fn first_entry(id: u64, registration: &Command) -> Entry {
@@ -527,8 +546,15 @@ pub async fn join_cluster(
     peers: &[String],
     rounds: u32,
     tls: Option<&tokio_rustls::TlsConnector>,
+    expect_cluster: Option<u64>,
 ) -> Result<JoinAnswer, Joined> {
     let scheme = if tls.is_some() { "https" } else { "http" };
+    // A member of a new static cluster names the cluster it expects: another one refuses it
+    // before adding it.
+    let path = match expect_cluster {
+        Some(id) => format!("/join?cluster-id={id:x}"),
+        None => "/join".to_string(),
+    };
     let body = registration.encode();
     let mut last_error = String::from("no peer answered");
     let mut answered = false;
@@ -539,7 +565,7 @@ pub async fn join_cluster(
         for peer in peers {
             let url = format!("{scheme}://{peer}");
             let attempt =
-                transport::post_once(&url, tls, None, "/join", body.clone(), JOIN_ATTEMPT_TIMEOUT);
+                transport::post_once(&url, tls, None, &path, body.clone(), JOIN_ATTEMPT_TIMEOUT);
             match attempt.await {
                 Ok((200, body)) => {
                     let answer: JoinAnswer = serde_json::from_slice(&body).map_err(|e| {
@@ -549,6 +575,12 @@ pub async fn join_cluster(
                     })?;
                     tracing::info!(%peer, "joined the cluster");
                     return Ok(answer);
+                }
+                Ok((412, body)) => {
+                    return Err(Joined::Refused(format!(
+                        "{peer} refused the join: {}",
+                        String::from_utf8_lossy(&body).trim()
+                    )));
                 }
                 Ok((status, body)) => {
                     answered = true;

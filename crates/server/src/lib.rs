@@ -18,6 +18,7 @@ pub mod node;
 pub mod raft;
 pub mod server;
 pub mod snap;
+pub mod systemd;
 pub mod tls;
 pub mod tokens;
 pub mod transport;

@@ -112,6 +112,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut seed_peers = load_peers(&peers_file);
     // A member restarting from its own data (etcd checks only such a one on boot).
     let restarted = DiskStorage::exists(&config.data_dir);
+    let expected_cluster = config
+        .static_cluster
+        .as_ref()
+        .map(|s| cluster::static_cluster_id(&s.token, &s.first_peer));
     let registration = if DiskStorage::exists(&config.data_dir) {
         None
     } else {
@@ -119,8 +123,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         if peers.is_empty() && !config.probe.is_empty() {
             // The first member of a static cluster: if the others already run the cluster
             // (this member lost its data, or was late), join it rather than start a second.
-            match cluster::join_cluster(&registration, &config.probe, 1, peer_connector.as_ref())
-                .await
+            match cluster::join_cluster(
+                &registration,
+                &config.probe,
+                1,
+                peer_connector.as_ref(),
+                expected_cluster,
+            )
+            .await
             {
                 Ok(_) => peers = config.probe.clone(),
                 Err(Joined::NobodyAnswered(_)) => {}
@@ -128,13 +138,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         }
         if peers.is_empty() {
-            Some(registration)
+            if let Some(s) = config.static_cluster.as_ref().filter(|s| s.first) {
+                // The first member of a new static cluster: the token names the cluster.
+                node.id = cluster::static_first_member_id(&s.token, &s.first_peer);
+                config::save_info(&config.data_dir, &node).map_err(|source| Error::DataDir {
+                    path: config.data_dir.display().to_string(),
+                    source,
+                })?;
+                Some(Command::Join {
+                    id: node.id,
+                    name: node.name.clone(),
+                    raft_url: node.peer_url(),
+                    etcd_url: node.client_url(),
+                })
+            } else {
+                Some(registration)
+            }
         } else {
             let answer = cluster::join_cluster(
                 &registration,
                 &peers,
                 config.join_retries,
                 peer_connector.as_ref(),
+                expected_cluster,
             )
             .await
             .map_err(|e| Error::Join(e.into_message()))?;
@@ -181,6 +207,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         peer_tls: peer_connector.clone(),
         peer_local: peer_local_ip(&node),
         tokens: tokens.clone(),
+        max_snapshots: config.max_snapshots,
+        max_wals: config.max_wals,
     };
     let raft::Started {
         handle,
@@ -248,6 +276,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let extra_client = also(config.extra_client_listen.clone()).await;
     let extra_peer = also(config.extra_peer_listen.clone()).await;
+    // The rest of --listen-client-urls and --listen-peer-urls: https ones with the side's
+    // certificate, http ones in the clear.
+    let more = |list: &[(bool, String)], tls: &Option<Arc<rustls::ServerConfig>>| {
+        let list = list.to_vec();
+        let tls = tls.clone();
+        async move {
+            let mut out = Vec::new();
+            for (https, addr) in list {
+                out.push((bind(addr).await?, if https { tls.clone() } else { None }));
+            }
+            Ok::<_, Error>(out)
+        }
+    };
+    let client_listeners: Vec<_> = std::iter::once(client_listener)
+        .chain(extra_client)
+        .map(|l| (l, client_tls.clone()))
+        .chain(more(&config.more_client_listen, &client_tls).await?)
+        .collect();
+    let peer_listeners: Vec<_> = std::iter::once(peer_listener)
+        .chain(extra_peer)
+        .map(|l| (l, peer_tls.clone()))
+        .chain(more(&config.more_peer_listen, &peer_tls).await?)
+        .collect();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = App {
         node: door.clone(),
@@ -258,6 +309,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         started: crate::clock::now(),
         passwords: Default::default(),
         quota: config.quota_backend_bytes,
+        cors: Arc::new(config.cors.clone()),
     };
     let grpc = crate::grpc::router(crate::grpc::Ctx {
         node: door.clone(),
@@ -273,10 +325,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         cluster_id: Default::default(),
     });
     let mut servers = Vec::new();
-    for listener in std::iter::once(client_listener).chain(extra_client) {
+    for (listener, tls) in client_listeners {
         servers.push(serve(
             listener,
-            client_tls.clone(),
+            tls,
             "client",
             http::client_router(app.clone())
                 .nest_service("/v3", crate::grpc::gateway::router(grpc.clone()))
@@ -285,22 +337,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             &stop_rx,
         ));
     }
-    for addr in &config.listen_metrics {
+    for (https, addr) in &config.listen_metrics {
         let listener = bind(addr.clone()).await?;
-        tracing::info!("serving /metrics on {addr}");
+        tracing::info!(
+            "serving /metrics on {}://{addr}",
+            if *https { "https" } else { "http" }
+        );
         servers.push(serve(
             listener,
-            None,
+            if *https { client_tls.clone() } else { None },
             "metrics",
             http::metrics_router(app.clone()),
             None,
             &stop_rx,
         ));
     }
-    for listener in std::iter::once(peer_listener).chain(extra_peer) {
+    for (listener, tls) in peer_listeners {
         servers.push(serve(
             listener,
-            peer_tls.clone(),
+            tls,
             "peer",
             http::peer_router(app.clone()),
             None,
@@ -317,6 +372,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         node.name,
         node.peer_url()
     );
+    tokio::spawn(notify_ready_once_published(door.clone()));
 
     tokio::select! {
         _ = shutdown => {}
@@ -324,6 +380,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             println!("etcd server [{}] was removed from the cluster; stopping", node.name);
         }
     }
+    crate::systemd::notify_stopping();
     // A leader that stops hands leadership over first (etcd's leadership transfer on stop):
     // the cluster does not wait out an election timeout, and requests in flight here are
     // answered through the new leader.
@@ -348,6 +405,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     door.shutdown();
     let _ = tokio::task::spawn_blocking(move || driver.join()).await;
     Ok(())
+}
+
+/// Tells systemd the member is ready once it serves as etcd means it: a leader is known and
+/// the log has published this member (its name is in the member list), so a client of a unit
+/// ordered after this one finds the cluster with this member in it.
+async fn notify_ready_once_published(node: Node) {
+    let me = node.id();
+    loop {
+        let published = node.read(|s| s.members().get(&me).is_some_and(|m| !m.name.is_empty()));
+        if published && node.leader_id().is_some() {
+            crate::systemd::notify_ready();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// As leader, transfers leadership to the started voting member whose log is furthest along,

@@ -34,7 +34,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// How many snapshot files are kept.
+/// How many snapshot files are kept unless told otherwise (`--max-snapshots`).
 pub const KEEP_SNAPSHOTS: usize = 2;
 
 /// While a snapshot is written, its file is synced every this many bytes, so the disk takes it
@@ -96,6 +96,8 @@ pub struct Loaded<T> {
 #[derive(Debug, Clone)]
 pub struct Snapshotter {
     dir: PathBuf,
+    /// Snapshot files kept after a save (0: all).
+    keep: usize,
 }
 
 impl Snapshotter {
@@ -117,11 +119,17 @@ impl Snapshotter {
         }
         Ok(Snapshotter {
             dir: dir.to_path_buf(),
+            keep: KEEP_SNAPSHOTS,
         })
     }
 
+    /// Keeps `keep` snapshot files after each save from now on (0: all of them).
+    pub fn set_keep(&mut self, keep: usize) {
+        self.keep = keep;
+    }
+
     /// Durably writes a snapshot whose data `write_data` streams out, then deletes all but the
-    /// newest [`KEEP_SNAPSHOTS`]. Returns the size of the data.
+    /// newest few (see [`Snapshotter::set_keep`]). Returns the size of the data.
     pub fn save(
         &self,
         index: u64,
@@ -154,7 +162,12 @@ impl Snapshotter {
         })
         .map_err(io(&path))?;
         let files = self.list()?;
-        for (_, _, old) in files.iter().rev().skip(KEEP_SNAPSHOTS) {
+        let keep = if self.keep == 0 {
+            files.len()
+        } else {
+            self.keep
+        };
+        for (_, _, old) in files.iter().rev().skip(keep) {
             match fs::remove_file(old) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io(old)(e)),
                 _ => {}
@@ -412,6 +425,21 @@ mod tests {
             Ok(v)
         })
         .unwrap()
+    }
+
+    #[test]
+    fn max_snapshots_is_kept_and_zero_keeps_all() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Snapshotter::open(tmp.path()).unwrap();
+        s.set_keep(0);
+        for i in 1..=4u64 {
+            s.save_bytes(i * 10, 2, b"m", b"d").unwrap();
+        }
+        assert_eq!(s.list().unwrap().len(), 4);
+        s.set_keep(1);
+        s.save_bytes(50, 2, b"m", b"d").unwrap();
+        let left: Vec<u64> = s.list().unwrap().iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(left, vec![50]);
     }
 
     #[test]

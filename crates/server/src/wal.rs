@@ -254,9 +254,19 @@ impl Wal {
             .map_err(io(path))?;
         let started = std::time::Instant::now();
         self.file.sync_data().map_err(io(path))?;
+        let took = started.elapsed();
         crate::metrics::metrics()
             .wal_fsync
-            .observe(started.elapsed().as_secs_f64());
+            .observe(took.as_secs_f64());
+        // etcd's warning for an fsync over a second.
+        if took > std::time::Duration::from_secs(1) {
+            tracing::warn!(
+                path = %path.display(),
+                took = ?took,
+                "expected-duration" = "1s",
+                "slow fdatasync"
+            );
+        }
         self.size += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
@@ -293,10 +303,14 @@ impl Wal {
         self.sync()
     }
 
-    /// Deletes segments whose entries are all at or below `covered` (held by a snapshot).
-    pub fn release(&mut self, covered: u64) -> Result<()> {
+    /// Deletes the oldest segments whose entries are all at or below `covered` (held by a
+    /// snapshot) while more than `keep` segments remain (0: keeps them all).
+    pub fn release(&mut self, covered: u64, keep: usize) -> Result<()> {
         let mut removed = false;
-        while self.segments.len() > 1 && self.segments[1].first_index <= covered + 1 {
+        while keep > 0
+            && self.segments.len() > keep.max(1)
+            && self.segments[1].first_index <= covered + 1
+        {
             let seg = self.segments.remove(0);
             fs::remove_file(&seg.path).map_err(io(&seg.path))?;
             tracing::debug!(file = %seg.path.display(), "released WAL segment");
@@ -740,10 +754,9 @@ mod tests {
         assert!(matches!(Wal::open(&dir, KINDS), Err(Error::BadName(_))));
     }
 
-    #[test]
-    fn roll_and_release() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut wal = Wal::create(tmp.path(), 1, KINDS).unwrap();
+    /// A WAL of three segments holding entries 1, 2 and 3.
+    fn three_segments(dir: &Path) -> Wal {
+        let mut wal = Wal::create(dir, 1, KINDS).unwrap();
         wal.append(1, b"e1");
         wal.roll(2, &[(2, b"state".to_vec())]).unwrap();
         wal.append(1, b"e2");
@@ -751,15 +764,40 @@ mod tests {
         wal.append(1, b"e3");
         wal.sync().unwrap();
         assert_eq!(wal.segment_paths().len(), 3);
-        wal.release(1).unwrap();
+        wal
+    }
+
+    #[test]
+    fn roll_and_release() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut wal = three_segments(tmp.path());
+        wal.release(1, 1).unwrap();
         assert_eq!(wal.segment_paths().len(), 2);
-        wal.release(100).unwrap();
+        wal.release(100, 1).unwrap();
         assert_eq!(wal.segment_paths().len(), 1, "the last segment stays");
         let (_, recs) = Wal::open(tmp.path(), KINDS).unwrap();
         assert_eq!(
             recs.iter().map(|r| r.payload.clone()).collect::<Vec<_>>(),
             vec![b"state".to_vec(), b"e3".to_vec()]
         );
+    }
+
+    #[test]
+    fn release_keeps_max_wals_segments() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut wal = three_segments(tmp.path());
+        // --max-wals 0 keeps every segment; N keeps N even when a snapshot covers them.
+        wal.release(100, 0).unwrap();
+        assert_eq!(wal.segment_paths().len(), 3);
+        wal.release(100, 3).unwrap();
+        assert_eq!(wal.segment_paths().len(), 3);
+        wal.release(100, 2).unwrap();
+        assert_eq!(wal.segment_paths().len(), 2);
+        // Never a segment a snapshot does not cover.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut wal = three_segments(tmp.path());
+        wal.release(1, 1).unwrap();
+        assert_eq!(wal.segment_paths().len(), 2);
     }
 
     #[test]

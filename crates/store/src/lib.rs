@@ -42,7 +42,7 @@ pub use command::Command;
 pub use error::{Error, Result};
 pub use etcd_db::{read_etcd_db, EtcdDbError, EtcdImport};
 pub use event::{Action, Event, NodeInfo, NodeView};
-pub use member::Member;
+pub use member::{cluster_id_of, Member};
 pub use snapshot::{SnapshotError, StoreSnapshot};
 pub use stats::{Stats, V2Stats};
 pub use store::{

@@ -25,6 +25,8 @@ pub struct App {
     pub passwords: PasswordCache,
     /// The v3 space quota in bytes, if any (`/metrics` reports it).
     pub quota: Option<u64>,
+    /// Origins the v2 API answers CORS requests for (`--cors`; `*` is any).
+    pub cors: Arc<Vec<String>>,
 }
 
 impl App {

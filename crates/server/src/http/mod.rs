@@ -93,7 +93,7 @@ pub fn client_router(app: App) -> Router {
         .route("/readyz", get(v2::readyz))
         .route("/metrics", get(metrics))
         .fallback(reply::not_found)
-        .layer(axum::middleware::from_fn(cors))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), cors))
         .with_state(app)
 }
 
@@ -103,19 +103,34 @@ async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> Respon
     ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-/// etcd 3.4's CORS answers on the v2 API (it allows any origin by default): the three
-/// headers on every `/v2`, `/version` and `/health` answer, and 200 to a preflight
-/// `OPTIONS`. The v1 API keeps the seed's exact answers.
-async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// etcd 3.4's CORS answers on the v2 API (`--cors`, any origin by default): the three
+/// headers on every `/v2`, `/version` and `/health` answer to an allowed origin (`*` when any
+/// is), and 200 to a preflight `OPTIONS`. The v1 API keeps the seed's exact answers.
+async fn cors(
+    axum::extract::State(app): axum::extract::State<App>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let path = req.uri().path();
     let v2 = path.starts_with("/v2/") || path == "/version" || path == "/health";
     if !v2 {
         return next.run(req).await;
     }
+    let allowed = if app.cors.iter().any(|o| o == "*") {
+        Some(axum::http::HeaderValue::from_static("*"))
+    } else {
+        req.headers()
+            .get(axum::http::header::ORIGIN)
+            .filter(|o| app.cors.iter().any(|a| a.as_bytes() == o.as_bytes()))
+            .cloned()
+    };
     let mut r = if req.method() == axum::http::Method::OPTIONS {
         StatusCode::OK.into_response()
     } else {
         next.run(req).await
+    };
+    let Some(origin) = allowed else {
+        return r;
     };
     let h = r.headers_mut();
     h.insert(
@@ -126,10 +141,7 @@ async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Resp
         "access-control-allow-methods",
         axum::http::HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
     );
-    h.insert(
-        "access-control-allow-origin",
-        axum::http::HeaderValue::from_static("*"),
-    );
+    h.insert("access-control-allow-origin", origin);
     r
 }
 

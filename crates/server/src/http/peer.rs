@@ -158,7 +158,30 @@ async fn step_all(app: &App, body: Body, limit: usize) -> Response {
 }
 
 /// `POST /join`.
-pub(super) async fn join(State(app): State<App>, body: Body) -> Response {
+pub(super) async fn join(
+    State(app): State<App>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    body: Body,
+) -> Response {
+    // A member of a new static cluster says which cluster it expects (see
+    // `cluster::static_cluster_id`): it must not join another.
+    let expected = query.as_deref().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "cluster-id")
+            .map(|(_, v)| v.into_owned())
+    });
+    if let Some(expected) = expected {
+        let ours = app.node.read(|s| s.cluster_id());
+        if u64::from_str_radix(&expected, 16) != Ok(ours) {
+            return (
+                StatusCode::PRECONDITION_FAILED,
+                format!(
+                    "request cluster ID mismatch: this cluster is {ours:x}, the member expects {expected} (started with another --initial-cluster-token or --initial-cluster?)"
+                ),
+            )
+                .into_response();
+        }
+    }
     add_member(&app, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)

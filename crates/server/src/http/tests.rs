@@ -34,7 +34,51 @@ fn app() -> App {
         started: 0,
         passwords: Default::default(),
         quota: None,
+        cors: Arc::new(vec!["*".into()]),
     }
+}
+
+/// The `Access-Control-Allow-Origin` a `GET /version` from `origin` is answered with.
+async fn allowed_origin(app: &App, origin: Option<&str>) -> Option<String> {
+    let mut req = Request::builder().uri("/version");
+    if let Some(o) = origin {
+        req = req.header("origin", o);
+    }
+    let r = client_router(app.clone())
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn cors_answers_allowed_origins_only() {
+    let mut app = app();
+    assert_eq!(allowed_origin(&app, None).await.as_deref(), Some("*"));
+    app.cors = Arc::new(vec![
+        "http://a.example".into(),
+        "https://b.example:8443".into(),
+    ]);
+    for (origin, want) in [
+        (Some("http://a.example"), Some("http://a.example")),
+        (
+            Some("https://b.example:8443"),
+            Some("https://b.example:8443"),
+        ),
+        (Some("http://c.example"), None),
+        (None, None),
+    ] {
+        assert_eq!(
+            allowed_origin(&app, origin).await.as_deref(),
+            want,
+            "{origin:?}"
+        );
+    }
+    app.cors = Arc::new(vec![]);
+    assert_eq!(allowed_origin(&app, Some("http://a.example")).await, None);
 }
 
 /// Sends one request through the client router; returns status, `X-Raft-Index` and body.

@@ -82,6 +82,10 @@ pub struct Options {
     pub peer_local: Option<std::net::IpAddr>,
     /// The v3 auth tokens, which follow the auth entries as they apply.
     pub tokens: Arc<crate::tokens::Tokens>,
+    /// Snapshot files kept (`--max-snapshots`; 0: all).
+    pub max_snapshots: usize,
+    /// WAL segments kept once covered by snapshots (`--max-wals`; 0: all).
+    pub max_wals: usize,
 }
 
 /// Errors that stop the node from starting.
@@ -147,6 +151,8 @@ pub fn start(
             None,
         )
     };
+    let mut storage = storage;
+    storage.set_retention(opts.max_snapshots, opts.max_wals);
     if let Some(snap) = snapshot_data {
         write_store(&store).restore(snap);
     }
@@ -349,10 +355,10 @@ impl SnapshotThread {
                     drop(job.state);
                     match saved {
                         Ok(bytes) => tracing::info!(
-                            index,
-                            bytes,
-                            elapsed_ms = started.elapsed().as_millis() as u64,
-                            "snapshot saved"
+                            "snapshot-index" = index,
+                            "snapshot-size-bytes" = bytes,
+                            took = ?started.elapsed(),
+                            "saved snapshot"
                         ),
                         Err(e) => fatal(&format!("writing a snapshot: {e}")),
                     }
@@ -906,7 +912,10 @@ impl Driver {
                 let _ = w.send(ev);
             }
             self.update_peers();
-            tracing::info!(index = self.applied, "installed a snapshot from the leader");
+            tracing::info!(
+                "snapshot-index" = self.applied,
+                "applied snapshot from the leader"
+            );
         }
         for rs in ready.take_read_states() {
             if let Some(read) = self
@@ -976,8 +985,15 @@ impl Driver {
         let started = Instant::now();
         self.apply_entries(entries);
         // etcd warns of (and counts) applies over 100 ms; here a batch's.
-        if started.elapsed() > SLOW_APPLY {
+        let took = started.elapsed();
+        if took > SLOW_APPLY {
             crate::metrics::metrics().slow_apply.inc();
+            tracing::warn!(
+                took = ?took,
+                "expected-duration" = ?SLOW_APPLY,
+                "applied-index" = self.applied,
+                "apply request took too long"
+            );
         }
     }
 
@@ -1115,6 +1131,19 @@ impl Driver {
             self.conf_state.learners.contains(&self.opts.id),
             Ordering::Release,
         );
+        for c in &cc.as_v2().changes {
+            let what = match c.get_change_type() {
+                ConfChangeType::AddNode => "added member",
+                ConfChangeType::AddLearnerNode => "added learner member",
+                ConfChangeType::RemoveNode => "removed member",
+            };
+            tracing::info!(
+                "local-member-id" = %format!("{:x}", self.opts.id),
+                "peer-id" = %format!("{:x}", c.node_id),
+                "raft-index" = index,
+                "{what}"
+            );
+        }
         let removes_me = cc.as_v2().changes.iter().any(|c| {
             c.get_change_type() == ConfChangeType::RemoveNode && c.node_id == self.opts.id
         });
@@ -1238,6 +1267,19 @@ impl Driver {
         );
         if leader_changed && raft.leader_id != raft::INVALID_ID {
             crate::metrics::metrics().leader_changes.inc();
+            tracing::info!(
+                "local-member-id" = %format!("{:x}", raft.id),
+                "leader-member-id" = %format!("{:x}", raft.leader_id),
+                term = raft.term,
+                "elected leader"
+            );
+        } else if leader_changed {
+            tracing::warn!(
+                "local-member-id" = %format!("{:x}", raft.id),
+                "lost-leader-member-id" = %format!("{old_leader:x}"),
+                term = raft.term,
+                "lost leader"
+            );
         }
         if leader_changed {
             self.status

@@ -68,6 +68,8 @@ pub struct DiskStorage {
     /// Set when raft asked for a snapshot that the newest one cannot serve (it predates the
     /// peer's addition, or the index raft needs): the driver then takes a fresh one.
     snapshot_wanted: Cell<bool>,
+    /// WAL segments kept once snapshots cover them (`--max-wals`; 0: all).
+    keep_wals: usize,
 }
 
 /// What a restart found.
@@ -235,6 +237,8 @@ impl DiskStorage {
             snapshot,
             entries,
             snapshot_wanted: Cell::new(false),
+            // Until told otherwise: only what the snapshots do not cover, and the newest.
+            keep_wals: 1,
         };
         Ok(Recovered {
             storage,
@@ -345,6 +349,13 @@ impl DiskStorage {
         &self.snaps
     }
 
+    /// How many snapshot files and covered WAL segments to keep (`--max-snapshots`,
+    /// `--max-wals`; 0 keeps all), from the next snapshot on.
+    pub fn set_retention(&mut self, snapshots: usize, wals: usize) {
+        self.snaps.set_keep(snapshots);
+        self.keep_wals = wals;
+    }
+
     /// Takes note that the snapshot `meta` describes is durable: raft is offered it from now
     /// on, the in-memory log is compacted, and WAL segments the kept snapshots cover are
     /// released. A snapshot older than the one raft has (a leader's snapshot was installed
@@ -357,7 +368,7 @@ impl DiskStorage {
         self.snapshot = meta;
         self.compact(index.saturating_sub(CATCH_UP_ENTRIES));
         if let Some(oldest) = self.snaps.oldest_index()? {
-            self.wal.release(oldest)?;
+            self.wal.release(oldest, self.keep_wals)?;
         }
         Ok(())
     }

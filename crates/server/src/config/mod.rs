@@ -11,13 +11,22 @@
 //! `--initial-cluster`, `--initial-cluster-state`, `--initial-cluster-token`, `--cert-file`,
 //! `--key-file`, `--trusted-ca-file`, `--client-cert-auth` and their `--peer-*` forms,
 //! `--enable-v2`), and every long flag can come from an `ETCD_*` variable (`--data-dir` from
-//! `ETCD_DATA_DIR`); a flag on the command line wins over its variable. URLs map onto the
-//! seed's addresses: an `https` URL needs the matching certificate and key, and one URL per
-//! flag is served. A static `--initial-cluster` becomes joins: with state `new` the first
-//! member listed starts the cluster (after checking that none of the others already runs
-//! one) and the others join through it; with `existing` the member joins through the others.
+//! `ETCD_DATA_DIR`); a flag on the command line wins over its variable. `--config-file` reads
+//! etcd's YAML file instead (`file`): then, as in etcd, the other flags and variables are
+//! ignored. etcd flags that change nothing here are accepted at etcd's defaults (`compat`).
 //!
-//! Not here: starting anything, reading TLS files.
+//! URLs map onto the seed's addresses: an `https` URL needs the matching certificate and key.
+//! Every URL of a `--listen-*-urls` list is listened on (https ones with the side's
+//! certificate, http ones in the clear); a member advertises the first URL of each kind. A
+//! static `--initial-cluster` becomes joins: with state `new` the first member listed starts
+//! the cluster (after checking that none of the others already runs one) and the others join
+//! through it, expecting the cluster id `--initial-cluster-token` names; with `existing` the
+//! member joins through the others.
+//!
+//! Not here: starting anything, reading TLS files, setting up logging (`crate::logger`).
+
+mod compat;
+mod file;
 
 use std::path::{Path, PathBuf};
 
@@ -171,9 +180,30 @@ pub struct Config {
     /// Compare the keyspace's hash with the peers' before serving, on a restart
     /// (`--experimental-initial-corrupt-check`): a member whose data differs does not start.
     pub initial_corrupt_check: bool,
-    /// Extra addresses (`HOST:PORT`) serving `/metrics` and the health checks alone, over
-    /// plain HTTP (`--listen-metrics-urls`, comma-separated).
-    pub listen_metrics: Vec<String>,
+    /// Extra addresses serving `/metrics` and the health checks alone (`--listen-metrics-urls`,
+    /// comma-separated): (over https with the client certificate, `HOST:PORT`).
+    pub listen_metrics: Vec<Listen>,
+    /// More client addresses listened on beside the member's own (the rest of
+    /// `--listen-client-urls`): (over https, `HOST:PORT`).
+    pub more_client_listen: Vec<Listen>,
+    /// More peer addresses listened on (the rest of `--listen-peer-urls`).
+    pub more_peer_listen: Vec<Listen>,
+    /// A new static cluster (`--initial-cluster` with state `new`): its token names it.
+    pub static_cluster: Option<StaticCluster>,
+    /// `--logger`, `--log-level`, `--log-outputs`.
+    pub logging: Logging,
+    /// Origins the v2 API answers CORS requests for (`*`: any).
+    pub cors: Vec<String>,
+    /// Snapshot files kept (0: all).
+    pub max_snapshots: usize,
+    /// WAL segments kept once snapshots cover them (0: all).
+    pub max_wals: usize,
+    /// Warnings about the configuration, for once logging is set up (URLs not advertised,
+    /// flags ignored or not served).
+    pub notices: Vec<String>,
+    /// Compatibility flags given that change nothing here, each with the reason (logged at
+    /// info: a deployment's config file has many).
+    pub accepted: Vec<String>,
     /// A snapshot file (etcd's or ours) to create the data directory from, when it holds
     /// no log yet (`--restore-snapshot`): see `crate::etcd_snapshot`.
     pub restore_snapshot: Option<PathBuf>,
@@ -189,6 +219,82 @@ pub struct Config {
     pub extra_client_listen: Option<String>,
     /// With no peer address flag: etcd's peer port too (`127.0.0.1:2380`).
     pub extra_peer_listen: Option<String>,
+}
+
+/// An address to listen on: (over https, `HOST:PORT`).
+pub type Listen = (bool, String);
+
+/// A new cluster started from a static member list.
+///
+/// As in etcd, `--initial-cluster-token` takes part in the cluster id: the first member listed
+/// takes a raft id derived from the token and its peer URL, and the cluster id derives from
+/// that; the other members expect that id, so a member started with another token (or another
+/// list) is refused instead of joining a cluster it was not meant for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticCluster {
+    /// `--initial-cluster-token` (etcd's default `etcd-cluster`).
+    pub token: String,
+    /// The first member's peer address, `HOST:PORT`.
+    pub first_peer: String,
+    /// This member is the first.
+    pub first: bool,
+}
+
+/// Where logs go and how they look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logging {
+    /// `--logger zap`: one JSON object per line, with etcd's fields; else plain text.
+    pub zap: bool,
+    /// `--log-level` as a tracing level (`debug`, `info`, `warn`, `error`), if given.
+    pub level: Option<&'static str>,
+    /// `--log-outputs`: `stderr`, `stdout`, or file paths (appended to).
+    pub outputs: Vec<String>,
+}
+
+/// The logging flags.
+fn logging(get: &dyn Fn(&str) -> Option<String>, debug: bool) -> Result<Logging, Error> {
+    let zap = match get("logger").as_deref() {
+        None | Some("capnslog") => false,
+        Some("zap") => true,
+        Some(other) => {
+            return Err(Error::Invalid(format!(
+                "--logger: {other:?} is neither zap nor capnslog"
+            )))
+        }
+    };
+    let level = match get("log-level").as_deref() {
+        _ if debug => Some("debug"),
+        None => None,
+        Some("debug") => Some("debug"),
+        Some("info") => Some("info"),
+        Some("warn") => Some("warn"),
+        Some("error" | "dpanic" | "panic" | "fatal") => Some("error"),
+        Some(other) => {
+            return Err(Error::Invalid(format!(
+            "--log-level: {other:?} is not one of debug, info, warn, error, dpanic, panic, fatal"
+        )))
+        }
+    };
+    let mut outputs: Vec<String> = Vec::new();
+    for out in get("log-outputs")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
+        let out = if out == "default" { "stderr" } else { out };
+        if !outputs.iter().any(|o| o == out) {
+            outputs.push(out.to_string());
+        }
+    }
+    if outputs.is_empty() {
+        outputs.push("stderr".into());
+    }
+    Ok(Logging {
+        zap,
+        level,
+        outputs,
+    })
 }
 
 /// etcd's default `--experimental-watch-progress-notify-interval`.
@@ -434,26 +540,26 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
     (
         &["listen-client-urls"],
         Kind::Str,
-        "URL",
-        "modern form of -cl: http(s)://HOST:PORT the client API listens on",
+        "URLS",
+        "modern form of -cl: http(s)://HOST:PORT,... the client API listens on (comma-separated; all are listened on)",
     ),
     (
         &["advertise-client-urls"],
         Kind::Str,
-        "URL",
-        "modern form of -c: the client URL members advertise",
+        "URLS",
+        "modern form of -c: the client URL members advertise (the first of a comma-separated list)",
     ),
     (
         &["listen-peer-urls"],
         Kind::Str,
-        "URL",
-        "modern form of -sl: the URL the peer API listens on",
+        "URLS",
+        "modern form of -sl: the URLs the peer API listens on (comma-separated; all are listened on)",
     ),
     (
         &["initial-advertise-peer-urls"],
         Kind::Str,
-        "URL",
-        "modern form of -s: the peer URL members advertise",
+        "URLS",
+        "modern form of -s: the peer URL members advertise (the first of a comma-separated list)",
     ),
     (
         &["initial-cluster"],
@@ -471,7 +577,7 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
         &["initial-cluster-token"],
         Kind::Str,
         "TOKEN",
-        "accepted for compatibility (members are told apart by raft id)",
+        "names a new static cluster: it takes part in the cluster id, and members started with another token do not join [etcd-cluster]",
     ),
     (
         &["cert-file"],
@@ -527,11 +633,82 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
         "",
         "accepted for compatibility: the v2 API is always served",
     ),
+    (
+        &["config-file"],
+        Kind::Str,
+        "FILE",
+        "etcd's YAML configuration file; when given, other flags and ETCD_* variables are ignored",
+    ),
+    (
+        &["logger"],
+        Kind::Str,
+        "zap|capnslog",
+        "zap: JSON lines with etcd's fields (level, ts, caller, msg, ...); capnslog: plain text [capnslog]",
+    ),
+    (
+        &["log-level"],
+        Kind::Str,
+        "LEVEL",
+        "debug, info, warn, error, panic or fatal [info]",
+    ),
+    (
+        &["log-outputs"],
+        Kind::Str,
+        "OUTPUTS",
+        "where logs go, comma-separated: stderr, stdout, default (stderr), or file paths [default]",
+    ),
+    (&["debug"], Kind::Bool, "", "same as --log-level debug"),
+    (
+        &["cors"],
+        Kind::Str,
+        "ORIGINS",
+        "origins the v2 API answers CORS requests for, comma-separated, or * for any [*]",
+    ),
+    (
+        &["max-snapshots"],
+        Kind::Int,
+        "N",
+        "snapshot files kept; 0 keeps all (each holds the whole keyspace: etcd keeps 5) [2]",
+    ),
+    (
+        &["max-wals"],
+        Kind::Int,
+        "N",
+        "WAL segments kept once snapshots cover them; 0 keeps all [5]",
+    ),
+    (
+        &["enable-pprof"],
+        Kind::Bool,
+        "",
+        "accepted: there is no Go runtime to profile, so /debug/pprof is not served (use perf)",
+    ),
     (&["v"], Kind::Bool, "", "verbose logging"),
     (&["vv"], Kind::Bool, "", "very verbose logging"),
     (&["version"], Kind::Bool, "", "print the version and exit"),
     (&["h", "help"], Kind::Bool, "", "print this help and exit"),
 ];
+
+/// A flag by any of its names: its canonical name and kind (compatibility flags too).
+fn lookup(name: &str) -> Option<(&'static str, Kind)> {
+    FLAGS
+        .iter()
+        .find(|(names, ..)| names.contains(&name))
+        .map(|(names, kind, ..)| (names[0], *kind))
+        .or_else(|| {
+            compat::COMPAT
+                .iter()
+                .find(|(n, ..)| *n == name)
+                .map(|(n, kind, _)| (*n, *kind))
+        })
+}
+
+/// Every flag name with its kind.
+fn all_flags() -> impl Iterator<Item = (&'static str, &'static str, Kind)> {
+    FLAGS
+        .iter()
+        .flat_map(|(names, kind, ..)| names.iter().map(move |n| (*n, names[0], *kind)))
+        .chain(compat::COMPAT.iter().map(|(n, kind, _)| (*n, *n, *kind)))
+}
 
 /// The usage text.
 pub fn usage() -> String {
@@ -543,6 +720,7 @@ pub fn usage() -> String {
         let left = format!("{} {value}", spelled.join(", "));
         s.push_str(&format!("  {left:<34} {help}\n"));
     }
+    s.push_str(&compat::usage());
     s
 }
 
@@ -568,18 +746,23 @@ fn go_bool(v: &str) -> Option<&'static str> {
     crate::gocompat::parse_bool(v).map(|b| if b { "true" } else { "false" })
 }
 
-/// `http(s)://HOST:PORT[/]` → (is https, `HOST:PORT`). One URL only.
-fn parse_url(flag: &str, list: &str) -> Result<(bool, String), Error> {
-    let urls: Vec<&str> = list
+/// A comma-separated list of `http(s)://HOST:PORT[/]` → (is https, `HOST:PORT`) each; at
+/// least one.
+fn parse_urls(flag: &str, list: &str) -> Result<Vec<(bool, String)>, Error> {
+    let urls: Vec<(bool, String)> = list
         .split(',')
         .map(str::trim)
         .filter(|u| !u.is_empty())
-        .collect();
-    let [url] = urls[..] else {
-        return Err(Error::Invalid(format!(
-            "--{flag}: exactly one URL is supported, got {list:?}"
-        )));
-    };
+        .map(|u| parse_url(flag, u))
+        .collect::<Result<_, _>>()?;
+    if urls.is_empty() {
+        return Err(Error::Invalid(format!("--{flag}: no URL in {list:?}")));
+    }
+    Ok(urls)
+}
+
+/// `http(s)://HOST:PORT[/]` → (is https, `HOST:PORT`).
+fn parse_url(flag: &str, url: &str) -> Result<(bool, String), Error> {
     let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("http://") {
@@ -601,23 +784,21 @@ pub fn parse_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Command, Error> {
     let mut values: Vec<(&'static str, String)> = Vec::new();
-    for (names, kind, _, _) in FLAGS {
-        for n in names.iter() {
-            let Some(var) = env_name(n) else { continue };
-            let Some(v) = env(&var) else { continue };
-            let v = match kind {
-                Kind::Bool => go_bool(&v)
-                    .ok_or_else(|| Error::Usage(format!("invalid boolean value {v:?} for {var}")))?
-                    .to_string(),
-                Kind::Int if v.parse::<u64>().is_err() => {
-                    return Err(Error::Usage(format!(
-                        "invalid value {v:?} for {var}: parse error"
-                    )))
-                }
-                _ => v,
-            };
-            values.push((names[0], v));
-        }
+    for (n, canonical, kind) in all_flags() {
+        let Some(var) = env_name(n) else { continue };
+        let Some(v) = env(&var) else { continue };
+        let v = match kind {
+            Kind::Bool => go_bool(&v)
+                .ok_or_else(|| Error::Usage(format!("invalid boolean value {v:?} for {var}")))?
+                .to_string(),
+            Kind::Int if v.parse::<u64>().is_err() => {
+                return Err(Error::Usage(format!(
+                    "invalid value {v:?} for {var}: parse error"
+                )))
+            }
+            _ => v,
+        };
+        values.push((canonical, v));
     }
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -637,13 +818,11 @@ pub fn parse_with_env(
             Some((n, v)) => (n, Some(v.to_string())),
             None => (flag, None),
         };
-        let Some((names, kind, _, _)) = FLAGS.iter().find(|(names, ..)| names.contains(&name))
-        else {
+        let Some((canonical, kind)) = lookup(name) else {
             return Err(Error::Usage(format!(
                 "flag provided but not defined: -{name}"
             )));
         };
-        let canonical = names[0];
         let value = match (kind, inline) {
             (Kind::Bool, None) => "true".to_string(),
             (Kind::Bool, Some(v)) => match go_bool(&v) {
@@ -660,12 +839,41 @@ pub fn parse_with_env(
                 .cloned()
                 .ok_or_else(|| Error::Usage(format!("flag needs an argument: -{name}")))?,
         };
-        if *kind == Kind::Int && value.parse::<u64>().is_err() {
+        if kind == Kind::Int && value.parse::<u64>().is_err() {
             return Err(Error::Usage(format!(
                 "invalid value {value:?} for flag -{name}: parse error"
             )));
         }
         values.push((canonical, value));
+    }
+    let mut notices = Vec::new();
+    // etcd: with a configuration file, the other flags and variables are ignored.
+    if let Some((_, path)) = values.iter().rev().find(|(n, _)| *n == "config-file") {
+        let path = PathBuf::from(path);
+        if values.iter().any(|(n, _)| *n != "config-file") {
+            notices.push(format!(
+                "--config-file {}: the other flags and ETCD_* variables are ignored",
+                path.display()
+            ));
+        }
+        values = file::read(&path, &|name| lookup(name).map(|(_, kind)| kind))?
+            .into_iter()
+            .map(|(name, value)| {
+                (
+                    lookup(&name).expect("the file reader checks names").0,
+                    value,
+                )
+            })
+            .collect();
+    }
+    let mut accepted = Vec::new();
+    for (name, value) in &values {
+        if let Some((_, accept)) = compat::find(name) {
+            let note = compat::check(name, accept, value)?;
+            if !note.is_empty() {
+                accepted.push(note);
+            }
+        }
     }
     let get = |name: &str| {
         values
@@ -693,12 +901,25 @@ pub fn parse_with_env(
             "-n: the node name {name:?} must not contain '/'"
         )));
     }
-    // Modern URL flags, where the seed's flags are not given.
-    let url = |flag: &str| get(flag).map(|v| parse_url(flag, &v)).transpose();
-    let advertise_client = url("advertise-client-urls")?;
-    let listen_client = url("listen-client-urls")?;
-    let advertise_peer = url("initial-advertise-peer-urls")?;
-    let listen_peer = url("listen-peer-urls")?;
+    // Modern URL flags, where the seed's flags are not given. A member advertises one URL of
+    // each kind; it listens on every URL listed.
+    let urls = |flag: &str| get(flag).map(|v| parse_urls(flag, &v)).transpose();
+    let mut advertised = |flag: &str| -> Result<Option<(bool, String)>, Error> {
+        let Some(all) = urls(flag)? else {
+            return Ok(None);
+        };
+        if all.len() > 1 {
+            notices.push(format!(
+                "--{flag}: a member advertises one URL; advertising the first, {}",
+                all[0].1
+            ));
+        }
+        Ok(all.into_iter().next())
+    };
+    let advertise_client = advertised("advertise-client-urls")?;
+    let advertise_peer = advertised("initial-advertise-peer-urls")?;
+    let listen_client = urls("listen-client-urls")?;
+    let listen_peer = urls("listen-peer-urls")?;
     let default_client = get("c").is_none()
         && get("cl").is_none()
         && advertise_client.is_none()
@@ -767,27 +988,50 @@ pub fn parse_with_env(
             "peer-client-cert-auth",
         ],
     )?;
-    // An https URL needs a certificate; an http one must not have one (it would be https).
+    // An https URL needs a certificate; an advertised http one must not have one (it would be
+    // https). Listening, with a certificate, the first https URL is the member's own and any
+    // http ones are served in the clear beside it, as etcd does (say, on loopback).
+    let mismatch = |flag: &str, https: bool| {
+        Error::Invalid(format!(
+            "--{flag}: {} URLs need {}",
+            if https { "https" } else { "http" },
+            if https {
+                "a certificate and key (--cert-file/--key-file, --peer-cert-file/--peer-key-file)"
+            } else {
+                "no certificate: with a certificate the API is served over https"
+            }
+        ))
+    };
     for (flag, parsed, files) in [
         ("advertise-client-urls", &advertise_client, &client_tls),
-        ("listen-client-urls", &listen_client, &client_tls),
         ("initial-advertise-peer-urls", &advertise_peer, &peer_tls),
-        ("listen-peer-urls", &listen_peer, &peer_tls),
     ] {
         if let Some((https, _)) = parsed {
             if *https != files.is_set() {
-                return Err(Error::Invalid(format!(
-                    "--{flag}: {} URLs need {}",
-                    if *https { "https" } else { "http" },
-                    if *https {
-                        "a certificate and key (--cert-file/--key-file, --peer-cert-file/--peer-key-file)"
-                    } else {
-                        "no certificate: with a certificate the API is served over https"
-                    }
-                )));
+                return Err(mismatch(flag, *https));
             }
         }
     }
+    let split_listen = |flag: &str,
+                        all: Option<Vec<(bool, String)>>,
+                        files: &TlsFiles|
+     -> Result<(Option<String>, Vec<Listen>), Error> {
+        let Some(mut all) = all else {
+            return Ok((None, Vec::new()));
+        };
+        if !files.is_set() && all.iter().any(|(https, _)| *https) {
+            return Err(mismatch(flag, true));
+        }
+        let own = all
+            .iter()
+            .position(|(https, _)| *https == files.is_set())
+            .ok_or_else(|| mismatch(flag, false))?;
+        let (_, addr) = all.remove(own);
+        Ok((Some(addr), all))
+    };
+    let (listen_client, more_client_listen) =
+        split_listen("listen-client-urls", listen_client, &client_tls)?;
+    let (listen_peer, more_peer_listen) = split_listen("listen-peer-urls", listen_peer, &peer_tls)?;
     let mut join: Vec<String> = get("C")
         .map(|v| {
             v.split(',')
@@ -798,6 +1042,7 @@ pub fn parse_with_env(
         })
         .unwrap_or_default();
     let mut probe = Vec::new();
+    let mut static_cluster = None;
     let mut join_retries = int("r", 3) as u32;
     if let Some(cluster) = get("initial-cluster").filter(|c| !c.is_empty()) {
         let members = parse_initial_cluster(&cluster)?;
@@ -818,6 +1063,15 @@ pub fn parse_with_env(
             .map(|(_, a)| a.clone())
             .collect();
         let state = get("initial-cluster-state").unwrap_or_else(|| "new".into());
+        if state == "new" {
+            static_cluster = Some(StaticCluster {
+                token: get("initial-cluster-token")
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "etcd-cluster".into()),
+                first_peer: members[0].1.clone(),
+                first: pos == 0,
+            });
+        }
         match state.as_str() {
             "existing" => join = others,
             "new" if pos == 0 => probe = others,
@@ -895,21 +1149,30 @@ pub fn parse_with_env(
             10
         }
     };
-    let mut listen_metrics = Vec::new();
-    for url in get("listen-metrics-urls")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-    {
-        match parse_url("listen-metrics-urls", url)? {
-            (false, addr) => listen_metrics.push(addr),
-            (true, _) => {
-                return Err(Error::Invalid(format!(
-                "--listen-metrics-urls: {url:?}: https is not supported for metrics yet; use http"
-            )))
-            }
-        }
+    // https metrics URLs use the client certificate, as in etcd.
+    let listen_metrics = match get("listen-metrics-urls").filter(|v| !v.trim().is_empty()) {
+        None => Vec::new(),
+        Some(v) => parse_urls("listen-metrics-urls", &v)?,
+    };
+    if listen_metrics.iter().any(|(https, _)| *https) && client_tls.cert.is_none() {
+        return Err(Error::Invalid(
+            "--listen-metrics-urls: https URLs need the client certificate and key (--cert-file/--key-file)".into(),
+        ));
+    }
+    let logging = logging(&get, flag("debug"))?;
+    let cors = match get("cors") {
+        None => vec!["*".to_string()],
+        Some(v) => v
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(String::from)
+            .collect(),
+    };
+    if flag("enable-pprof") {
+        notices.push(
+            "--enable-pprof: there is no Go runtime to profile, so /debug/pprof is not served; profile etcd-rs with perf".into(),
+        );
     }
     let restore_snapshot = get("restore-snapshot").map(PathBuf::from);
     if restore_snapshot.is_some() && !join.is_empty() {
@@ -921,12 +1184,8 @@ pub fn parse_with_env(
         data_dir: PathBuf::from(get("d").unwrap_or_else(|| format!("{name}.etcd"))),
         node: NodeInfo {
             id: 0,
-            client_listen_host: get("cl")
-                .or(listen_client.map(|(_, a)| a))
-                .unwrap_or(client_host),
-            peer_listen_host: get("sl")
-                .or(listen_peer.map(|(_, a)| a))
-                .unwrap_or(peer_host),
+            client_listen_host: get("cl").or(listen_client).unwrap_or(client_host),
+            peer_listen_host: get("sl").or(listen_peer).unwrap_or(peer_host),
             name,
             client_addr,
             peer_addr,
@@ -959,7 +1218,16 @@ pub fn parse_with_env(
         skip_hash_check: flag("skip-hash-check"),
         initial_corrupt_check: flag("experimental-initial-corrupt-check"),
         listen_metrics,
+        more_client_listen,
+        more_peer_listen,
         probe,
+        static_cluster,
+        logging,
+        cors,
+        max_snapshots: int("max-snapshots", 2) as usize,
+        max_wals: int("max-wals", 5) as usize,
+        notices,
+        accepted,
     };
     Ok(Command::Run(Box::new(config)))
 }
@@ -973,13 +1241,11 @@ fn parse_initial_cluster(list: &str) -> Result<Vec<(String, String)>, Error> {
                 "--initial-cluster: {item:?} is not NAME=URL"
             )));
         };
-        let (_, addr) = parse_url("initial-cluster", url)?;
-        if members.iter().any(|(n, _)| n == name) {
-            return Err(Error::Invalid(format!(
-                "--initial-cluster: {name:?} is listed twice (one peer URL per member is supported)"
-            )));
+        let (_, addr) = parse_url("initial-cluster", url.trim())?;
+        // etcd lists a member once per peer URL; a member advertises its first.
+        if !members.iter().any(|(n, _)| n == name) {
+            members.push((name.to_string(), addr));
         }
-        members.push((name.to_string(), addr));
     }
     Ok(members)
 }
@@ -1389,10 +1655,351 @@ mod tests {
         assert!(
             matches!(member("a", 2380, Some("old")), Err(Error::Invalid(m)) if m.contains("--initial-cluster-state"))
         );
-        assert!(matches!(
-            run_env(&["--name", "a", "--initial-cluster", "a=http://127.0.0.1:7001,a=http://x:1"], &[]),
-            Err(Error::Invalid(m)) if m.contains("listed twice")
-        ));
+        // etcd lists a member once per peer URL: the first is the one advertised.
+        let twice = run_env(
+            &[
+                "--name",
+                "a",
+                "--initial-cluster",
+                "a=http://127.0.0.1:7001,a=http://x:1",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert!(twice.join.is_empty() && twice.probe.is_empty());
+        // The token names a new static cluster (etcd's default when not given).
+        assert_eq!(
+            a.static_cluster,
+            Some(StaticCluster {
+                token: "etcd-cluster".into(),
+                first_peer: "127.0.0.1:2380".into(),
+                first: true
+            })
+        );
+        assert_eq!(b.static_cluster.as_ref().map(|s| s.first), Some(false));
+        assert_eq!(c.static_cluster, None);
+        let t = run_env(
+            &[
+                "--name",
+                "a",
+                "--initial-cluster",
+                "a=http://127.0.0.1:7001",
+                "--initial-cluster-token",
+                "prod-1",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.static_cluster.unwrap().token, "prod-1");
+    }
+
+    #[test]
+    fn url_lists_listen_on_every_url_and_advertise_the_first() {
+        let c = run(&[
+            "--name",
+            "a",
+            "--listen-client-urls",
+            "http://127.0.0.1:2379, http://10.0.0.1:2379",
+            "--advertise-client-urls",
+            "http://10.0.0.1:2379,http://10.0.0.2:2379",
+            "--listen-peer-urls",
+            "http://127.0.0.1:2380,http://10.0.0.1:2380",
+            "--listen-metrics-urls",
+            "http://127.0.0.1:2381,http://10.0.0.1:2381",
+        ])
+        .unwrap();
+        assert_eq!(c.node.client_listen(), "127.0.0.1:2379");
+        assert_eq!(c.node.client_addr, "10.0.0.1:2379");
+        assert_eq!(
+            c.more_client_listen,
+            vec![(false, "10.0.0.1:2379".to_string())]
+        );
+        assert_eq!(c.node.peer_listen(), "127.0.0.1:2380");
+        assert_eq!(
+            c.more_peer_listen,
+            vec![(false, "10.0.0.1:2380".to_string())]
+        );
+        assert_eq!(
+            c.listen_metrics,
+            vec![
+                (false, "127.0.0.1:2381".to_string()),
+                (false, "10.0.0.1:2381".to_string())
+            ]
+        );
+        assert!(
+            c.notices
+                .iter()
+                .any(|n| n.contains("advertising the first, 10.0.0.1:2379")),
+            "{:?}",
+            c.notices
+        );
+        // With a certificate, the first https URL is the member's own; http ones are served
+        // in the clear beside it, and https metrics use the client certificate.
+        let tls = [
+            "--cert-file",
+            "/c.pem",
+            "--key-file",
+            "/k.pem",
+            "--listen-client-urls",
+            "http://127.0.0.1:2379,https://10.0.0.1:2379,https://10.0.0.2:2379",
+            "--advertise-client-urls",
+            "https://10.0.0.1:2379",
+            "--listen-metrics-urls",
+            "https://127.0.0.1:2381",
+        ];
+        let mut args = vec!["--name", "a"];
+        args.extend(tls);
+        let c = run(&args).unwrap();
+        assert_eq!(c.node.client_listen(), "10.0.0.1:2379");
+        assert_eq!(
+            c.more_client_listen,
+            vec![
+                (false, "127.0.0.1:2379".to_string()),
+                (true, "10.0.0.2:2379".to_string())
+            ]
+        );
+        assert_eq!(c.listen_metrics, vec![(true, "127.0.0.1:2381".to_string())]);
+        for (args, want) in [
+            (
+                &[
+                    "--listen-client-urls",
+                    "https://127.0.0.1:2379,http://127.0.0.1:2378",
+                ][..],
+                "--listen-client-urls: https URLs need a certificate",
+            ),
+            (
+                &[
+                    "--cert-file",
+                    "/c",
+                    "--key-file",
+                    "/k",
+                    "--listen-client-urls",
+                    "http://127.0.0.1:2379",
+                ][..],
+                "--listen-client-urls: http URLs need no certificate",
+            ),
+            (
+                &["--listen-metrics-urls", "https://127.0.0.1:2381"][..],
+                "--listen-metrics-urls: https URLs need the client certificate",
+            ),
+            (
+                &["--listen-peer-urls", "http://127.0.0.1:2380,127.0.0.1:1"][..],
+                "is not an http:// or https:// URL",
+            ),
+            (
+                &["--listen-peer-urls", " , "][..],
+                "--listen-peer-urls: no URL",
+            ),
+        ] {
+            let mut all = vec!["--name", "a"];
+            all.extend(args);
+            match run(&all) {
+                Err(Error::Invalid(m)) => assert!(m.contains(want), "{args:?}: {m}"),
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn logging_cors_retention_and_pprof_flags() {
+        let c = run(&["-n", "a"]).unwrap();
+        assert_eq!(
+            c.logging,
+            Logging {
+                zap: false,
+                level: None,
+                outputs: vec!["stderr".into()]
+            }
+        );
+        assert_eq!(c.cors, vec!["*"]);
+        assert_eq!((c.max_snapshots, c.max_wals), (2, 5));
+        assert!(c.notices.is_empty(), "{:?}", c.notices);
+        let c = run(&[
+            "-n",
+            "a",
+            "--logger",
+            "zap",
+            "--log-level",
+            "warn",
+            "--log-outputs",
+            "default,stdout,/var/log/etcd.log,stderr",
+            "--cors",
+            "http://a.example, https://b.example",
+            "--max-snapshots",
+            "0",
+            "--max-wals",
+            "1",
+            "--enable-pprof",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.logging,
+            Logging {
+                zap: true,
+                level: Some("warn"),
+                outputs: vec!["stderr".into(), "stdout".into(), "/var/log/etcd.log".into()]
+            }
+        );
+        assert_eq!(c.cors, vec!["http://a.example", "https://b.example"]);
+        assert_eq!((c.max_snapshots, c.max_wals), (0, 1));
+        assert!(
+            c.notices.iter().any(|n| n.contains("--enable-pprof")),
+            "{:?}",
+            c.notices
+        );
+        assert_eq!(
+            run(&["-n", "a", "--debug"]).unwrap().logging.level,
+            Some("debug")
+        );
+        assert_eq!(
+            run(&["-n", "a", "--log-level", "fatal"])
+                .unwrap()
+                .logging
+                .level,
+            Some("error")
+        );
+        for (args, want) in [
+            (
+                &["--logger", "glog"][..],
+                "--logger: \"glog\" is neither zap nor capnslog",
+            ),
+            (
+                &["--log-level", "loud"][..],
+                "--log-level: \"loud\" is not one of",
+            ),
+        ] {
+            let mut all = vec!["-n", "a"];
+            all.extend(args);
+            match run(&all) {
+                Err(Error::Invalid(m)) => assert!(m.starts_with(want), "{m}"),
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn compatibility_flags_are_accepted_at_etcds_defaults_and_named_otherwise() {
+        let c = run_env(
+            &[
+                "-n",
+                "a",
+                "--wal-dir=",
+                "--proxy",
+                "off",
+                "--auto-tls=false",
+                "--strict-reconfig-check",
+                "--pre-vote=true",
+            ],
+            &[
+                ("ETCD_DISCOVERY_FALLBACK", "proxy"),
+                ("ETCD_GRPC_KEEPALIVE_TIMEOUT", "20s"),
+            ],
+        )
+        .unwrap();
+        let notes = c.accepted.join("\n");
+        for flag in [
+            "--strict-reconfig-check=true",
+            "--pre-vote=true",
+            "--grpc-keepalive-timeout=20s",
+        ] {
+            assert!(notes.contains(flag), "{notes}");
+        }
+        assert!(
+            !notes.contains("wal-dir") && !notes.contains("proxy"),
+            "{notes}"
+        );
+        for (args, env, want) in [
+            (
+                &["--wal-dir", "/ssd/wal"][..],
+                &[][..],
+                "--wal-dir=\"/ssd/wal\": a separate WAL directory is not supported",
+            ),
+            (&["--auto-tls"][..], &[][..], "--auto-tls=\"true\""),
+            (
+                &[][..],
+                &[("ETCD_DISCOVERY", "https://discovery.etcd.io/x")][..],
+                "--discovery=",
+            ),
+            (
+                &["--force-new-cluster=true"][..],
+                &[][..],
+                "--force-new-cluster=",
+            ),
+            (&["--unsafe-no-fsync"][..], &[][..], "always fsyncs"),
+        ] {
+            let mut all = vec!["-n", "a"];
+            all.extend(args);
+            match run_env(&all, env) {
+                Err(Error::Invalid(m)) => {
+                    assert!(m.starts_with(want) || m.contains(want), "{args:?}: {m}")
+                }
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+        // Unknown flags are still refused with their name.
+        assert_eq!(
+            run(&["-n", "a", "--wal-directory", "x"]).unwrap_err(),
+            Error::Usage("flag provided but not defined: -wal-directory".into())
+        );
+        assert!(usage().contains("--discovery-srv"));
+    }
+
+    #[test]
+    fn a_config_file_replaces_flags_and_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("etcd.conf.yml");
+        std::fs::write(
+            &path,
+            "name: 'infra1'\ndata-dir: /var/lib/etcd\nsnapshot-count: 500\n\
+             listen-client-urls: http://127.0.0.1:2379,http://10.0.0.1:2379\n\
+             advertise-client-urls: http://10.0.0.1:2379\n\
+             listen-peer-urls: https://10.0.0.1:2380\ninitial-advertise-peer-urls: https://10.0.0.1:2380\n\
+             initial-cluster: infra1=https://10.0.0.1:2380,infra2=https://10.0.0.2:2380\n\
+             initial-cluster-token: 'tok'\ninitial-cluster-state: 'new'\n\
+             proxy: 'off'\ndiscovery:\nwal-dir:\ndebug: false\nlogger: zap\nlog-outputs: [stderr]\n\
+             peer-transport-security:\n  cert-file: /p.crt\n  key-file: /p.key\n  client-cert-auth: true\n  trusted-ca-file: /ca.crt\n  auto-tls: false\n",
+        )
+        .unwrap();
+        let file = path.display().to_string();
+        let c = run_env(
+            &["--config-file", &file, "--name", "ignored"],
+            &[("ETCD_SNAPSHOT_COUNT", "7")],
+        )
+        .unwrap();
+        assert_eq!(c.node.name, "infra1");
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/etcd"));
+        assert_eq!(c.snapshot_count, 500);
+        assert_eq!(
+            c.more_client_listen,
+            vec![(false, "10.0.0.1:2379".to_string())]
+        );
+        assert_eq!(c.node.peer_url(), "https://10.0.0.1:2380");
+        assert_eq!(c.node.peer_tls.ca, Some(PathBuf::from("/ca.crt")));
+        assert!(c.logging.zap);
+        assert_eq!(c.static_cluster.unwrap().token, "tok");
+        assert!(
+            c.notices.iter().any(|n| n.contains("are ignored")),
+            "{:?}",
+            c.notices
+        );
+        // From a variable too; errors name the file and the key.
+        let c = run_env(&[], &[("ETCD_CONFIG_FILE", &file)]).unwrap();
+        assert_eq!(c.node.name, "infra1");
+        std::fs::write(&path, "name: a\nwal-dir: /ssd/wal\n").unwrap();
+        assert_eq!(
+            run_env(&["--config-file", &file], &[]).unwrap_err().to_string(),
+            "--wal-dir=\"/ssd/wal\": a separate WAL directory is not supported: the WAL lives in DATA_DIR/wal"
+        );
+        std::fs::write(&path, "name: a\nlisten-client-urls: 2379\n").unwrap();
+        assert!(run_env(&["--config-file", &file], &[])
+            .unwrap_err()
+            .to_string()
+            .contains("--listen-client-urls: \"2379\" is not an http:// or https:// URL"));
+        let missing = dir.path().join("nope.yml").display().to_string();
+        assert!(run_env(&["--config-file", &missing], &[])
+            .unwrap_err()
+            .to_string()
+            .starts_with(&format!("--config-file {missing}: ")));
     }
 
     #[test]
