@@ -364,7 +364,7 @@ fn remaining(deadline: Instant) -> io::Result<Duration> {
 }
 
 /// Reads one response from `stream`, until it is complete or `deadline`.
-fn read_response(stream: &mut TcpStream, deadline: Instant) -> io::Result<Response> {
+pub fn read_response(stream: &mut TcpStream, deadline: Instant) -> io::Result<Response> {
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);

@@ -662,12 +662,21 @@ async fn handle(grpc: axum::Router, req: Request<Body>) -> Response<Body> {
     }
     let (request_desc, response_desc) = (message(route.request), message(route.response));
     let authorization = req.headers().get(header::AUTHORIZATION).cloned();
-    let body = req.into_body();
+    let (parts, body) = req.into_parts();
     let grpc_body = match route.kind {
         Unary | ServerStream => {
-            let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
-                Ok(c) => c.to_bytes(),
-                Err(e) => return error(3, &format!("reading the request: {e}")),
+            let bytes = match crate::http::body::read_limited(&parts.headers, body, MAX_BODY).await
+            {
+                Ok(b) => b,
+                Err(crate::http::body::BodyError::TooLarge) => {
+                    return error(
+                        3,
+                        &format!("etcd-rs: the request is too large (over {MAX_BODY} bytes)"),
+                    )
+                }
+                Err(crate::http::body::BodyError::Read(e)) => {
+                    return error(3, &format!("reading the request: {e}"))
+                }
             };
             // The first JSON value; anything after it is ignored, as etcd's gateway does.
             let value = match serde_json::Deserializer::from_slice(&bytes)

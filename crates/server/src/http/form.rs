@@ -50,23 +50,15 @@ impl Params {
                     format!("the request body is larger than {limit} bytes"),
                 )
             };
-            let declared = headers
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > limit as u64) {
-                return Err(too_large());
-            }
-            let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-                if is_length_limit(&e) {
-                    too_large()
-                } else {
-                    RequestError::new(
+            let bytes = super::body::read_limited(headers, body, limit)
+                .await
+                .map_err(|e| match e {
+                    super::body::BodyError::TooLarge => too_large(),
+                    super::body::BodyError::Read(e) => RequestError::new(
                         RequestErrorKind::Malformed,
                         format!("the request body could not be read: {e}"),
-                    )
-                }
-            })?;
+                    ),
+                })?;
             let content_type = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
@@ -104,19 +96,6 @@ impl Params {
         p.pairs.extend(Params::from_query(uri).pairs);
         Ok(p)
     }
-}
-
-/// True if reading a body failed because it is longer than the limit (not because it is
-/// broken: truncated, badly chunked).
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
 }
 
 /// The clean key named by a request path below `prefix`, percent-decoded.

@@ -8,6 +8,7 @@
 
 mod app;
 mod auth;
+pub(crate) mod body;
 mod error;
 pub(crate) mod form;
 mod peer;
