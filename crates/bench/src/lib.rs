@@ -316,6 +316,8 @@ struct WorkerResult {
     latency: Histogram<u64>,
     ok: u64,
     errors: Errors,
+    /// Operations sent again after Unavailable (v3).
+    retries: u64,
     fatal: Option<String>,
 }
 
@@ -422,18 +424,25 @@ async fn closed_loop(cli: &Cli, setup: &Setup, op: Op) -> Result<Summary, String
         let tls = setup.tls.clone();
         tasks.push(tokio::spawn(worker(w, plan, conn, endpoint, tls)));
     }
+    let endpoints = Arc::new(setup.endpoints.clone());
     for (w, channel) in channels.into_iter().enumerate() {
         let (plan, v3_plan) = (plan.clone(), v3_plan.clone());
-        tasks.push(tokio::spawn(v3::worker(w, plan, v3_plan, channel)));
+        let at = v3::At {
+            endpoints: endpoints.clone(),
+            current: w % endpoints.len(),
+        };
+        tasks.push(tokio::spawn(v3::worker(w, plan, v3_plan, channel, at)));
     }
     let mut latency = stats::histogram();
     let mut ok = 0;
+    let mut retries = 0;
     let mut errors = Errors::new();
     let mut fatal = None;
     for t in tasks {
         let r = t.await.map_err(|e| format!("a worker failed: {e}"))?;
         latency.add(&r.latency).expect("same histogram bounds");
         ok += r.ok;
+        retries += r.retries;
         for (k, n) in r.errors {
             *errors.entry(k).or_default() += n;
         }
@@ -447,6 +456,7 @@ async fn closed_loop(cli: &Cli, setup: &Setup, op: Op) -> Result<Summary, String
     }
     let mut summary = meter.finish(name, api, cli, elapsed, latency, errors);
     summary.ok = ok;
+    summary.retries = retries;
     Ok(summary)
 }
 
@@ -520,6 +530,7 @@ async fn worker(
         latency: stats::histogram(),
         ok: 0,
         errors: Errors::new(),
+        retries: 0,
         fatal: None,
     };
     let keys = plan.paths.len() as u64;
@@ -807,6 +818,7 @@ impl Meter {
             ok: 0,
             latency,
             errors,
+            retries: 0,
             server_cpu_us: since(stats::total_cpu_us(&self.pids), self.server),
             client_cpu_us: since(stats::cpu_us(&std::process::id().to_string()), self.client),
             server_rss_kib: (!self.pids.is_empty())

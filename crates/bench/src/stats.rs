@@ -82,6 +82,9 @@ pub struct Summary {
     pub latency: Histogram<u64>,
     /// Failed operations by kind.
     pub errors: Errors,
+    /// v3 operations sent again, to the next endpoint, after a member answered Unavailable
+    /// (it was stopping, or had no leader) or could not be reached; each still counts once.
+    pub retries: u64,
     /// Server CPU time spent during the measured phase, if server pids were given.
     pub server_cpu_us: Option<u64>,
     /// This process's CPU time during the measured phase.
@@ -128,6 +131,7 @@ impl Summary {
                 "max": if self.latency.is_empty() { 0 } else { self.latency.max() },
             },
             "errors": self.errors,
+            "retries": self.retries,
             "server_cpu_us_per_op": self.per_op(self.server_cpu_us).map(round1),
             "client_cpu_us_per_op": self.per_op(self.client_cpu_us).map(round1),
             "server_rss_kib": self.server_rss_kib,
@@ -168,6 +172,12 @@ impl Summary {
                 .map(|(k, n)| format!("{k}: {n}"))
                 .collect();
             out += &format!("  errors   {}\n", list.join(", "));
+        }
+        if self.retries > 0 {
+            out += &format!(
+                "  retries  {} (sent again to the next endpoint after Unavailable)\n",
+                self.retries
+            );
         }
         if let Some(v) = self.per_op(self.server_cpu_us) {
             out += &format!("  server   {v:.1} µs CPU/op");
@@ -226,6 +236,7 @@ mod tests {
             ok: 1000,
             latency,
             errors,
+            retries: 0,
             server_cpu_us: Some(40_000),
             client_cpu_us: None,
             server_rss_kib: Some(2048),

@@ -109,17 +109,115 @@ pub(crate) async fn authenticate(
         .map_err(|_| format!("authenticating {name}: an unusable token"))
 }
 
-/// One closed-loop worker on its own connection.
+/// Where a worker sends: every endpoint, and the one it uses now.
+pub(crate) struct At {
+    pub(crate) endpoints: Arc<Vec<String>>,
+    pub(crate) current: usize,
+}
+
+impl At {
+    /// A connection to the next endpoint that accepts one (trying each once), if any.
+    async fn next(&mut self) -> Option<KvClient<Channel>> {
+        for _ in 0..self.endpoints.len() {
+            self.current = (self.current + 1) % self.endpoints.len();
+            if let Ok(channel) = connect(&self.endpoints[self.current]).await {
+                return Some(KvClient::new(channel));
+            }
+        }
+        None
+    }
+}
+
+/// One operation of a worker.
+enum Operation<'a> {
+    Range(&'a bytes::Bytes),
+    Put(&'a bytes::Bytes),
+    /// Set `key` from `old` to `new` if it holds `old`.
+    Swap {
+        key: &'a bytes::Bytes,
+        old: &'a bytes::Bytes,
+        new: &'a bytes::Bytes,
+    },
+}
+
+/// Sends `op` once: the answer, or `Err` on the request timeout.
+async fn send(
+    kv: &mut KvClient<Channel>,
+    v3: &V3Plan,
+    op: &Operation<'_>,
+) -> Result<Result<(), tonic::Status>, tokio::time::error::Elapsed> {
+    match op {
+        Operation::Range(key) => {
+            let r = RangeRequest {
+                key: (*key).clone(),
+                serializable: !v3.consistent,
+                ..Default::default()
+            };
+            tokio::time::timeout(REQUEST_TIMEOUT, kv.range(v3.request(r)))
+                .await
+                .map(|r| r.map(drop))
+        }
+        Operation::Swap { key, old, new } => {
+            let txn = TxnRequest {
+                compare: vec![Compare {
+                    key: (*key).clone(),
+                    target: CompareTarget::Value as i32,
+                    result: CompareResult::Equal as i32,
+                    target_union: Some(TargetUnion::Value((*old).clone())),
+                    range_end: Default::default(),
+                }],
+                success: vec![RequestOp {
+                    request: Some(Op::RequestPut(put_request(key, new))),
+                }],
+                failure: Vec::new(),
+            };
+            match tokio::time::timeout(REQUEST_TIMEOUT, kv.txn(v3.request(txn))).await {
+                Ok(Ok(r)) if !r.get_ref().succeeded => {
+                    Ok(Err(tonic::Status::aborted("the comparison failed")))
+                }
+                other => other.map(|r| r.map(drop)),
+            }
+        }
+        Operation::Put(key) => {
+            let put = v3.request(put_request(key, &v3.values[0]));
+            tokio::time::timeout(REQUEST_TIMEOUT, kv.put(put))
+                .await
+                .map(|r| r.map(drop))
+        }
+    }
+}
+
+/// Whether an operation that failed with `status` is sent again (to the next endpoint), as
+/// etcd's clients (grpc-go) do: the member answered Unavailable (it is stopping, or has no
+/// leader) or could not be reached, or the connection failed under the request (a stopping
+/// member's GOAWAY refused a stream it had not started, a closing connection dropped a
+/// request not yet sent). An error the member answered with (a grpc-status) is final.
+fn send_again(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    let transport = std::error::Error::source(status).is_some();
+    status.code() == Code::Unavailable
+        || (transport
+            && matches!(
+                status.code(),
+                Code::Cancelled | Code::Internal | Code::Unknown
+            ))
+}
+
+/// One closed-loop worker on its own connection, to `at`'s endpoint. An operation that
+/// failed as [`send_again`] says is sent again to the next endpoint, until the request
+/// timeout: one operation, one retry counted.
 pub(crate) async fn worker(
     w: usize,
     plan: Arc<Plan>,
     v3: Arc<V3Plan>,
     channel: Channel,
+    mut at: At,
 ) -> WorkerResult {
     let mut res = WorkerResult {
         latency: stats::histogram(),
         ok: 0,
         errors: Errors::new(),
+        retries: 0,
         fatal: None,
     };
     let mut kv = KvClient::new(channel);
@@ -140,43 +238,30 @@ pub(crate) async fn worker(
             Kind::Put | Kind::Txn => false,
         };
         let slot = (n / plan.conns as u64) as usize % mine.len().max(1);
-        let t = Instant::now();
-        let answer = if read {
-            let r = RangeRequest {
-                key: key.clone(),
-                serializable: !v3.consistent,
-                ..Default::default()
-            };
-            tokio::time::timeout(REQUEST_TIMEOUT, kv.range(v3.request(r)))
-                .await
-                .map(|r| r.map(drop))
+        let op = if read {
+            Operation::Range(key)
         } else if matches!(plan.kind, Kind::Txn) {
-            let k = &v3.keys[mine[slot] as usize];
-            let (old, new) = (&v3.values[holds[slot]], &v3.values[holds[slot] ^ 1]);
-            let txn = TxnRequest {
-                compare: vec![Compare {
-                    key: k.clone(),
-                    target: CompareTarget::Value as i32,
-                    result: CompareResult::Equal as i32,
-                    target_union: Some(TargetUnion::Value(old.clone())),
-                    range_end: Default::default(),
-                }],
-                success: vec![RequestOp {
-                    request: Some(Op::RequestPut(put_request(k, new))),
-                }],
-                failure: Vec::new(),
-            };
-            match tokio::time::timeout(REQUEST_TIMEOUT, kv.txn(v3.request(txn))).await {
-                Ok(Ok(r)) if !r.get_ref().succeeded => {
-                    Ok(Err(tonic::Status::aborted("the comparison failed")))
-                }
-                other => other.map(|r| r.map(drop)),
+            Operation::Swap {
+                key: &v3.keys[mine[slot] as usize],
+                old: &v3.values[holds[slot]],
+                new: &v3.values[holds[slot] ^ 1],
             }
         } else {
-            let put = v3.request(put_request(key, &v3.values[0]));
-            tokio::time::timeout(REQUEST_TIMEOUT, kv.put(put))
-                .await
-                .map(|r| r.map(drop))
+            Operation::Put(key)
+        };
+        let t = Instant::now();
+        let answer = loop {
+            let answer = send(&mut kv, &v3, &op).await;
+            let again = matches!(&answer, Ok(Err(s)) if send_again(s));
+            if !again || t.elapsed() >= REQUEST_TIMEOUT {
+                break answer;
+            }
+            res.retries += 1;
+            match at.next().await {
+                Some(next) => kv = next,
+                // Nobody accepts a connection now: wait a little, then try again.
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
         };
         match answer {
             Ok(Ok(())) => {

@@ -323,6 +323,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         bcrypt_cost: config.bcrypt_cost,
         peer_tls: peer_connector,
         cluster_id: Default::default(),
+        stopping: stop_rx.clone(),
     });
     let mut servers = Vec::new();
     for (listener, tls) in client_listeners {
@@ -352,14 +353,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             &stop_rx,
         ));
     }
+    // The peer API outlives the client one on stop: requests in flight here still need raft.
+    let (peer_stop_tx, peer_stop_rx) = tokio::sync::watch::channel(false);
+    let mut peer_servers = Vec::new();
     for (listener, tls) in peer_listeners {
-        servers.push(serve(
+        peer_servers.push(serve(
             listener,
             tls,
             "peer",
             http::peer_router(app.clone()),
             None,
-            &stop_rx,
+            &peer_stop_rx,
         ));
     }
     println!(
@@ -402,6 +406,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     {
         tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
     }
+    let _ = peer_stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        for server in peer_servers {
+            let _ = server.await;
+        }
+    })
+    .await;
     door.shutdown();
     let _ = tokio::task::spawn_blocking(move || driver.join()).await;
     Ok(())

@@ -90,6 +90,9 @@ pub struct Ctx {
     /// The cluster id once known (it never changes after the first member's registration):
     /// spares every answer a trip through the store's lock.
     pub cluster_id: std::sync::atomic::AtomicU64,
+    /// Turns true when the member stops: open watch streams end with etcd's "server stopped"
+    /// (Unavailable), which clients take as a cue to resume on another member.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Ctx {

@@ -232,8 +232,13 @@ impl StreamTask {
         let mut progress = tokio::time::interval(self.headers.ctx.progress_interval);
         progress.tick().await;
         let mut leader_check = tokio::time::interval(LEADER_CHECK);
+        let mut stopping = self.headers.ctx.stopping.clone();
         loop {
             tokio::select! {
+                _ = async { drop(stopping.wait_for(|s| *s).await) } => {
+                    let _ = self.tx.send(Err(status(etcd_api::v3::V3Error::Stopped))).await;
+                    break;
+                }
                 msg = incoming.next() => match msg {
                     Some(Ok(req)) => {
                         if !self.handle(req).await {
