@@ -346,6 +346,29 @@ pub fn grpc_code_name(code: i32) -> &'static str {
     }
 }
 
+/// Creates every served gRPC method's `grpc_server_started_total` series and its
+/// `grpc_server_handled_total` series for every code at zero, as go-grpc-prometheus'
+/// `Register` does for etcd: Prometheus' `rate()` ignores a counter's first appearance, so
+/// without them the first failures of a method (and its first successes) would never show in
+/// etcd's failed-requests alert.
+pub fn preregister_grpc() {
+    let pool = prost_reflect::DescriptorPool::decode(etcd_v3proto::FILE_DESCRIPTOR_SET)
+        .expect("the committed descriptors decode");
+    let m = metrics();
+    for service in pool.services() {
+        let svc = service.full_name();
+        for method in service.methods() {
+            let kind = grpc_type(svc, method.name());
+            m.grpc_started
+                .with_label_values(&[kind, svc, method.name()]);
+            for code in 0..=16 {
+                m.grpc_handled
+                    .with_label_values(&[kind, svc, method.name(), grpc_code_name(code)]);
+            }
+        }
+    }
+}
+
 /// go-grpc-prometheus' `grpc_type` of a method.
 pub fn grpc_type(service: &str, method: &str) -> &'static str {
     match (service, method) {
@@ -355,5 +378,43 @@ pub fn grpc_type(service: &str, method: &str) -> &'static str {
         }
         ("grpc.health.v1.Health", "Watch") => "server_stream",
         _ => "unary",
+    }
+}
+
+#[cfg(test)]
+mod grpc_series_tests {
+    use super::*;
+
+    #[test]
+    fn every_method_is_preregistered_with_its_streaming_type() {
+        let pool =
+            prost_reflect::DescriptorPool::decode(etcd_v3proto::FILE_DESCRIPTOR_SET).unwrap();
+        let mut methods = 0;
+        for service in pool.services() {
+            for method in service.methods() {
+                let want = match (method.is_client_streaming(), method.is_server_streaming()) {
+                    (true, true) => "bidi_stream",
+                    (false, true) => "server_stream",
+                    (true, false) => "client_stream",
+                    (false, false) => "unary",
+                };
+                assert_eq!(
+                    grpc_type(service.full_name(), method.name()),
+                    want,
+                    "{}/{}",
+                    service.full_name(),
+                    method.name()
+                );
+                methods += 1;
+            }
+        }
+        assert!(methods > 40, "{methods}");
+        preregister_grpc();
+        let families = metrics().registry.gather();
+        let handled = families
+            .iter()
+            .find(|f| f.name() == "grpc_server_handled_total")
+            .unwrap();
+        assert!(handled.get_metric().len() >= methods * 17);
     }
 }

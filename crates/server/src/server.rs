@@ -294,6 +294,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .map(|l| (l, client_tls.clone()))
         .chain(more(&config.more_client_listen, &client_tls).await?)
         .collect();
+    // Every listener is bound before any serves: a client that finds one port open finds
+    // them all.
+    let mut metrics_listeners = Vec::new();
+    for (_, addr) in &config.listen_metrics {
+        metrics_listeners.push(bind(addr.clone()).await?);
+    }
     let peer_listeners: Vec<_> = std::iter::once(peer_listener)
         .chain(extra_peer)
         .map(|l| (l, peer_tls.clone()))
@@ -311,6 +317,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         quota: config.quota_backend_bytes,
         cors: Arc::new(config.cors.clone()),
     };
+    crate::metrics::preregister_grpc();
     let grpc = crate::grpc::router(crate::grpc::Ctx {
         node: door.clone(),
         max_request_bytes: config.max_request_bytes,
@@ -338,8 +345,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             &stop_rx,
         ));
     }
-    for (https, addr) in &config.listen_metrics {
-        let listener = bind(addr.clone()).await?;
+    for ((https, addr), listener) in config.listen_metrics.iter().zip(metrics_listeners) {
         tracing::info!(
             "serving /metrics on {}://{addr}",
             if *https { "https" } else { "http" }
