@@ -216,6 +216,24 @@ fn every_member_of_three_has_the_leader_and_one_is_it() {
     assert_eq!(leaders, 1.0);
 }
 
+/// A member that cannot be reached shows in the leader's
+/// `etcd_network_peer_sent_failures_total{To}` (etcd's members-down alert reads it).
+#[test]
+fn sends_to_a_dead_member_count_as_failures() {
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let leader = c.leader();
+    let dead = (leader + 1) % 3;
+    c.kill(dead);
+    poll_until(Duration::from_secs(10), "a send failure counted", || {
+        let s = Scrape::of(c.member(leader));
+        s.samples
+            .iter()
+            .any(|(k, v)| k.starts_with("etcd_network_peer_sent_failures_total{To=") && *v > 0.0)
+            .then_some(())
+    });
+    Scrape::of(c.member(leader)).kind("etcd_network_peer_sent_failures_total", "counter");
+}
+
 /// etcdctl 3.4's `endpoint status` (through gRPC's Maintenance.Status) and `/metrics` agree,
 /// member by member: who leads, the database size and the raft index.
 #[test]

@@ -66,6 +66,9 @@ pub struct Metrics {
     pub peer_sent_bytes: IntCounterVec,
     /// `etcd_network_peer_received_bytes_total{From}`.
     pub peer_received_bytes: IntCounterVec,
+    /// `etcd_network_peer_sent_failures_total{To}`: batches of raft messages not delivered
+    /// (etcd's members-down alert reads it).
+    pub peer_sent_failures: IntCounterVec,
     /// `etcd_network_peer_round_trip_time_seconds{To}`: here the round trip of each batch of
     /// raft messages delivered.
     pub peer_rtt: HistogramVec,
@@ -168,6 +171,17 @@ impl Metrics {
             &["From"],
         )
         .expect("valid");
+        let peer_sent_failures = IntCounterVec::new(
+            Opts::new(
+                "etcd_network_peer_sent_failures_total",
+                "The total number of send failures from peers.",
+            ),
+            &["To"],
+        )
+        .expect("valid");
+        registry
+            .register(Box::new(peer_sent_failures.clone()))
+            .expect("once");
         let peer_rtt = HistogramVec::new(
             HistogramOpts::new(
                 "etcd_network_peer_round_trip_time_seconds",
@@ -278,6 +292,7 @@ impl Metrics {
             ),
             peer_sent_bytes,
             peer_received_bytes,
+            peer_sent_failures,
             peer_rtt,
             grpc_started,
             grpc_handled,

@@ -312,6 +312,7 @@ async fn run_peer(
                 Err(e) => {
                     // Nothing of this batch left this member.
                     record(&stats, id, None);
+                    sent_failure(id);
                     tracing::debug!(peer = id, %url, "raft messages not delivered: {e}");
                     report_undelivered(&batch, &driver);
                     driver(Report::Unreachable(id));
@@ -347,6 +348,7 @@ async fn run_peer(
                 conn = None;
             }
             Err(e) => {
+                sent_failure(id);
                 tracing::debug!(peer = id, %url, "raft messages not delivered: {}", e.message);
                 if !e.sent {
                     // The connection had closed (the peer died) before the batch was written:
@@ -552,6 +554,14 @@ async fn post_checked(
             sent: true,
             message: format!("{path} on {url} timed out after {timeout:?}"),
         })?
+}
+
+/// Counts a batch of raft messages not delivered to `id`.
+fn sent_failure(id: u64) {
+    crate::metrics::metrics()
+        .peer_sent_failures
+        .with_label_values(&[&format!("{id:x}")])
+        .inc();
 }
 
 #[cfg(test)]
