@@ -242,6 +242,27 @@ fn a_tls_deployment_starts_from_etcds_config_file_alone() {
         )
         .expect("get");
     assert_eq!(got.json()["node"]["value"], "yes", "{}", got.text());
+    // What operators run: etcdctl 3.4 with the endpoints as https URLs (the calls aimed at
+    // one endpoint send the URL as the HTTP/2 authority).
+    if have_etcdctl() {
+        let eps: Vec<String> = members
+            .iter()
+            .flat_map(|m| [m.node.client_port, m.second_client])
+            .map(|p| format!("https://127.0.0.1:{p}"))
+            .collect();
+        for cmd in [
+            ["endpoint", "status"],
+            ["endpoint", "hashkv"],
+            ["endpoint", "health"],
+        ] {
+            let (code, out, err) = etcdctl3(&eps.join(","), &etcdctl_tls_flags(), &cmd, None);
+            assert_eq!(code, Some(0), "{cmd:?}: {out}{err}");
+            // (etcdctl 3.4 prints health to standard error.)
+            let lines = format!("{out}{err}");
+            let answered = lines.lines().filter(|l| l.contains("127.0.0.1")).count();
+            assert_eq!(answered, 6, "{cmd:?}: {lines}");
+        }
+    }
     // Plain HTTP is not served on the client URLs (client certificates are required).
     assert!(try_request(
         &members[0].node.client_addr(),

@@ -259,10 +259,10 @@ fn etcdctl_endpoint_status_and_metrics_agree_on_leader_and_sizes() {
             let s = Scrape::of(member);
             (s.value("etcd_debugging_mvcc_keys_total") == 50.0).then_some(())
         });
-        // (HOST:PORT: etcdctl 3.4 dials `endpoint status` with the endpoint as the HTTP/2
-        // :authority, which with a scheme is malformed and refused by the h2 crate.)
+        // (An endpoint URL, which etcdctl 3.4 sends as the HTTP/2 :authority of this call:
+        // see `grpc/authority.rs`.)
         let (code, out, err) = etcdctl3(
-            &member.client_addr(),
+            &member.client_url(),
             &[],
             &["endpoint", "status", "-w", "json"],
             None,

@@ -553,6 +553,8 @@ async fn accept_loop<L>(
         };
         // Every request carries its connection's client certificate name (auth).
         let cn = axum::extract::ConnectInfo(client_cn(&io));
+        // (etcd's Go clients 3.4 send some calls with a URL as the HTTP/2 authority.)
+        let io = crate::grpc::authority::AuthorityFix::new(io, grpc.is_some());
         let (http, grpc) = (http.clone(), grpc.clone());
         let service = hyper::service::service_fn(
             move |mut req: axum::http::Request<hyper::body::Incoming>| {

@@ -14,6 +14,8 @@
 //!   request (token or client certificate), which every service passes on with its
 //!   writes and checks its reads against;
 //! - `health.rs`: `grpc.health.v1.Health` (SERVING while a leader is known);
+//! - `authority.rs`: fixes the URL that etcd's Go client 3.4 sends as the HTTP/2 authority
+//!   of some calls, which the h2 crate would refuse;
 //! - `gateway.rs`: etcd's HTTP/JSON gateway (`POST /v3/...`), put through the services
 //!   above in-process;
 //! - `error.rs`: the one mapping from etcd's v3 errors (`etcd_api::v3`) and the node's
@@ -31,6 +33,7 @@
 //! Not yet served (answered `Unimplemented`): learners, Maintenance.Snapshot and Downgrade.
 
 mod auth;
+pub(crate) mod authority;
 mod caller;
 mod cluster;
 mod election;
