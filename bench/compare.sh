@@ -21,7 +21,9 @@ RS=$ROOT/target/release/etcd
 BENCH=$ROOT/target/release/etcd-bench
 
 # name | members | API | etcd-bench arguments (a name ending in -auth: v3 auth turned on
-# first, with etcdctl, for a user "bench" that may read and write /bench…, see auth_setup)
+# first, with etcdctl, for a user "bench" that may read and write /bench…, see auth_setup; a
+# name ending in -scraped: /metrics fetched from every member each second during the run, as
+# Prometheus would, to measure what metrics cost)
 WORKLOADS=(
   "put-c1|1|v2|-c 1 --duration $DURATION put"
   "put-c8|1|v2|-c 8 --duration $DURATION put"
@@ -39,6 +41,7 @@ WORKLOADS=(
   "v3-put-c8|1|v3|-c 8 --duration $DURATION put"
   "v3-put-c64|1|v3|-c 64 --duration $DURATION put"
   "v3-put-c64-auth|1|v3|-c 64 --duration $DURATION --user bench:benchpw put"
+  "v3-put-c64-scraped|1|v3|-c 64 --duration $DURATION put"
   "v3-range-c64|1|v3|-c 64 --duration $DURATION get --consistent"
   "v3-range-serializable-c64|1|v3|-c 64 --duration $DURATION get"
   "v3-txn-c8|1|v3|-c 8 --duration $DURATION txn"
@@ -133,14 +136,22 @@ run() {
   mkdir -p "$dir"
   start "$kind" "$members" "$dir"
   if [[ $name == *-auth ]]; then auth_setup "${ENDPOINTS%%,*}"; fi
-  local pidargs=() p
+  local pidargs=() p scraper=""
   for p in "${SERVER_PIDS[@]}"; do pidargs+=(--server-pid "$p"); done
+  if [[ $name == *-scraped ]]; then
+    (while :; do
+      for e in ${ENDPOINTS//,/ }; do curl -sf --max-time 1 -o /dev/null "$e/metrics" || true; done
+      sleep 1
+    done) &
+    scraper=$!
+  fi
   # shellcheck disable=SC2086
   if ! "$BENCH" --api "$api" --endpoints "$ENDPOINTS" "${pidargs[@]}" --json -q $args \
     >"$dir/result.json" 2>"$dir/bench.err"; then
     echo "{}" >"$dir/result.json"
     echo "  $kind $name failed: $(tail -1 "$dir/bench.err")" >&2
   fi
+  if [ -n "$scraper" ]; then kill "$scraper" 2>/dev/null || true; wait "$scraper" 2>/dev/null || true; fi
   stop
   echo "  $kind $name: $(cat "$dir/result.json")" >&2
 }
