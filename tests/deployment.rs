@@ -168,6 +168,21 @@ fn wait_ready_notification(m: &mut Member, timeout: Duration) {
     );
 }
 
+/// `PUT /v2/keys/<key>` of a fresh `value` at `addr`: created.
+fn put_v2(t: &Transport, addr: &str, key: &str, value: &str) {
+    let form = format!("value={value}");
+    let put = t
+        .try_request(
+            addr,
+            "PUT",
+            &format!("/v2/keys/{key}"),
+            Some(("application/x-www-form-urlencoded", form.as_bytes())),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|e| panic!("put {key} at {addr}: {e}"));
+    assert_eq!(put.status, 201, "{}", put.text());
+}
+
 /// `POST /v3/cluster/member/list` through the JSON gateway at `addr`.
 fn member_list(t: &Transport, addr: &str) -> serde_json::Value {
     let r = t
@@ -222,16 +237,12 @@ fn a_tls_deployment_starts_from_etcds_config_file_alone() {
         );
     }
     // A write through one member's second URL is read through another's first.
-    let put = t
-        .try_request(
-            &format!("127.0.0.1:{}", members[1].second_client),
-            "PUT",
-            "/v2/keys/deployed",
-            Some(("application/x-www-form-urlencoded", b"value=yes")),
-            Duration::from_secs(5),
-        )
-        .expect("put");
-    assert_eq!(put.status, 201, "{}", put.text());
+    put_v2(
+        &t,
+        &format!("127.0.0.1:{}", members[1].second_client),
+        "deployed",
+        "yes",
+    );
     let got = t
         .try_request(
             &members[2].node.client_addr(),
@@ -348,16 +359,7 @@ fn a_member_started_with_another_token_is_refused_before_it_is_added() {
     let t = tls();
     let list = member_list(&t, &members[0].node.client_addr());
     assert_eq!(list["members"].as_array().map(Vec::len), Some(1), "{list}");
-    let put = t
-        .try_request(
-            &members[0].node.client_addr(),
-            "PUT",
-            "/v2/keys/still",
-            Some(("application/x-www-form-urlencoded", b"value=writable")),
-            Duration::from_secs(5),
-        )
-        .expect("put");
-    assert_eq!(put.status, 201, "{}", put.text());
+    put_v2(&t, &members[0].node.client_addr(), "still", "writable");
 }
 
 #[test]
