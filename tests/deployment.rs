@@ -59,7 +59,7 @@ fn config_yaml(m: &Member, cluster: &str, token: &str) -> String {
          max-wals: 5\n\
          cors:\n\
          initial-advertise-peer-urls: https://127.0.0.1:{peer}\n\
-         advertise-client-urls: https://127.0.0.1:{client}\n\
+         advertise-client-urls: https://127.0.0.1:{client},https://127.0.0.1:{client2}\n\
          discovery:\n\
          discovery-fallback: 'proxy'\n\
          discovery-proxy:\n\
@@ -226,6 +226,24 @@ fn a_tls_deployment_starts_from_etcds_config_file_alone() {
         let list = member_list(&t, &members[2].node.client_addr());
         (list["members"].as_array().map(Vec::len) == Some(3)).then_some(())
     });
+    // Each member advertises both its client URLs.
+    let list = member_list(&t, &members[0].node.client_addr());
+    for m in &members {
+        let listed = list["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == m.node.name.as_str())
+            .unwrap_or_else(|| panic!("{} in {list}", m.node.name));
+        assert_eq!(
+            listed["clientURLs"],
+            serde_json::json!([
+                format!("https://127.0.0.1:{}", m.node.client_port),
+                format!("https://127.0.0.1:{}", m.second_client)
+            ]),
+            "{list}"
+        );
+    }
     for m in &members {
         let list = member_list(&t, &format!("127.0.0.1:{}", m.second_client));
         assert_eq!(

@@ -86,7 +86,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         id: node.id,
         name: node.name.clone(),
         raft_url: node.peer_url(),
-        etcd_url: node.client_url(),
+        etcd_url: node.client_urls(),
     };
     // A member with a log restarts from it (and rejoins silently); a new one either joins the
     // cluster named by -C/-CF or starts a new cluster of its own.
@@ -149,7 +149,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     id: node.id,
                     name: node.name.clone(),
                     raft_url: node.peer_url(),
-                    etcd_url: node.client_url(),
+                    etcd_url: node.client_urls(),
                 })
             } else {
                 Some(registration)
@@ -231,7 +231,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tokio::spawn(cluster::publish(
         door.clone(),
         node.name.clone(),
-        node.client_url(),
+        node.client_urls(),
     ));
     tokio::spawn(cluster::notice_removal(
         door.clone(),

@@ -114,7 +114,7 @@ impl StoreSnapshot {
                     "id": id,
                     "peerURLs": [m.raft_url],
                     "name": m.name,
-                    "clientURLs": [m.etcd_url],
+                    "clientURLs": m.client_urls(),
                 });
                 (
                     format!("{id:x}").into_bytes(),

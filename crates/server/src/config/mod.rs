@@ -17,7 +17,8 @@
 //!
 //! URLs map onto the seed's addresses: an `https` URL needs the matching certificate and key.
 //! Every URL of a `--listen-*-urls` list is listened on (https ones with the side's
-//! certificate, http ones in the clear); a member advertises the first URL of each kind. A
+//! certificate, http ones in the clear); a member advertises every `--advertise-client-urls`
+//! URL, and the first peer URL. A
 //! static `--initial-cluster` becomes joins: with state `new` the first member listed starts
 //! the cluster (after checking that none of the others already runs one) and the others join
 //! through it, expecting the cluster id `--initial-cluster-token` names; with `existing` the
@@ -76,12 +77,24 @@ pub struct NodeInfo {
     pub client_tls: TlsFiles,
     /// Peer-side TLS files.
     pub peer_tls: TlsFiles,
+    /// More advertised client URLs beside `client_addr`'s (the rest of
+    /// `--advertise-client-urls`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_client_urls: Vec<String>,
 }
 
 impl NodeInfo {
     /// Advertised client URL.
     pub fn client_url(&self) -> String {
         format!("{}://{}", scheme(&self.client_tls), self.client_addr)
+    }
+
+    /// Every advertised client URL, comma-separated, as the member list holds them.
+    pub fn client_urls(&self) -> String {
+        std::iter::once(self.client_url())
+            .chain(self.more_client_urls.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Advertised peer URL.
@@ -904,20 +917,20 @@ pub fn parse_with_env(
     // Modern URL flags, where the seed's flags are not given. A member advertises one URL of
     // each kind; it listens on every URL listed.
     let urls = |flag: &str| get(flag).map(|v| parse_urls(flag, &v)).transpose();
-    let mut advertised = |flag: &str| -> Result<Option<(bool, String)>, Error> {
-        let Some(all) = urls(flag)? else {
-            return Ok(None);
-        };
-        if all.len() > 1 {
-            notices.push(format!(
-                "--{flag}: a member advertises one URL; advertising the first, {}",
-                all[0].1
-            ));
+    let advertise_client_all = urls("advertise-client-urls")?.unwrap_or_default();
+    let advertise_client = advertise_client_all.first().cloned();
+    let advertise_peer = match urls("initial-advertise-peer-urls")? {
+        Some(all) => {
+            if all.len() > 1 {
+                notices.push(format!(
+                    "--initial-advertise-peer-urls: a member advertises one peer URL; advertising the first, {}",
+                    all[0].1
+                ));
+            }
+            all.into_iter().next()
         }
-        Ok(all.into_iter().next())
+        None => None,
     };
-    let advertise_client = advertised("advertise-client-urls")?;
-    let advertise_peer = advertised("initial-advertise-peer-urls")?;
     let listen_client = urls("listen-client-urls")?;
     let listen_peer = urls("listen-peer-urls")?;
     let default_client = get("c").is_none()
@@ -1002,16 +1015,24 @@ pub fn parse_with_env(
             }
         ))
     };
-    for (flag, parsed, files) in [
-        ("advertise-client-urls", &advertise_client, &client_tls),
-        ("initial-advertise-peer-urls", &advertise_peer, &peer_tls),
-    ] {
-        if let Some((https, _)) = parsed {
-            if *https != files.is_set() {
-                return Err(mismatch(flag, *https));
-            }
+    let advertised = advertise_client_all
+        .iter()
+        .map(|u| ("advertise-client-urls", u, &client_tls))
+        .chain(
+            advertise_peer
+                .iter()
+                .map(|u| ("initial-advertise-peer-urls", u, &peer_tls)),
+        );
+    for (flag, (https, _), files) in advertised {
+        if *https != files.is_set() {
+            return Err(mismatch(flag, *https));
         }
     }
+    let more_client_urls: Vec<String> = advertise_client_all
+        .iter()
+        .skip(1)
+        .map(|(https, addr)| format!("{}://{addr}", if *https { "https" } else { "http" }))
+        .collect();
     let split_listen = |flag: &str,
                         all: Option<Vec<(bool, String)>>,
                         files: &TlsFiles|
@@ -1191,6 +1212,7 @@ pub fn parse_with_env(
             peer_addr,
             client_tls,
             peer_tls,
+            more_client_urls,
         },
         join,
         join_file: get("CF").map(PathBuf::from),
@@ -1726,13 +1748,13 @@ mod tests {
                 (false, "10.0.0.1:2381".to_string())
             ]
         );
-        assert!(
-            c.notices
-                .iter()
-                .any(|n| n.contains("advertising the first, 10.0.0.1:2379")),
-            "{:?}",
-            c.notices
+        // Every advertised client URL is the member's.
+        assert_eq!(c.node.more_client_urls, vec!["http://10.0.0.2:2379"]);
+        assert_eq!(
+            c.node.client_urls(),
+            "http://10.0.0.1:2379,http://10.0.0.2:2379"
         );
+        assert!(c.notices.is_empty(), "{:?}", c.notices);
         // With a certificate, the first https URL is the member's own; http ones are served
         // in the clear beside it, and https metrics use the client certificate.
         let tls = [

@@ -39,11 +39,7 @@ impl Cluster {
                     id: *id,
                     name: m.name.clone(),
                     peer_ur_ls: vec![m.raft_url.clone()],
-                    client_ur_ls: if m.etcd_url.is_empty() {
-                        Vec::new()
-                    } else {
-                        vec![m.etcd_url.clone()]
-                    },
+                    client_ur_ls: m.client_urls(),
                     is_learner: m.learner,
                 })
                 .collect()

@@ -27,6 +27,7 @@ fn app() -> App {
             peer_listen_host: "127.0.0.1".into(),
             client_tls: TlsFiles::default(),
             peer_tls: TlsFiles::default(),
+            more_client_urls: Vec::new(),
         }),
         max_value_bytes: 1 << 20,
         max_members: 9,

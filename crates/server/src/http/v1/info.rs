@@ -20,11 +20,7 @@ pub(in crate::http) async fn machines(State(app): State<App>) -> Response {
         let mut members: Vec<_> = s.members().values().collect();
         members.sort_by(|a, b| a.name.cmp(&b.name));
         // Members added through /v2/members but not started have no client URL yet.
-        let urls: Vec<&str> = members
-            .iter()
-            .map(|m| m.etcd_url.as_str())
-            .filter(|u| !u.is_empty())
-            .collect();
+        let urls: Vec<String> = members.iter().flat_map(|m| m.client_urls()).collect();
         urls.join(", ")
     });
     text(urls)

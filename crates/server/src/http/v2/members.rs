@@ -19,12 +19,7 @@ pub(super) fn hex_id(id: u64) -> String {
 /// `, `.
 pub(in crate::http) async fn machines(State(app): State<App>) -> Response {
     let urls = app.node.read(|s| {
-        let mut urls: Vec<&str> = s
-            .members()
-            .values()
-            .map(|m| m.etcd_url.as_str())
-            .filter(|u| !u.is_empty())
-            .collect();
+        let mut urls: Vec<String> = s.members().values().flat_map(|m| m.client_urls()).collect();
         urls.sort_unstable();
         urls.join(", ")
     });
@@ -48,11 +43,7 @@ fn member_json(id: u64, m: &etcd_store::Member) -> MemberJson {
         id: hex_id(id),
         name: m.name.clone(),
         peer_urls: vec![m.raft_url.clone()],
-        client_urls: if m.etcd_url.is_empty() {
-            Vec::new()
-        } else {
-            vec![m.etcd_url.clone()]
-        },
+        client_urls: m.client_urls(),
     }
 }
 
