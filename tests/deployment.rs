@@ -48,7 +48,7 @@ fn config_yaml(m: &Member, cluster: &str, token: &str) -> String {
         "# This is the configuration file for the etcd server.\n\
          name: '{name}'\n\
          data-dir: {data}\n\
-         wal-dir:\n\
+         wal-dir: {wal}\n\
          snapshot-count: 10000\n\
          heartbeat-interval: 100\n\
          election-timeout: 1000\n\
@@ -97,6 +97,7 @@ fn config_yaml(m: &Member, cluster: &str, token: &str) -> String {
          listen-metrics-urls: http://127.0.0.1:{metrics}\n",
         name = n.name,
         data = n.data_dir.display(),
+        wal = n.tmp_path().join("wal-disk").display(),
         peer = n.peer_port,
         client = n.client_port,
         client2 = m.second_client,
@@ -319,6 +320,25 @@ fn a_tls_deployment_starts_from_etcds_config_file_alone() {
         );
     }
     assert_eq!(leaders, 1.0);
+    // The WAL is where --wal-dir put it, and a member killed and restarted from the same
+    // file finds its log there.
+    let m = &mut members[1];
+    let wal_disk = m.node.tmp_path().join("wal-disk");
+    assert!(std::fs::read_dir(&wal_disk).map_or(0, |d| d.count()) > 0);
+    assert!(!m.node.data_dir.join("wal").exists());
+    m.node.kill();
+    m.node.launch();
+    wait_ready_notification(m, Duration::from_secs(30));
+    let got = t
+        .try_request(
+            &m.node.client_addr(),
+            "GET",
+            "/v2/keys/deployed",
+            None,
+            Duration::from_secs(5),
+        )
+        .expect("get after restart");
+    assert_eq!(got.json()["node"]["value"], "yes", "{}", got.text());
     // zap logs, to the file only: etcd's fields on every line, elections and the notice for
     // a flag accepted without effect among them.
     for m in &members {
@@ -391,7 +411,7 @@ fn bad_config_files_are_refused_naming_the_key() {
             "name: a\nsnapshot-count: many\n",
             "snapshot-count: expected a non-negative integer",
         ),
-        ("name: a\nwal-dir: /ssd/wal\n", "--wal-dir=\"/ssd/wal\""),
+        ("name: a\nproxy: 'on'\n", "--proxy=\"on\""),
         (
             "name: a\nclient-transport-security:\n  auto-tls: true\n",
             "--auto-tls=\"true\"",

@@ -151,19 +151,20 @@ pub fn read_file(path: &Path, skip_hash_check: bool) -> Result<Vec<u8>, RestoreE
     Ok(bytes)
 }
 
-/// Creates the data directory `data_dir` of a new single-member cluster (member `id`,
+/// Creates the data directory (and WAL) of `layout` for a new single-member cluster (member `id`,
 /// registered as `registration`) holding the v3 state of the snapshot file `path`. The
 /// member then starts as from its own data: the state is its first raft snapshot.
 pub fn restore(
     path: &Path,
     skip_hash_check: bool,
-    data_dir: &Path,
+    layout: &crate::raft::Layout,
     id: u64,
     registration: &Command,
     history: usize,
 ) -> Result<(), RestoreError> {
     let shown = path.display().to_string();
     let db = read_file(path, skip_hash_check)?;
+    let data_dir = &layout.data;
     let dir_error = |reason: String| RestoreError::DataDir {
         path: data_dir.display().to_string(),
         reason,
@@ -190,5 +191,5 @@ pub fn restore(
         .map_err(|e| dir_error(format!("registering the member: {e}")))?;
     store.import_etcd(import);
     let data = store.snapshot().encode();
-    crate::raft::restore_storage(data_dir, id, data).map_err(|e| dir_error(e.to_string()))
+    crate::raft::restore_storage(layout, id, data).map_err(|e| dir_error(e.to_string()))
 }

@@ -70,6 +70,9 @@ pub enum Error {
 /// Runs a node until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let mut node = prepare_data_dir(&config)?;
+    // (The WAL's directory is stored with the rest of the member's configuration: later
+    // starts find the log where the first one put it.)
+    let layout = raft::Layout::new(&config.data_dir, node.wal_dir.as_deref());
     let client_tls = tls::server_config(&node.client_tls, tls::Side::Client)?;
     let peer_tls = tls::server_config(&node.peer_tls, tls::Side::Peer)?;
     let peer_connector =
@@ -91,7 +94,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // A member with a log restarts from it (and rejoins silently); a new one either joins the
     // cluster named by -C/-CF or starts a new cluster of its own.
     if let Some(file) = &config.restore_snapshot {
-        if DiskStorage::exists(&config.data_dir) {
+        if DiskStorage::exists(&layout) {
             tracing::info!(
                 "--restore-snapshot: the data directory holds a log already; starting from it"
             );
@@ -99,7 +102,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             crate::etcd_snapshot::restore(
                 file,
                 config.skip_hash_check,
-                &config.data_dir,
+                &layout,
                 node.id,
                 &registration,
                 config.history,
@@ -111,12 +114,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let peers_file = config.data_dir.join("peers");
     let mut seed_peers = load_peers(&peers_file);
     // A member restarting from its own data (etcd checks only such a one on boot).
-    let restarted = DiskStorage::exists(&config.data_dir);
+    let restarted = DiskStorage::exists(&layout);
     let expected_cluster = config
         .static_cluster
         .as_ref()
         .map(|s| cluster::static_cluster_id(&s.token, &s.first_peer));
-    let registration = if DiskStorage::exists(&config.data_dir) {
+    let registration = if DiskStorage::exists(&layout) {
         None
     } else {
         let mut peers = join_peers(&config)?;
@@ -216,7 +219,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         thread: driver,
         ready,
     } = raft::start(
-        &config.data_dir,
+        &layout,
         opts,
         store.clone(),
         tokio::runtime::Handle::current(),
@@ -621,6 +624,12 @@ fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
         );
         // Data first, the configuration last: a crash in between leaves a data-less
         // configuration (a fresh start), never old data under a new identity.
+        if let Some(wal) = &config.node.wal_dir {
+            let layout = raft::Layout::new(dir, Some(wal));
+            for path in [layout.wal.clone(), layout.wal_tmp()] {
+                remove_if_present(&path).map_err(data_err)?;
+            }
+        }
         for sub in ["snap", "wal", "wal.tmp", "peers", "info"] {
             remove_if_present(&dir.join(sub)).map_err(data_err)?;
         }

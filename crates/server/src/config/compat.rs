@@ -24,7 +24,6 @@ pub(super) enum Accept {
 
 /// (name, kind, what is accepted).
 pub(super) const COMPAT: &[(&str, Kind, Accept)] = &[
-    ("wal-dir", Kind::Str, Accept::Only(&[""], "a separate WAL directory is not supported: the WAL lives in DATA_DIR/wal")),
     ("discovery", Kind::Str, Accept::Only(&[""], "discovery services are not supported: use --initial-cluster")),
     ("discovery-srv", Kind::Str, Accept::Only(&[""], "DNS discovery is not supported: use --initial-cluster")),
     ("discovery-srv-name", Kind::Str, Accept::Only(&[""], "DNS discovery is not supported: use --initial-cluster")),

@@ -81,6 +81,10 @@ pub struct NodeInfo {
     /// `--advertise-client-urls`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub more_client_urls: Vec<String>,
+    /// The WAL's own directory (`--wal-dir`), if not `DATA_DIR/wal`. Stored, as the rest, so
+    /// that a restart without the flag still finds the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_dir: Option<PathBuf>,
 }
 
 impl NodeInfo {
@@ -672,6 +676,12 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
     ),
     (&["debug"], Kind::Bool, "", "same as --log-level debug"),
     (
+        &["wal-dir"],
+        Kind::Str,
+        "DIR",
+        "keep the WAL in this directory (say, on a disk of its own) instead of DATA_DIR/wal",
+    ),
+    (
         &["cors"],
         Kind::Str,
         "ORIGINS",
@@ -1213,6 +1223,7 @@ pub fn parse_with_env(
             client_tls,
             peer_tls,
             more_client_urls,
+            wal_dir: get("wal-dir").filter(|d| !d.is_empty()).map(PathBuf::from),
         },
         join,
         join_file: get("CF").map(PathBuf::from),
@@ -1931,11 +1942,6 @@ mod tests {
             "{notes}"
         );
         for (args, env, want) in [
-            (
-                &["--wal-dir", "/ssd/wal"][..],
-                &[][..],
-                "--wal-dir=\"/ssd/wal\": a separate WAL directory is not supported",
-            ),
             (&["--auto-tls"][..], &[][..], "--auto-tls=\"true\""),
             (
                 &[][..],
@@ -2007,11 +2013,14 @@ mod tests {
         // From a variable too; errors name the file and the key.
         let c = run_env(&[], &[("ETCD_CONFIG_FILE", &file)]).unwrap();
         assert_eq!(c.node.name, "infra1");
-        std::fs::write(&path, "name: a\nwal-dir: /ssd/wal\n").unwrap();
+        std::fs::write(&path, "name: a\nwal-dir: /ssd/wal\nproxy: on\n").unwrap();
         assert_eq!(
             run_env(&["--config-file", &file], &[]).unwrap_err().to_string(),
-            "--wal-dir=\"/ssd/wal\": a separate WAL directory is not supported: the WAL lives in DATA_DIR/wal"
+            "--proxy=\"on\": proxy mode is not supported: run a member, or point clients at the members"
         );
+        std::fs::write(&path, "name: a\nwal-dir: /ssd/wal\n").unwrap();
+        let c = run_env(&["--config-file", &file], &[]).unwrap();
+        assert_eq!(c.node.wal_dir, Some(PathBuf::from("/ssd/wal")));
         std::fs::write(&path, "name: a\nlisten-client-urls: 2379\n").unwrap();
         assert!(run_env(&["--config-file", &file], &[])
             .unwrap_err()

@@ -28,6 +28,7 @@ fn app() -> App {
             client_tls: TlsFiles::default(),
             peer_tls: TlsFiles::default(),
             more_client_urls: Vec::new(),
+            wal_dir: None,
         }),
         max_value_bytes: 1 << 20,
         max_members: 9,

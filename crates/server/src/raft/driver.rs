@@ -15,7 +15,6 @@
 //! ends the process (see `raft/mod.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -30,7 +29,7 @@ use raft::eraftpb::{
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
 
-use super::storage::{DiskStorage, Recovered, CATCH_UP_ENTRIES};
+use super::storage::{DiskStorage, Layout, Recovered, CATCH_UP_ENTRIES};
 use super::{
     Handle, ProposeResult, Request, SharedStore, SharedWatchers, Status, Transient, V3Result,
     PROPOSAL_TIMEOUT,
@@ -123,17 +122,17 @@ pub struct Started {
 /// Opens (or creates) the member's storage, restores the store, and starts the driver thread.
 /// Peer messages go out through tasks spawned on `runtime`.
 pub fn start(
-    data_dir: &Path,
+    layout: &Layout,
     opts: Options,
     store: SharedStore,
     runtime: tokio::runtime::Handle,
 ) -> Result<Started, StartError> {
-    let (storage, snapshot_data) = if DiskStorage::exists(data_dir) {
+    let (storage, snapshot_data) = if DiskStorage::exists(layout) {
         // The snapshot is decoded as it is read: the file's bytes are never held whole.
         let Recovered {
             storage,
             snapshot_data,
-        } = DiskStorage::open(data_dir, &mut |r| {
+        } = DiskStorage::open(layout, &mut |r| {
             let values = store.read().expect("store lock poisoned").v3_values();
             StoreSnapshot::read_from_with(r, &values).map_err(|e| e.to_string())
         })?;
@@ -144,10 +143,10 @@ pub fn start(
             commit: 1,
             ..Default::default()
         };
-        (DiskStorage::create(data_dir, hs, &[e])?, None)
+        (DiskStorage::create(layout, hs, &[e])?, None)
     } else {
         (
-            DiskStorage::create(data_dir, HardState::default(), &[])?,
+            DiskStorage::create(layout, HardState::default(), &[])?,
             None,
         )
     };

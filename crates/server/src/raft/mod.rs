@@ -66,22 +66,19 @@ use etcd_store::{Command, Event, Store};
 use raft::eraftpb::{ConfChange, Message};
 
 pub use driver::{start, Options, Started};
+pub use storage::Layout;
 
 /// Creates the storage of a new single-member cluster (member `id`) whose first state is
 /// `data` (an encoded store snapshot at index 1, term 1): a member created from a snapshot
-/// file (`crate::etcd_snapshot::restore`). Refused if `data_dir` has a log already.
-pub fn restore_storage(
-    data_dir: &std::path::Path,
-    id: u64,
-    data: Vec<u8>,
-) -> Result<(), storage::Error> {
+/// file (`crate::etcd_snapshot::restore`). Refused if `layout` has a log already.
+pub fn restore_storage(layout: &Layout, id: u64, data: Vec<u8>) -> Result<(), storage::Error> {
     use raft::eraftpb::{ConfState, HardState, Snapshot, SnapshotMetadata};
-    if storage::DiskStorage::exists(data_dir) {
+    if storage::DiskStorage::exists(layout) {
         return Err(storage::Error::Inconsistent(
             "the data directory already holds a log".into(),
         ));
     }
-    let mut s = storage::DiskStorage::create(data_dir, HardState::default(), &[])?;
+    let mut s = storage::DiskStorage::create(layout, HardState::default(), &[])?;
     let metadata = SnapshotMetadata {
         index: 1,
         term: 1,

@@ -17,7 +17,7 @@
 
 use std::cell::Cell;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
@@ -92,21 +92,59 @@ fn read_all(r: &mut dyn Read) -> std::result::Result<Vec<u8>, String> {
     Ok(v)
 }
 
+/// Where a member's log lives: snapshots in `DATA_DIR/snap`, the WAL in `DATA_DIR/wal` or a
+/// directory of its own (`--wal-dir`, say on a disk of its own, as in etcd).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The data directory.
+    pub data: PathBuf,
+    /// The WAL's directory.
+    pub wal: PathBuf,
+}
+
+impl Layout {
+    /// The WAL in `wal_dir` if given, else in `DATA_DIR/wal`.
+    pub fn new(data_dir: &Path, wal_dir: Option<&Path>) -> Layout {
+        Layout {
+            data: data_dir.to_path_buf(),
+            wal: wal_dir.map_or_else(|| data_dir.join("wal"), Path::to_path_buf),
+        }
+    }
+
+    /// Where a new WAL is built before it is renamed into place (beside it, on its disk).
+    pub fn wal_tmp(&self) -> PathBuf {
+        let mut name = self
+            .wal
+            .file_name()
+            .map_or_else(|| "wal".into(), |n| n.to_os_string());
+        name.push(".tmp");
+        self.wal.with_file_name(name)
+    }
+
+    /// The directory holding the WAL's directory (synced when it appears).
+    fn wal_parent(&self) -> &Path {
+        self.wal
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+    }
+}
+
 impl DiskStorage {
-    /// True if `data_dir` holds a log.
-    pub fn exists(data_dir: &Path) -> bool {
-        Wal::exists(&data_dir.join("wal"))
+    /// True if `layout` holds a log.
+    pub fn exists(layout: &Layout) -> bool {
+        Wal::exists(&layout.wal)
     }
 
     /// Creates the storage of a brand-new member whose log starts with `initial` entries
     /// (already committed per `hard_state`), all durable when this returns. The log is built
     /// in `wal.tmp` and renamed into place, so a crash leaves either no log or a complete one.
     pub fn create(
-        data_dir: &Path,
+        layout: &Layout,
         hard_state: HardState,
         initial: &[Entry],
     ) -> Result<DiskStorage> {
-        let tmp = data_dir.join("wal.tmp");
+        let tmp = layout.wal_tmp();
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| Error::Wal(wal::Error::Io { path, source })
@@ -130,16 +168,16 @@ impl DiskStorage {
             );
             wal.sync()?;
         }
-        let dir = data_dir.join("wal");
-        std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
-        wal::sync_dir(data_dir)?;
-        Ok(DiskStorage::open(data_dir, &mut |_| Ok(()))?.storage)
+        let dir = &layout.wal;
+        std::fs::rename(&tmp, dir).map_err(io(dir))?;
+        wal::sync_dir(layout.wal_parent())?;
+        Ok(DiskStorage::open(layout, &mut |_| Ok(()))?.storage)
     }
 
     /// Opens an existing data directory (see the module docs); `decode` reads the newest
     /// snapshot's state machine bytes as a stream (an older snapshot is tried if it fails).
-    pub fn open<T>(data_dir: &Path, decode: DecodeSnapshot<'_, T>) -> Result<Recovered<T>> {
-        let snaps = Snapshotter::open(&data_dir.join("snap"))?;
+    pub fn open<T>(layout: &Layout, decode: DecodeSnapshot<'_, T>) -> Result<Recovered<T>> {
+        let snaps = Snapshotter::open(&layout.data.join("snap"))?;
         let loaded = snaps.load_newest(decode)?;
         let mut snapshot = SnapshotMetadata::default();
         let mut snapshot_data = None;
@@ -154,7 +192,7 @@ impl DiskStorage {
         // Records are handled as they are read. Entries before the snapshot are not kept: the
         // snapshot holds what they did, and committed entries are never written again, so one
         // of them read after later entries means those later entries were replaced.
-        let wal = Wal::open_each(&data_dir.join("wal"), KINDS, &mut |rec| {
+        let wal = Wal::open_each(&layout.wal, KINDS, &mut |rec| {
             match rec.kind {
                 KIND_ENTRY => {
                     let e = Entry::parse_from_bytes(&rec.payload)
@@ -559,14 +597,40 @@ mod tests {
     }
 
     #[test]
+    fn a_wal_in_a_directory_of_its_own_survives_reopen() {
+        let data = tempfile::tempdir().unwrap();
+        let disk = tempfile::tempdir().unwrap();
+        let layout = Layout::new(data.path(), Some(&disk.path().join("etcd-wal")));
+        assert!(!DiskStorage::exists(&layout));
+        let mut s = DiskStorage::create(&layout, hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        s.append(&[entry(2, 1, "b")]);
+        s.set_hard_state(&hs(1, 2));
+        s.persist().unwrap();
+        drop(s);
+        assert!(DiskStorage::exists(&layout));
+        assert!(!data.path().join("wal").exists());
+        assert!(!layout.wal_tmp().exists());
+        assert_eq!(layout.wal_tmp(), disk.path().join("etcd-wal.tmp"));
+        // The default layout of the same data directory has no log.
+        assert!(!DiskStorage::exists(&Layout::new(data.path(), None)));
+        let s = DiskStorage::open(&layout, &mut read_all).unwrap().storage;
+        assert_eq!((s.hard_state().commit, s.last_index().unwrap()), (2, 2));
+    }
+
+    #[test]
     fn log_and_hard_state_survive_reopen() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        let mut s = DiskStorage::create(
+            &Layout::new(tmp.path(), None),
+            hs(1, 1),
+            &[entry(1, 1, "a")],
+        )
+        .unwrap();
         s.append(&[entry(2, 2, "b"), entry(3, 2, "c")]);
         s.set_hard_state(&hs(2, 3));
         s.persist().unwrap();
         drop(s);
-        let r = DiskStorage::open(tmp.path(), &mut read_all).unwrap();
+        let r = DiskStorage::open(&Layout::new(tmp.path(), None), &mut read_all).unwrap();
         let s = r.storage;
         assert_eq!(s.hard_state().commit, 3);
         assert_eq!(s.last_index().unwrap(), 3);
@@ -583,13 +647,18 @@ mod tests {
     #[test]
     fn overwritten_tail_is_replaced_on_replay() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        let mut s = DiskStorage::create(
+            &Layout::new(tmp.path(), None),
+            hs(1, 1),
+            &[entry(1, 1, "a")],
+        )
+        .unwrap();
         s.append(&[entry(2, 1, "old2"), entry(3, 1, "old3")]);
         s.persist().unwrap();
         s.append(&[entry(2, 3, "new2")]);
         s.persist().unwrap();
         drop(s);
-        let s = DiskStorage::open(tmp.path(), &mut read_all)
+        let s = DiskStorage::open(&Layout::new(tmp.path(), None), &mut read_all)
             .unwrap()
             .storage;
         assert_eq!(s.last_index().unwrap(), 2);
@@ -599,7 +668,12 @@ mod tests {
     #[test]
     fn snapshot_then_tail_is_what_a_restart_sees() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        let mut s = DiskStorage::create(
+            &Layout::new(tmp.path(), None),
+            hs(1, 1),
+            &[entry(1, 1, "a")],
+        )
+        .unwrap();
         let more: Vec<Entry> = (2..=10).map(|i| entry(i, 2, "x")).collect();
         s.append(&more);
         s.set_hard_state(&hs(2, 10));
@@ -609,7 +683,7 @@ mod tests {
         s.append(&[entry(11, 2, "y")]);
         s.persist().unwrap();
         drop(s);
-        let r = DiskStorage::open(tmp.path(), &mut read_all).unwrap();
+        let r = DiskStorage::open(&Layout::new(tmp.path(), None), &mut read_all).unwrap();
         assert_eq!(r.snapshot_data.as_deref(), Some(&b"state at 8"[..]));
         let s = r.storage;
         assert_eq!(s.first_index().unwrap(), 9);
@@ -636,7 +710,12 @@ mod tests {
     #[test]
     fn a_log_trimmed_in_memory_past_the_snapshot_asks_for_a_newer_one_and_restarts_whole() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        let mut s = DiskStorage::create(
+            &Layout::new(tmp.path(), None),
+            hs(1, 1),
+            &[entry(1, 1, "a")],
+        )
+        .unwrap();
         let more: Vec<Entry> = (2..=20).map(|i| entry(i, 2, "x")).collect();
         s.append(&more);
         s.set_hard_state(&hs(2, 20));
@@ -663,11 +742,11 @@ mod tests {
         assert_eq!(s.snapshot(0, 2).unwrap().get_metadata().index, 18);
         drop(s);
         // The WAL still has every entry after the last snapshot.
-        let r = DiskStorage::open(tmp.path(), &mut read_all).unwrap();
+        let r = DiskStorage::open(&Layout::new(tmp.path(), None), &mut read_all).unwrap();
         assert_eq!(r.storage.first_index().unwrap(), 19);
         assert_eq!(r.storage.last_index().unwrap(), 20);
         let mut s = DiskStorage::create(
-            tmp.path().join("b").as_path(),
+            &Layout::new(&tmp.path().join("b"), None),
             hs(1, 1),
             &[entry(1, 1, "a")],
         )
@@ -677,7 +756,8 @@ mod tests {
         s.compact(25);
         drop(s);
         // With no snapshot at all, a restart replays the whole WAL.
-        let r = DiskStorage::open(tmp.path().join("b").as_path(), &mut read_all).unwrap();
+        let r =
+            DiskStorage::open(&Layout::new(&tmp.path().join("b"), None), &mut read_all).unwrap();
         assert_eq!(r.storage.first_index().unwrap(), 1);
         assert_eq!(r.storage.last_index().unwrap(), 30);
     }
@@ -685,7 +765,12 @@ mod tests {
     #[test]
     fn snapshot_from_leader_resets_the_log() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        let mut s = DiskStorage::create(
+            &Layout::new(tmp.path(), None),
+            hs(1, 1),
+            &[entry(1, 1, "a")],
+        )
+        .unwrap();
         s.append(&[entry(2, 1, "stale"), entry(3, 1, "stale")]);
         s.persist().unwrap();
         let mut snap = Snapshot::default();
@@ -696,7 +781,7 @@ mod tests {
         s.append(&[entry(51, 4, "new")]);
         s.persist().unwrap();
         drop(s);
-        let r = DiskStorage::open(tmp.path(), &mut read_all).unwrap();
+        let r = DiskStorage::open(&Layout::new(tmp.path(), None), &mut read_all).unwrap();
         assert_eq!(r.snapshot_data.as_deref(), Some(&b"leader state"[..]));
         assert_eq!(
             (
@@ -711,7 +796,12 @@ mod tests {
     #[test]
     fn released_segments_never_leave_a_gap_after_the_snapshot() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        let mut s = DiskStorage::create(
+            &Layout::new(tmp.path(), None),
+            hs(1, 1),
+            &[entry(1, 1, "a")],
+        )
+        .unwrap();
         // Segment boundaries after entries 1..=i for every i, so that release is tried at each.
         for i in 2..=12 {
             s.append(&[entry(i, 1, "x")]);
@@ -723,7 +813,7 @@ mod tests {
         s.create_snapshot(6, cs.clone(), b"at 6").unwrap();
         s.create_snapshot(7, cs, b"at 7").unwrap();
         drop(s);
-        let r = DiskStorage::open(tmp.path(), &mut read_all).unwrap();
+        let r = DiskStorage::open(&Layout::new(tmp.path(), None), &mut read_all).unwrap();
         assert_eq!(r.snapshot_data.as_deref(), Some(&b"at 7"[..]));
         assert_eq!(
             (
@@ -739,7 +829,7 @@ mod tests {
             .collect();
         let newest = snaps.iter().max().unwrap();
         std::fs::write(newest, b"damaged").unwrap();
-        let r = DiskStorage::open(tmp.path(), &mut read_all).unwrap();
+        let r = DiskStorage::open(&Layout::new(tmp.path(), None), &mut read_all).unwrap();
         assert_eq!(r.snapshot_data.as_deref(), Some(&b"at 6"[..]));
         assert_eq!(
             (
@@ -753,7 +843,12 @@ mod tests {
     #[test]
     fn a_commit_only_hard_state_need_not_sync() {
         let tmp = tempfile::tempdir().unwrap();
-        let s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        let s = DiskStorage::create(
+            &Layout::new(tmp.path(), None),
+            hs(1, 1),
+            &[entry(1, 1, "a")],
+        )
+        .unwrap();
         assert!(!s.must_sync(0, Some(&hs(1, 7))));
         assert!(s.must_sync(0, Some(&hs(2, 1))));
         let mut voted = hs(1, 1);
@@ -766,12 +861,17 @@ mod tests {
     #[test]
     fn commit_beyond_the_log_refuses_to_start() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut s = DiskStorage::create(tmp.path(), hs(1, 1), &[entry(1, 1, "a")]).unwrap();
+        let mut s = DiskStorage::create(
+            &Layout::new(tmp.path(), None),
+            hs(1, 1),
+            &[entry(1, 1, "a")],
+        )
+        .unwrap();
         s.set_hard_state(&hs(1, 5));
         s.persist().unwrap();
         drop(s);
         assert!(matches!(
-            DiskStorage::open(tmp.path(), &mut read_all),
+            DiskStorage::open(&Layout::new(tmp.path(), None), &mut read_all),
             Err(Error::Inconsistent(_))
         ));
     }
