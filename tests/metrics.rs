@@ -216,6 +216,46 @@ fn every_member_of_three_has_the_leader_and_one_is_it() {
     assert_eq!(leaders, 1.0);
 }
 
+/// `--metrics extensive` times every gRPC call (`grpc_server_handling_seconds`, which etcd's
+/// slow-requests alert reads); the default, basic, does not, as in etcd.
+#[test]
+fn extensive_metrics_time_grpc_calls() {
+    let basic = Node::start("basic", &[]);
+    let extensive = Node::start("extensive", &["--metrics", "extensive"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for node in [&basic, &extensive] {
+        rt.block_on(async {
+            let mut kv = KvClient::new(grpc_channel(&node.client_url()).await);
+            kv.put(PutRequest {
+                key: Bytes::from_static(b"timed"),
+                value: Bytes::from_static(b"v"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        });
+    }
+    assert!(!Scrape::of(&basic)
+        .text
+        .contains("grpc_server_handling_seconds"));
+    let s = Scrape::of(&extensive);
+    s.kind("grpc_server_handling_seconds", "histogram");
+    let labels = "grpc_method=\"Put\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"";
+    assert_eq!(
+        s.value(&format!("grpc_server_handling_seconds_count{{{labels}}}")),
+        1.0
+    );
+    assert_eq!(
+        s.value(&format!(
+            "grpc_server_handling_seconds_bucket{{{labels},le=\"+Inf\"}}"
+        )),
+        1.0
+    );
+}
+
 /// A member that cannot be reached shows in the leader's
 /// `etcd_network_peer_sent_failures_total{To}` (etcd's members-down alert reads it).
 #[test]

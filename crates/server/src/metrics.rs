@@ -76,6 +76,9 @@ pub struct Metrics {
     pub grpc_started: IntCounterVec,
     /// `grpc_server_handled_total{grpc_type, grpc_service, grpc_method, grpc_code}`.
     pub grpc_handled: IntCounterVec,
+    /// `grpc_server_handling_seconds{grpc_type, grpc_service, grpc_method}`: only with
+    /// `--metrics extensive` (see [`set_extensive`]), as in etcd.
+    pub grpc_handling: HistogramVec,
     /// `etcd_server_version{server_version}` and `etcd_cluster_version{cluster_version}`: 1.
     versions: (IntGaugeVec, IntGaugeVec),
 }
@@ -138,6 +141,21 @@ impl Metrics {
             .expect("once");
         registry
             .register(Box::new(grpc_handled.clone()))
+            .expect("once");
+        // go-grpc-prometheus' default buckets (Prometheus' DefBuckets).
+        let grpc_handling = HistogramVec::new(
+            HistogramOpts::new(
+                "grpc_server_handling_seconds",
+                "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &grpc_labels,
+        )
+        .expect("valid");
+        registry
+            .register(Box::new(grpc_handling.clone()))
             .expect("once");
         let server_version = IntGaugeVec::new(
             Opts::new(
@@ -296,6 +314,7 @@ impl Metrics {
             peer_rtt,
             grpc_started,
             grpc_handled,
+            grpc_handling,
             versions: (server_version, cluster_version),
             registry,
         }
@@ -359,6 +378,19 @@ pub fn grpc_code_name(code: i32) -> &'static str {
         16 => "Unauthenticated",
         _ => "Unknown",
     }
+}
+
+static EXTENSIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--metrics extensive`: also time every gRPC call (`grpc_server_handling_seconds`, which
+/// etcd's slow-requests alert reads), as etcd does with it.
+pub fn set_extensive(on: bool) {
+    EXTENSIVE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether gRPC calls are timed.
+pub fn extensive() -> bool {
+    EXTENSIVE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Creates every served gRPC method's `grpc_server_started_total` series and its

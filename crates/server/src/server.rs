@@ -321,6 +321,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         cors: Arc::new(config.cors.clone()),
     };
     crate::metrics::preregister_grpc();
+    crate::metrics::set_extensive(config.metrics_extensive);
     let grpc = crate::grpc::router(crate::grpc::Ctx {
         node: door.clone(),
         max_request_bytes: config.max_request_bytes,

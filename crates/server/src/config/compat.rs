@@ -50,7 +50,6 @@ pub(super) const COMPAT: &[(&str, Kind, Accept)] = &[
     ("enable-grpc-gateway", Kind::Bool, Accept::Any("the v3 JSON gateway is always served under /v3")),
     ("pre-vote", Kind::Bool, Accept::Any("raft pre-vote is always on")),
     ("initial-election-tick-advance", Kind::Bool, Accept::Any("elections start after one election timeout")),
-    ("metrics", Kind::Str, Accept::Any("/metrics serves one set of metrics (etcd's basic ones)")),
     ("log-package-levels", Kind::Str, Accept::Any("per-package log levels are capnslog's: use --log-level")),
     ("grpc-keepalive-min-time", Kind::Str, Accept::Any("gRPC keepalive uses fixed settings")),
     ("grpc-keepalive-interval", Kind::Str, Accept::Any("gRPC keepalive uses fixed settings")),

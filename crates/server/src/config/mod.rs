@@ -211,6 +211,8 @@ pub struct Config {
     pub logging: Logging,
     /// Origins the v2 API answers CORS requests for (`*`: any).
     pub cors: Vec<String>,
+    /// `--metrics extensive`: gRPC calls are timed too.
+    pub metrics_extensive: bool,
     /// Snapshot files kept (0: all).
     pub max_snapshots: usize,
     /// WAL segments kept once snapshots cover them (0: all).
@@ -680,6 +682,12 @@ const FLAGS: &[(&[&str], Kind, &str, &str)] = &[
         Kind::Str,
         "DIR",
         "keep the WAL in this directory (say, on a disk of its own) instead of DATA_DIR/wal",
+    ),
+    (
+        &["metrics"],
+        Kind::Str,
+        "basic|extensive",
+        "extensive also times every gRPC call (grpc_server_handling_seconds) [basic]",
     ),
     (
         &["cors"],
@@ -1200,6 +1208,15 @@ pub fn parse_with_env(
             .map(String::from)
             .collect(),
     };
+    let metrics_extensive = match get("metrics").as_deref() {
+        None | Some("basic") => false,
+        Some("extensive") => true,
+        Some(other) => {
+            return Err(Error::Invalid(format!(
+                "--metrics: {other:?} is neither basic nor extensive"
+            )))
+        }
+    };
     if flag("enable-pprof") {
         notices.push(
             "--enable-pprof: there is no Go runtime to profile, so /debug/pprof is not served; profile etcd-rs with perf".into(),
@@ -1257,6 +1274,7 @@ pub fn parse_with_env(
         static_cluster,
         logging,
         cors,
+        metrics_extensive,
         max_snapshots: int("max-snapshots", 2) as usize,
         max_wals: int("max-wals", 5) as usize,
         notices,
@@ -1883,6 +1901,16 @@ mod tests {
         assert_eq!(
             run(&["-n", "a", "--debug"]).unwrap().logging.level,
             Some("debug")
+        );
+        assert!(!run(&["-n", "a"]).unwrap().metrics_extensive);
+        assert!(
+            run(&["-n", "a", "--metrics", "extensive"])
+                .unwrap()
+                .metrics_extensive
+        );
+        assert_eq!(
+            run(&["-n", "a", "--metrics", "all"]).unwrap_err(),
+            Error::Invalid("--metrics: \"all\" is neither basic nor extensive".into())
         );
         assert_eq!(
             run(&["-n", "a", "--log-level", "fatal"])

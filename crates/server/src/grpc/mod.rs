@@ -199,8 +199,15 @@ async fn counted(
             f
         }))
     });
+    let started = std::time::Instant::now();
     let resp = next.run(req).await;
     let handled = move |code: i32| {
+        if crate::metrics::extensive() {
+            crate::metrics::metrics()
+                .grpc_handling
+                .with_label_values(&[&labels[0], &labels[1], &labels[2]])
+                .observe(started.elapsed().as_secs_f64());
+        }
         crate::metrics::metrics()
             .grpc_handled
             .with_label_values(&[
