@@ -34,6 +34,7 @@
 //! presents a client certificate. Connections are kept alive and reused.
 
 mod conn;
+pub mod v3;
 
 pub use bytes::Bytes;
 pub use conn::{Connection, Response, Tls};

@@ -1,0 +1,242 @@
+//! The Rust client library's v3 client (`etcd_client::v3`) against real members: the KV,
+//! transaction and lease calls on one node; a watch that neither loses nor repeats an event
+//! while the member it watches through and the leader are killed (checked against a fresh
+//! watch of the whole history); and a lease kept alive by the client across the same kills,
+//! which expires once the client stops renewing it.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etcd_client::v3::{Client, Error, KeepAliveState};
+use etcd_v3proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use etcd_v3proto::etcdserverpb::request_op::Request as Op;
+use etcd_v3proto::etcdserverpb::{
+    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+};
+use support::*;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn kv_txn_and_lease_calls_on_one_node() {
+    let node = Node::start("clientv3", &[]);
+    let client = Client::new([node.client_url()]).expect("client");
+    rt().block_on(async {
+        let put = client.put("a", "1").await.unwrap();
+        let rev = put.header.unwrap().revision;
+        let got = client.get("a").await.unwrap();
+        assert_eq!(&got.kvs[0].value[..], b"1");
+        assert_eq!(got.kvs[0].mod_revision, rev);
+        // A transaction: compare the value, then set it.
+        let txn = client
+            .txn(TxnRequest {
+                compare: vec![Compare {
+                    key: "a".into(),
+                    result: CompareResult::Equal as i32,
+                    target: CompareTarget::Value as i32,
+                    target_union: Some(TargetUnion::Value("1".into())),
+                    range_end: Default::default(),
+                }],
+                success: vec![RequestOp {
+                    request: Some(Op::RequestPut(PutRequest {
+                        key: "a".into(),
+                        value: "2".into(),
+                        ..Default::default()
+                    })),
+                }],
+                failure: vec![],
+            })
+            .await
+            .unwrap();
+        assert!(txn.succeeded);
+        // A range with prev revisions, and a delete.
+        client.put("b", "x").await.unwrap();
+        let all = client
+            .range(RangeRequest {
+                key: "a".into(),
+                range_end: "c".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.count, 2);
+        let old = client
+            .range(RangeRequest {
+                key: "a".into(),
+                revision: rev,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(&old.kvs[0].value[..], b"1");
+        let del = client
+            .delete(DeleteRangeRequest {
+                key: "b".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(del.deleted, 1);
+        // Compacted history is refused with the member's own error.
+        client.compact(rev + 1).await.unwrap();
+        let refused = client
+            .range(RangeRequest {
+                key: "a".into(),
+                revision: rev,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        match refused {
+            Error::Status(s) => assert_eq!(
+                s.message(),
+                "etcdserver: mvcc: required revision has been compacted"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Leases.
+        let lease = client.lease_grant(60).await.unwrap();
+        client
+            .put_with_lease("leased", "v", lease.id)
+            .await
+            .unwrap();
+        let ttl = client.lease_time_to_live(lease.id, true).await.unwrap();
+        assert!(ttl.ttl > 0 && ttl.keys == vec![bytes::Bytes::from("leased")]);
+        client.lease_revoke(lease.id).await.unwrap();
+        assert_eq!(client.get("leased").await.unwrap().count, 0);
+    });
+    // Nobody there: Unavailable, once every endpoint failed.
+    let gone = Client::new([format!("127.0.0.1:{}", free_port())]).unwrap();
+    match rt().block_on(gone.get("a")) {
+        Err(Error::Unavailable(_)) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+/// (revision, key, value, is a delete) of an event.
+type Seen = (i64, Vec<u8>, Vec<u8>, bool);
+
+fn seen(e: &etcd_v3proto::mvccpb::Event) -> Seen {
+    let kv = e.kv.clone().unwrap_or_default();
+    (
+        kv.mod_revision,
+        kv.key.to_vec(),
+        kv.value.to_vec(),
+        e.r#type == 1,
+    )
+}
+
+#[test]
+fn a_watch_loses_and_repeats_nothing_while_members_die_and_a_lease_stays_alive() {
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let urls: Vec<String> = (0..3).map(|i| c.member(i).client_url()).collect();
+    let client = Client::new(&urls).expect("client");
+    let rt = rt();
+    // The watch and the lease go through member 0 first, the first endpoint.
+    let mut watch = rt.block_on(async { client.watch_prefix("w/", 1) });
+    let (lease, keeper) = rt.block_on(async {
+        let lease = client.lease_grant(3).await.unwrap();
+        client
+            .put_with_lease("w-session", "me", lease.id)
+            .await
+            .unwrap();
+        (lease.id, client.keep_alive(lease.id))
+    });
+    let collected = Arc::new(std::sync::Mutex::new(Vec::<Seen>::new()));
+    let collector = {
+        let collected = collected.clone();
+        rt.spawn(async move {
+            loop {
+                match watch.next().await {
+                    Ok(Some(e)) => collected.lock().unwrap().push(seen(&e)),
+                    other => panic!("the watch ended: {other:?}"),
+                }
+            }
+        })
+    };
+    const WRITES: usize = 300;
+    let done = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (client, done) = (client.clone(), done.clone());
+        rt.spawn(async move {
+            for i in 0..WRITES {
+                // A write that failed for want of a leader is written again (the history,
+                // not this loop, is what the watch is checked against).
+                loop {
+                    match client.put(format!("w/{}", i % 50), format!("v{i}")).await {
+                        Ok(_) => break,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let wait_for = |n: usize| {
+        poll_until(Duration::from_secs(60), "writes", || {
+            (done.load(Ordering::Relaxed) >= n).then_some(())
+        })
+    };
+    // Kill the member the watch and the lease use, then whoever leads.
+    wait_for(80);
+    c.kill(0);
+    wait_for(160);
+    c.restart(0);
+    let leader = c.leader();
+    c.kill(leader);
+    wait_for(240);
+    c.restart(leader);
+    rt.block_on(writer).expect("writer");
+    // Every write's event, as a fresh watch of the whole history on a healthy member sees it.
+    let last = rt
+        .block_on(client.get("w/0"))
+        .unwrap()
+        .header
+        .unwrap()
+        .revision;
+    let fresh = Client::new(&urls[1..]).unwrap();
+    let history: Vec<Seen> = rt.block_on(async {
+        let mut w = fresh.watch_prefix("w/", 1);
+        let mut all = Vec::new();
+        while all.last().is_none_or(|s: &Seen| s.0 < last) {
+            let e = tokio::time::timeout(Duration::from_secs(30), w.next())
+                .await
+                .expect("the history in time")
+                .unwrap()
+                .unwrap();
+            all.push(seen(&e));
+        }
+        all
+    });
+    assert!(history.len() >= WRITES, "{}", history.len());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = collected.lock().unwrap().clone();
+        if got.last().is_some_and(|s| s.0 >= last) || Instant::now() > deadline {
+            assert_eq!(got.len(), history.len(), "events lost or repeated");
+            assert!(got == history, "the resumed watch differs from the history");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    collector.abort();
+    // The lease lived through it all (its TTL is 3 s; this took longer).
+    let ttl = rt.block_on(client.lease_time_to_live(lease, true)).unwrap();
+    assert!(ttl.ttl > 0, "{ttl:?}");
+    assert!(matches!(keeper.state(), KeepAliveState::Alive { .. }));
+    assert_eq!(rt.block_on(client.get("w-session")).unwrap().count, 1);
+    // Once the client stops renewing it, it expires with its key.
+    drop(keeper);
+    poll_until(Duration::from_secs(15), "the lease expires", || {
+        (rt.block_on(client.get("w-session")).unwrap().count == 0).then_some(())
+    });
+}
