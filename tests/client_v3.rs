@@ -240,3 +240,177 @@ fn a_watch_loses_and_repeats_nothing_while_members_die_and_a_lease_stays_alive()
         (rt.block_on(client.get("w-session")).unwrap().count == 0).then_some(())
     });
 }
+
+#[test]
+fn txn_builder_lock_election_cluster_and_maintenance_calls() {
+    use etcd_client::v3::proto::etcdserverpb::{MemberListRequest, StatusRequest};
+    use etcd_client::v3::proto::v3electionpb::{CampaignRequest, LeaderRequest, ResignRequest};
+    use etcd_client::v3::proto::v3lockpb::{LockRequest, UnlockRequest};
+    use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+    let node = Node::start("clientcalls", &[]);
+    let client = Client::new([node.client_addr()]).expect("client");
+    rt().block_on(async {
+        let create_once = || {
+            Txn::new()
+                .when([Cmp::version("once", CmpOp::Equal, 0)])
+                .and_then([TxnOp::put("once", "1")])
+                .or_else([TxnOp::get("once")])
+        };
+        assert!(client.txn(create_once()).await.unwrap().succeeded);
+        assert!(!client.txn(create_once()).await.unwrap().succeeded);
+        let lease = client.lease_grant(30).await.unwrap().id;
+        let held = client
+            .lock(LockRequest {
+                name: "mylock".into(),
+                lease,
+            })
+            .await
+            .unwrap();
+        assert!(held.key.starts_with(b"mylock/"));
+        client
+            .unlock(UnlockRequest { key: held.key })
+            .await
+            .unwrap();
+        let leader = client
+            .campaign(CampaignRequest {
+                name: "elect".into(),
+                lease,
+                value: "p1".into(),
+            })
+            .await
+            .unwrap()
+            .leader
+            .unwrap();
+        let now = client
+            .election_leader(LeaderRequest {
+                name: "elect".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(&now.kv.unwrap().value[..], b"p1");
+        client
+            .resign(ResignRequest {
+                leader: Some(leader),
+            })
+            .await
+            .unwrap();
+        let members = client
+            .member_list(MemberListRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(members.members.len(), 1);
+        let status = client.status(StatusRequest::default()).await.unwrap();
+        assert_eq!(status.leader, status.header.unwrap().member_id);
+        let snapshot = client.snapshot().await.unwrap();
+        assert!(snapshot.len() > 32 * 1024, "{}", snapshot.len());
+    });
+}
+
+#[test]
+fn tls_with_client_certificates_and_auth_with_token_refresh() {
+    use etcd_client::v3::proto::authpb::permission::Type as PermType;
+    use etcd_client::v3::proto::authpb::Permission;
+    use etcd_client::v3::proto::etcdserverpb::{
+        AuthEnableRequest, AuthRoleAddRequest, AuthRoleGrantPermissionRequest, AuthUserAddRequest,
+        AuthUserGrantRoleRequest,
+    };
+    use etcd_client::v3::Options;
+    let rt = rt();
+    // TLS: client certificates required by the member.
+    let members = start_tls_members(&["clienttls"], &[]);
+    let tls = Options {
+        ca_file: Some(fixture("ca.crt")),
+        client_cert: Some((fixture("client.crt"), fixture("client.key.insecure"))),
+        user: None,
+    };
+    let url = format!("https://{}", members[0].client_addr());
+    let client = Client::with_options([&url], tls.clone()).expect("client");
+    rt.block_on(async {
+        client.put("secure", "yes").await.unwrap();
+        assert_eq!(
+            &client.get("secure").await.unwrap().kvs[0].value[..],
+            b"yes"
+        );
+    });
+    // Without a client certificate the member refuses the connection.
+    let bare = Client::with_options(
+        [&url],
+        Options {
+            client_cert: None,
+            ..tls
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        rt.block_on(bare.get("secure")),
+        Err(Error::Unavailable(_))
+    ));
+
+    // Auth, with simple tokens that lapse after a second unused.
+    let node = Node::start("clientauth", &["--auth-token-ttl", "1"]);
+    let admin = Client::new([node.client_addr()]).unwrap();
+    rt.block_on(async {
+        for (name, password) in [("root", "rootpw"), ("app", "apppw")] {
+            admin
+                .user_add(AuthUserAddRequest {
+                    name: name.into(),
+                    password: password.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        for role in ["root", "app"] {
+            if role == "app" {
+                admin
+                    .role_add(AuthRoleAddRequest { name: role.into() })
+                    .await
+                    .unwrap();
+            }
+            admin
+                .user_grant_role(AuthUserGrantRoleRequest {
+                    user: role.into(),
+                    role: role.into(),
+                })
+                .await
+                .unwrap();
+        }
+        admin
+            .role_grant_permission(AuthRoleGrantPermissionRequest {
+                name: "app".into(),
+                perm: Some(Permission {
+                    perm_type: PermType::Readwrite as i32,
+                    key: "app/".into(),
+                    range_end: "app0".into(),
+                }),
+            })
+            .await
+            .unwrap();
+        admin.auth_enable(AuthEnableRequest {}).await.unwrap();
+    });
+    let app = Client::with_options(
+        [node.client_addr()],
+        Options {
+            user: Some(("app".into(), "apppw".into())),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    rt.block_on(async {
+        app.put("app/x", "1").await.unwrap();
+        match app.put("other", "1").await {
+            Err(Error::Status(s)) => {
+                assert_eq!(s.message(), "etcdserver: permission denied")
+            }
+            other => panic!("{other:?}"),
+        }
+        // The token lapses unused; the client authenticates again by itself.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(&app.get("app/x").await.unwrap().kvs[0].value[..], b"1");
+    });
+    // A client without a user is refused now.
+    match rt.block_on(admin.get("app/x")) {
+        Err(Error::Status(s)) => assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}"),
+        other => panic!("{other:?}"),
+    }
+}

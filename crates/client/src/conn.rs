@@ -280,6 +280,16 @@ pub(crate) fn tls_connector(
     ca_file: Option<&Path>,
     client_cert: Option<&(PathBuf, PathBuf)>,
 ) -> Result<Option<tokio_rustls::TlsConnector>> {
+    Ok(tls_config(ca_file, client_cert, &[])?.map(tokio_rustls::TlsConnector::from))
+}
+
+/// A rustls client configuration trusting `ca_file` and presenting `client_cert`, offering
+/// `alpn` (`h2` for gRPC); `None` when neither file is given.
+pub(crate) fn tls_config(
+    ca_file: Option<&Path>,
+    client_cert: Option<&(PathBuf, PathBuf)>,
+    alpn: &[&[u8]],
+) -> Result<Option<Arc<rustls::ClientConfig>>> {
     if ca_file.is_none() && client_cert.is_none() {
         return Ok(None);
     }
@@ -300,7 +310,7 @@ pub(crate) fn tls_connector(
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(e.to_string()))?
         .with_root_certificates(roots);
-    let config = match client_cert {
+    let mut config = match client_cert {
         Some((cert, key)) => {
             let chain = CertificateDer::pem_slice_iter(&read(cert)?)
                 .collect::<std::result::Result<Vec<_>, _>>()
@@ -313,5 +323,6 @@ pub(crate) fn tls_connector(
         }
         None => builder.with_no_client_auth(),
     };
-    Ok(Some(tokio_rustls::TlsConnector::from(Arc::new(config))))
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Some(Arc::new(config)))
 }

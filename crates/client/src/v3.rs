@@ -54,29 +54,47 @@
 //! the next member on failure, until the returned [`KeepAlive`] is dropped or the lease is
 //! gone.
 //!
-//! Not here (yet): TLS, auth, Lock, Election, Cluster and Maintenance calls (the generated
-//! clients in `etcd_v3proto` serve those meanwhile).
+//! # TLS and auth
+//!
+//! [`Options`] gives a CA (and a client certificate) for `https://` members, and a user: the
+//! client then authenticates, sends its token with every call, and authenticates again when
+//! a member says the token is no longer valid.
+//!
+//! Besides KV, leases and watches: [`Txn`] builds transactions; Lock, Election, Cluster,
+//! Maintenance and Auth calls take and give etcd's own messages.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use etcd_v3proto::etcdserverpb::auth_client::AuthClient;
+use etcd_v3proto::etcdserverpb::cluster_client::ClusterClient;
+use etcd_v3proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use etcd_v3proto::etcdserverpb::kv_client::KvClient;
 use etcd_v3proto::etcdserverpb::lease_client::LeaseClient;
+use etcd_v3proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use etcd_v3proto::etcdserverpb::request_op::Request as Op;
 use etcd_v3proto::etcdserverpb::watch_client::WatchClient;
 use etcd_v3proto::etcdserverpb::watch_request::RequestUnion;
-use etcd_v3proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseRevokeRequest,
-    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest,
-};
+use etcd_v3proto::etcdserverpb::*;
 use etcd_v3proto::mvccpb::Event;
+use etcd_v3proto::v3electionpb::election_client::ElectionClient;
+use etcd_v3proto::v3electionpb::{
+    CampaignRequest, CampaignResponse, LeaderRequest, LeaderResponse, ProclaimRequest,
+    ProclaimResponse, ResignRequest, ResignResponse,
+};
+use etcd_v3proto::v3lockpb::lock_client::LockClient;
+use etcd_v3proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 use futures_util::StreamExt as _;
+use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+
+/// etcd's v3 messages (requests and responses of every call).
+pub use etcd_v3proto as proto;
 
 /// How long connecting to one member may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -90,6 +108,9 @@ pub enum Error {
     /// An endpoint that is not a URL or `HOST:PORT`.
     #[error("invalid endpoint {0:?}")]
     InvalidEndpoint(String),
+    /// Unusable options (a certificate file that cannot be read).
+    #[error("{0}")]
+    Config(String),
     /// No member could serve the call: every endpoint failed in a row (the last failure).
     #[error("no member available: {0}")]
     Unavailable(String),
@@ -138,17 +159,91 @@ pub struct Client {
 }
 
 struct Inner {
-    endpoints: Vec<Endpoint>,
+    /// Each endpoint, and whether it is `https`.
+    endpoints: Vec<(Endpoint, bool)>,
     /// The endpoint in use.
     current: AtomicUsize,
     /// A connection per endpoint, made when first needed.
     channels: Mutex<Vec<Option<Channel>>>,
+    /// TLS for `https` endpoints.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// The user to authenticate as.
+    user: Option<(String, String)>,
+    /// The auth token in use.
+    token: Mutex<Option<AsciiMetadataValue>>,
+}
+
+/// How a [`Client`] reaches the members.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// CA certificates (PEM) to verify `https://` members with.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM files), for members that require one.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// A v3 user and password to authenticate as.
+    pub user: Option<(String, String)>,
+}
+
+/// `message` as a call, with the auth token if there is one.
+fn with_token<T>(message: T, token: &Option<AsciiMetadataValue>) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    if let Some(t) = token {
+        r.metadata_mut().insert("token", t.clone());
+    }
+    r
+}
+
+/// Connects to `uri`'s host and port over TLS, offering HTTP/2.
+async fn tls_connect(
+    uri: tonic::transport::Uri,
+    tls: Arc<rustls::ClientConfig>,
+) -> std::io::Result<hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>
+{
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_string());
+    let host = uri.host().ok_or_else(|| invalid("no host"))?.to_string();
+    let port = uri.port_u16().unwrap_or(443);
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let tcp = tokio::net::TcpStream::connect((bare.as_str(), port)).await?;
+    tcp.set_nodelay(true)?;
+    let name =
+        rustls::pki_types::ServerName::try_from(bare).map_err(|_| invalid("bad host name"))?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await?;
+    Ok(hyper_util::rt::TokioIo::new(stream))
+}
+
+/// Defines a method making one unary call.
+macro_rules! unary {
+    ($(#[$doc:meta])* $name:ident($req:ty) -> $resp:ty, $client:ident::$method:ident, $retry:expr) => {
+        $(#[$doc])*
+        pub async fn $name(&self, request: $req) -> Result<$resp, Error> {
+            self.call($retry, |ch, token| {
+                let request = with_token(request.clone(), &token);
+                async move { Ok($client::new(ch).$method(request).await?.into_inner()) }
+            })
+            .await
+        }
+    };
 }
 
 impl Client {
-    /// A client for the members at `endpoints` (`http://HOST:PORT`, or `HOST:PORT`). No
-    /// connection is made until the first call.
+    /// A client for the members at `endpoints` (`http://HOST:PORT`, or `HOST:PORT`), without
+    /// TLS or auth. No connection is made until the first call.
     pub fn new<I, S>(endpoints: I) -> Result<Client, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Client::with_options(endpoints, Options::default())
+    }
+
+    /// A client for the members at `endpoints` (`https://` ones over TLS), as `options` say.
+    pub fn with_options<I, S>(endpoints: I, options: Options) -> Result<Client, Error>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -156,24 +251,32 @@ impl Client {
         let mut list = Vec::new();
         for e in endpoints {
             let e = e.as_ref().trim();
-            let url = if e.contains("://") {
-                e.to_string()
-            } else {
-                format!("http://{e}")
+            let (https, rest) = match e.split_once("://") {
+                Some(("https", rest)) => (true, rest),
+                Some(("http", rest)) => (false, rest),
+                Some(_) => return Err(Error::InvalidEndpoint(e.to_string())),
+                None => (false, e),
             };
-            if url.starts_with("https://") {
-                return Err(Error::InvalidEndpoint(format!(
-                    "{e} (TLS is not supported by this client yet)"
-                )));
-            }
-            let endpoint = Endpoint::from_shared(url)
+            // (TLS is made by this client's own connector: the endpoint only names the member.)
+            let endpoint = Endpoint::from_shared(format!("http://{}", rest.trim_end_matches('/')))
                 .map_err(|_| Error::InvalidEndpoint(e.to_string()))?
                 .connect_timeout(CONNECT_TIMEOUT)
                 .tcp_nodelay(true);
-            list.push(endpoint);
+            list.push((endpoint, https));
         }
         if list.is_empty() {
             return Err(Error::InvalidEndpoint("no endpoint given".into()));
+        }
+        let tls = crate::conn::tls_config(
+            options.ca_file.as_deref(),
+            options.client_cert.as_ref(),
+            &[b"h2"],
+        )
+        .map_err(|e| Error::Config(e.to_string()))?;
+        if tls.is_none() && list.iter().any(|(_, https)| *https) {
+            return Err(Error::Config(
+                "https endpoints need a CA file (Options::ca_file)".into(),
+            ));
         }
         let n = list.len();
         Ok(Client {
@@ -181,6 +284,9 @@ impl Client {
                 endpoints: list,
                 current: AtomicUsize::new(0),
                 channels: Mutex::new(vec![None; n]),
+                tls,
+                user: options.user,
+                token: Mutex::new(None),
             }),
         })
     }
@@ -191,12 +297,43 @@ impl Client {
         if let Some(ch) = self.inner.channels.lock().expect("channels lock")[i].clone() {
             return Ok((i, ch));
         }
-        let ch = self.inner.endpoints[i]
-            .connect()
-            .await
-            .map_err(|e| Status::from_error(Box::new(e)))?;
+        let (endpoint, https) = &self.inner.endpoints[i];
+        let connected = if *https {
+            let tls = self.inner.tls.clone().expect("checked when built");
+            endpoint
+                .connect_with_connector(tower::service_fn(move |uri: tonic::transport::Uri| {
+                    tls_connect(uri, tls.clone())
+                }))
+                .await
+        } else {
+            endpoint.connect().await
+        };
+        let ch = connected.map_err(|e| Status::from_error(Box::new(e)))?;
         self.inner.channels.lock().expect("channels lock")[i] = Some(ch.clone());
         Ok((i, ch))
+    }
+
+    /// The auth token to send (authenticating first if there is a user and no token yet).
+    async fn token(&self, ch: &Channel) -> Result<Option<AsciiMetadataValue>, Status> {
+        let Some((name, password)) = &self.inner.user else {
+            return Ok(None);
+        };
+        if let Some(t) = self.inner.token.lock().expect("token lock").clone() {
+            return Ok(Some(t));
+        }
+        let answer = AuthClient::new(ch.clone())
+            .authenticate(AuthenticateRequest {
+                name: name.clone(),
+                password: password.clone(),
+            })
+            .await?
+            .into_inner();
+        let token: AsciiMetadataValue = answer
+            .token
+            .parse()
+            .map_err(|_| Status::internal("the member answered an unusable token"))?;
+        *self.inner.token.lock().expect("token lock") = Some(token.clone());
+        Ok(Some(token))
     }
 
     /// Moves past endpoint `i` (if it is still the one in use), forgetting its connection.
@@ -213,18 +350,31 @@ impl Client {
     /// every endpoint has failed it in a row.
     async fn call<T, F, Fut>(&self, retry: Retry, call: F) -> Result<T, Error>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(Channel, Option<AsciiMetadataValue>) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let n = self.inner.endpoints.len();
         let mut failures = 0;
+        let mut reauthenticated = false;
         loop {
             let outcome = match self.channel().await {
-                Ok((i, ch)) => (i, call(ch).await),
+                Ok((i, ch)) => match self.token(&ch).await {
+                    Ok(token) => (i, call(ch, token).await),
+                    Err(e) => (i, Err(e)),
+                },
                 Err(e) => (self.inner.current.load(Ordering::Acquire) % n, Err(e)),
             };
             match outcome {
                 (_, Ok(t)) => return Ok(t),
+                // A token the cluster no longer takes: authenticate again, once.
+                (_, Err(status))
+                    if self.inner.user.is_some()
+                        && !reauthenticated
+                        && status.message().contains("auth token") =>
+                {
+                    reauthenticated = true;
+                    *self.inner.token.lock().expect("token lock") = None;
+                }
                 (i, Err(status)) if retryable(retry, &status) => {
                     self.failed(i);
                     failures += 1;
@@ -248,8 +398,8 @@ impl Client {
 
     /// `KV.Range` as asked (ranges, revisions, limits, sorting, serializable reads).
     pub async fn range(&self, request: RangeRequest) -> Result<RangeResponse, Error> {
-        self.call(Retry::Read, |ch| {
-            let request = request.clone();
+        self.call(Retry::Read, |ch, token| {
+            let request = with_token(request.clone(), &token);
             async move { Ok(KvClient::new(ch).range(request).await?.into_inner()) }
         })
         .await
@@ -287,8 +437,8 @@ impl Client {
 
     /// `KV.Put` as asked (`prev_kv`, `ignore_value`, `ignore_lease`).
     pub async fn put_request(&self, request: PutRequest) -> Result<PutResponse, Error> {
-        self.call(Retry::Write, |ch| {
-            let request = request.clone();
+        self.call(Retry::Write, |ch, token| {
+            let request = with_token(request.clone(), &token);
             async move { Ok(KvClient::new(ch).put(request).await?.into_inner()) }
         })
         .await
@@ -296,17 +446,18 @@ impl Client {
 
     /// `KV.DeleteRange` as asked.
     pub async fn delete(&self, request: DeleteRangeRequest) -> Result<DeleteRangeResponse, Error> {
-        self.call(Retry::Write, |ch| {
-            let request = request.clone();
+        self.call(Retry::Write, |ch, token| {
+            let request = with_token(request.clone(), &token);
             async move { Ok(KvClient::new(ch).delete_range(request).await?.into_inner()) }
         })
         .await
     }
 
     /// `KV.Txn`: compares, then the success or the failure operations.
-    pub async fn txn(&self, request: TxnRequest) -> Result<TxnResponse, Error> {
-        self.call(Retry::Write, |ch| {
-            let request = request.clone();
+    pub async fn txn(&self, request: impl Into<TxnRequest>) -> Result<TxnResponse, Error> {
+        let request = request.into();
+        self.call(Retry::Write, |ch, token| {
+            let request = with_token(request.clone(), &token);
             async move { Ok(KvClient::new(ch).txn(request).await?.into_inner()) }
         })
         .await
@@ -314,11 +465,14 @@ impl Client {
 
     /// `KV.Compact`: forgets the history before `revision`.
     pub async fn compact(&self, revision: i64) -> Result<CompactionResponse, Error> {
-        self.call(Retry::Write, |ch| async move {
-            let request = CompactionRequest {
-                revision,
-                physical: false,
-            };
+        self.call(Retry::Write, |ch, token| async move {
+            let request = with_token(
+                CompactionRequest {
+                    revision,
+                    physical: false,
+                },
+                &token,
+            );
             Ok(KvClient::new(ch).compact(request).await?.into_inner())
         })
         .await
@@ -326,8 +480,8 @@ impl Client {
 
     /// `Lease.LeaseGrant` of a lease of `ttl` seconds (id chosen by the cluster).
     pub async fn lease_grant(&self, ttl: i64) -> Result<LeaseGrantResponse, Error> {
-        self.call(Retry::Write, |ch| async move {
-            let request = LeaseGrantRequest { ttl, id: 0 };
+        self.call(Retry::Write, |ch, token| async move {
+            let request = with_token(LeaseGrantRequest { ttl, id: 0 }, &token);
             Ok(LeaseClient::new(ch)
                 .lease_grant(request)
                 .await?
@@ -338,8 +492,8 @@ impl Client {
 
     /// `Lease.LeaseRevoke`: ends lease `id` and deletes its keys.
     pub async fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse, Error> {
-        self.call(Retry::Write, |ch| async move {
-            let request = LeaseRevokeRequest { id };
+        self.call(Retry::Write, |ch, token| async move {
+            let request = with_token(LeaseRevokeRequest { id }, &token);
             Ok(LeaseClient::new(ch)
                 .lease_revoke(request)
                 .await?
@@ -354,8 +508,8 @@ impl Client {
         id: i64,
         keys: bool,
     ) -> Result<LeaseTimeToLiveResponse, Error> {
-        self.call(Retry::Read, |ch| async move {
-            let request = LeaseTimeToLiveRequest { id, keys };
+        self.call(Retry::Read, |ch, token| async move {
+            let request = with_token(LeaseTimeToLiveRequest { id, keys }, &token);
             Ok(LeaseClient::new(ch)
                 .lease_time_to_live(request)
                 .await?
@@ -383,7 +537,8 @@ impl Client {
                 continue;
             };
             let (tx, rx) = tokio::sync::mpsc::channel::<LeaseKeepAliveRequest>(4);
-            let requests = tokio_stream_of(rx);
+            let token = self.token(&ch).await.unwrap_or(None);
+            let requests = with_token(tokio_stream_of(rx), &token);
             let _ = tx.try_send(LeaseKeepAliveRequest { id });
             let mut responses = match LeaseClient::new(ch).lease_keep_alive(requests).await {
                 Ok(r) => r.into_inner(),
@@ -468,7 +623,8 @@ impl Client {
             };
             let requests =
                 futures_util::stream::iter([create]).chain(futures_util::stream::pending());
-            let mut call = tonic::Request::new(requests);
+            let token = self.token(&ch).await.unwrap_or(None);
+            let mut call = with_token(requests, &token);
             // Without a leader a member ends the stream, so the watch moves on (etcd's
             // clients ask the same).
             call.metadata_mut().insert(
@@ -520,6 +676,293 @@ impl Client {
             self.failed(i);
             tokio::time::sleep(ROUND_PAUSE).await;
         }
+    }
+}
+
+/// Lock, Election, Cluster, Maintenance and Auth: one call each, etcd's messages in and out.
+impl Client {
+    unary!(
+        /// `Lock.Lock`: waits for the lock `name`, held while lease `lease` lives.
+        lock(LockRequest) -> LockResponse, LockClient::lock, Retry::Write
+    );
+    unary!(
+        /// `Lock.Unlock`: releases a lock by the key `lock` answered.
+        unlock(UnlockRequest) -> UnlockResponse, LockClient::unlock, Retry::Write
+    );
+    unary!(
+        /// `Election.Campaign`: waits to lead election `name`.
+        campaign(CampaignRequest) -> CampaignResponse, ElectionClient::campaign, Retry::Write
+    );
+    unary!(
+        /// `Election.Proclaim`: a leader's new value.
+        proclaim(ProclaimRequest) -> ProclaimResponse, ElectionClient::proclaim, Retry::Write
+    );
+    unary!(
+        /// `Election.Leader`: who leads an election now.
+        election_leader(LeaderRequest) -> LeaderResponse, ElectionClient::leader, Retry::Read
+    );
+    unary!(
+        /// `Election.Resign`: gives up leadership.
+        resign(ResignRequest) -> ResignResponse, ElectionClient::resign, Retry::Write
+    );
+    unary!(
+        /// `Cluster.MemberList`.
+        member_list(MemberListRequest) -> MemberListResponse, ClusterClient::member_list, Retry::Read
+    );
+    unary!(
+        /// `Cluster.MemberAdd` (a learner with `is_learner`).
+        member_add(MemberAddRequest) -> MemberAddResponse, ClusterClient::member_add, Retry::Write
+    );
+    unary!(
+        /// `Cluster.MemberRemove`.
+        member_remove(MemberRemoveRequest) -> MemberRemoveResponse, ClusterClient::member_remove, Retry::Write
+    );
+    unary!(
+        /// `Cluster.MemberUpdate`: a member's peer URLs.
+        member_update(MemberUpdateRequest) -> MemberUpdateResponse, ClusterClient::member_update, Retry::Write
+    );
+    unary!(
+        /// `Cluster.MemberPromote`: a learner becomes a voter.
+        member_promote(MemberPromoteRequest) -> MemberPromoteResponse, ClusterClient::member_promote, Retry::Write
+    );
+    unary!(
+        /// `Maintenance.Status` of the member in use.
+        status(StatusRequest) -> StatusResponse, MaintenanceClient::status, Retry::Read
+    );
+    unary!(
+        /// `Maintenance.HashKV` of the member in use.
+        hash_kv(HashKvRequest) -> HashKvResponse, MaintenanceClient::hash_kv, Retry::Read
+    );
+    unary!(
+        /// `Maintenance.Alarm`: list, activate or deactivate alarms.
+        alarm(AlarmRequest) -> AlarmResponse, MaintenanceClient::alarm, Retry::Write
+    );
+    unary!(
+        /// `Maintenance.Defragment` of the member in use.
+        defragment(DefragmentRequest) -> DefragmentResponse, MaintenanceClient::defragment, Retry::Write
+    );
+    unary!(
+        /// `Maintenance.MoveLeader`: hands leadership to another member (sent to the leader).
+        move_leader(MoveLeaderRequest) -> MoveLeaderResponse, MaintenanceClient::move_leader, Retry::Write
+    );
+    unary!(
+        /// `Auth.AuthEnable`.
+        auth_enable(AuthEnableRequest) -> AuthEnableResponse, AuthClient::auth_enable, Retry::Write
+    );
+    unary!(
+        /// `Auth.AuthDisable`.
+        auth_disable(AuthDisableRequest) -> AuthDisableResponse, AuthClient::auth_disable, Retry::Write
+    );
+    unary!(
+        /// `Auth.AuthStatus`.
+        auth_status(AuthStatusRequest) -> AuthStatusResponse, AuthClient::auth_status, Retry::Read
+    );
+    unary!(
+        /// `Auth.UserAdd`.
+        user_add(AuthUserAddRequest) -> AuthUserAddResponse, AuthClient::user_add, Retry::Write
+    );
+    unary!(
+        /// `Auth.UserGrantRole`.
+        user_grant_role(AuthUserGrantRoleRequest) -> AuthUserGrantRoleResponse, AuthClient::user_grant_role, Retry::Write
+    );
+    unary!(
+        /// `Auth.RoleAdd`.
+        role_add(AuthRoleAddRequest) -> AuthRoleAddResponse, AuthClient::role_add, Retry::Write
+    );
+    unary!(
+        /// `Auth.RoleGrantPermission`.
+        role_grant_permission(AuthRoleGrantPermissionRequest) -> AuthRoleGrantPermissionResponse, AuthClient::role_grant_permission, Retry::Write
+    );
+
+    /// `Maintenance.Snapshot` of the member in use: the whole snapshot file (etcd's bbolt
+    /// format with its SHA-256 trailer), as `etcdctl snapshot save` writes it.
+    pub async fn snapshot(&self) -> Result<Vec<u8>, Error> {
+        self.call(Retry::Read, |ch, token| async move {
+            let mut stream = MaintenanceClient::new(ch)
+                .snapshot(with_token(SnapshotRequest {}, &token))
+                .await?
+                .into_inner();
+            let mut file = Vec::new();
+            while let Some(part) = stream.message().await? {
+                file.extend_from_slice(&part.blob);
+            }
+            Ok(file)
+        })
+        .await
+    }
+}
+
+/// A comparison of a [`Txn`].
+pub struct Cmp;
+
+/// How a [`Cmp`] compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `=`.
+    Equal,
+    /// `!=`.
+    NotEqual,
+    /// `>`.
+    Greater,
+    /// `<`.
+    Less,
+}
+
+impl Cmp {
+    fn make(key: Bytes, op: CmpOp, target: CompareTarget, union: TargetUnion) -> Compare {
+        let result = match op {
+            CmpOp::Equal => CompareResult::Equal,
+            CmpOp::NotEqual => CompareResult::NotEqual,
+            CmpOp::Greater => CompareResult::Greater,
+            CmpOp::Less => CompareResult::Less,
+        };
+        Compare {
+            key,
+            result: result as i32,
+            target: target as i32,
+            target_union: Some(union),
+            range_end: Bytes::new(),
+        }
+    }
+
+    /// The key's value compared with `value`.
+    pub fn value(key: impl Into<Bytes>, op: CmpOp, value: impl Into<Bytes>) -> Compare {
+        Cmp::make(
+            key.into(),
+            op,
+            CompareTarget::Value,
+            TargetUnion::Value(value.into()),
+        )
+    }
+
+    /// The key's version (0: absent) compared with `version`.
+    pub fn version(key: impl Into<Bytes>, op: CmpOp, version: i64) -> Compare {
+        Cmp::make(
+            key.into(),
+            op,
+            CompareTarget::Version,
+            TargetUnion::Version(version),
+        )
+    }
+
+    /// The key's create revision (0: absent) compared with `revision`.
+    pub fn create_revision(key: impl Into<Bytes>, op: CmpOp, revision: i64) -> Compare {
+        Cmp::make(
+            key.into(),
+            op,
+            CompareTarget::Create,
+            TargetUnion::CreateRevision(revision),
+        )
+    }
+
+    /// The key's last modification revision compared with `revision`.
+    pub fn mod_revision(key: impl Into<Bytes>, op: CmpOp, revision: i64) -> Compare {
+        Cmp::make(
+            key.into(),
+            op,
+            CompareTarget::Mod,
+            TargetUnion::ModRevision(revision),
+        )
+    }
+
+    /// The key's lease compared with `lease` (0: none).
+    pub fn lease(key: impl Into<Bytes>, op: CmpOp, lease: i64) -> Compare {
+        Cmp::make(
+            key.into(),
+            op,
+            CompareTarget::Lease,
+            TargetUnion::Lease(lease),
+        )
+    }
+}
+
+/// An operation of a [`Txn`].
+pub struct TxnOp;
+
+impl TxnOp {
+    /// Sets `key` to `value`.
+    pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>) -> RequestOp {
+        RequestOp {
+            request: Some(Op::RequestPut(PutRequest {
+                key: key.into(),
+                value: value.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// Reads `key`.
+    pub fn get(key: impl Into<Bytes>) -> RequestOp {
+        RequestOp {
+            request: Some(Op::RequestRange(RangeRequest {
+                key: key.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// Deletes `key`.
+    pub fn delete(key: impl Into<Bytes>) -> RequestOp {
+        RequestOp {
+            request: Some(Op::RequestDeleteRange(DeleteRangeRequest {
+                key: key.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// A nested transaction.
+    pub fn txn(txn: Txn) -> RequestOp {
+        RequestOp {
+            request: Some(Op::RequestTxn(txn.0)),
+        }
+    }
+}
+
+/// A transaction: if every comparison holds, the `and_then` operations, else the `or_else`
+/// ones, at one revision.
+///
+/// ```
+/// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+///
+/// let txn = Txn::new()
+///     .when([Cmp::value("owner", CmpOp::Equal, "me")])
+///     .and_then([TxnOp::put("owner", "you")])
+///     .or_else([TxnOp::get("owner")]);
+/// let request: etcd_client::v3::proto::etcdserverpb::TxnRequest = txn.into();
+/// assert_eq!(request.success.len(), 1);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Txn(TxnRequest);
+
+impl Txn {
+    /// An empty transaction (it succeeds and does nothing).
+    pub fn new() -> Txn {
+        Txn::default()
+    }
+
+    /// Adds comparisons, all of which must hold.
+    pub fn when(mut self, compares: impl IntoIterator<Item = Compare>) -> Txn {
+        self.0.compare.extend(compares);
+        self
+    }
+
+    /// Adds operations done when the comparisons hold.
+    pub fn and_then(mut self, ops: impl IntoIterator<Item = RequestOp>) -> Txn {
+        self.0.success.extend(ops);
+        self
+    }
+
+    /// Adds operations done when a comparison fails.
+    pub fn or_else(mut self, ops: impl IntoIterator<Item = RequestOp>) -> Txn {
+        self.0.failure.extend(ops);
+        self
+    }
+}
+
+impl From<Txn> for TxnRequest {
+    fn from(txn: Txn) -> TxnRequest {
+        txn.0
     }
 }
 
@@ -641,8 +1084,13 @@ mod tests {
             Client::new(Vec::<String>::new()),
             Err(Error::InvalidEndpoint(_))
         ));
+        // https needs a CA to verify members with.
         assert!(matches!(
             Client::new(["https://127.0.0.1:2379"]),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            Client::new(["unix://etcd.sock"]),
             Err(Error::InvalidEndpoint(_))
         ));
     }
