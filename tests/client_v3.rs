@@ -109,6 +109,11 @@ fn kv_txn_and_lease_calls_on_one_node() {
             .put_with_lease("leased", "v", lease.id)
             .await
             .unwrap();
+        let listed = client.leases(Default::default()).await.unwrap();
+        assert_eq!(
+            listed.leases.iter().map(|l| l.id).collect::<Vec<_>>(),
+            [lease.id]
+        );
         let ttl = client.lease_time_to_live(lease.id, true).await.unwrap();
         assert!(ttl.ttl > 0 && ttl.keys == vec![bytes::Bytes::from("leased")]);
         client.lease_revoke(lease.id).await.unwrap();
@@ -386,6 +391,15 @@ fn tls_with_client_certificates_and_auth_with_token_refresh() {
             })
             .await
             .unwrap();
+        let users = admin.user_list(Default::default()).await.unwrap().users;
+        assert_eq!(users, ["app", "root"]);
+        let role = admin
+            .role_get(etcd_client::v3::proto::etcdserverpb::AuthRoleGetRequest {
+                role: "app".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(&role.perm[0].key[..], b"app/");
         admin.auth_enable(AuthEnableRequest {}).await.unwrap();
     });
     let app = Client::with_options(

@@ -1,4 +1,5 @@
-//! An async client for the etcd v1 HTTP API served by etcd-rs (and by etcd v0.1).
+//! Async clients for etcd-rs: this crate's root speaks the etcd v1 HTTP API served by etcd-rs
+//! (and by etcd v0.1); [`v3`] speaks etcd's v3 API (gRPC), as served by etcd-rs and etcd 3.x.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), etcd_client::Error> {

@@ -774,6 +774,47 @@ impl Client {
         role_grant_permission(AuthRoleGrantPermissionRequest) -> AuthRoleGrantPermissionResponse, AuthClient::role_grant_permission, Retry::Write
     );
 
+    unary!(
+        /// `Lease.LeaseLeases`: every lease's id.
+        leases(LeaseLeasesRequest) -> LeaseLeasesResponse, LeaseClient::lease_leases, Retry::Read
+    );
+    unary!(
+        /// `Auth.UserGet`: a user's roles.
+        user_get(AuthUserGetRequest) -> AuthUserGetResponse, AuthClient::user_get, Retry::Read
+    );
+    unary!(
+        /// `Auth.UserList`.
+        user_list(AuthUserListRequest) -> AuthUserListResponse, AuthClient::user_list, Retry::Read
+    );
+    unary!(
+        /// `Auth.UserDelete`.
+        user_delete(AuthUserDeleteRequest) -> AuthUserDeleteResponse, AuthClient::user_delete, Retry::Write
+    );
+    unary!(
+        /// `Auth.UserChangePassword`.
+        user_change_password(AuthUserChangePasswordRequest) -> AuthUserChangePasswordResponse, AuthClient::user_change_password, Retry::Write
+    );
+    unary!(
+        /// `Auth.UserRevokeRole`.
+        user_revoke_role(AuthUserRevokeRoleRequest) -> AuthUserRevokeRoleResponse, AuthClient::user_revoke_role, Retry::Write
+    );
+    unary!(
+        /// `Auth.RoleGet`: a role's permissions.
+        role_get(AuthRoleGetRequest) -> AuthRoleGetResponse, AuthClient::role_get, Retry::Read
+    );
+    unary!(
+        /// `Auth.RoleList`.
+        role_list(AuthRoleListRequest) -> AuthRoleListResponse, AuthClient::role_list, Retry::Read
+    );
+    unary!(
+        /// `Auth.RoleDelete`.
+        role_delete(AuthRoleDeleteRequest) -> AuthRoleDeleteResponse, AuthClient::role_delete, Retry::Write
+    );
+    unary!(
+        /// `Auth.RoleRevokePermission`.
+        role_revoke_permission(AuthRoleRevokePermissionRequest) -> AuthRoleRevokePermissionResponse, AuthClient::role_revoke_permission, Retry::Write
+    );
+
     /// `Maintenance.Snapshot` of the member in use: the whole snapshot file (etcd's bbolt
     /// format with its SHA-256 trailer), as `etcdctl snapshot save` writes it.
     pub async fn snapshot(&self) -> Result<Vec<u8>, Error> {
