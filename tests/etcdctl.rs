@@ -35,6 +35,8 @@ fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(etcdctl_bin());
     cmd.args(args)
         .env_remove("ETCDCTL_PEERS")
+        // The v2-era commands (v3 is the default, as in etcdctl 3.4).
+        .env("ETCDCTL_API", "2")
         .envs(env.iter().copied())
         .stdin(Stdio::null());
     cmd

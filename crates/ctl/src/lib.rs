@@ -1,5 +1,5 @@
-//! `etcdctl`: etcd's command line (the v2-era surface, over the v1 API) on top of
-//! `etcd-client`.
+//! `etcdctl`: etcd's command line on top of `etcd-client`. As etcdctl 3.4, it speaks v3 unless
+//! `ETCDCTL_API=2` (`v3.rs`); with `ETCDCTL_API=2` the v2-era surface over the v1 API (here).
 //!
 //! Output modes: `simple` prints values (what scripts want); `json` prints the server's JSON.
 //! Exit codes: 0 success; 4 the server answered with an etcd error (printed as
@@ -133,8 +133,14 @@ enum MemberCommand {
     List,
 }
 
-/// Runs etcdctl with the process's arguments.
+mod v3;
+
+/// Runs etcdctl with the process's arguments: the v3 command line, or with `ETCDCTL_API=2`
+/// the v2-era one.
 pub fn main() -> ExitCode {
+    if !matches!(std::env::var("ETCDCTL_API").as_deref(), Ok("2")) {
+        return v3::main();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
