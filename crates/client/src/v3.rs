@@ -815,6 +815,11 @@ impl Client {
         role_revoke_permission(AuthRoleRevokePermissionRequest) -> AuthRoleRevokePermissionResponse, AuthClient::role_revoke_permission, Retry::Write
     );
 
+    unary!(
+        /// `KV.Compact` as asked (`physical`: wait until the old revisions are gone).
+        compact_request(CompactionRequest) -> CompactionResponse, KvClient::compact, Retry::Write
+    );
+
     /// `Maintenance.Snapshot` of the member in use: the whole snapshot file (etcd's bbolt
     /// format with its SHA-256 trailer), as `etcdctl snapshot save` writes it.
     pub async fn snapshot(&self) -> Result<Vec<u8>, Error> {

@@ -1,12 +1,13 @@
 //! etcdctl's v3 command line (what `etcdctl` runs unless `ETCDCTL_API=2`), on
 //! `etcd_client::v3`, printing exactly what etcd's etcdctl 3.4 prints.
 //!
-//! Commands so far: `put`, `get`, `del`, `version`. Output formats (`-w`): `simple`, `json`,
+//! Commands so far: `put`, `get`, `del`, `txn` (etcdctl's interactive grammar on standard
+//! input), `compaction`, `version`. Output formats (`-w`): `simple`, `json`,
 //! `fields`. Global flags and their `ETCDCTL_*` variables: `--endpoints`, `--cacert`,
 //! `--cert`, `--key`, `--user`, `--password`, `--command-timeout`, `--dial-timeout`,
 //! `--write-out`. Errors print `Error: <message>` on standard error and exit 1, as etcdctl.
 //!
-//! Not here yet (issue 17): txn, watch, lease, member, endpoint, snapshot, auth, user and role,
+//! Not here yet (issue 17): watch, lease, member, endpoint, snapshot, auth, user and role,
 //! lock, elect, compaction, alarm, defrag, move-leader, check, make-mirror; the `table` and
 //! `protobuf` formats.
 
@@ -17,11 +18,14 @@ use std::time::Duration;
 use base64::Engine as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use etcd_client::v3::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
+use etcd_client::v3::proto::etcdserverpb::request_op::Request as Op;
+use etcd_client::v3::proto::etcdserverpb::response_op::Response;
 use etcd_client::v3::proto::etcdserverpb::{
-    DeleteRangeRequest, PutRequest, RangeRequest, ResponseHeader,
+    CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, RequestOp, ResponseHeader, TxnRequest, TxnResponse,
 };
 use etcd_client::v3::proto::mvccpb::KeyValue;
-use etcd_client::v3::{Client, Error, Options};
+use etcd_client::v3::{Client, Cmp, CmpOp, Error, Options};
 
 /// etcdctl's exit code for errors.
 const EXIT_ERROR: u8 = 1;
@@ -145,6 +149,16 @@ enum Cmd {
         #[arg(long = "from-key")]
         from_key: bool,
     },
+    /// Txn processes all the requests in one transaction (read from standard input).
+    Txn,
+    /// Compacts the event history in etcd.
+    Compaction {
+        /// The revision to compact at.
+        revision: String,
+        /// Wait for the compaction to physically remove all old revisions.
+        #[arg(long)]
+        physical: bool,
+    },
     /// Prints the version of etcdctl.
     Version,
 }
@@ -239,8 +253,66 @@ fn client(cli: &Cli) -> Result<Client, Failure> {
 async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
     let client = client(cli)?;
     let timeout = cli.command_timeout;
-
+    let format = cli.write_out;
     match &cli.command {
+        Cmd::Txn => {
+            let mut input = String::new();
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .map_err(|e| Failure(e.to_string()))?;
+            let request = parse_txn(&input)?;
+            let r = within(timeout, client.txn(request)).await?;
+            print_txn(out, format, &r)?;
+        }
+        Cmd::Compaction { revision, physical } => {
+            let rev: i64 = revision
+                .parse()
+                .map_err(|e| Failure(format!("strconv.ParseInt: parsing {revision:?}: {e}")))?;
+            let request = CompactionRequest {
+                revision: rev,
+                physical: *physical,
+            };
+            within(timeout, client.compact_request(request)).await?;
+            out.push_str(&format!("compacted revision {rev}\n"));
+        }
+        Cmd::Version => unreachable!("answered before connecting"),
+        cmd => match op_of(cmd, true)? {
+            Operation::Put(request) => {
+                let r = within(timeout, client.put_request(request)).await?;
+                print_put(out, format, &r);
+            }
+            Operation::Range(request, shown) => {
+                let r = within(timeout, client.range(request)).await?;
+                print_range(out, format, &r, shown);
+            }
+            Operation::Delete(request) => {
+                let r = within(timeout, client.delete(request)).await?;
+                print_delete(out, format, &r);
+            }
+        },
+    }
+    Ok(())
+}
+
+/// How a range's answer is printed in the simple format.
+#[derive(Clone, Copy, Default)]
+struct Shown {
+    keys_only: bool,
+    value_only: bool,
+    count_only: bool,
+}
+
+/// A put, get or del, as a request.
+enum Operation {
+    Put(PutRequest),
+    Range(RangeRequest, Shown),
+    Delete(DeleteRangeRequest),
+}
+
+/// The request a `put`, `get` or `del` command line makes (`stdin`: a put without a value
+/// reads it from standard input, except inside a txn).
+fn op_of(cmd: &Cmd, stdin: bool) -> Result<Operation, Failure> {
+    Ok(match cmd {
         Cmd::Put {
             key,
             value,
@@ -253,7 +325,7 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
                 .map_err(|_| Failure(format!("bad lease ID ({lease}), expecting ID in Hex")))?;
             let value = match value {
                 Some(v) => v.clone(),
-                None if *ignore_value => String::new(),
+                None if *ignore_value || !stdin => String::new(),
                 None => {
                     let mut v = String::new();
                     std::io::stdin()
@@ -262,43 +334,14 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
                     v
                 }
             };
-            let request = PutRequest {
+            Operation::Put(PutRequest {
                 key: key.clone().into(),
                 value: value.into(),
                 lease,
                 prev_kv: *prev_kv,
                 ignore_value: *ignore_value,
                 ignore_lease: *ignore_lease,
-            };
-            let r = within(timeout, client.put_request(request)).await?;
-            match cli.write_out {
-                Format::Simple => {
-                    out.push_str("OK\n");
-                    if let Some(kv) = &r.prev_kv {
-                        simple_kv(out, kv, false, false);
-                    }
-                }
-                Format::Json => {
-                    let mut o = JsonObject::new();
-                    o.raw("header", &header_json(&r.header));
-                    if let Some(kv) = &r.prev_kv {
-                        o.raw("prev_kv", &kv_json(kv));
-                    }
-                    out.push_str(&o.finish());
-                    out.push('\n');
-                }
-                Format::Fields => {
-                    header_fields(out, &r.header);
-                    if let Some(kv) = &r.prev_kv {
-                        out.push_str("\"PrevKey\" : ");
-                        out.push_str(&go_quote(&kv.key));
-                        out.push('\n');
-                        out.push_str("\"PrevValue\" : ");
-                        out.push_str(&go_quote(&kv.value));
-                        out.push('\n');
-                    }
-                }
-            }
+            })
         }
         Cmd::Get {
             key,
@@ -354,41 +397,12 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
                 count_only: *count_only,
                 ..Default::default()
             };
-            let r = within(timeout, client.range(request)).await?;
-            match cli.write_out {
-                Format::Simple => {
-                    for kv in &r.kvs {
-                        simple_kv(out, kv, *keys_only, *print_value_only);
-                    }
-                    if *count_only {
-                        out.push_str(&format!("{}\n", r.count));
-                    }
-                }
-                Format::Json => {
-                    let mut o = JsonObject::new();
-                    o.raw("header", &header_json(&r.header));
-                    if !r.kvs.is_empty() {
-                        let kvs: Vec<String> = r.kvs.iter().map(kv_json).collect();
-                        o.raw("kvs", &format!("[{}]", kvs.join(",")));
-                    }
-                    if r.more {
-                        o.raw("more", "true");
-                    }
-                    if r.count != 0 {
-                        o.raw("count", &r.count.to_string());
-                    }
-                    out.push_str(&o.finish());
-                    out.push('\n');
-                }
-                Format::Fields => {
-                    header_fields(out, &r.header);
-                    for kv in &r.kvs {
-                        kv_fields(out, kv);
-                    }
-                    out.push_str(&format!("\"More\" : {}\n", r.more));
-                    out.push_str(&format!("\"Count\" : {}\n", r.count));
-                }
-            }
+            let shown = Shown {
+                keys_only: *keys_only,
+                value_only: *print_value_only,
+                count_only: *count_only,
+            };
+            Operation::Range(request, shown)
         }
         Cmd::Del {
             key,
@@ -396,45 +410,327 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
             prefix,
             prev_kv,
             from_key,
-        } => {
-            let request = DeleteRangeRequest {
-                key: key.clone().into(),
-                range_end: range_end_of(key, range_end.as_deref(), *prefix, *from_key)?.into(),
-                prev_kv: *prev_kv,
-            };
-            let r = within(timeout, client.delete(request)).await?;
-            match cli.write_out {
-                Format::Simple => {
-                    out.push_str(&format!("{}\n", r.deleted));
-                    for kv in &r.prev_kvs {
-                        simple_kv(out, kv, false, false);
+        } => Operation::Delete(DeleteRangeRequest {
+            key: key.clone().into(),
+            range_end: range_end_of(key, range_end.as_deref(), *prefix, *from_key)?.into(),
+            prev_kv: *prev_kv,
+        }),
+        _ => return Err(Failure("not a put, get or del".into())),
+    })
+}
+
+fn print_put(out: &mut String, format: Format, r: &PutResponse) {
+    match format {
+        Format::Simple => {
+            out.push_str("OK\n");
+            if let Some(kv) = &r.prev_kv {
+                simple_kv(out, kv, false, false);
+            }
+        }
+        Format::Json => {
+            out.push_str(&put_json(r));
+            out.push('\n');
+        }
+        Format::Fields => {
+            header_fields(out, &r.header);
+            if let Some(kv) = &r.prev_kv {
+                out.push_str("\"PrevKey\" : ");
+                out.push_str(&go_quote(&kv.key));
+                out.push('\n');
+                out.push_str("\"PrevValue\" : ");
+                out.push_str(&go_quote(&kv.value));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn put_json(r: &PutResponse) -> String {
+    let mut o = JsonObject::new();
+    o.raw("header", &header_json(&r.header));
+    if let Some(kv) = &r.prev_kv {
+        o.raw("prev_kv", &kv_json(kv));
+    }
+    o.finish()
+}
+
+fn print_range(out: &mut String, format: Format, r: &RangeResponse, shown: Shown) {
+    match format {
+        Format::Simple => {
+            for kv in &r.kvs {
+                simple_kv(out, kv, shown.keys_only, shown.value_only);
+            }
+            if shown.count_only {
+                out.push_str(&format!("{}\n", r.count));
+            }
+        }
+        Format::Json => {
+            out.push_str(&range_json(r));
+            out.push('\n');
+        }
+        Format::Fields => {
+            header_fields(out, &r.header);
+            for kv in &r.kvs {
+                kv_fields(out, kv);
+            }
+            out.push_str(&format!("\"More\" : {}\n", r.more));
+            out.push_str(&format!("\"Count\" : {}\n", r.count));
+        }
+    }
+}
+
+fn range_json(r: &RangeResponse) -> String {
+    let mut o = JsonObject::new();
+    o.raw("header", &header_json(&r.header));
+    if !r.kvs.is_empty() {
+        let kvs: Vec<String> = r.kvs.iter().map(kv_json).collect();
+        o.raw("kvs", &format!("[{}]", kvs.join(",")));
+    }
+    if r.more {
+        o.raw("more", "true");
+    }
+    if r.count != 0 {
+        o.raw("count", &r.count.to_string());
+    }
+    o.finish()
+}
+
+fn print_delete(out: &mut String, format: Format, r: &DeleteRangeResponse) {
+    match format {
+        Format::Simple => {
+            out.push_str(&format!("{}\n", r.deleted));
+            for kv in &r.prev_kvs {
+                simple_kv(out, kv, false, false);
+            }
+        }
+        Format::Json => {
+            out.push_str(&delete_json(r));
+            out.push('\n');
+        }
+        Format::Fields => {
+            header_fields(out, &r.header);
+            out.push_str(&format!("\"Deleted\" : {}\n", r.deleted));
+            for kv in &r.prev_kvs {
+                kv_fields(out, kv);
+            }
+        }
+    }
+}
+
+fn delete_json(r: &DeleteRangeResponse) -> String {
+    let mut o = JsonObject::new();
+    o.raw("header", &header_json(&r.header));
+    if r.deleted != 0 {
+        o.raw("deleted", &r.deleted.to_string());
+    }
+    if !r.prev_kvs.is_empty() {
+        let kvs: Vec<String> = r.prev_kvs.iter().map(kv_json).collect();
+        o.raw("prev_kvs", &format!("[{}]", kvs.join(",")));
+    }
+    o.finish()
+}
+
+fn print_txn(out: &mut String, format: Format, r: &TxnResponse) -> Result<(), Failure> {
+    match format {
+        Format::Simple => {
+            out.push_str(if r.succeeded {
+                "SUCCESS\n"
+            } else {
+                "FAILURE\n"
+            });
+            for op in &r.responses {
+                out.push('\n');
+                match &op.response {
+                    Some(Response::ResponsePut(p)) => print_put(out, format, p),
+                    Some(Response::ResponseRange(g)) => {
+                        print_range(out, format, g, Shown::default())
                     }
-                }
-                Format::Json => {
-                    let mut o = JsonObject::new();
-                    o.raw("header", &header_json(&r.header));
-                    if r.deleted != 0 {
-                        o.raw("deleted", &r.deleted.to_string());
-                    }
-                    if !r.prev_kvs.is_empty() {
-                        let kvs: Vec<String> = r.prev_kvs.iter().map(kv_json).collect();
-                        o.raw("prev_kvs", &format!("[{}]", kvs.join(",")));
-                    }
-                    out.push_str(&o.finish());
-                    out.push('\n');
-                }
-                Format::Fields => {
-                    header_fields(out, &r.header);
-                    out.push_str(&format!("\"Deleted\" : {}\n", r.deleted));
-                    for kv in &r.prev_kvs {
-                        kv_fields(out, kv);
-                    }
+                    Some(Response::ResponseDeleteRange(d)) => print_delete(out, format, d),
+                    other => out.push_str(&format!("unexpected response {other:?}\n")),
                 }
             }
         }
-        Cmd::Version => unreachable!("answered before connecting"),
+        Format::Json => {
+            let mut o = JsonObject::new();
+            o.raw("header", &header_json(&r.header));
+            if r.succeeded {
+                o.raw("succeeded", "true");
+            }
+            if !r.responses.is_empty() {
+                let ops: Vec<String> = r
+                    .responses
+                    .iter()
+                    .map(|op| {
+                        let (name, json) = match &op.response {
+                            Some(Response::ResponsePut(p)) => ("ResponsePut", put_json(p)),
+                            Some(Response::ResponseRange(g)) => ("ResponseRange", range_json(g)),
+                            Some(Response::ResponseDeleteRange(d)) => {
+                                ("ResponseDeleteRange", delete_json(d))
+                            }
+                            _ => return "{}".to_string(),
+                        };
+                        format!("{{\"Response\":{{\"{name}\":{json}}}}}")
+                    })
+                    .collect();
+                o.raw("responses", &format!("[{}]", ops.join(",")));
+            }
+            out.push_str(&o.finish());
+            out.push('\n');
+        }
+        Format::Fields => {
+            return Err(Failure(
+                "the fields format is not supported for txn yet (use -w json)".into(),
+            ))
+        }
     }
     Ok(())
+}
+
+/// etcdctl's interactive txn: compares, a blank line, success operations, a blank line,
+/// failure operations, a blank line; every line ends with a newline.
+fn parse_txn(input: &str) -> Result<TxnRequest, Failure> {
+    let mut lines = input.split_inclusive('\n');
+    let mut section = || -> Result<Vec<String>, Failure> {
+        let mut got = Vec::new();
+        loop {
+            let Some(line) = lines.next().filter(|l| l.ends_with('\n')) else {
+                return Err(Failure("EOF".into()));
+            };
+            let line = line.trim();
+            if line.is_empty() {
+                return Ok(got);
+            }
+            got.push(line.to_string());
+        }
+    };
+    let compares = section()?;
+    let success = section()?;
+    let failure = section()?;
+    let compare = compares
+        .iter()
+        .map(|l| parse_compare(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ops = |lines: Vec<String>| -> Result<Vec<RequestOp>, Failure> {
+        lines.iter().map(|l| parse_op(l)).collect()
+    };
+    Ok(TxnRequest {
+        compare,
+        success: ops(success)?,
+        failure: ops(failure)?,
+    })
+}
+
+/// One txn operation line (`put k v`, `get k --prefix`, `del k`), with the commands' flags.
+fn parse_op(line: &str) -> Result<RequestOp, Failure> {
+    #[derive(Parser)]
+    #[command(no_binary_name = true)]
+    struct Line {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+    let invalid = || Failure(format!("invalid txn request: {line}"));
+    let args = argify(line).ok_or_else(invalid)?;
+    if args.len() < 2 {
+        return Err(Failure(format!("invalid txn compare request: {line}")));
+    }
+    let parsed = Line::try_parse_from(&args).map_err(|_| invalid())?;
+    let request = match op_of(&parsed.cmd, false).map_err(|_| invalid())? {
+        Operation::Put(p) => Op::RequestPut(p),
+        Operation::Range(r, _) => Op::RequestRange(r),
+        Operation::Delete(d) => Op::RequestDeleteRange(d),
+    };
+    Ok(RequestOp {
+        request: Some(request),
+    })
+}
+
+/// A txn comparison line: `target("key") op "value"` (etcdctl's grammar).
+fn parse_compare(line: &str) -> Result<Compare, Failure> {
+    let malformed = || Failure(format!("malformed comparison: {line}"));
+    let (target, rest) = line.split_once('(').ok_or_else(malformed)?;
+    let (key, rest) = go_unquote_prefix(rest.trim_start()).ok_or_else(malformed)?;
+    let rest = rest.strip_prefix(')').ok_or_else(malformed)?.trim_start();
+    let (op, rest) = rest.split_once(char::is_whitespace).ok_or_else(malformed)?;
+    let (value, _) = go_unquote_prefix(rest.trim_start()).ok_or_else(malformed)?;
+    let op = match op {
+        "=" => CmpOp::Equal,
+        "!=" => CmpOp::NotEqual,
+        ">" => CmpOp::Greater,
+        "<" => CmpOp::Less,
+        _ => return Err(Failure(format!("malformed comparison: {line}"))),
+    };
+    let number = || {
+        String::from_utf8_lossy(&value)
+            .parse::<i64>()
+            .map_err(|_| Failure(format!("invalid txn compare request: {line}")))
+    };
+    Ok(match target {
+        "ver" | "version" => Cmp::version(key, op, number()?),
+        "c" | "create" => Cmp::create_revision(key, op, number()?),
+        "m" | "mod" => Cmp::mod_revision(key, op, number()?),
+        "val" | "value" => Cmp::value(key, op, value),
+        "lease" => Cmp::lease(key, op, number()?),
+        other => {
+            return Err(Failure(format!(
+                "malformed comparison: {line} (unknown target {other})"
+            )))
+        }
+    })
+}
+
+/// A Go double-quoted string at the start of `s`: its bytes and the rest.
+fn go_unquote_prefix(s: &str) -> Option<(Vec<u8>, &str)> {
+    let mut chars = s.strip_prefix('"')?.char_indices();
+    let mut out = Vec::new();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &s[i + 2..])),
+            '\\' => {
+                let (_, e) = chars.next()?;
+                match e {
+                    'n' => out.push(b'\n'),
+                    't' => out.push(b'\t'),
+                    'r' => out.push(b'\r'),
+                    '\\' => out.push(b'\\'),
+                    '"' => out.push(b'"'),
+                    'x' => {
+                        let hi = chars.next()?.1.to_digit(16)?;
+                        let lo = chars.next()?.1.to_digit(16)?;
+                        out.push((hi * 16 + lo) as u8);
+                    }
+                    _ => return None,
+                }
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    None
+}
+
+/// etcdctl's `argify`: words, `"double-quoted"` (Go escapes) or `'single-quoted'` strings.
+fn argify(line: &str) -> Option<Vec<String>> {
+    let mut args = Vec::new();
+    let mut rest = line.trim_start();
+    while !rest.is_empty() {
+        if rest.starts_with('"') {
+            let (bytes, after) = go_unquote_prefix(rest)?;
+            args.push(String::from_utf8_lossy(&bytes).into_owned());
+            rest = after;
+        } else if let Some(quoted) = rest.strip_prefix('\'') {
+            let end = quoted.find('\'')?;
+            args.push(quoted[..end].to_string());
+            rest = &quoted[end + 1..];
+        } else {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            args.push(rest[..end].to_string());
+            rest = &rest[end..];
+        }
+        rest = rest.trim_start();
+    }
+    Some(args)
 }
 
 /// `call`'s answer, or etcdctl's error once `timeout` passes.
@@ -598,6 +894,42 @@ fn go_quote(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn txn_input_parses_as_etcdctls() {
+        let t = parse_txn("mod(\"a\") > \"0\"\nvalue(\"x y\") != \"a\\\"b\"\n\nput a 11\nget a --prefix\n\ndel 'b c'\n\n")
+            .unwrap_or_else(|e| panic!("{}", e.0));
+        assert_eq!(t.compare.len(), 2);
+        assert_eq!(&t.compare[1].key[..], b"x y");
+        assert_eq!(t.success.len(), 2);
+        match &t.failure[0].request {
+            Some(Op::RequestDeleteRange(d)) => assert_eq!(&d.key[..], b"b c"),
+            other => panic!("{other:?}"),
+        }
+        for (input, want) in [
+            ("mod(\"a\") > \"0\"\n", "EOF"),
+            ("\n\nput a 1", "EOF"),
+            (
+                "mod(a) > \"0\"\n\n\n\n",
+                "malformed comparison: mod(a) > \"0\"",
+            ),
+            (
+                "size(\"a\") > \"0\"\n\n\n\n",
+                "malformed comparison: size(\"a\") > \"0\" (unknown target size)",
+            ),
+            (
+                "ver(\"a\") > \"x\"\n\n\n\n",
+                "invalid txn compare request: ver(\"a\") > \"x\"",
+            ),
+            ("\nwatch a\n\n\n", "invalid txn request: watch a"),
+            ("\nput\n\n\n", "invalid txn compare request: put"),
+        ] {
+            match parse_txn(input) {
+                Err(Failure(m)) => assert_eq!(m, want, "{input:?}"),
+                Ok(t) => panic!("{input:?}: {t:?}"),
+            }
+        }
+    }
 
     #[test]
     fn go_quotes_as_go() {
