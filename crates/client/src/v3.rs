@@ -570,6 +570,27 @@ impl Client {
         }
     }
 
+    /// Renews lease `id` once (`etcdctl lease keep-alive --once`); a lease that is gone is
+    /// `etcdserver: requested lease not found`.
+    pub async fn keep_alive_once(&self, id: i64) -> Result<LeaseKeepAliveResponse, Error> {
+        self.call(Retry::Read, |ch, token| async move {
+            let requests = with_token(
+                futures_util::stream::iter([LeaseKeepAliveRequest { id }]),
+                &token,
+            );
+            let mut answers = LeaseClient::new(ch)
+                .lease_keep_alive(requests)
+                .await?
+                .into_inner();
+            match answers.message().await? {
+                Some(r) if r.ttl > 0 => Ok(r),
+                Some(_) => Err(Status::not_found("etcdserver: requested lease not found")),
+                None => Err(Status::unavailable("the keep-alive stream ended")),
+            }
+        })
+        .await
+    }
+
     /// Watches `key` from `start_revision` on (0: from now).
     pub fn watch_key(&self, key: impl Into<Bytes>, start_revision: i64) -> Watch {
         self.watch(WatchCreateRequest {

@@ -2,12 +2,14 @@
 //! `etcd_client::v3`, printing exactly what etcd's etcdctl 3.4 prints.
 //!
 //! Commands so far: `put`, `get`, `del`, `txn` (etcdctl's interactive grammar on standard
-//! input), `compaction`, `version`. Output formats (`-w`): `simple`, `json`,
+//! input), `compaction`, `endpoint status|health|hashkv` (each endpoint through a client of its
+//! own; `--cluster` for every member's), `lease grant|revoke|timetolive|list|keep-alive --once`
+//! (simple format), `version`. Output formats (`-w`): `simple`, `json`,
 //! `fields`. Global flags and their `ETCDCTL_*` variables: `--endpoints`, `--cacert`,
 //! `--cert`, `--key`, `--user`, `--password`, `--command-timeout`, `--dial-timeout`,
 //! `--write-out`. Errors print `Error: <message>` on standard error and exit 1, as etcdctl.
 //!
-//! Not here yet (issue 17): watch, lease, member, endpoint, snapshot, auth, user and role,
+//! Not here yet (issue 17): watch, lease keep-alive without `--once`, member, snapshot, auth, user and role,
 //! lock, elect, compaction, alarm, defrag, move-leader, check, make-mirror; the `table` and
 //! `protobuf` formats.
 
@@ -20,6 +22,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use etcd_client::v3::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use etcd_client::v3::proto::etcdserverpb::request_op::Request as Op;
 use etcd_client::v3::proto::etcdserverpb::response_op::Response;
+use etcd_client::v3::proto::etcdserverpb::HashKvRequest;
 use etcd_client::v3::proto::etcdserverpb::{
     CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, RequestOp, ResponseHeader, TxnRequest, TxnResponse,
@@ -159,8 +162,59 @@ enum Cmd {
         #[arg(long)]
         physical: bool,
     },
+    /// Endpoint related commands.
+    Endpoint {
+        /// Use all endpoints from the cluster member list.
+        #[arg(long)]
+        cluster: bool,
+        #[command(subcommand)]
+        cmd: EndpointCmd,
+    },
+    /// Lease related commands.
+    Lease {
+        #[command(subcommand)]
+        cmd: LeaseCmd,
+    },
     /// Prints the version of etcdctl.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum EndpointCmd {
+    /// Prints out the status of endpoints specified in `--endpoints` flag.
+    Status,
+    /// Checks the healthiness of endpoints specified in `--endpoints` flag.
+    Health,
+    /// Prints the KV history hash for each endpoint in --endpoints.
+    Hashkv {
+        /// Maximum revision to hash (default: all revisions).
+        #[arg(long, default_value_t = 0)]
+        rev: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LeaseCmd {
+    /// Creates leases (TTL in seconds).
+    Grant { ttl: String },
+    /// Revokes leases.
+    Revoke { id: String },
+    /// Get lease information.
+    Timetolive {
+        id: String,
+        /// Get keys attached to this lease.
+        #[arg(long)]
+        keys: bool,
+    },
+    /// List all active leases.
+    List,
+    /// Keeps leases alive (renew).
+    KeepAlive {
+        id: String,
+        /// Resets the keep-alive time to its original value and exits immediately.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -181,11 +235,23 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A command's failure, printed as etcdctl prints it.
-struct Failure(String);
+struct Failure {
+    message: String,
+    /// The exit code (etcdctl's: 1 for most errors).
+    code: u8,
+}
+
+/// A failure with etcdctl's usual exit code.
+fn fail(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        code: EXIT_ERROR,
+    }
+}
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
-        Failure(match e {
+        fail(match e {
             Error::Status(s) => s.message().to_string(),
             other => other.to_string(),
         })
@@ -226,28 +292,31 @@ pub fn main() -> ExitCode {
     let _ = std::io::stdout().write_all(out.as_bytes());
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(message)) => {
+        Err(Failure { message, code }) => {
             eprintln!("Error: {message}");
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(code)
         }
     }
 }
 
-fn client(cli: &Cli) -> Result<Client, Failure> {
+fn options(cli: &Cli) -> Result<Options, Failure> {
     let user = match (&cli.user, &cli.password) {
         (None, _) => None,
         (Some(u), Some(p)) => Some((u.clone(), p.clone())),
         (Some(u), None) => match u.split_once(':') {
             Some((name, password)) => Some((name.to_string(), password.to_string())),
-            None => return Err(Failure("password is missing (--user NAME:PASSWORD)".into())),
+            None => return Err(fail("password is missing (--user NAME:PASSWORD)")),
         },
     };
-    let options = Options {
+    Ok(Options {
         ca_file: cli.cacert.clone(),
         client_cert: cli.cert.clone().zip(cli.key_file.clone()),
         user,
-    };
-    Client::with_options(&cli.endpoints, options).map_err(Failure::from)
+    })
+}
+
+fn client(cli: &Cli) -> Result<Client, Failure> {
+    Client::with_options(&cli.endpoints, options(cli)?).map_err(Failure::from)
 }
 
 async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
@@ -259,7 +328,7 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
             let mut input = String::new();
             std::io::stdin()
                 .read_to_string(&mut input)
-                .map_err(|e| Failure(e.to_string()))?;
+                .map_err(|e| fail(e.to_string()))?;
             let request = parse_txn(&input)?;
             let r = within(timeout, client.txn(request)).await?;
             print_txn(out, format, &r)?;
@@ -267,7 +336,7 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
         Cmd::Compaction { revision, physical } => {
             let rev: i64 = revision
                 .parse()
-                .map_err(|e| Failure(format!("strconv.ParseInt: parsing {revision:?}: {e}")))?;
+                .map_err(|e| fail(format!("strconv.ParseInt: parsing {revision:?}: {e}")))?;
             let request = CompactionRequest {
                 revision: rev,
                 physical: *physical,
@@ -275,6 +344,19 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
             within(timeout, client.compact_request(request)).await?;
             out.push_str(&format!("compacted revision {rev}\n"));
         }
+        Cmd::Endpoint { cluster, cmd } => {
+            let endpoints = if *cluster {
+                let list = within(timeout, client.member_list(Default::default())).await?;
+                list.members
+                    .iter()
+                    .flat_map(|m| m.client_ur_ls.clone())
+                    .collect()
+            } else {
+                cli.endpoints.clone()
+            };
+            endpoint(cli, cmd, &endpoints, out).await?;
+        }
+        Cmd::Lease { cmd } => lease(cli, &client, cmd, out).await?,
         Cmd::Version => unreachable!("answered before connecting"),
         cmd => match op_of(cmd, true)? {
             Operation::Put(request) => {
@@ -292,6 +374,297 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
         },
     }
     Ok(())
+}
+
+/// `endpoint status|health|hashkv`, one endpoint at a time (each through a client of its own).
+async fn endpoint(
+    cli: &Cli,
+    cmd: &EndpointCmd,
+    endpoints: &[String],
+    out: &mut String,
+) -> Result<(), Failure> {
+    let timeout = cli.command_timeout;
+    let format = cli.write_out;
+    let mut json = Vec::new();
+    let mut unhealthy = false;
+    for ep in endpoints {
+        let client = Client::with_options([ep], options(cli)?).map_err(Failure::from)?;
+        match cmd {
+            EndpointCmd::Status => {
+                let r = within(timeout, client.status(Default::default())).await?;
+                let h = r.header.unwrap_or_default();
+                match format {
+                    Format::Simple => out.push_str(&format!(
+                        "{ep}, {:x}, {}, {}, {}, {}, {}, {}, {}, {}\n",
+                        h.member_id,
+                        r.version,
+                        humanize_bytes(r.db_size as u64),
+                        r.leader == h.member_id,
+                        r.is_learner,
+                        r.raft_term,
+                        r.raft_index,
+                        r.raft_applied_index,
+                        r.errors.join(", ")
+                    )),
+                    Format::Json => {
+                        let mut o = JsonObject::new();
+                        o.raw("header", &header_json(&r.header));
+                        if !r.version.is_empty() {
+                            o.raw("version", &json_string(&r.version));
+                        }
+                        for (name, v) in [
+                            ("dbSize", r.db_size as u64),
+                            ("leader", r.leader),
+                            ("raftIndex", r.raft_index),
+                            ("raftTerm", r.raft_term),
+                            ("raftAppliedIndex", r.raft_applied_index),
+                        ] {
+                            if v != 0 {
+                                o.raw(name, &v.to_string());
+                            }
+                        }
+                        if !r.errors.is_empty() {
+                            let errs: Vec<String> =
+                                r.errors.iter().map(|e| json_string(e)).collect();
+                            o.raw("errors", &format!("[{}]", errs.join(",")));
+                        }
+                        if r.db_size_in_use != 0 {
+                            o.raw("dbSizeInUse", &r.db_size_in_use.to_string());
+                        }
+                        if r.is_learner {
+                            o.raw("isLearner", "true");
+                        }
+                        json.push(format!(
+                            "{{\"Endpoint\":{},\"Status\":{}}}",
+                            json_string(ep),
+                            o.finish()
+                        ));
+                    }
+                    Format::Fields => {
+                        header_fields(out, &r.header);
+                        out.push_str(&format!(
+                            "\"Version\" : {}\n",
+                            go_quote(r.version.as_bytes())
+                        ));
+                        out.push_str(&format!("\"DBSize\" : {}\n", r.db_size));
+                        out.push_str(&format!("\"Leader\" : {}\n", r.leader));
+                        out.push_str(&format!("\"IsLearner\" : {}\n", r.is_learner));
+                        out.push_str(&format!("\"RaftIndex\" : {}\n", r.raft_index));
+                        out.push_str(&format!("\"RaftTerm\" : {}\n", r.raft_term));
+                        out.push_str(&format!(
+                            "\"RaftAppliedIndex\" : {}\n",
+                            r.raft_applied_index
+                        ));
+                        out.push_str(&format!("\"Errors\" : [{}]\n", r.errors.join(" ")));
+                        out.push_str(&format!("\"Endpoint\" : {}\n\n", go_quote(ep.as_bytes())));
+                    }
+                }
+            }
+            EndpointCmd::Health => {
+                let started = std::time::Instant::now();
+                let answer = within(timeout, client.get("health")).await;
+                let took = go_duration(started.elapsed());
+                // (Permission denied still went through consensus: healthy, as etcdctl says.)
+                let error = match answer {
+                    Ok(_) => None,
+                    Err(f) if f.message == "etcdserver: permission denied" => None,
+                    Err(f) => Some(f.message),
+                };
+                unhealthy |= error.is_some();
+                match format {
+                    Format::Simple => match &error {
+                        None => eprintln!(
+                            "{ep} is healthy: successfully committed proposal: took = {took}"
+                        ),
+                        Some(e) => {
+                            eprintln!("{ep} is unhealthy: failed to commit proposal: {e}")
+                        }
+                    },
+                    Format::Json => {
+                        let mut o = JsonObject::new();
+                        o.raw("endpoint", &json_string(ep));
+                        o.raw("health", &error.is_none().to_string());
+                        o.raw("took", &json_string(&took));
+                        if let Some(e) = &error {
+                            o.raw("error", &json_string(e));
+                        }
+                        json.push(o.finish());
+                    }
+                    Format::Fields => out.push_str(&format!(
+                        "\"Endpoint\" : {}\n\"Health\" : {}\n\"Took\" : {took}\n\"Error\" : {}\n\n",
+                        go_quote(ep.as_bytes()),
+                        error.is_none(),
+                        error.as_deref().unwrap_or("")
+                    )),
+                }
+            }
+            EndpointCmd::Hashkv { rev } => {
+                let request = HashKvRequest { revision: *rev };
+                let r = within(timeout, client.hash_kv(request)).await?;
+                match format {
+                    Format::Simple => out.push_str(&format!("{ep}, {}\n", r.hash)),
+                    Format::Json => {
+                        let mut o = JsonObject::new();
+                        o.raw("header", &header_json(&r.header));
+                        if r.hash != 0 {
+                            o.raw("hash", &r.hash.to_string());
+                        }
+                        if r.compact_revision != 0 {
+                            o.raw("compact_revision", &r.compact_revision.to_string());
+                        }
+                        json.push(format!(
+                            "{{\"Endpoint\":{},\"HashKV\":{}}}",
+                            json_string(ep),
+                            o.finish()
+                        ));
+                    }
+                    Format::Fields => {
+                        header_fields(out, &r.header);
+                        out.push_str(&format!(
+                            "\"Endpoint\" : {}\n\"Hash\" : {}\n\n",
+                            go_quote(ep.as_bytes()),
+                            r.hash
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if format == Format::Json {
+        out.push_str(&format!("[{}]\n", json.join(",")));
+    }
+    if unhealthy {
+        return Err(fail("unhealthy cluster"));
+    }
+    Ok(())
+}
+
+/// `lease grant|revoke|timetolive|list|keep-alive`.
+async fn lease(
+    cli: &Cli,
+    client: &Client,
+    cmd: &LeaseCmd,
+    out: &mut String,
+) -> Result<(), Failure> {
+    let timeout = cli.command_timeout;
+    if cli.write_out != Format::Simple {
+        return Err(fail(
+            "only the simple format is supported for lease commands yet",
+        ));
+    }
+    let id_of = |id: &str| {
+        i64::from_str_radix(id, 16)
+            .map_err(|_| fail(format!("bad lease ID arg ({id}), expecting ID in Hex")))
+    };
+    match cmd {
+        LeaseCmd::Grant { ttl } => {
+            let ttl: i64 = ttl.parse().map_err(|_| fail(format!("bad TTL ({ttl})")))?;
+            let r = within(timeout, client.lease_grant(ttl)).await?;
+            out.push_str(&format!("lease {:x} granted with TTL({}s)\n", r.id, r.ttl));
+        }
+        LeaseCmd::Revoke { id } => {
+            let id = id_of(id)?;
+            within(timeout, client.lease_revoke(id))
+                .await
+                .map_err(|f| fail(format!("failed to revoke lease ({})", f.message)))?;
+            out.push_str(&format!("lease {id:x} revoked\n"));
+        }
+        LeaseCmd::Timetolive { id, keys } => {
+            let id = id_of(id)?;
+            let r = within(timeout, client.lease_time_to_live(id, *keys)).await?;
+            if r.ttl == -1 {
+                out.push_str(&format!("lease {id:x} already expired\n"));
+            } else {
+                out.push_str(&format!(
+                    "lease {id:x} granted with TTL({}s), remaining({}s)",
+                    r.granted_ttl, r.ttl
+                ));
+                if *keys {
+                    let names: Vec<String> = r
+                        .keys
+                        .iter()
+                        .map(|k| String::from_utf8_lossy(k).into_owned())
+                        .collect();
+                    out.push_str(&format!(", attached keys([{}])", names.join(" ")));
+                }
+                out.push('\n');
+            }
+        }
+        LeaseCmd::List => {
+            let r = within(timeout, client.leases(Default::default())).await?;
+            out.push_str(&format!("found {} leases\n", r.leases.len()));
+            for l in &r.leases {
+                out.push_str(&format!("{:x}\n", l.id));
+            }
+        }
+        LeaseCmd::KeepAlive { id, once } => {
+            let id = id_of(id)?;
+            if !*once {
+                return Err(fail(
+                    "lease keep-alive without --once is not supported yet (use --once in a loop)",
+                ));
+            }
+            let r = within(timeout, client.keep_alive_once(id))
+                .await
+                .map_err(|f| Failure {
+                    message: f.message,
+                    // etcdctl's ExitBadConnection.
+                    code: 2,
+                })?;
+            out.push_str(&format!("lease {id:x} keepalived with TTL({})\n", r.ttl));
+        }
+    }
+    Ok(())
+}
+
+/// A JSON string literal (Go's encoding: HTML characters escaped).
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s)
+        .expect("a string serializes")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+/// go-humanize's `Bytes`: SI units, one decimal under 10.
+fn humanize_bytes(n: u64) -> String {
+    if n < 10 {
+        return format!("{n} B");
+    }
+    const SIZES: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let e = ((n as f64).ln() / 1000f64.ln()).floor();
+    let val = ((n as f64) / 1000f64.powf(e) * 10.0 + 0.5).floor() / 10.0;
+    let suffix = SIZES[e as usize];
+    if val < 10.0 {
+        format!("{val:.1} {suffix}")
+    } else {
+        format!("{val:.0} {suffix}")
+    }
+}
+
+/// Go's `time.Duration.String()`.
+fn go_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    let trim = |v: f64, digits: usize| -> String {
+        let s = format!("{v:.digits$}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    };
+    if ns == 0 {
+        "0s".into()
+    } else if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{}µs", trim(ns as f64 / 1e3, 3))
+    } else if ns < 1_000_000_000 {
+        format!("{}ms", trim(ns as f64 / 1e6, 6))
+    } else if ns < 60_000_000_000 {
+        format!("{}s", trim(ns as f64 / 1e9, 9))
+    } else {
+        let secs = d.as_secs_f64();
+        let m = (secs / 60.0).floor();
+        format!("{}m{}s", m as u64, trim(secs - m * 60.0, 9))
+    }
 }
 
 /// How a range's answer is printed in the simple format.
@@ -322,7 +695,7 @@ fn op_of(cmd: &Cmd, stdin: bool) -> Result<Operation, Failure> {
             ignore_lease,
         } => {
             let lease = i64::from_str_radix(lease, 16)
-                .map_err(|_| Failure(format!("bad lease ID ({lease}), expecting ID in Hex")))?;
+                .map_err(|_| fail(format!("bad lease ID ({lease}), expecting ID in Hex")))?;
             let value = match value {
                 Some(v) => v.clone(),
                 None if *ignore_value || !stdin => String::new(),
@@ -330,7 +703,7 @@ fn op_of(cmd: &Cmd, stdin: bool) -> Result<Operation, Failure> {
                     let mut v = String::new();
                     std::io::stdin()
                         .read_to_string(&mut v)
-                        .map_err(|e| Failure(e.to_string()))?;
+                        .map_err(|e| fail(e.to_string()))?;
                     v
                 }
             };
@@ -360,13 +733,13 @@ fn op_of(cmd: &Cmd, stdin: bool) -> Result<Operation, Failure> {
             let serializable = match consistency.as_str() {
                 "l" => false,
                 "s" => true,
-                other => return Err(Failure(format!("unknown consistency flag {other:?}"))),
+                other => return Err(fail(format!("unknown consistency flag {other:?}"))),
             };
             let sort_order = match order.as_str() {
                 "" => None,
                 "ASCEND" => Some(SortOrder::Ascend),
                 "DESCEND" => Some(SortOrder::Descend),
-                other => return Err(Failure(format!("bad sort order {other:?}"))),
+                other => return Err(fail(format!("bad sort order {other:?}"))),
             };
             let sort_target = match sort_by.as_str() {
                 "" => None,
@@ -375,7 +748,7 @@ fn op_of(cmd: &Cmd, stdin: bool) -> Result<Operation, Failure> {
                 "MODIFY" => Some(SortTarget::Mod),
                 "VALUE" => Some(SortTarget::Value),
                 "VERSION" => Some(SortTarget::Version),
-                other => return Err(Failure(format!("bad sort target {other:?}"))),
+                other => return Err(fail(format!("bad sort target {other:?}"))),
             };
             // etcdctl: an order without a target sorts by key; a target without an order
             // ascends.
@@ -415,7 +788,7 @@ fn op_of(cmd: &Cmd, stdin: bool) -> Result<Operation, Failure> {
             range_end: range_end_of(key, range_end.as_deref(), *prefix, *from_key)?.into(),
             prev_kv: *prev_kv,
         }),
-        _ => return Err(Failure("not a put, get or del".into())),
+        _ => return Err(fail("not a put, get or del")),
     })
 }
 
@@ -578,8 +951,8 @@ fn print_txn(out: &mut String, format: Format, r: &TxnResponse) -> Result<(), Fa
             out.push('\n');
         }
         Format::Fields => {
-            return Err(Failure(
-                "the fields format is not supported for txn yet (use -w json)".into(),
+            return Err(fail(
+                "the fields format is not supported for txn yet (use -w json)",
             ))
         }
     }
@@ -594,7 +967,7 @@ fn parse_txn(input: &str) -> Result<TxnRequest, Failure> {
         let mut got = Vec::new();
         loop {
             let Some(line) = lines.next().filter(|l| l.ends_with('\n')) else {
-                return Err(Failure("EOF".into()));
+                return Err(fail("EOF"));
             };
             let line = line.trim();
             if line.is_empty() {
@@ -628,10 +1001,10 @@ fn parse_op(line: &str) -> Result<RequestOp, Failure> {
         #[command(subcommand)]
         cmd: Cmd,
     }
-    let invalid = || Failure(format!("invalid txn request: {line}"));
+    let invalid = || fail(format!("invalid txn request: {line}"));
     let args = argify(line).ok_or_else(invalid)?;
     if args.len() < 2 {
-        return Err(Failure(format!("invalid txn compare request: {line}")));
+        return Err(fail(format!("invalid txn compare request: {line}")));
     }
     let parsed = Line::try_parse_from(&args).map_err(|_| invalid())?;
     let request = match op_of(&parsed.cmd, false).map_err(|_| invalid())? {
@@ -646,7 +1019,7 @@ fn parse_op(line: &str) -> Result<RequestOp, Failure> {
 
 /// A txn comparison line: `target("key") op "value"` (etcdctl's grammar).
 fn parse_compare(line: &str) -> Result<Compare, Failure> {
-    let malformed = || Failure(format!("malformed comparison: {line}"));
+    let malformed = || fail(format!("malformed comparison: {line}"));
     let (target, rest) = line.split_once('(').ok_or_else(malformed)?;
     let (key, rest) = go_unquote_prefix(rest.trim_start()).ok_or_else(malformed)?;
     let rest = rest.strip_prefix(')').ok_or_else(malformed)?.trim_start();
@@ -657,12 +1030,12 @@ fn parse_compare(line: &str) -> Result<Compare, Failure> {
         "!=" => CmpOp::NotEqual,
         ">" => CmpOp::Greater,
         "<" => CmpOp::Less,
-        _ => return Err(Failure(format!("malformed comparison: {line}"))),
+        _ => return Err(fail(format!("malformed comparison: {line}"))),
     };
     let number = || {
         String::from_utf8_lossy(&value)
             .parse::<i64>()
-            .map_err(|_| Failure(format!("invalid txn compare request: {line}")))
+            .map_err(|_| fail(format!("invalid txn compare request: {line}")))
     };
     Ok(match target {
         "ver" | "version" => Cmp::version(key, op, number()?),
@@ -671,7 +1044,7 @@ fn parse_compare(line: &str) -> Result<Compare, Failure> {
         "val" | "value" => Cmp::value(key, op, value),
         "lease" => Cmp::lease(key, op, number()?),
         other => {
-            return Err(Failure(format!(
+            return Err(fail(format!(
                 "malformed comparison: {line} (unknown target {other})"
             )))
         }
@@ -740,7 +1113,7 @@ async fn within<T>(
 ) -> Result<T, Failure> {
     match tokio::time::timeout(timeout, call).await {
         Ok(r) => r.map_err(Failure::from),
-        Err(_) => Err(Failure("context deadline exceeded".into())),
+        Err(_) => Err(fail("context deadline exceeded")),
     }
 }
 
@@ -752,14 +1125,13 @@ fn range_end_of(
     from_key: bool,
 ) -> Result<Vec<u8>, Failure> {
     if prefix && from_key {
-        return Err(Failure(
-            "`--prefix` and `--from-key` cannot be set at the same time, choose one".into(),
+        return Err(fail(
+            "`--prefix` and `--from-key` cannot be set at the same time, choose one",
         ));
     }
     if given.is_some() && (prefix || from_key) {
-        return Err(Failure(
-            "too many arguments, only accept one argument when `--prefix` or `--from-key` is set"
-                .into(),
+        return Err(fail(
+            "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
         ));
     }
     Ok(if prefix {
@@ -898,7 +1270,7 @@ mod tests {
     #[test]
     fn txn_input_parses_as_etcdctls() {
         let t = parse_txn("mod(\"a\") > \"0\"\nvalue(\"x y\") != \"a\\\"b\"\n\nput a 11\nget a --prefix\n\ndel 'b c'\n\n")
-            .unwrap_or_else(|e| panic!("{}", e.0));
+            .unwrap_or_else(|e| panic!("{}", e.message));
         assert_eq!(t.compare.len(), 2);
         assert_eq!(&t.compare[1].key[..], b"x y");
         assert_eq!(t.success.len(), 2);
@@ -925,10 +1297,25 @@ mod tests {
             ("\nput\n\n\n", "invalid txn compare request: put"),
         ] {
             match parse_txn(input) {
-                Err(Failure(m)) => assert_eq!(m, want, "{input:?}"),
+                Err(Failure { message, .. }) => assert_eq!(message, want, "{input:?}"),
                 Ok(t) => panic!("{input:?}: {t:?}"),
             }
         }
+    }
+
+    #[test]
+    fn sizes_and_durations_print_as_gos() {
+        assert_eq!(humanize_bytes(5), "5 B");
+        assert_eq!(humanize_bytes(20480), "20 kB");
+        assert_eq!(humanize_bytes(16384), "16 kB");
+        assert_eq!(humanize_bytes(1536), "1.5 kB");
+        assert_eq!(humanize_bytes(2_147_483_648), "2.1 GB");
+        assert_eq!(go_duration(Duration::from_nanos(642_379)), "642.379µs");
+        assert_eq!(go_duration(Duration::from_nanos(1_500_000)), "1.5ms");
+        assert_eq!(go_duration(Duration::from_millis(2500)), "2.5s");
+        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration(Duration::from_nanos(999)), "999ns");
+        assert_eq!(json_string("a<b>&"), r#""a\u003cb\u003e\u0026""#);
     }
 
     #[test]
