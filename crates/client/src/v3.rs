@@ -591,6 +591,30 @@ impl Client {
         .await
     }
 
+    /// One watch stream on the member in use, as the member answers it (the created
+    /// response, progress notifications, cancellation), without resuming elsewhere: for
+    /// tools that print each response (etcdctl's `watch`). [`Client::watch`] is the one that
+    /// survives failures.
+    pub async fn watch_responses(
+        &self,
+        request: WatchCreateRequest,
+    ) -> Result<tonic::Streaming<WatchResponse>, Error> {
+        self.call(Retry::Read, |ch, token| {
+            let create = WatchRequest {
+                request_union: Some(RequestUnion::CreateRequest(request.clone())),
+            };
+            let requests =
+                futures_util::stream::iter([create]).chain(futures_util::stream::pending());
+            let mut call = with_token(requests, &token);
+            call.metadata_mut().insert(
+                "hasleader",
+                tonic::metadata::MetadataValue::from_static("true"),
+            );
+            async move { Ok(WatchClient::new(ch).watch(call).await?.into_inner()) }
+        })
+        .await
+    }
+
     /// Watches `key` from `start_revision` on (0: from now).
     pub fn watch_key(&self, key: impl Into<Bytes>, start_revision: i64) -> Watch {
         self.watch(WatchCreateRequest {

@@ -9,8 +9,10 @@
 //! `--cert`, `--key`, `--user`, `--password`, `--command-timeout`, `--dial-timeout`,
 //! `--write-out`. Errors print `Error: <message>` on standard error and exit 1, as etcdctl.
 //!
-//! Not here yet (issue 17): watch, lease keep-alive without `--once`, member, snapshot, auth, user and role,
-//! lock, elect, compaction, alarm, defrag, move-leader, check, make-mirror; the `table` and
+//! `watch` (with `-i` and the `-- command` form) prints as it goes.
+//!
+//! Not here yet (issue 17): lease keep-alive without `--once`, member, snapshot, auth, user and
+//! role, lock, elect, alarm, defrag, move-leader, check, make-mirror; the `table` and
 //! `protobuf` formats.
 
 use std::io::{Read as _, Write as _};
@@ -22,11 +24,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use etcd_client::v3::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use etcd_client::v3::proto::etcdserverpb::request_op::Request as Op;
 use etcd_client::v3::proto::etcdserverpb::response_op::Response;
-use etcd_client::v3::proto::etcdserverpb::HashKvRequest;
 use etcd_client::v3::proto::etcdserverpb::{
     CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, RequestOp, ResponseHeader, TxnRequest, TxnResponse,
 };
+use etcd_client::v3::proto::etcdserverpb::{HashKvRequest, WatchCreateRequest};
 use etcd_client::v3::proto::mvccpb::KeyValue;
 use etcd_client::v3::{Client, Cmp, CmpOp, Error, Options};
 
@@ -162,6 +164,27 @@ enum Cmd {
         #[arg(long)]
         physical: bool,
     },
+    /// Watches events stream on keys or prefixes (`-- command args` runs a command for each
+    /// event; `-i` reads `watch ...` lines from standard input).
+    Watch {
+        /// Interactive mode.
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        /// Watch on a prefix if prefix is set.
+        #[arg(long)]
+        prefix: bool,
+        /// Revision to start watching.
+        #[arg(long, default_value_t = 0)]
+        rev: i64,
+        /// Get the previous key-value pair before the event happens.
+        #[arg(long = "prev-kv")]
+        prev_kv: bool,
+        /// The key and optional range end.
+        keys: Vec<String>,
+        /// The command to run for each event (after `--`).
+        #[arg(last = true)]
+        exec: Vec<String>,
+    },
     /// Endpoint related commands.
     Endpoint {
         /// Use all endpoints from the cluster member list.
@@ -272,6 +295,23 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    if let Cmd::Watch { .. } = cli.command {
+        // Prints as it goes, until the server ends the watch (or the process is stopped).
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        };
+        let Failure { message, code } = runtime.block_on(watch(&cli));
+        eprintln!("Error: {message}");
+        return ExitCode::from(code);
+    }
     if let Cmd::Version = cli.command {
         println!("etcdctl version: {}", env!("CARGO_PKG_VERSION"));
         println!("API version: 3.4");
@@ -357,7 +397,7 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
             endpoint(cli, cmd, &endpoints, out).await?;
         }
         Cmd::Lease { cmd } => lease(cli, &client, cmd, out).await?,
-        Cmd::Version => unreachable!("answered before connecting"),
+        Cmd::Version | Cmd::Watch { .. } => unreachable!("answered before"),
         cmd => match op_of(cmd, true)? {
             Operation::Put(request) => {
                 let r = within(timeout, client.put_request(request)).await?;
@@ -535,6 +575,258 @@ async fn endpoint(
     }
     if unhealthy {
         return Err(fail("unhealthy cluster"));
+    }
+    Ok(())
+}
+
+/// A watch of the command line, or one line of an interactive one.
+#[derive(Clone, Debug)]
+struct WatchArgs {
+    key: String,
+    range_end: Option<String>,
+    prefix: bool,
+    rev: i64,
+    prev_kv: bool,
+}
+
+/// `watch`: runs until the server ends it, which is a failure (exit 5, as etcdctl).
+async fn watch(cli: &Cli) -> Failure {
+    let Cmd::Watch {
+        interactive,
+        prefix,
+        rev,
+        prev_kv,
+        keys,
+        exec,
+    } = &cli.command
+    else {
+        unreachable!("called for watch");
+    };
+    let client = match client(cli) {
+        Ok(c) => c,
+        Err(f) => return f,
+    };
+    let format = cli.write_out;
+    let base = WatchArgs {
+        key: String::new(),
+        range_end: None,
+        prefix: *prefix,
+        rev: *rev,
+        prev_kv: *prev_kv,
+    };
+    if !*interactive {
+        let mut args = base;
+        match keys.as_slice() {
+            [key] => args.key = key.clone(),
+            [key, end] => {
+                args.key = key.clone();
+                args.range_end = Some(end.clone());
+            }
+            _ => {
+                return Failure {
+                    message: "bad number of arguments".into(),
+                    code: 128,
+                }
+            }
+        }
+        return match print_watch(&client, &args, format, exec).await {
+            Ok(()) => Failure {
+                message: "watch is canceled by the server".into(),
+                code: 5,
+            },
+            Err(f) => f,
+        };
+    }
+    // Interactive: one `watch KEY [RANGE_END] [flags]` per line, each printed as it goes.
+    // (Standard input is read on a thread of its own, line by line.)
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<std::io::Result<String>>();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::stdin().lock()) {
+            let failed = line.is_err();
+            if tx.send(line).is_err() || failed {
+                return;
+            }
+        }
+    });
+    loop {
+        let line = match lines.recv().await.transpose() {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                return Failure {
+                    message: "Error reading watch request line: EOF".into(),
+                    code: 3,
+                }
+            }
+            Err(e) => return fail(e.to_string()),
+        };
+        let words = argify(&line).unwrap_or_default();
+        if words.first().map(String::as_str) != Some("watch") {
+            eprintln!("Invalid command {line} (only support watch)");
+            continue;
+        }
+        let mut args = base.clone();
+        let mut positional = Vec::new();
+        for w in &words[1..] {
+            if w == "--prefix" {
+                args.prefix = true;
+            } else if w == "--prev-kv" {
+                args.prev_kv = true;
+            } else if let Some(r) = w.strip_prefix("--rev=") {
+                match r.parse() {
+                    Ok(r) => args.rev = r,
+                    Err(_) => {
+                        eprintln!("Invalid command {line} (bad --rev)");
+                        continue;
+                    }
+                }
+            } else {
+                positional.push(w.clone());
+            }
+        }
+        match positional.as_slice() {
+            [key] => args.key = key.clone(),
+            [key, end] => {
+                args.key = key.clone();
+                args.range_end = Some(end.clone());
+            }
+            _ => {
+                eprintln!("Invalid command {line} (command type or key is not provided)");
+                continue;
+            }
+        }
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Err(f) = print_watch(&client, &args, format, &[]).await {
+                eprintln!("Error: {}", f.message);
+            }
+        });
+    }
+}
+
+/// Prints one watch's events as they come (and runs `exec` for each), until the server
+/// ends it.
+async fn print_watch(
+    client: &Client,
+    args: &WatchArgs,
+    format: Format,
+    exec: &[String],
+) -> Result<(), Failure> {
+    if args.prefix && args.range_end.is_some() {
+        return Err(Failure {
+            message: "`range_end` and `--prefix` are mutually exclusive".into(),
+            code: 128,
+        });
+    }
+    let range_end = if args.prefix {
+        etcd_client::v3::prefix_end(args.key.as_bytes())
+    } else {
+        args.range_end
+            .as_ref()
+            .map(|e| e.as_bytes().to_vec())
+            .unwrap_or_default()
+    };
+    let request = WatchCreateRequest {
+        key: args.key.clone().into(),
+        range_end: range_end.into(),
+        start_revision: args.rev,
+        prev_kv: args.prev_kv,
+        ..Default::default()
+    };
+    let mut stream = client.watch_responses(request).await?;
+    while let Ok(Some(r)) = stream.message().await {
+        if r.created && r.events.is_empty() && !r.canceled {
+            continue;
+        }
+        if r.canceled {
+            eprintln!("watch was canceled ({})", r.cancel_reason);
+        }
+        let mut text = String::new();
+        match format {
+            Format::Simple => {
+                for e in &r.events {
+                    text.push_str(if e.r#type == 1 { "DELETE\n" } else { "PUT\n" });
+                    if let Some(prev) = &e.prev_kv {
+                        simple_kv(&mut text, prev, false, false);
+                    }
+                    if let Some(kv) = &e.kv {
+                        simple_kv(&mut text, kv, false, false);
+                    }
+                }
+            }
+            Format::Json => {
+                let events: Vec<String> = r
+                    .events
+                    .iter()
+                    .map(|e| {
+                        let mut o = JsonObject::new();
+                        if e.r#type != 0 {
+                            o.raw("type", &e.r#type.to_string());
+                        }
+                        if let Some(kv) = &e.kv {
+                            o.raw("kv", &kv_json(kv));
+                        }
+                        if let Some(prev) = &e.prev_kv {
+                            o.raw("prev_kv", &kv_json(prev));
+                        }
+                        o.finish()
+                    })
+                    .collect();
+                let events = if events.is_empty() {
+                    "null".to_string()
+                } else {
+                    format!("[{}]", events.join(","))
+                };
+                text.push_str(&format!(
+                    "{{\"Header\":{},\"Events\":{events},\"CompactRevision\":{},\"Canceled\":{},\"Created\":{}}}\n",
+                    header_json(&r.header),
+                    r.compact_revision,
+                    r.canceled,
+                    r.created
+                ));
+            }
+            Format::Fields => {
+                header_fields(&mut text, &r.header);
+                for e in &r.events {
+                    text.push_str(&format!(
+                        "\"Type\" : {}\n",
+                        if e.r#type == 1 { "DELETE" } else { "PUT" }
+                    ));
+                    if let Some(prev) = &e.prev_kv {
+                        kv_fields_named(&mut text, "Prev", prev);
+                    }
+                    if let Some(kv) = &e.kv {
+                        kv_fields(&mut text, kv);
+                    }
+                }
+            }
+        }
+        {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+        }
+        if let Some((program, rest)) = exec.split_first() {
+            let revision = r.header.map_or(0, |h| h.revision);
+            for e in &r.events {
+                let kv = e.kv.clone().unwrap_or_default();
+                let kind = if e.r#type == 1 { "DELETE" } else { "PUT" };
+                let status = tokio::process::Command::new(program)
+                    .args(rest)
+                    .env("ETCD_WATCH_REVISION", revision.to_string())
+                    .env("ETCD_WATCH_EVENT_TYPE", format!("\"{kind}\""))
+                    .env("ETCD_WATCH_KEY", go_quote(&kv.key))
+                    .env("ETCD_WATCH_VALUE", go_quote(&kv.value))
+                    .status()
+                    .await;
+                if !status.as_ref().is_ok_and(|s| s.success()) {
+                    eprintln!("command {exec:?} error ({status:?})");
+                    std::process::exit(1);
+                }
+            }
+        }
+        if r.canceled {
+            break;
+        }
     }
     Ok(())
 }
@@ -1226,12 +1518,20 @@ fn header_fields(out: &mut String, h: &Option<ResponseHeader>) {
 }
 
 fn kv_fields(out: &mut String, kv: &KeyValue) {
-    out.push_str(&format!("\"Key\" : {}\n", go_quote(&kv.key)));
-    out.push_str(&format!("\"CreateRevision\" : {}\n", kv.create_revision));
-    out.push_str(&format!("\"ModRevision\" : {}\n", kv.mod_revision));
-    out.push_str(&format!("\"Version\" : {}\n", kv.version));
-    out.push_str(&format!("\"Value\" : {}\n", go_quote(&kv.value)));
-    out.push_str(&format!("\"Lease\" : {}\n", kv.lease));
+    kv_fields_named(out, "", kv);
+}
+
+/// A pair's fields, their names after `prefix` (`Prev` for a watch event's previous pair).
+fn kv_fields_named(out: &mut String, prefix: &str, kv: &KeyValue) {
+    out.push_str(&format!("\"{prefix}Key\" : {}\n", go_quote(&kv.key)));
+    out.push_str(&format!(
+        "\"{prefix}CreateRevision\" : {}\n",
+        kv.create_revision
+    ));
+    out.push_str(&format!("\"{prefix}ModRevision\" : {}\n", kv.mod_revision));
+    out.push_str(&format!("\"{prefix}Version\" : {}\n", kv.version));
+    out.push_str(&format!("\"{prefix}Value\" : {}\n", go_quote(&kv.value)));
+    out.push_str(&format!("\"{prefix}Lease\" : {}\n", kv.lease));
 }
 
 /// Go's `%q` of a byte string: double-quoted, with Go's escapes.
