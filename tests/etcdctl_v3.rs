@@ -708,6 +708,9 @@ fn member_list_of_three_members_answers_as_etcd_3_4_did() {
             .collect()
     };
     assert_same_as_recorded("members.etcd-3.4.23.txt", &ours, mask_members);
+    // Our etcdctl too.
+    let mine = with_our_etcdctl(|| transcript_of("members.cmds", &endpoints, &[], dir.path()));
+    assert_same_as_recorded("members.etcd-3.4.23.txt", &mine, mask_members);
     let mut names: Vec<&str> = ours
         .lines()
         .filter_map(|l| l.split(", ").nth(2).filter(|_| l.contains(", started, ")))

@@ -4,14 +4,15 @@
 //! Commands so far: `put`, `get`, `del`, `txn` (etcdctl's interactive grammar on standard
 //! input), `compaction`, `endpoint status|health|hashkv` (each endpoint through a client of its
 //! own; `--cluster` for every member's), `lease grant|revoke|timetolive|list|keep-alive --once`
-//! (simple format), `version`. Output formats (`-w`): `simple`, `json`,
+//! (simple format), `member list`, `version`. Output formats (`-w`): `simple`, `json`,
 //! `fields`. Global flags and their `ETCDCTL_*` variables: `--endpoints`, `--cacert`,
 //! `--cert`, `--key`, `--user`, `--password`, `--command-timeout`, `--dial-timeout`,
 //! `--write-out`. Errors print `Error: <message>` on standard error and exit 1, as etcdctl.
 //!
 //! `watch` (with `-i` and the `-- command` form) prints as it goes.
 //!
-//! Not here yet (issue 17): lease keep-alive without `--once`, member, snapshot, auth, user and
+//! Not here yet (issue 17): lease keep-alive without `--once`, member add/remove/update/promote,
+//! snapshot, auth, user and
 //! role, lock, elect, alarm, defrag, move-leader, check, make-mirror; the `table` and
 //! `protobuf` formats.
 
@@ -28,7 +29,7 @@ use etcd_client::v3::proto::etcdserverpb::{
     CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, RequestOp, ResponseHeader, TxnRequest, TxnResponse,
 };
-use etcd_client::v3::proto::etcdserverpb::{HashKvRequest, WatchCreateRequest};
+use etcd_client::v3::proto::etcdserverpb::{HashKvRequest, MemberListResponse, WatchCreateRequest};
 use etcd_client::v3::proto::mvccpb::KeyValue;
 use etcd_client::v3::{Client, Cmp, CmpOp, Error, Options};
 
@@ -198,6 +199,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: LeaseCmd,
     },
+    /// Membership related commands.
+    Member {
+        #[command(subcommand)]
+        cmd: MemberCmd,
+    },
     /// Prints the version of etcdctl.
     Version,
 }
@@ -214,6 +220,12 @@ enum EndpointCmd {
         #[arg(long, default_value_t = 0)]
         rev: i64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum MemberCmd {
+    /// Lists all members in the cluster.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -397,6 +409,12 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
             endpoint(cli, cmd, &endpoints, out).await?;
         }
         Cmd::Lease { cmd } => lease(cli, &client, cmd, out).await?,
+        Cmd::Member {
+            cmd: MemberCmd::List,
+        } => {
+            let r = within(timeout, client.member_list(Default::default())).await?;
+            print_members(out, format, &r);
+        }
         Cmd::Version | Cmd::Watch { .. } => unreachable!("answered before"),
         cmd => match op_of(cmd, true)? {
             Operation::Put(request) => {
@@ -907,6 +925,79 @@ async fn lease(
         }
     }
     Ok(())
+}
+
+/// `member list` in etcdctl's forms.
+fn print_members(out: &mut String, format: Format, r: &MemberListResponse) {
+    match format {
+        Format::Simple => {
+            for m in &r.members {
+                out.push_str(&format!(
+                    "{:x}, {}, {}, {}, {}, {}\n",
+                    m.id,
+                    if m.name.is_empty() {
+                        "unstarted"
+                    } else {
+                        "started"
+                    },
+                    m.name,
+                    m.peer_ur_ls.join(","),
+                    m.client_ur_ls.join(","),
+                    m.is_learner
+                ));
+            }
+        }
+        Format::Json => {
+            let strings = |v: &[String]| {
+                let items: Vec<String> = v.iter().map(|s| json_string(s)).collect();
+                format!("[{}]", items.join(","))
+            };
+            let members: Vec<String> = r
+                .members
+                .iter()
+                .map(|m| {
+                    let mut o = JsonObject::new();
+                    if m.id != 0 {
+                        o.raw("ID", &m.id.to_string());
+                    }
+                    if !m.name.is_empty() {
+                        o.raw("name", &json_string(&m.name));
+                    }
+                    if !m.peer_ur_ls.is_empty() {
+                        o.raw("peerURLs", &strings(&m.peer_ur_ls));
+                    }
+                    if !m.client_ur_ls.is_empty() {
+                        o.raw("clientURLs", &strings(&m.client_ur_ls));
+                    }
+                    if m.is_learner {
+                        o.raw("isLearner", "true");
+                    }
+                    o.finish()
+                })
+                .collect();
+            let mut o = JsonObject::new();
+            o.raw("header", &header_json(&r.header));
+            if !members.is_empty() {
+                o.raw("members", &format!("[{}]", members.join(",")));
+            }
+            out.push_str(&o.finish());
+            out.push('\n');
+        }
+        Format::Fields => {
+            header_fields(out, &r.header);
+            for m in &r.members {
+                out.push_str(&format!("\"ID\" : {}\n", m.id));
+                out.push_str(&format!("\"Name\" : {}\n", go_quote(m.name.as_bytes())));
+                for u in &m.peer_ur_ls {
+                    out.push_str(&format!("\"PeerURL\" : {}\n", go_quote(u.as_bytes())));
+                }
+                for u in &m.client_ur_ls {
+                    out.push_str(&format!("\"ClientURL\" : {}\n", go_quote(u.as_bytes())));
+                }
+                out.push_str(&format!("\"IsLearner\" : {}\n\n", m.is_learner));
+            }
+        }
+    }
 }
 
 /// A JSON string literal (Go's encoding: HTML characters escaped).
