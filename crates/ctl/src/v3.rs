@@ -4,7 +4,9 @@
 //! Commands so far: `put`, `get`, `del`, `txn` (etcdctl's interactive grammar on standard
 //! input), `compaction`, `endpoint status|health|hashkv` (each endpoint through a client of its
 //! own; `--cluster` for every member's), `lease grant|revoke|timetolive|list|keep-alive --once`
-//! (simple format), `member list`, `version`. Output formats (`-w`): `simple`, `json`,
+//! (simple format), `member list`, `user`, `role` and `auth` commands, `alarm list|disarm`,
+//! `defrag`, `version`. Tested: `tools/v3-reference/kv.cmds`, `auth.cmds` and
+//! `members.cmds` through this etcdctl give etcd 3.4.23's recorded transcripts byte for byte. Output formats (`-w`): `simple`, `json`,
 //! `fields`. Global flags and their `ETCDCTL_*` variables: `--endpoints`, `--cacert`,
 //! `--cert`, `--key`, `--user`, `--password`, `--command-timeout`, `--dial-timeout`,
 //! `--write-out`. Errors print `Error: <message>` on standard error and exit 1, as etcdctl.
@@ -12,8 +14,7 @@
 //! `watch` (with `-i` and the `-- command` form) prints as it goes.
 //!
 //! Not here yet (issue 17): lease keep-alive without `--once`, member add/remove/update/promote,
-//! snapshot, auth, user and
-//! role, lock, elect, alarm, defrag, move-leader, check, make-mirror; the `table` and
+//! snapshot, lock, elect, move-leader, check, make-mirror; the `table` and
 //! `protobuf` formats.
 
 use std::io::{Read as _, Write as _};
@@ -22,14 +23,21 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use etcd_client::v3::proto::etcdserverpb::alarm_request::AlarmAction;
 use etcd_client::v3::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use etcd_client::v3::proto::etcdserverpb::request_op::Request as Op;
 use etcd_client::v3::proto::etcdserverpb::response_op::Response;
 use etcd_client::v3::proto::etcdserverpb::{
+    AlarmRequest, AlarmType, AuthRoleAddRequest, AuthRoleDeleteRequest, AuthRoleGetRequest,
+    AuthRoleGetResponse, AuthRoleGrantPermissionRequest, AuthRoleRevokePermissionRequest,
+    AuthUserAddRequest, AuthUserChangePasswordRequest, AuthUserDeleteRequest, AuthUserGetRequest,
+    AuthUserGrantRoleRequest, AuthUserRevokeRoleRequest, HashKvRequest, MemberListResponse,
+    WatchCreateRequest,
+};
+use etcd_client::v3::proto::etcdserverpb::{
     CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, RequestOp, ResponseHeader, TxnRequest, TxnResponse,
 };
-use etcd_client::v3::proto::etcdserverpb::{HashKvRequest, MemberListResponse, WatchCreateRequest};
 use etcd_client::v3::proto::mvccpb::KeyValue;
 use etcd_client::v3::{Client, Cmp, CmpOp, Error, Options};
 
@@ -204,6 +212,32 @@ enum Cmd {
         #[command(subcommand)]
         cmd: MemberCmd,
     },
+    /// User related commands.
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Role related commands.
+    Role {
+        #[command(subcommand)]
+        cmd: RoleCmd,
+    },
+    /// Enable or disable authentication.
+    Auth {
+        #[command(subcommand)]
+        cmd: AuthCmd,
+    },
+    /// Alarm related commands.
+    Alarm {
+        #[command(subcommand)]
+        cmd: AlarmCmd,
+    },
+    /// Defragments the storage of the etcd members with given endpoints.
+    Defrag {
+        /// Use all endpoints from the cluster member list.
+        #[arg(long)]
+        cluster: bool,
+    },
     /// Prints the version of etcdctl.
     Version,
 }
@@ -220,6 +254,93 @@ enum EndpointCmd {
         #[arg(long, default_value_t = 0)]
         rev: i64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    /// Adds a new user (`name:password`, or the password from --new-user-password or input).
+    Add {
+        args: Vec<String>,
+        /// Supply password from the command line flag.
+        #[arg(long = "new-user-password", default_value = "")]
+        new_user_password: String,
+        /// Read password from stdin instead of interactive terminal.
+        #[arg(long, default_value = "true", action = clap::ArgAction::Set)]
+        interactive: bool,
+        /// Create a user without password.
+        #[arg(long = "no-password")]
+        no_password: bool,
+    },
+    /// Deletes a user.
+    Delete { args: Vec<String> },
+    /// Gets detailed information of a user.
+    Get {
+        args: Vec<String>,
+        /// Show permissions of roles granted to the user.
+        #[arg(long)]
+        detail: bool,
+    },
+    /// Lists all users.
+    List { args: Vec<String> },
+    /// Changes password of user.
+    Passwd {
+        args: Vec<String>,
+        /// If true, read password from stdin instead of interactive terminal.
+        #[arg(long, default_value = "true", action = clap::ArgAction::Set)]
+        interactive: bool,
+    },
+    /// Grants a role to a user.
+    GrantRole { args: Vec<String> },
+    /// Revokes a role from a user.
+    RevokeRole { args: Vec<String> },
+}
+
+#[derive(Subcommand, Debug)]
+enum RoleCmd {
+    /// Adds a new role.
+    Add { args: Vec<String> },
+    /// Deletes a role.
+    Delete { args: Vec<String> },
+    /// Gets detailed information of a role.
+    Get { args: Vec<String> },
+    /// Lists all roles.
+    List { args: Vec<String> },
+    /// Grants a key to a role (read, write or readwrite).
+    GrantPermission {
+        args: Vec<String>,
+        /// Grant a prefix permission.
+        #[arg(long)]
+        prefix: bool,
+        /// Grant a permission of keys that are greater than or equal to the given key.
+        #[arg(long = "from-key")]
+        from_key: bool,
+    },
+    /// Revokes a key from a role.
+    RevokePermission {
+        args: Vec<String>,
+        /// Revoke a prefix permission.
+        #[arg(long)]
+        prefix: bool,
+        /// Revoke a permission of keys that are greater than or equal to the given key.
+        #[arg(long = "from-key")]
+        from_key: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AlarmCmd {
+    /// Disarms all alarms.
+    Disarm { args: Vec<String> },
+    /// Lists all alarms.
+    List { args: Vec<String> },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuthCmd {
+    /// Enables authentication.
+    Enable { args: Vec<String> },
+    /// Disables authentication.
+    Disable { args: Vec<String> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -286,10 +407,25 @@ fn fail(message: impl Into<String>) -> Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
-        fail(match e {
-            Error::Status(s) => s.message().to_string(),
+        // etcd's own errors print their message; others as grpc-go prints a status.
+        let message = match e {
+            Error::Status(s) if s.message().starts_with("etcdserver: ") => s.message().to_string(),
+            Error::Status(s) => {
+                let code = match s.code() {
+                    tonic::Code::Cancelled => "Canceled".to_string(),
+                    other => format!("{other:?}"),
+                };
+                format!("rpc error: code = {code} desc = {}", s.message())
+            }
             other => other.to_string(),
-        })
+        };
+        // etcdctl cannot even make its client: ExitBadConnection.
+        let code = if message == "etcdserver: authentication failed, invalid user ID or password" {
+            2
+        } else {
+            EXIT_ERROR
+        };
+        Failure { message, code }
     }
 }
 
@@ -345,7 +481,9 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { message, code }) => {
-            eprintln!("Error: {message}");
+            if !message.is_empty() {
+                eprintln!("Error: {message}");
+            }
             ExitCode::from(code)
         }
     }
@@ -360,6 +498,8 @@ fn options(cli: &Cli) -> Result<Options, Failure> {
             None => return Err(fail("password is missing (--user NAME:PASSWORD)")),
         },
     };
+    // As etcd's client: no password, no authentication (the calls go without a token).
+    let user = user.filter(|(name, password)| !name.is_empty() && !password.is_empty());
     Ok(Options {
         ca_file: cli.cacert.clone(),
         client_cert: cli.cert.clone().zip(cli.key_file.clone()),
@@ -409,6 +549,59 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
             endpoint(cli, cmd, &endpoints, out).await?;
         }
         Cmd::Lease { cmd } => lease(cli, &client, cmd, out).await?,
+        Cmd::User { cmd } => user(cli, &client, cmd, out).await?,
+        Cmd::Role { cmd } => role(cli, &client, cmd, out).await?,
+        Cmd::Auth { cmd } => auth(cli, &client, cmd, out).await?,
+        Cmd::Alarm { cmd } => {
+            let (args, action, what) = match cmd {
+                AlarmCmd::List { args } => (args, AlarmAction::Get, "list"),
+                AlarmCmd::Disarm { args } => (args, AlarmAction::Deactivate, "disarm"),
+            };
+            if !args.is_empty() {
+                return Err(bad_args(format!(
+                    "alarm {what} command accepts no arguments"
+                )));
+            }
+            let request = AlarmRequest {
+                action: action as i32,
+                member_id: 0,
+                alarm: 0,
+            };
+            let r = within(timeout, client.alarm(request)).await?;
+            for a in &r.alarms {
+                let kind = AlarmType::try_from(a.alarm).map_or("NONE", |t| t.as_str_name());
+                out.push_str(&format!("memberID:{} alarm:{kind} \n", a.member_id));
+            }
+        }
+        Cmd::Defrag { cluster } => {
+            let endpoints = if *cluster {
+                let list = within(timeout, client.member_list(Default::default())).await?;
+                list.members
+                    .iter()
+                    .flat_map(|m| m.client_ur_ls.clone())
+                    .collect()
+            } else {
+                cli.endpoints.clone()
+            };
+            let mut failures = 0;
+            for ep in &endpoints {
+                let one = Client::with_options([ep], options(cli)?).map_err(Failure::from)?;
+                match within(timeout, one.defragment(Default::default())).await {
+                    Ok(_) => out.push_str(&format!("Finished defragmenting etcd member[{ep}]\n")),
+                    Err(f) => {
+                        eprintln!("Failed to defragment etcd member[{ep}] ({})", f.message);
+                        failures += 1;
+                    }
+                }
+            }
+            if failures > 0 {
+                // etcdctl says why on the lines above, and exits 1 without an Error line.
+                return Err(Failure {
+                    message: String::new(),
+                    code: EXIT_ERROR,
+                });
+            }
+        }
         Cmd::Member {
             cmd: MemberCmd::List,
         } => {
@@ -925,6 +1118,473 @@ async fn lease(
         }
     }
     Ok(())
+}
+
+/// etcdctl's usage errors (exit 128).
+fn bad_args(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        code: 128,
+    }
+}
+
+/// A header-only answer as JSON (`-w json` of most auth commands), or `simple`'s line.
+fn print_done(out: &mut String, format: Format, header: &Option<ResponseHeader>, line: String) {
+    match format {
+        Format::Json => {
+            let mut o = JsonObject::new();
+            o.raw("header", &header_json(header));
+            out.push_str(&o.finish());
+            out.push('\n');
+        }
+        _ => {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+}
+
+/// A word read from standard input (Go's `fmt.Scanf("%s")`).
+fn read_word() -> String {
+    let mut input = String::new();
+    let _ = std::io::stdin().read_to_string(&mut input);
+    input.split_whitespace().next().unwrap_or("").to_string()
+}
+
+async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Result<(), Failure> {
+    let timeout = cli.command_timeout;
+    let format = cli.write_out;
+    match cmd {
+        UserCmd::Add {
+            args,
+            new_user_password,
+            interactive,
+            no_password,
+        } => {
+            let [arg] = args.as_slice() else {
+                return Err(bad_args(
+                    "user add command requires user name as its argument",
+                ));
+            };
+            let (name, password) = if *no_password {
+                (arg.clone(), String::new())
+            } else if !new_user_password.is_empty() {
+                (arg.clone(), new_user_password.clone())
+            } else if let Some((name, password)) = arg.split_once(':') {
+                if name.is_empty() {
+                    return Err(bad_args("empty user name is not allowed"));
+                }
+                (name.to_string(), password.to_string())
+            } else {
+                // (No terminal prompt: the password comes from standard input either way.)
+                let _ = interactive;
+                (arg.clone(), read_word())
+            };
+            let request = AuthUserAddRequest {
+                name: name.clone(),
+                password,
+                options: Some(etcd_client::v3::proto::authpb::UserAddOptions {
+                    no_password: *no_password,
+                }),
+                ..Default::default()
+            };
+            let r = within(timeout, client.user_add(request)).await?;
+            print_done(out, format, &r.header, format!("User {name} created"));
+        }
+        UserCmd::Delete { args } => {
+            let [name] = args.as_slice() else {
+                return Err(bad_args(
+                    "user delete command requires user name as its argument",
+                ));
+            };
+            let request = AuthUserDeleteRequest { name: name.clone() };
+            let r = within(timeout, client.user_delete(request)).await?;
+            print_done(out, format, &r.header, format!("User {name} deleted"));
+        }
+        UserCmd::Get { args, detail } => {
+            let [name] = args.as_slice() else {
+                return Err(bad_args(
+                    "user get command requires user name as its argument",
+                ));
+            };
+            let request = AuthUserGetRequest { name: name.clone() };
+            let r = within(timeout, client.user_get(request)).await?;
+            if *detail {
+                out.push_str(&format!("User: {name}\n"));
+                for role_name in &r.roles {
+                    out.push('\n');
+                    let request = AuthRoleGetRequest {
+                        role: role_name.clone(),
+                    };
+                    let role = within(timeout, client.role_get(request)).await?;
+                    print_role(out, format, role_name, &role);
+                }
+            } else if format == Format::Json {
+                let mut o = JsonObject::new();
+                o.raw("header", &header_json(&r.header));
+                if !r.roles.is_empty() {
+                    o.raw("roles", &json_strings(&r.roles));
+                }
+                out.push_str(&o.finish());
+                out.push('\n');
+            } else {
+                out.push_str(&format!("User: {name}\nRoles:"));
+                for role in &r.roles {
+                    out.push_str(&format!(" {role}"));
+                }
+                out.push('\n');
+            }
+        }
+        UserCmd::List { args } => {
+            if !args.is_empty() {
+                return Err(bad_args("user list command requires no arguments"));
+            }
+            let r = within(timeout, client.user_list(Default::default())).await?;
+            if format == Format::Json {
+                let mut o = JsonObject::new();
+                o.raw("header", &header_json(&r.header));
+                if !r.users.is_empty() {
+                    o.raw("users", &json_strings(&r.users));
+                }
+                out.push_str(&o.finish());
+                out.push('\n');
+            } else {
+                for u in &r.users {
+                    out.push_str(&format!("{u}\n"));
+                }
+            }
+        }
+        UserCmd::Passwd { args, interactive } => {
+            let [name] = args.as_slice() else {
+                return Err(bad_args(
+                    "user passwd command requires user name as its argument",
+                ));
+            };
+            let _ = interactive;
+            let request = AuthUserChangePasswordRequest {
+                name: name.clone(),
+                password: read_word(),
+                ..Default::default()
+            };
+            let r = within(timeout, client.user_change_password(request)).await?;
+            print_done(out, format, &r.header, "Password updated".into());
+        }
+        UserCmd::GrantRole { args } => {
+            let [name, role] = args.as_slice() else {
+                return Err(bad_args(
+                    "user grant command requires user name and role name as its argument",
+                ));
+            };
+            let request = AuthUserGrantRoleRequest {
+                user: name.clone(),
+                role: role.clone(),
+            };
+            let r = within(timeout, client.user_grant_role(request)).await?;
+            print_done(
+                out,
+                format,
+                &r.header,
+                format!("Role {role} is granted to user {name}"),
+            );
+        }
+        UserCmd::RevokeRole { args } => {
+            let [name, role] = args.as_slice() else {
+                return Err(bad_args(
+                    "user revoke-role requires user name and role name as its argument",
+                ));
+            };
+            let request = AuthUserRevokeRoleRequest {
+                name: name.clone(),
+                role: role.clone(),
+            };
+            let r = within(timeout, client.user_revoke_role(request)).await?;
+            print_done(
+                out,
+                format,
+                &r.header,
+                format!("Role {role} is revoked from user {name}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The key and range end of a permission given as etcdctl's arguments and flags.
+fn perm_range(args: &[String], prefix: bool, from_key: bool) -> Result<(String, String), Failure> {
+    let key = args[0].clone();
+    if key.is_empty() {
+        if prefix && from_key {
+            return Err(bad_args(
+                "--from-key and --prefix flags are mutually exclusive",
+            ));
+        }
+        let end = if prefix || from_key { "\0" } else { "" };
+        return Ok(("\0".into(), end.into()));
+    }
+    if prefix && from_key {
+        return Err(bad_args(
+            "--from-key and --prefix flags are mutually exclusive",
+        ));
+    }
+    if prefix {
+        if args.len() > 1 {
+            return Err(bad_args("unexpected endkey argument with --prefix flag"));
+        }
+        let end = etcd_client::v3::prefix_end(key.as_bytes());
+        return Ok((key, String::from_utf8_lossy(&end).into_owned()));
+    }
+    if from_key {
+        if args.len() > 1 {
+            return Err(bad_args("unexpected endkey argument with --from-key flag"));
+        }
+        return Ok((key, "\0".into()));
+    }
+    Ok((key, args.get(1).cloned().unwrap_or_default()))
+}
+
+/// `role get` in etcdctl's simple or json form.
+fn print_role(out: &mut String, format: Format, name: &str, r: &AuthRoleGetResponse) {
+    if format == Format::Json {
+        let perms: Vec<String> = r
+            .perm
+            .iter()
+            .map(|p| {
+                let b64 = |b: &[u8]| {
+                    format!(
+                        "\"{}\"",
+                        base64::engine::general_purpose::STANDARD.encode(b)
+                    )
+                };
+                let mut o = JsonObject::new();
+                if p.perm_type != 0 {
+                    o.raw("permType", &p.perm_type.to_string());
+                }
+                if !p.key.is_empty() {
+                    o.raw("key", &b64(&p.key));
+                }
+                if !p.range_end.is_empty() {
+                    o.raw("range_end", &b64(&p.range_end));
+                }
+                o.finish()
+            })
+            .collect();
+        let mut o = JsonObject::new();
+        o.raw("header", &header_json(&r.header));
+        if !perms.is_empty() {
+            o.raw("perm", &format!("[{}]", perms.join(",")));
+        }
+        out.push_str(&o.finish());
+        out.push('\n');
+        return;
+    }
+    out.push_str(&format!("Role {name}\nKV Read:\n"));
+    let line = |p: &etcd_client::v3::proto::authpb::Permission| -> String {
+        let key = String::from_utf8_lossy(&p.key).into_owned();
+        if p.range_end.is_empty() {
+            return format!("\t{key}\n");
+        }
+        let end = String::from_utf8_lossy(&p.range_end).into_owned();
+        let mut l = if end != "\0" {
+            format!("\t[{key}, {end})")
+        } else {
+            format!("\t[{key}, <open ended>")
+        };
+        if etcd_client::v3::prefix_end(&p.key) == p.range_end.as_ref() {
+            l.push_str(&format!(" (prefix {key})"));
+        }
+        l.push('\n');
+        l
+    };
+    // READ 0, WRITE 1, READWRITE 2.
+    for p in r
+        .perm
+        .iter()
+        .filter(|p| p.perm_type == 0 || p.perm_type == 2)
+    {
+        out.push_str(&line(p));
+    }
+    out.push_str("KV Write:\n");
+    for p in r
+        .perm
+        .iter()
+        .filter(|p| p.perm_type == 1 || p.perm_type == 2)
+    {
+        out.push_str(&line(p));
+    }
+}
+
+async fn role(cli: &Cli, client: &Client, cmd: &RoleCmd, out: &mut String) -> Result<(), Failure> {
+    let timeout = cli.command_timeout;
+    let format = cli.write_out;
+    match cmd {
+        RoleCmd::Add { args } => {
+            let [name] = args.as_slice() else {
+                return Err(bad_args(
+                    "role add command requires role name as its argument",
+                ));
+            };
+            let request = AuthRoleAddRequest { name: name.clone() };
+            let r = within(timeout, client.role_add(request)).await?;
+            print_done(out, format, &r.header, format!("Role {name} created"));
+        }
+        RoleCmd::Delete { args } => {
+            let [name] = args.as_slice() else {
+                return Err(bad_args(
+                    "role delete command requires role name as its argument",
+                ));
+            };
+            let request = AuthRoleDeleteRequest { role: name.clone() };
+            let r = within(timeout, client.role_delete(request)).await?;
+            print_done(out, format, &r.header, format!("Role {name} deleted"));
+        }
+        RoleCmd::Get { args } => {
+            let [name] = args.as_slice() else {
+                return Err(bad_args(
+                    "role get command requires role name as its argument",
+                ));
+            };
+            let request = AuthRoleGetRequest { role: name.clone() };
+            let r = within(timeout, client.role_get(request)).await?;
+            print_role(out, format, name, &r);
+        }
+        RoleCmd::List { args } => {
+            if !args.is_empty() {
+                return Err(bad_args("role list command requires no arguments"));
+            }
+            let r = within(timeout, client.role_list(Default::default())).await?;
+            if format == Format::Json {
+                let mut o = JsonObject::new();
+                o.raw("header", &header_json(&r.header));
+                if !r.roles.is_empty() {
+                    o.raw("roles", &json_strings(&r.roles));
+                }
+                out.push_str(&o.finish());
+                out.push('\n');
+            } else {
+                for role in &r.roles {
+                    out.push_str(&format!("{role}\n"));
+                }
+            }
+        }
+        RoleCmd::GrantPermission {
+            args,
+            prefix,
+            from_key,
+        } => {
+            if args.len() < 3 {
+                return Err(bad_args(
+                    "role grant command requires role name, permission type, and key [endkey] as its argument",
+                ));
+            }
+            let perm_type = match args[1].to_uppercase().as_str() {
+                "READ" => 0,
+                "WRITE" => 1,
+                "READWRITE" => 2,
+                _ => return Err(bad_args(format!("invalid permission type: {}", args[1]))),
+            };
+            let (key, range_end) = perm_range(&args[2..], *prefix, *from_key)?;
+            let request = AuthRoleGrantPermissionRequest {
+                name: args[0].clone(),
+                perm: Some(etcd_client::v3::proto::authpb::Permission {
+                    perm_type,
+                    key: key.into(),
+                    range_end: range_end.into(),
+                }),
+            };
+            let r = within(timeout, client.role_grant_permission(request)).await?;
+            print_done(out, format, &r.header, format!("Role {} updated", args[0]));
+        }
+        RoleCmd::RevokePermission {
+            args,
+            prefix,
+            from_key,
+        } => {
+            if args.len() < 2 {
+                return Err(bad_args(
+                    "role revoke-permission command requires role name and key [endkey] as its argument",
+                ));
+            }
+            let (key, range_end) = perm_range(&args[1..], *prefix, *from_key)?;
+            let request = AuthRoleRevokePermissionRequest {
+                role: args[0].clone(),
+                key: key.into(),
+                range_end: range_end.clone().into(),
+            };
+            let r = within(timeout, client.role_revoke_permission(request)).await?;
+            let shown_key = &args[1];
+            let line = if range_end.is_empty() {
+                format!(
+                    "Permission of key {shown_key} is revoked from role {}",
+                    args[0]
+                )
+            } else if range_end != "\0" {
+                format!(
+                    "Permission of range [{shown_key}, {range_end}) is revoked from role {}",
+                    args[0]
+                )
+            } else {
+                format!(
+                    "Permission of range [{shown_key}, <open ended> is revoked from role {}",
+                    args[0]
+                )
+            };
+            print_done(out, format, &r.header, line);
+        }
+    }
+    Ok(())
+}
+
+async fn auth(cli: &Cli, client: &Client, cmd: &AuthCmd, out: &mut String) -> Result<(), Failure> {
+    let timeout = cli.command_timeout;
+    match cmd {
+        AuthCmd::Enable { args } => {
+            if !args.is_empty() {
+                return Err(bad_args(
+                    "auth enable command does not accept any arguments",
+                ));
+            }
+            // etcdctl makes the root role (and grants it to root) when only it is missing.
+            loop {
+                match within(timeout, client.auth_enable(Default::default())).await {
+                    Ok(_) => break,
+                    Err(f) if f.message == "etcdserver: root user does not have root role" => {
+                        within(
+                            timeout,
+                            client.role_add(AuthRoleAddRequest {
+                                name: "root".into(),
+                            }),
+                        )
+                        .await?;
+                        within(
+                            timeout,
+                            client.user_grant_role(AuthUserGrantRoleRequest {
+                                user: "root".into(),
+                                role: "root".into(),
+                            }),
+                        )
+                        .await?;
+                    }
+                    Err(f) => return Err(f),
+                }
+            }
+            out.push_str("Authentication Enabled\n");
+        }
+        AuthCmd::Disable { args } => {
+            if !args.is_empty() {
+                return Err(bad_args(
+                    "auth disable command does not accept any arguments",
+                ));
+            }
+            within(timeout, client.auth_disable(Default::default())).await?;
+            out.push_str("Authentication Disabled\n");
+        }
+    }
+    Ok(())
+}
+
+fn json_strings(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|s| json_string(s)).collect();
+    format!("[{}]", items.join(","))
 }
 
 /// `member list` in etcdctl's forms.
