@@ -308,26 +308,7 @@ fn our_etcdctl_answers_the_scripted_kv_sequence_as_etcd_3_4_did() {
     let node = Node::start("ourctl", &[]);
     let dir = tempfile::tempdir().expect("tmp");
     let ours = with_our_etcdctl(|| transcript(&[node.client_addr()], &[], dir.path()));
-    let recorded = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/v3-reference/kv.etcd-3.4.23.txt"),
-    )
-    .expect("the recorded transcript");
-
-    let (ours, recorded) = (mask(&ours), mask(&recorded));
-    assert!(recorded.matches("$ etcdctl").count() >= 80, "{recorded}");
-    if ours != recorded {
-        let first = ours
-            .lines()
-            .zip(recorded.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(0);
-        panic!(
-            "our etcdctl differs from etcdctl 3.4.23 at line {}:\nours:     {:?}\nrecorded: {:?}\n--- ours:\n{ours}",
-            first + 1,
-            ours.lines().nth(first),
-            recorded.lines().nth(first)
-        );
-    }
+    assert_same_as_etcd(&ours);
 }
 
 /// Our own etcdctl through the whole recorded auth script (users, roles, permissions, auth
@@ -340,25 +321,7 @@ fn our_etcdctl_answers_the_scripted_auth_sequence_as_etcd_3_4_did() {
     let dir = tempfile::tempdir().expect("tmp");
     let ours =
         with_our_etcdctl(|| transcript_of("auth.cmds", &[node.client_addr()], &[], dir.path()));
-    let recorded = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/v3-reference/auth.etcd-3.4.23.txt"),
-    )
-    .expect("the recorded transcript");
-    let (ours, recorded) = (mask_auth(&ours), mask_auth(&recorded));
-    assert!(recorded.matches("$ etcdctl").count() >= 200, "{recorded}");
-    if ours != recorded {
-        let first = ours
-            .lines()
-            .zip(recorded.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(0);
-        panic!(
-            "our etcdctl differs from etcdctl 3.4.23 at line {}:\nours:     {:?}\nrecorded: {:?}\n",
-            first + 1,
-            ours.lines().nth(first),
-            recorded.lines().nth(first)
-        );
-    }
+    assert_same_as_recorded("auth.etcd-3.4.23.txt", &ours, mask_auth);
 }
 
 #[test]

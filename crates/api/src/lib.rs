@@ -8,6 +8,7 @@
 //! (`prevValue`, `newKey`, actions `"SET"`/`"GET"`/`"DELETE"`).
 
 pub mod error;
+pub mod gocompat;
 pub mod response;
 pub mod time;
 pub mod v2;

@@ -373,21 +373,12 @@ enum LeaseCmd {
     },
 }
 
+/// A Go duration (`5s`, `1m30s`, `500ms`), as etcdctl's timeout flags take.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration {s:?}")),
-    };
-    Ok(Duration::from_secs_f64(secs))
+    match etcd_api::gocompat::parse_duration(s) {
+        Some(n) if n >= 0 => Ok(Duration::from_nanos(n as u64)),
+        _ => Err(format!("invalid duration {s:?}")),
+    }
 }
 
 /// A command's failure, printed as etcdctl prints it.
@@ -521,7 +512,11 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
             std::io::stdin()
                 .read_to_string(&mut input)
                 .map_err(|e| fail(e.to_string()))?;
-            let request = parse_txn(&input)?;
+            // etcdctl's ExitInvalidInput for a txn it cannot read.
+            let request = parse_txn(&input).map_err(|f| Failure {
+                message: f.message,
+                code: 3,
+            })?;
             let r = within(timeout, client.txn(request)).await?;
             print_txn(out, format, &r)?;
         }
@@ -1120,6 +1115,14 @@ async fn lease(
     Ok(())
 }
 
+/// The one argument `args` must hold, or etcdctl's usage error `usage`.
+fn one_arg<'a>(args: &'a [String], usage: &str) -> Result<&'a String, Failure> {
+    match args {
+        [arg] => Ok(arg),
+        _ => Err(bad_args(usage)),
+    }
+}
+
 /// etcdctl's usage errors (exit 128).
 fn bad_args(message: impl Into<String>) -> Failure {
     Failure {
@@ -1161,11 +1164,7 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
             interactive,
             no_password,
         } => {
-            let [arg] = args.as_slice() else {
-                return Err(bad_args(
-                    "user add command requires user name as its argument",
-                ));
-            };
+            let arg = one_arg(args, "user add command requires user name as its argument")?;
             let (name, password) = if *no_password {
                 (arg.clone(), String::new())
             } else if !new_user_password.is_empty() {
@@ -1192,21 +1191,16 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
             print_done(out, format, &r.header, format!("User {name} created"));
         }
         UserCmd::Delete { args } => {
-            let [name] = args.as_slice() else {
-                return Err(bad_args(
-                    "user delete command requires user name as its argument",
-                ));
-            };
+            let name = one_arg(
+                args,
+                "user delete command requires user name as its argument",
+            )?;
             let request = AuthUserDeleteRequest { name: name.clone() };
             let r = within(timeout, client.user_delete(request)).await?;
             print_done(out, format, &r.header, format!("User {name} deleted"));
         }
         UserCmd::Get { args, detail } => {
-            let [name] = args.as_slice() else {
-                return Err(bad_args(
-                    "user get command requires user name as its argument",
-                ));
-            };
+            let name = one_arg(args, "user get command requires user name as its argument")?;
             let request = AuthUserGetRequest { name: name.clone() };
             let r = within(timeout, client.user_get(request)).await?;
             if *detail {
@@ -1255,11 +1249,10 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
             }
         }
         UserCmd::Passwd { args, interactive } => {
-            let [name] = args.as_slice() else {
-                return Err(bad_args(
-                    "user passwd command requires user name as its argument",
-                ));
-            };
+            let name = one_arg(
+                args,
+                "user passwd command requires user name as its argument",
+            )?;
             let _ = interactive;
             let request = AuthUserChangePasswordRequest {
                 name: name.clone(),
@@ -1418,31 +1411,22 @@ async fn role(cli: &Cli, client: &Client, cmd: &RoleCmd, out: &mut String) -> Re
     let format = cli.write_out;
     match cmd {
         RoleCmd::Add { args } => {
-            let [name] = args.as_slice() else {
-                return Err(bad_args(
-                    "role add command requires role name as its argument",
-                ));
-            };
+            let name = one_arg(args, "role add command requires role name as its argument")?;
             let request = AuthRoleAddRequest { name: name.clone() };
             let r = within(timeout, client.role_add(request)).await?;
             print_done(out, format, &r.header, format!("Role {name} created"));
         }
         RoleCmd::Delete { args } => {
-            let [name] = args.as_slice() else {
-                return Err(bad_args(
-                    "role delete command requires role name as its argument",
-                ));
-            };
+            let name = one_arg(
+                args,
+                "role delete command requires role name as its argument",
+            )?;
             let request = AuthRoleDeleteRequest { role: name.clone() };
             let r = within(timeout, client.role_delete(request)).await?;
             print_done(out, format, &r.header, format!("Role {name} deleted"));
         }
         RoleCmd::Get { args } => {
-            let [name] = args.as_slice() else {
-                return Err(bad_args(
-                    "role get command requires role name as its argument",
-                ));
-            };
+            let name = one_arg(args, "role get command requires role name as its argument")?;
             let request = AuthRoleGetRequest { role: name.clone() };
             let r = within(timeout, client.role_get(request)).await?;
             print_role(out, format, name, &r);
@@ -1687,27 +1671,7 @@ fn humanize_bytes(n: u64) -> String {
 
 /// Go's `time.Duration.String()`.
 fn go_duration(d: Duration) -> String {
-    let ns = d.as_nanos();
-    let trim = |v: f64, digits: usize| -> String {
-        let s = format!("{v:.digits$}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        s.to_string()
-    };
-    if ns == 0 {
-        "0s".into()
-    } else if ns < 1_000 {
-        format!("{ns}ns")
-    } else if ns < 1_000_000 {
-        format!("{}µs", trim(ns as f64 / 1e3, 3))
-    } else if ns < 1_000_000_000 {
-        format!("{}ms", trim(ns as f64 / 1e6, 6))
-    } else if ns < 60_000_000_000 {
-        format!("{}s", trim(ns as f64 / 1e9, 9))
-    } else {
-        let secs = d.as_secs_f64();
-        let m = (secs / 60.0).floor();
-        format!("{}m{}s", m as u64, trim(secs - m * 60.0, 9))
-    }
+    etcd_api::gocompat::duration(d.as_nanos().min(i64::MAX as u128) as i64)
 }
 
 /// How a range's answer is printed in the simple format.

@@ -9,7 +9,9 @@ pub mod config;
 pub mod corrupt;
 pub mod durable;
 pub mod etcd_snapshot;
-pub mod gocompat;
+/// Go's parsing and printing where etcd's behaviour depends on it (in `etcd-api`, shared
+/// with etcdctl).
+pub use etcd_api::gocompat;
 pub mod grpc;
 pub mod http;
 pub mod logger;

@@ -1,7 +1,7 @@
 //! What Go's standard library does, where etcd's behaviour depends on it: `strconv.ParseBool`
 //! (flags, `ETCD_*` variables, v2 query parameters), `strconv.Atoi` (v1 TTLs),
-//! `time.ParseDuration` (duration flags) and `time.Duration.String()` (v2 uptimes). One copy,
-//! shared by `config.rs` and `http/`.
+//! `time.ParseDuration` (duration flags) and `time.Duration.String()` (v2 uptimes, etcdctl's
+//! timings). One copy, shared by the server (`config`, `http/`) and etcdctl.
 
 /// Go's `strconv.ParseBool`.
 pub fn parse_bool(s: &str) -> Option<bool> {
