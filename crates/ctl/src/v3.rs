@@ -4,17 +4,18 @@
 //! Commands so far: `put`, `get`, `del`, `txn` (etcdctl's interactive grammar on standard
 //! input), `compaction`, `endpoint status|health|hashkv` (each endpoint through a client of its
 //! own; `--cluster` for every member's), `lease grant|revoke|timetolive|list|keep-alive --once`
-//! (simple format), `member list`, `user`, `role` and `auth` commands, `alarm list|disarm`,
-//! `defrag`, `version`. Tested: `tools/v3-reference/kv.cmds`, `auth.cmds` and
-//! `members.cmds` through this etcdctl give etcd 3.4.23's recorded transcripts byte for byte. Output formats (`-w`): `simple`, `json`,
+//! (simple format), `member list|add|remove|update|promote`, `move-leader`, `user`, `role`
+//! and `auth` commands, `alarm list|disarm`, `defrag`, `version`. Tested:
+//! `tools/v3-reference/kv.cmds`, `auth.cmds`, `members.cmds` and `learners.cmds` (over TLS)
+//! through this etcdctl give etcd 3.4.23's recorded transcripts byte for byte. Output formats (`-w`): `simple`, `json`,
 //! `fields`. Global flags and their `ETCDCTL_*` variables: `--endpoints`, `--cacert`,
 //! `--cert`, `--key`, `--user`, `--password`, `--command-timeout`, `--dial-timeout`,
 //! `--write-out`. Errors print `Error: <message>` on standard error and exit 1, as etcdctl.
 //!
 //! `watch` (with `-i` and the `-- command` form) prints as it goes.
 //!
-//! Not here yet (issue 17): lease keep-alive without `--once`, member add/remove/update/promote,
-//! snapshot, lock, elect, move-leader, check, make-mirror; the `table` and
+//! Not here yet (issue 17): lease keep-alive without `--once`, snapshot, lock, elect, check,
+//! make-mirror; the `table` and
 //! `protobuf` formats.
 
 use std::io::{Read as _, Write as _};
@@ -31,8 +32,9 @@ use etcd_client::v3::proto::etcdserverpb::{
     AlarmRequest, AlarmType, AuthRoleAddRequest, AuthRoleDeleteRequest, AuthRoleGetRequest,
     AuthRoleGetResponse, AuthRoleGrantPermissionRequest, AuthRoleRevokePermissionRequest,
     AuthUserAddRequest, AuthUserChangePasswordRequest, AuthUserDeleteRequest, AuthUserGetRequest,
-    AuthUserGrantRoleRequest, AuthUserRevokeRoleRequest, HashKvRequest, MemberListResponse,
-    WatchCreateRequest,
+    AuthUserGrantRoleRequest, AuthUserRevokeRoleRequest, HashKvRequest, Member, MemberAddRequest,
+    MemberListResponse, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest,
+    MoveLeaderRequest, WatchCreateRequest,
 };
 use etcd_client::v3::proto::etcdserverpb::{
     CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
@@ -232,6 +234,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AlarmCmd,
     },
+    /// Transfers leadership to another etcd cluster member.
+    MoveLeader { args: Vec<String> },
     /// Defragments the storage of the etcd members with given endpoints.
     Defrag {
         /// Use all endpoints from the cluster member list.
@@ -347,6 +351,27 @@ enum AuthCmd {
 enum MemberCmd {
     /// Lists all members in the cluster.
     List,
+    /// Adds a member into the cluster.
+    Add {
+        args: Vec<String>,
+        /// Comma separated peer URLs for the new member.
+        #[arg(long = "peer-urls", default_value = "")]
+        peer_urls: String,
+        /// Indicates if the new member is raft learner.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Removes a member from the cluster.
+    Remove { args: Vec<String> },
+    /// Updates a member in the cluster.
+    Update {
+        args: Vec<String>,
+        /// Comma separated peer URLs for the updated member.
+        #[arg(long = "peer-urls", default_value = "")]
+        peer_urls: String,
+    },
+    /// Promotes a non-voting member in the cluster.
+    Promote { args: Vec<String> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -602,6 +627,38 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
         } => {
             let r = within(timeout, client.member_list(Default::default())).await?;
             print_members(out, format, &r);
+        }
+        Cmd::Member { cmd } => member(cli, &client, cmd, out).await?,
+        Cmd::MoveLeader { args } => {
+            let [target] = args.as_slice() else {
+                return Err(bad_args("move-leader command needs 1 argument"));
+            };
+            let target = u64::from_str_radix(target, 16).map_err(|_| {
+                bad_args(format!(
+                    "strconv.ParseUint: parsing {target:?}: invalid syntax"
+                ))
+            })?;
+            // Asked of the leader: found among the endpoints by their status.
+            let mut leader = None;
+            for ep in &cli.endpoints {
+                let one = Client::with_options([ep], options(cli)?).map_err(Failure::from)?;
+                let st = within(timeout, one.status(Default::default())).await?;
+                if st.header.is_some_and(|h| h.member_id == st.leader) {
+                    leader = Some((one, st.leader));
+                    break;
+                }
+            }
+            let Some((leader, leader_id)) = leader else {
+                return Err(bad_args(format!(
+                    "no leader endpoint given at [{}]",
+                    cli.endpoints.join(" ")
+                )));
+            };
+            let request = MoveLeaderRequest { target_id: target };
+            within(timeout, leader.move_leader(request)).await?;
+            out.push_str(&format!(
+                "Leadership transferred from {leader_id:x} to {target:x}\n"
+            ));
         }
         Cmd::Version | Cmd::Watch { .. } => unreachable!("answered before"),
         cmd => match op_of(cmd, true)? {
@@ -1571,6 +1628,188 @@ fn json_strings(items: &[String]) -> String {
     format!("[{}]", items.join(","))
 }
 
+/// Checks peer URLs as etcd's client does before adding or updating a member.
+fn check_peer_urls(urls: &[String]) -> Result<(), Failure> {
+    for u in urls {
+        let Some((scheme, rest)) = u.split_once("://") else {
+            return Err(fail(format!(
+                "URL scheme must be http, https, unix, or unixs: {u}"
+            )));
+        };
+        if !matches!(scheme, "http" | "https" | "unix" | "unixs") {
+            return Err(fail(format!(
+                "URL scheme must be http, https, unix, or unixs: {u}"
+            )));
+        }
+        if rest.contains('/') {
+            return Err(fail(format!("URL must not contain a path: {u}")));
+        }
+        if !rest.contains(':') {
+            return Err(fail(format!(
+                "URL address does not have the form \"host:port\": {u}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A member id argument (hexadecimal).
+fn member_id(arg: &str) -> Result<u64, Failure> {
+    u64::from_str_radix(arg, 16).map_err(|_| {
+        bad_args(format!("bad member ID arg (strconv.ParseUint: parsing {arg:?}: invalid syntax), expecting ID in Hex"))
+    })
+}
+
+/// `member add|remove|update|promote`.
+async fn member(
+    cli: &Cli,
+    client: &Client,
+    cmd: &MemberCmd,
+    out: &mut String,
+) -> Result<(), Failure> {
+    let timeout = cli.command_timeout;
+    let format = cli.write_out;
+    let cluster_id = |h: &Option<ResponseHeader>| h.map_or(0, |h| h.cluster_id);
+    match cmd {
+        MemberCmd::List => unreachable!("answered in run"),
+        MemberCmd::Add {
+            args,
+            peer_urls,
+            learner,
+        } => {
+            let name = match args.as_slice() {
+                [] => return Err(bad_args("member name not provided")),
+                [name] => name.clone(),
+                many => {
+                    let mut e = String::from("too many arguments");
+                    for a in many {
+                        if a.to_lowercase().starts_with("http") {
+                            e.push_str(&format!(", did you mean --peer-urls={a}"));
+                        }
+                    }
+                    return Err(bad_args(e));
+                }
+            };
+            if peer_urls.is_empty() {
+                return Err(bad_args("member peer urls not provided"));
+            }
+            let urls: Vec<String> = peer_urls.split(',').map(String::from).collect();
+            check_peer_urls(&urls)?;
+            let request = MemberAddRequest {
+                peer_ur_ls: urls,
+                is_learner: *learner,
+            };
+            let r = within(timeout, client.member_add(request)).await?;
+            let new = r.member.clone().unwrap_or_default();
+            if format == Format::Json {
+                let mut o = JsonObject::new();
+                o.raw("header", &header_json(&r.header));
+                o.raw("member", &member_json(&new));
+                if !r.members.is_empty() {
+                    let all: Vec<String> = r.members.iter().map(member_json).collect();
+                    o.raw("members", &format!("[{}]", all.join(",")));
+                }
+                out.push_str(&o.finish());
+                out.push('\n');
+                return Ok(());
+            }
+            out.push_str(&format!(
+                "Member {:16x} added to cluster {:16x}\n",
+                new.id,
+                cluster_id(&r.header)
+            ));
+            let mut conf = Vec::new();
+            for m in &r.members {
+                for u in &m.peer_ur_ls {
+                    let n = if m.id == new.id { &name } else { &m.name };
+                    conf.push(format!("{n}={u}"));
+                }
+            }
+            out.push('\n');
+            out.push_str(&format!("ETCD_NAME={}\n", go_quote(name.as_bytes())));
+            out.push_str(&format!(
+                "ETCD_INITIAL_CLUSTER={}\n",
+                go_quote(conf.join(",").as_bytes())
+            ));
+            out.push_str(&format!(
+                "ETCD_INITIAL_ADVERTISE_PEER_URLS={}\n",
+                go_quote(peer_urls.as_bytes())
+            ));
+            out.push_str("ETCD_INITIAL_CLUSTER_STATE=\"existing\"\n");
+        }
+        MemberCmd::Remove { args } => {
+            let id = member_id(one_arg(args, "member ID is not provided")?)?;
+            let r = within(timeout, client.member_remove(MemberRemoveRequest { id })).await?;
+            print_done(
+                out,
+                format,
+                &r.header,
+                format!(
+                    "Member {id:16x} removed from cluster {:16x}",
+                    cluster_id(&r.header)
+                ),
+            );
+        }
+        MemberCmd::Update { args, peer_urls } => {
+            let id = member_id(one_arg(args, "member ID is not provided")?)?;
+            if peer_urls.is_empty() {
+                return Err(bad_args("member peer urls not provided"));
+            }
+            let urls: Vec<String> = peer_urls.split(',').map(String::from).collect();
+            check_peer_urls(&urls)?;
+            let request = MemberUpdateRequest {
+                id,
+                peer_ur_ls: urls,
+            };
+            let r = within(timeout, client.member_update(request)).await?;
+            print_done(
+                out,
+                format,
+                &r.header,
+                format!(
+                    "Member {id:16x} updated in cluster {:16x}",
+                    cluster_id(&r.header)
+                ),
+            );
+        }
+        MemberCmd::Promote { args } => {
+            let id = member_id(one_arg(args, "member ID is not provided")?)?;
+            let r = within(timeout, client.member_promote(MemberPromoteRequest { id })).await?;
+            print_done(
+                out,
+                format,
+                &r.header,
+                format!(
+                    "Member {id:16x} promoted in cluster {:16x}",
+                    cluster_id(&r.header)
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A member as etcdctl's JSON shows it.
+fn member_json(m: &Member) -> String {
+    let mut o = JsonObject::new();
+    if m.id != 0 {
+        o.raw("ID", &m.id.to_string());
+    }
+    if !m.name.is_empty() {
+        o.raw("name", &json_string(&m.name));
+    }
+    if !m.peer_ur_ls.is_empty() {
+        o.raw("peerURLs", &json_strings(&m.peer_ur_ls));
+    }
+    if !m.client_ur_ls.is_empty() {
+        o.raw("clientURLs", &json_strings(&m.client_ur_ls));
+    }
+    if m.is_learner {
+        o.raw("isLearner", "true");
+    }
+    o.finish()
+}
+
 /// `member list` in etcdctl's forms.
 fn print_members(out: &mut String, format: Format, r: &MemberListResponse) {
     match format {
@@ -1592,33 +1831,7 @@ fn print_members(out: &mut String, format: Format, r: &MemberListResponse) {
             }
         }
         Format::Json => {
-            let strings = |v: &[String]| {
-                let items: Vec<String> = v.iter().map(|s| json_string(s)).collect();
-                format!("[{}]", items.join(","))
-            };
-            let members: Vec<String> = r
-                .members
-                .iter()
-                .map(|m| {
-                    let mut o = JsonObject::new();
-                    if m.id != 0 {
-                        o.raw("ID", &m.id.to_string());
-                    }
-                    if !m.name.is_empty() {
-                        o.raw("name", &json_string(&m.name));
-                    }
-                    if !m.peer_ur_ls.is_empty() {
-                        o.raw("peerURLs", &strings(&m.peer_ur_ls));
-                    }
-                    if !m.client_ur_ls.is_empty() {
-                        o.raw("clientURLs", &strings(&m.client_ur_ls));
-                    }
-                    if m.is_learner {
-                        o.raw("isLearner", "true");
-                    }
-                    o.finish()
-                })
-                .collect();
+            let members: Vec<String> = r.members.iter().map(member_json).collect();
             let mut o = JsonObject::new();
             o.raw("header", &header_json(&r.header));
             if !members.is_empty() {
