@@ -403,14 +403,10 @@ impl Client {
         .await
     }
 
-    /// `KV.Range` as asked (ranges, revisions, limits, sorting, serializable reads).
-    pub async fn range(&self, request: RangeRequest) -> Result<RangeResponse, Error> {
-        self.call(Retry::Read, |ch, token| {
-            let request = with_token(request.clone(), &token);
-            async move { Ok(KvClient::new(ch).range(request).await?.into_inner()) }
-        })
-        .await
-    }
+    unary!(
+        /// `KV.Range` as asked (ranges, revisions, limits, sorting, serializable reads).
+        range(RangeRequest) -> RangeResponse, KvClient::range, Retry::Read
+    );
 
     /// `KV.Put` of `value` at `key`.
     pub async fn put(
@@ -442,23 +438,15 @@ impl Client {
         .await
     }
 
-    /// `KV.Put` as asked (`prev_kv`, `ignore_value`, `ignore_lease`).
-    pub async fn put_request(&self, request: PutRequest) -> Result<PutResponse, Error> {
-        self.call(Retry::Write, |ch, token| {
-            let request = with_token(request.clone(), &token);
-            async move { Ok(KvClient::new(ch).put(request).await?.into_inner()) }
-        })
-        .await
-    }
+    unary!(
+        /// `KV.Put` as asked (`prev_kv`, `ignore_value`, `ignore_lease`).
+        put_request(PutRequest) -> PutResponse, KvClient::put, Retry::Write
+    );
 
-    /// `KV.DeleteRange` as asked.
-    pub async fn delete(&self, request: DeleteRangeRequest) -> Result<DeleteRangeResponse, Error> {
-        self.call(Retry::Write, |ch, token| {
-            let request = with_token(request.clone(), &token);
-            async move { Ok(KvClient::new(ch).delete_range(request).await?.into_inner()) }
-        })
-        .await
-    }
+    unary!(
+        /// `KV.DeleteRange` as asked.
+        delete(DeleteRangeRequest) -> DeleteRangeResponse, KvClient::delete_range, Retry::Write
+    );
 
     /// `KV.Txn`: compares, then the success or the failure operations.
     pub async fn txn(&self, request: impl Into<TxnRequest>) -> Result<TxnResponse, Error> {

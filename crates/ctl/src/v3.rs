@@ -523,6 +523,25 @@ fn options(cli: &Cli) -> Result<Options, Failure> {
     })
 }
 
+/// A client of endpoint `ep` alone (etcdctl's per-endpoint commands).
+fn client_for(cli: &Cli, ep: &str) -> Result<Client, Failure> {
+    Client::with_options([ep], options(cli)?).map_err(Failure::from)
+}
+
+/// The endpoints a per-endpoint command goes through: `--endpoints`, or with `--cluster`
+/// every member's client URLs.
+async fn endpoints_of(cli: &Cli, client: &Client, cluster: bool) -> Result<Vec<String>, Failure> {
+    if !cluster {
+        return Ok(cli.endpoints.clone());
+    }
+    let list = within(cli.command_timeout, client.member_list(Default::default())).await?;
+    Ok(list
+        .members
+        .iter()
+        .flat_map(|m| m.client_ur_ls.clone())
+        .collect())
+}
+
 fn client(cli: &Cli) -> Result<Client, Failure> {
     Client::with_options(&cli.endpoints, options(cli)?).map_err(Failure::from)
 }
@@ -557,15 +576,7 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
             out.push_str(&format!("compacted revision {rev}\n"));
         }
         Cmd::Endpoint { cluster, cmd } => {
-            let endpoints = if *cluster {
-                let list = within(timeout, client.member_list(Default::default())).await?;
-                list.members
-                    .iter()
-                    .flat_map(|m| m.client_ur_ls.clone())
-                    .collect()
-            } else {
-                cli.endpoints.clone()
-            };
+            let endpoints = endpoints_of(cli, &client, *cluster).await?;
             endpoint(cli, cmd, &endpoints, out).await?;
         }
         Cmd::Lease { cmd } => lease(cli, &client, cmd, out).await?,
@@ -594,18 +605,10 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
             }
         }
         Cmd::Defrag { cluster } => {
-            let endpoints = if *cluster {
-                let list = within(timeout, client.member_list(Default::default())).await?;
-                list.members
-                    .iter()
-                    .flat_map(|m| m.client_ur_ls.clone())
-                    .collect()
-            } else {
-                cli.endpoints.clone()
-            };
+            let endpoints = endpoints_of(cli, &client, *cluster).await?;
             let mut failures = 0;
             for ep in &endpoints {
-                let one = Client::with_options([ep], options(cli)?).map_err(Failure::from)?;
+                let one = client_for(cli, ep)?;
                 match within(timeout, one.defragment(Default::default())).await {
                     Ok(_) => out.push_str(&format!("Finished defragmenting etcd member[{ep}]\n")),
                     Err(f) => {
@@ -622,12 +625,6 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
                 });
             }
         }
-        Cmd::Member {
-            cmd: MemberCmd::List,
-        } => {
-            let r = within(timeout, client.member_list(Default::default())).await?;
-            print_members(out, format, &r);
-        }
         Cmd::Member { cmd } => member(cli, &client, cmd, out).await?,
         Cmd::MoveLeader { args } => {
             let [target] = args.as_slice() else {
@@ -641,7 +638,7 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
             // Asked of the leader: found among the endpoints by their status.
             let mut leader = None;
             for ep in &cli.endpoints {
-                let one = Client::with_options([ep], options(cli)?).map_err(Failure::from)?;
+                let one = client_for(cli, ep)?;
                 let st = within(timeout, one.status(Default::default())).await?;
                 if st.header.is_some_and(|h| h.member_id == st.leader) {
                     leader = Some((one, st.leader));
@@ -691,7 +688,7 @@ async fn endpoint(
     let mut json = Vec::new();
     let mut unhealthy = false;
     for ep in endpoints {
-        let client = Client::with_options([ep], options(cli)?).map_err(Failure::from)?;
+        let client = client_for(cli, ep)?;
         match cmd {
             EndpointCmd::Status => {
                 let r = within(timeout, client.status(Default::default())).await?;
@@ -1291,19 +1288,7 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
                 return Err(bad_args("user list command requires no arguments"));
             }
             let r = within(timeout, client.user_list(Default::default())).await?;
-            if format == Format::Json {
-                let mut o = JsonObject::new();
-                o.raw("header", &header_json(&r.header));
-                if !r.users.is_empty() {
-                    o.raw("users", &json_strings(&r.users));
-                }
-                out.push_str(&o.finish());
-                out.push('\n');
-            } else {
-                for u in &r.users {
-                    out.push_str(&format!("{u}\n"));
-                }
-            }
+            print_names(out, format, &r.header, "users", &r.users);
         }
         UserCmd::Passwd { args, interactive } => {
             let name = one_arg(
@@ -1493,19 +1478,7 @@ async fn role(cli: &Cli, client: &Client, cmd: &RoleCmd, out: &mut String) -> Re
                 return Err(bad_args("role list command requires no arguments"));
             }
             let r = within(timeout, client.role_list(Default::default())).await?;
-            if format == Format::Json {
-                let mut o = JsonObject::new();
-                o.raw("header", &header_json(&r.header));
-                if !r.roles.is_empty() {
-                    o.raw("roles", &json_strings(&r.roles));
-                }
-                out.push_str(&o.finish());
-                out.push('\n');
-            } else {
-                for role in &r.roles {
-                    out.push_str(&format!("{role}\n"));
-                }
-            }
+            print_names(out, format, &r.header, "roles", &r.roles);
         }
         RoleCmd::GrantPermission {
             args,
@@ -1623,6 +1596,29 @@ async fn auth(cli: &Cli, client: &Client, cmd: &AuthCmd, out: &mut String) -> Re
     Ok(())
 }
 
+/// `user list` and `role list`: one name a line, or the JSON with the names as `field`.
+fn print_names(
+    out: &mut String,
+    format: Format,
+    header: &Option<ResponseHeader>,
+    field: &str,
+    names: &[String],
+) {
+    if format == Format::Json {
+        let mut o = JsonObject::new();
+        o.raw("header", &header_json(header));
+        if !names.is_empty() {
+            o.raw(field, &json_strings(names));
+        }
+        out.push_str(&o.finish());
+        out.push('\n');
+    } else {
+        for n in names {
+            out.push_str(&format!("{n}\n"));
+        }
+    }
+}
+
 fn json_strings(items: &[String]) -> String {
     let items: Vec<String> = items.iter().map(|s| json_string(s)).collect();
     format!("[{}]", items.join(","))
@@ -1671,7 +1667,10 @@ async fn member(
     let format = cli.write_out;
     let cluster_id = |h: &Option<ResponseHeader>| h.map_or(0, |h| h.cluster_id);
     match cmd {
-        MemberCmd::List => unreachable!("answered in run"),
+        MemberCmd::List => {
+            let r = within(timeout, client.member_list(Default::default())).await?;
+            print_members(out, format, &r);
+        }
         MemberCmd::Add {
             args,
             peer_urls,
