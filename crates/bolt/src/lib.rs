@@ -317,24 +317,16 @@ fn meta_at(db: &[u8], offset: usize) -> Result<Meta, String> {
     })
 }
 
+/// The size of the database `db` (a whole file, perhaps with more after it) as bbolt counts it
+/// (`Tx.Size`): its high-water page id times its page size.
+pub fn size(db: &[u8]) -> Result<u64, Error> {
+    let meta = current_meta(db)?;
+    Ok(meta.high_water * meta.page_size as u64)
+}
+
 /// Reads every bucket of the database `db` (a whole file): (name, records), by name.
 pub fn read(db: &[u8]) -> Result<Vec<(Vec<u8>, Records)>, Error> {
-    let first = meta_at(db, 0);
-    // The second meta is one page further: its page size is the first's, or try 4096.
-    let second_offset = first.as_ref().map_or(PAGE_SIZE, |m| m.page_size);
-    let second = meta_at(db, second_offset);
-    let meta = match (first, second) {
-        (Ok(a), Ok(b)) => {
-            if b.txid > a.txid {
-                b
-            } else {
-                a
-            }
-        }
-        (Ok(a), Err(_)) => a,
-        (Err(_), Ok(b)) => b,
-        (Err(a), Err(b)) => return Err(Error::NoValidMeta(format!("{a}; {b}"))),
-    };
+    let meta = current_meta(db)?;
     let r = Reader { db, meta };
     let mut buckets = Vec::new();
     let mut roots = Vec::new();
@@ -356,6 +348,27 @@ pub fn read(db: &[u8]) -> Result<Vec<(Vec<u8>, Records)>, Error> {
         buckets.push((name, records));
     }
     Ok(buckets)
+}
+
+/// The meta page in force: the valid one with the greater txid.
+fn current_meta(db: &[u8]) -> Result<Meta, Error> {
+    let first = meta_at(db, 0);
+    // The second meta is one page further: its page size is the first's, or try 4096.
+    let second_offset = first.as_ref().map_or(PAGE_SIZE, |m| m.page_size);
+    let second = meta_at(db, second_offset);
+    let meta = match (first, second) {
+        (Ok(a), Ok(b)) => {
+            if b.txid > a.txid {
+                b
+            } else {
+                a
+            }
+        }
+        (Ok(a), Err(_)) => a,
+        (Err(_), Ok(b)) => b,
+        (Err(a), Err(b)) => return Err(Error::NoValidMeta(format!("{a}; {b}"))),
+    };
+    Ok(meta)
 }
 
 struct Reader<'a> {

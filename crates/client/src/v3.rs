@@ -517,12 +517,22 @@ impl Client {
     /// gone): renewed at a third of its TTL, through whichever member serves.
     pub fn keep_alive(&self, id: i64) -> KeepAlive {
         let (tx, rx) = tokio::sync::watch::channel(KeepAliveState::Starting);
+        let (answers, answered) = tokio::sync::mpsc::channel(KEEP_ALIVE_ANSWERS);
         let client = self.clone();
-        let task = tokio::spawn(async move { client.keep_alive_loop(id, tx).await });
-        KeepAlive { task, state: rx }
+        let task = tokio::spawn(async move { client.keep_alive_loop(id, tx, answers).await });
+        KeepAlive {
+            task,
+            state: rx,
+            answers: answered,
+        }
     }
 
-    async fn keep_alive_loop(&self, id: i64, state: tokio::sync::watch::Sender<KeepAliveState>) {
+    async fn keep_alive_loop(
+        &self,
+        id: i64,
+        state: tokio::sync::watch::Sender<KeepAliveState>,
+        answers: tokio::sync::mpsc::Sender<LeaseKeepAliveResponse>,
+    ) {
         let mut every = Duration::from_millis(500);
         loop {
             let Ok((i, ch)) = self.channel().await else {
@@ -551,7 +561,10 @@ impl Client {
                     }
                     Ok(Ok(Some(r))) => {
                         let _ = state.send(KeepAliveState::Alive { ttl: r.ttl });
-                        every = Duration::from_millis((r.ttl as u64 * 1000 / 3).max(100));
+                        let ttl = r.ttl;
+                        // Kept for a reader of `next`; dropped when nobody reads.
+                        let _ = answers.try_send(r);
+                        every = Duration::from_millis((ttl as u64 * 1000 / 3).max(100));
                         tokio::time::sleep(every).await;
                         if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
                             break;
@@ -1119,12 +1132,34 @@ pub enum KeepAliveState {
 pub struct KeepAlive {
     task: tokio::task::JoinHandle<()>,
     state: tokio::sync::watch::Receiver<KeepAliveState>,
+    answers: tokio::sync::mpsc::Receiver<LeaseKeepAliveResponse>,
 }
+
+/// Renewal answers kept for [`KeepAlive::next`] before newer ones are dropped.
+const KEEP_ALIVE_ANSWERS: usize = 16;
 
 impl KeepAlive {
     /// Where the lease stands now.
     pub fn state(&self) -> KeepAliveState {
         *self.state.borrow()
+    }
+
+    /// The next renewal's answer, or `None` once the lease expired or was revoked (as etcd's
+    /// client closes its keep-alive channel). Answers not read in time are dropped, so a
+    /// keeper nobody reads never blocks.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let lease = client.lease_grant(10).await?;
+    /// let mut keeper = client.keep_alive(lease.id);
+    /// while let Some(answer) = keeper.next().await {
+    ///     println!("renewed for {} s", answer.ttl);
+    /// }
+    /// println!("lease {:x} expired or revoked", lease.id);
+    /// # Ok(()) }
+    /// ```
+    pub async fn next(&mut self) -> Option<LeaseKeepAliveResponse> {
+        self.answers.recv().await
     }
 }
 

@@ -1,22 +1,31 @@
 //! etcdctl's v3 command line (what `etcdctl` runs unless `ETCDCTL_API=2`), on
 //! `etcd_client::v3`, printing exactly what etcd's etcdctl 3.4 prints.
 //!
-//! Commands so far: `put`, `get`, `del`, `txn` (etcdctl's interactive grammar on standard
-//! input), `compaction`, `endpoint status|health|hashkv` (each endpoint through a client of its
-//! own; `--cluster` for every member's), `lease grant|revoke|timetolive|list|keep-alive --once`
-//! (simple format), `member list|add|remove|update|promote`, `move-leader`, `user`, `role`
-//! and `auth` commands, `alarm list|disarm`, `defrag`, `version`. Tested:
-//! `tools/v3-reference/kv.cmds`, `auth.cmds`, `members.cmds` and `learners.cmds` (over TLS)
-//! through this etcdctl give etcd 3.4.23's recorded transcripts byte for byte. Output formats (`-w`): `simple`, `json`,
-//! `fields`. Global flags and their `ETCDCTL_*` variables: `--endpoints`, `--cacert`,
-//! `--cert`, `--key`, `--user`, `--password`, `--command-timeout`, `--dial-timeout`,
-//! `--write-out`. Errors print `Error: <message>` on standard error and exit 1, as etcdctl.
+//! Commands: `put`, `get`, `del`, `txn` (etcdctl's interactive grammar on standard input),
+//! `compaction`, `watch` (with `-i` and the `-- command` form; it prints as it goes),
+//! `endpoint status|health|hashkv` (each endpoint through a client of its own; `--cluster` for
+//! every member's), `lease grant|revoke|timetolive|list|keep-alive` (`--once`, or printing
+//! each renewal until the lease is gone), `member list|add|remove|update|promote`,
+//! `move-leader`, `user`, `role` and `auth` commands, `alarm list|disarm`, `defrag`,
+//! `snapshot save|status|restore` (`snapshot`), `version`.
 //!
-//! `watch` (with `-i` and the `-- command` form) prints as it goes.
+//! Output formats (`-w`), as etcdctl's printers: `simple`, `json`, `fields`; `table`
+//! (`table`: member list, endpoint status/health/hashkv and snapshot status only); and
+//! `protobuf` (the RPC answers' wire bytes). A format etcdctl has no printer for is refused
+//! after the request, with `… not supported as output format` and exit code 4.
 //!
-//! Not here yet (issue 17): lease keep-alive without `--once`, snapshot, lock, elect, check,
-//! make-mirror; the `table` and
-//! `protobuf` formats.
+//! Global flags and their `ETCDCTL_*` variables: `--endpoints`, `--cacert`, `--cert`,
+//! `--key`, `--user`, `--password`, `--command-timeout`, `--dial-timeout`, `--write-out`.
+//! Errors print `Error: <message>` on standard error and exit 1 (2 when authentication
+//! fails, 3 for unreadable input, 4 for an unsupported format, 5 when a watch is canceled or
+//! a snapshot save fails, 128 for usage errors), as etcdctl.
+//!
+//! Tested: `tools/v3-reference/kv.cmds`, `auth.cmds`, `members.cmds` and `learners.cmds`
+//! (over TLS) through this etcdctl give etcd 3.4.23's recorded transcripts byte for byte;
+//! `tests/etcdctl_formats.rs` runs commands in every format through Debian's etcdctl and
+//! this one against the same server.
+//!
+//! Not here yet (issue 17): lock, elect, check, make-mirror.
 
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
@@ -42,6 +51,9 @@ use etcd_client::v3::proto::etcdserverpb::{
 };
 use etcd_client::v3::proto::mvccpb::KeyValue;
 use etcd_client::v3::{Client, Cmp, CmpOp, Error, Options};
+
+mod snapshot;
+mod table;
 
 /// etcdctl's exit code for errors.
 const EXIT_ERROR: u8 = 1;
@@ -83,6 +95,9 @@ struct Cli {
     /// Timeout for short running commands (excluding dial timeout).
     #[arg(long = "command-timeout", env = "ETCDCTL_COMMAND_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
     command_timeout: Duration,
+    /// Whether `--command-timeout` was given (a snapshot save has no time limit otherwise).
+    #[arg(skip)]
+    command_timeout_set: bool,
     /// Dial timeout for a client connection (accepted; connections time out after 3 s).
     #[arg(long = "dial-timeout", env = "ETCDCTL_DIAL_TIMEOUT", default_value = "2s", value_parser = parse_duration, global = true)]
     dial_timeout: Duration,
@@ -95,6 +110,59 @@ enum Format {
     Simple,
     Json,
     Fields,
+    /// Tables (member list, endpoint and snapshot status only, as etcdctl).
+    Table,
+    /// The response's protobuf bytes (RPC answers only, as etcdctl).
+    Protobuf,
+}
+
+impl Format {
+    /// The name `-w` takes.
+    fn name(self) -> &'static str {
+        match self {
+            Format::Simple => "simple",
+            Format::Json => "json",
+            Format::Fields => "fields",
+            Format::Table => "table",
+            Format::Protobuf => "protobuf",
+        }
+    }
+}
+
+/// etcdctl's exit code for an output format a command cannot print (`ExitBadFeature`).
+const EXIT_BAD_FEATURE: u8 = 4;
+
+/// etcdctl's refusal of a format for a command's answer (after the request was made, as
+/// etcdctl refuses it when it prints).
+fn unsupported(format: Format) -> Failure {
+    Failure {
+        message: format!("{} not supported as output format", format.name()),
+        code: EXIT_BAD_FEATURE,
+    }
+}
+
+/// `-w protobuf` prints an RPC answer's wire bytes (straight to standard output, after what
+/// `out` holds so far: they are not text); `-w table`, and `-w fields` where etcdctl has no
+/// fields printer for the answer (`has_fields` false), are refused. True when the answer is
+/// printed (protobuf); false when the caller prints it in the other formats.
+fn rpc_printed(
+    out: &mut String,
+    format: Format,
+    answer: &impl prost::Message,
+    has_fields: bool,
+) -> Result<bool, Failure> {
+    match format {
+        Format::Protobuf => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(std::mem::take(out).as_bytes());
+            let _ = stdout.write_all(&answer.encode_to_vec());
+            let _ = stdout.flush();
+            Ok(true)
+        }
+        Format::Table => Err(unsupported(format)),
+        Format::Fields if !has_fields => Err(unsupported(format)),
+        _ => Ok(false),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -199,7 +267,7 @@ enum Cmd {
     /// Endpoint related commands.
     Endpoint {
         /// Use all endpoints from the cluster member list.
-        #[arg(long)]
+        #[arg(long, global = true)]
         cluster: bool,
         #[command(subcommand)]
         cmd: EndpointCmd,
@@ -241,6 +309,11 @@ enum Cmd {
         /// Use all endpoints from the cluster member list.
         #[arg(long)]
         cluster: bool,
+    },
+    /// Manages etcd node snapshots.
+    Snapshot {
+        #[command(subcommand)]
+        cmd: snapshot::SnapshotCmd,
     },
     /// Prints the version of etcdctl.
     Version,
@@ -447,8 +520,20 @@ impl From<Error> for Failure {
 
 /// Runs the v3 command line with the process's arguments.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let cli = match parsed {
+        Ok((mut cli, matches)) => {
+            cli.command_timeout_set = matches!(
+                matches.value_source("command_timeout"),
+                Some(
+                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                )
+            );
+            cli
+        }
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
@@ -481,6 +566,25 @@ pub fn main() -> ExitCode {
         println!("API version: 3.4");
         return ExitCode::SUCCESS;
     }
+    // The offline snapshot commands: no client.
+    let offline = match &cli.command {
+        Cmd::Snapshot {
+            cmd: snapshot::SnapshotCmd::Status { args },
+        } => {
+            let mut out = String::new();
+            let r = snapshot::status(cli.write_out, args, &mut out);
+            let _ = std::io::stdout().write_all(out.as_bytes());
+            Some(r)
+        }
+        Cmd::Snapshot {
+            cmd: cmd @ snapshot::SnapshotCmd::Restore { .. },
+        } => Some(snapshot::restore(cmd)),
+        _ => None,
+    };
+    if let Some(result) = offline {
+        return exit_with(result);
+    }
+
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -494,6 +598,11 @@ pub fn main() -> ExitCode {
     let mut out = String::new();
     let result = runtime.block_on(run(&cli, &mut out));
     let _ = std::io::stdout().write_all(out.as_bytes());
+    exit_with(result)
+}
+
+/// The exit code of a command's result, its failure printed as etcdctl prints one.
+fn exit_with(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { message, code }) => {
@@ -562,7 +671,9 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
                 code: 3,
             })?;
             let r = within(timeout, client.txn(request)).await?;
-            print_txn(out, format, &r)?;
+            if !rpc_printed(out, format, &r, true)? {
+                print_txn(out, format, &r);
+            }
         }
         Cmd::Compaction { revision, physical } => {
             let rev: i64 = revision
@@ -599,9 +710,8 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
                 alarm: 0,
             };
             let r = within(timeout, client.alarm(request)).await?;
-            for a in &r.alarms {
-                let kind = AlarmType::try_from(a.alarm).map_or("NONE", |t| t.as_str_name());
-                out.push_str(&format!("memberID:{} alarm:{kind} \n", a.member_id));
+            if !rpc_printed(out, format, &r, true)? {
+                print_alarms(out, format, &r);
             }
         }
         Cmd::Defrag { cluster } => {
@@ -652,24 +762,41 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
                 )));
             };
             let request = MoveLeaderRequest { target_id: target };
-            within(timeout, leader.move_leader(request)).await?;
-            out.push_str(&format!(
-                "Leadership transferred from {leader_id:x} to {target:x}\n"
-            ));
+            let r = within(timeout, leader.move_leader(request)).await?;
+            if !rpc_printed(out, format, &r, false)? {
+                if format == Format::Json {
+                    print_done(out, format, &r, &r.header, String::new(), false)?;
+                } else {
+                    out.push_str(&format!(
+                        "Leadership transferred from {leader_id:x} to {target:x}\n"
+                    ));
+                }
+            }
         }
-        Cmd::Version | Cmd::Watch { .. } => unreachable!("answered before"),
+        Cmd::Snapshot {
+            cmd: snapshot::SnapshotCmd::Save { args },
+        } => snapshot::save(cli, args, out).await?,
+        Cmd::Version | Cmd::Watch { .. } | Cmd::Snapshot { .. } => {
+            unreachable!("answered before")
+        }
         cmd => match op_of(cmd, true)? {
             Operation::Put(request) => {
                 let r = within(timeout, client.put_request(request)).await?;
-                print_put(out, format, &r);
+                if !rpc_printed(out, format, &r, true)? {
+                    print_put(out, format, &r);
+                }
             }
             Operation::Range(request, shown) => {
                 let r = within(timeout, client.range(request)).await?;
-                print_range(out, format, &r, shown);
+                if !rpc_printed(out, format, &r, true)? {
+                    print_range(out, format, &r, shown);
+                }
             }
             Operation::Delete(request) => {
                 let r = within(timeout, client.delete(request)).await?;
-                print_delete(out, format, &r);
+                if !rpc_printed(out, format, &r, true)? {
+                    print_delete(out, format, &r);
+                }
             }
         },
     }
@@ -686,6 +813,7 @@ async fn endpoint(
     let timeout = cli.command_timeout;
     let format = cli.write_out;
     let mut json = Vec::new();
+    let mut rows: Vec<Vec<String>> = Vec::new();
     let mut unhealthy = false;
     for ep in endpoints {
         let client = client_for(cli, ep)?;
@@ -693,19 +821,24 @@ async fn endpoint(
             EndpointCmd::Status => {
                 let r = within(timeout, client.status(Default::default())).await?;
                 let h = r.header.unwrap_or_default();
+                let row = vec![
+                    ep.clone(),
+                    format!("{:x}", h.member_id),
+                    r.version.clone(),
+                    humanize_bytes(r.db_size as u64),
+                    (r.leader == h.member_id).to_string(),
+                    r.is_learner.to_string(),
+                    r.raft_term.to_string(),
+                    r.raft_index.to_string(),
+                    r.raft_applied_index.to_string(),
+                    r.errors.join(", "),
+                ];
                 match format {
-                    Format::Simple => out.push_str(&format!(
-                        "{ep}, {:x}, {}, {}, {}, {}, {}, {}, {}, {}\n",
-                        h.member_id,
-                        r.version,
-                        humanize_bytes(r.db_size as u64),
-                        r.leader == h.member_id,
-                        r.is_learner,
-                        r.raft_term,
-                        r.raft_index,
-                        r.raft_applied_index,
-                        r.errors.join(", ")
-                    )),
+                    Format::Simple => {
+                        out.push_str(&row.join(", "));
+                        out.push('\n');
+                    }
+                    Format::Table | Format::Protobuf => rows.push(row),
                     Format::Json => {
                         let mut o = JsonObject::new();
                         o.raw("header", &header_json(&r.header));
@@ -772,6 +905,12 @@ async fn endpoint(
                 };
                 unhealthy |= error.is_some();
                 match format {
+                    Format::Table | Format::Protobuf => rows.push(vec![
+                        ep.clone(),
+                        error.is_none().to_string(),
+                        took.clone(),
+                        error.clone().unwrap_or_default(),
+                    ]),
                     Format::Simple => match &error {
                         None => eprintln!(
                             "{ep} is healthy: successfully committed proposal: took = {took}"
@@ -803,6 +942,9 @@ async fn endpoint(
                 let r = within(timeout, client.hash_kv(request)).await?;
                 match format {
                     Format::Simple => out.push_str(&format!("{ep}, {}\n", r.hash)),
+                    Format::Table | Format::Protobuf => {
+                        rows.push(vec![ep.clone(), r.hash.to_string()])
+                    }
                     Format::Json => {
                         let mut o = JsonObject::new();
                         o.raw("header", &header_json(&r.header));
@@ -830,8 +972,30 @@ async fn endpoint(
             }
         }
     }
-    if format == Format::Json {
-        out.push_str(&format!("[{}]\n", json.join(",")));
+    match format {
+        Format::Json => out.push_str(&format!("[{}]\n", json.join(","))),
+        // As etcdctl: the answers are gathered, then refused.
+        Format::Protobuf => return Err(unsupported(format)),
+        Format::Table => {
+            let header: &[&str] = match cmd {
+                EndpointCmd::Status => &[
+                    "endpoint",
+                    "ID",
+                    "version",
+                    "db size",
+                    "is leader",
+                    "is learner",
+                    "raft term",
+                    "raft index",
+                    "raft applied index",
+                    "errors",
+                ],
+                EndpointCmd::Health => &["endpoint", "health", "took", "error"],
+                EndpointCmd::Hashkv { .. } => &["endpoint", "hash"],
+            };
+            out.push_str(&table::render(header, &rows));
+        }
+        Format::Simple | Format::Fields => {}
     }
     if unhealthy {
         return Err(fail("unhealthy cluster"));
@@ -1059,6 +1223,19 @@ async fn print_watch(
                     }
                 }
             }
+            Format::Table => return Err(unsupported(format)),
+            Format::Protobuf => {
+                // What etcdctl's protobuf printer rebuilds from the client's answer.
+                let answer = etcd_client::v3::proto::etcdserverpb::WatchResponse {
+                    header: r.header,
+                    events: r.events.clone(),
+                    compact_revision: r.compact_revision,
+                    canceled: r.canceled,
+                    created: r.created,
+                    ..Default::default()
+                };
+                rpc_printed(&mut text, format, &answer, true)?;
+            }
         }
         {
             let mut stdout = std::io::stdout().lock();
@@ -1099,11 +1276,7 @@ async fn lease(
     out: &mut String,
 ) -> Result<(), Failure> {
     let timeout = cli.command_timeout;
-    if cli.write_out != Format::Simple {
-        return Err(fail(
-            "only the simple format is supported for lease commands yet",
-        ));
-    }
+    let format = cli.write_out;
     let id_of = |id: &str| {
         i64::from_str_radix(id, 16)
             .map_err(|_| fail(format!("bad lease ID arg ({id}), expecting ID in Hex")))
@@ -1112,61 +1285,226 @@ async fn lease(
         LeaseCmd::Grant { ttl } => {
             let ttl: i64 = ttl.parse().map_err(|_| fail(format!("bad TTL ({ttl})")))?;
             let r = within(timeout, client.lease_grant(ttl)).await?;
-            out.push_str(&format!("lease {:x} granted with TTL({}s)\n", r.id, r.ttl));
+            if lease_printed(out, format, "LeaseGrantResponse", Some(&r.header))? {
+                return Ok(());
+            }
+            match format {
+                Format::Json => out.push_str(&lease_json(
+                    &r.header,
+                    &[("ID", r.id.to_string()), ("TTL", r.ttl.to_string())],
+                    ",\"Error\":\"\"",
+                )),
+                Format::Fields => {
+                    header_fields(out, &r.header);
+                    out.push_str(&format!("\"ID\" : {}\n\"TTL\" : {}\n", r.id, r.ttl));
+                }
+                _ => out.push_str(&format!(
+                    "lease {:016x} granted with TTL({}s)\n",
+                    r.id, r.ttl
+                )),
+            }
         }
         LeaseCmd::Revoke { id } => {
             let id = id_of(id)?;
-            within(timeout, client.lease_revoke(id))
+            let r = within(timeout, client.lease_revoke(id))
                 .await
                 .map_err(|f| fail(format!("failed to revoke lease ({})", f.message)))?;
-            out.push_str(&format!("lease {id:x} revoked\n"));
+            lease_printed(out, format, "LeaseRevokeResponse", None)?;
+            match format {
+                Format::Json => {
+                    let mut o = JsonObject::new();
+                    o.raw("header", &header_json(&r.header));
+                    out.push_str(&o.finish());
+                    out.push('\n');
+                }
+                Format::Fields => header_fields(out, &r.header),
+                _ => out.push_str(&format!("lease {id:016x} revoked\n")),
+            }
         }
         LeaseCmd::Timetolive { id, keys } => {
             let id = id_of(id)?;
             let r = within(timeout, client.lease_time_to_live(id, *keys)).await?;
-            if r.ttl == -1 {
-                out.push_str(&format!("lease {id:x} already expired\n"));
-            } else {
-                out.push_str(&format!(
-                    "lease {id:x} granted with TTL({}s), remaining({}s)",
-                    r.granted_ttl, r.ttl
-                ));
-                if *keys {
-                    let names: Vec<String> = r
-                        .keys
-                        .iter()
-                        .map(|k| String::from_utf8_lossy(k).into_owned())
-                        .collect();
-                    out.push_str(&format!(", attached keys([{}])", names.join(" ")));
+            if lease_printed(out, format, "LeaseTimeToLiveResponse", Some(&r.header))? {
+                return Ok(());
+            }
+            match format {
+                Format::Json => {
+                    let keys = if r.keys.is_empty() {
+                        "null".to_string()
+                    } else {
+                        let b64: Vec<String> = r
+                            .keys
+                            .iter()
+                            .map(|k| {
+                                format!(
+                                    "\"{}\"",
+                                    base64::engine::general_purpose::STANDARD.encode(k)
+                                )
+                            })
+                            .collect();
+                        format!("[{}]", b64.join(","))
+                    };
+                    out.push_str(&lease_json(
+                        &r.header,
+                        &[
+                            ("id", r.id.to_string()),
+                            ("ttl", r.ttl.to_string()),
+                            ("granted-ttl", r.granted_ttl.to_string()),
+                            ("keys", keys),
+                        ],
+                        "",
+                    ));
                 }
-                out.push('\n');
+                Format::Fields => {
+                    header_fields(out, &r.header);
+                    out.push_str(&format!(
+                        "\"ID\" : {}\n\"TTL\" : {}\n\"GrantedTTL\" : {}\n",
+                        r.id, r.ttl, r.granted_ttl
+                    ));
+                    for k in &r.keys {
+                        out.push_str(&format!("\"Key\" : {}\n", go_quote(k)));
+                    }
+                }
+                _ if r.granted_ttl == 0 && r.ttl == -1 => {
+                    out.push_str(&format!("lease {id:016x} already expired\n"))
+                }
+                _ => {
+                    out.push_str(&format!(
+                        "lease {id:016x} granted with TTL({}s), remaining({}s)",
+                        r.granted_ttl, r.ttl
+                    ));
+                    if *keys {
+                        let names: Vec<String> = r
+                            .keys
+                            .iter()
+                            .map(|k| String::from_utf8_lossy(k).into_owned())
+                            .collect();
+                        out.push_str(&format!(", attached keys([{}])", names.join(" ")));
+                    }
+                    out.push('\n');
+                }
             }
         }
         LeaseCmd::List => {
             let r = within(timeout, client.leases(Default::default())).await?;
-            out.push_str(&format!("found {} leases\n", r.leases.len()));
-            for l in &r.leases {
-                out.push_str(&format!("{:x}\n", l.id));
+            if lease_printed(out, format, "LeaseLeasesResponse", Some(&r.header))? {
+                return Ok(());
+            }
+            match format {
+                Format::Json => {
+                    let items: Vec<String> = r
+                        .leases
+                        .iter()
+                        .map(|l| format!("{{\"id\":{}}}", l.id))
+                        .collect();
+                    out.push_str(&lease_json(
+                        &r.header,
+                        &[("leases", format!("[{}]", items.join(",")))],
+                        "",
+                    ));
+                }
+                Format::Fields => {
+                    header_fields(out, &r.header);
+                    for l in &r.leases {
+                        out.push_str(&format!("\"ID\" : {}\n", l.id));
+                    }
+                }
+                _ => {
+                    out.push_str(&format!("found {} leases\n", r.leases.len()));
+                    for l in &r.leases {
+                        out.push_str(&format!("{:016x}\n", l.id));
+                    }
+                }
             }
         }
         LeaseCmd::KeepAlive { id, once } => {
             let id = id_of(id)?;
-            if !*once {
-                return Err(fail(
-                    "lease keep-alive without --once is not supported yet (use --once in a loop)",
-                ));
+            if *once {
+                let r = within(timeout, client.keep_alive_once(id))
+                    .await
+                    .map_err(|f| Failure {
+                        message: f.message,
+                        // etcdctl's ExitBadConnection.
+                        code: 2,
+                    })?;
+                if !lease_printed(out, format, "LeaseKeepAliveResponse", Some(&r.header))? {
+                    print_keep_alive(out, format, id, &r);
+                }
+                return Ok(());
             }
-            let r = within(timeout, client.keep_alive_once(id))
-                .await
-                .map_err(|f| Failure {
-                    message: f.message,
-                    // etcdctl's ExitBadConnection.
-                    code: 2,
-                })?;
-            out.push_str(&format!("lease {id:x} keepalived with TTL({})\n", r.ttl));
+            // Each renewal printed as it comes, until the lease is gone.
+            let mut keeper = client.keep_alive(id);
+            while let Some(r) = keeper.next().await {
+                let mut text = String::new();
+                if !lease_printed(&mut text, format, "LeaseKeepAliveResponse", Some(&r.header))? {
+                    print_keep_alive(&mut text, format, id, &r);
+                }
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+            }
+            if format == Format::Simple {
+                out.push_str(&format!("lease {id:016x} expired or revoked.\n"));
+            }
         }
     }
     Ok(())
+}
+
+/// What etcdctl does with a lease answer in `table` (refused) and `protobuf`: its printer is
+/// handed the Go client's own answer type, which marshals as the header it embeds (`header`
+/// given), or not at all (a revoke's). True when the answer is printed.
+fn lease_printed(
+    out: &mut String,
+    format: Format,
+    answer: &str,
+    header: Option<&Option<ResponseHeader>>,
+) -> Result<bool, Failure> {
+    match (format, header) {
+        (Format::Protobuf, Some(h)) => rpc_printed(out, format, &h.unwrap_or_default(), true),
+        (Format::Protobuf, None) => Err(Failure {
+            message: format!("marshal unsupported for type clientv3.{answer}"),
+            code: EXIT_BAD_FEATURE,
+        }),
+        (Format::Table, _) => Err(unsupported(format)),
+        _ => Ok(false),
+    }
+}
+
+/// A lease answer as etcdctl's JSON shows the client's answer types: the header's fields at
+/// the top level, then `fields` (raw JSON values), then `tail`.
+fn lease_json(header: &Option<ResponseHeader>, fields: &[(&str, String)], tail: &str) -> String {
+    let header = header_json(header);
+    let mut parts: Vec<String> = Vec::new();
+    let inner = header.trim_start_matches('{').trim_end_matches('}');
+    if !inner.is_empty() {
+        parts.push(inner.to_string());
+    }
+    for (name, value) in fields {
+        parts.push(format!("\"{name}\":{value}"));
+    }
+    format!("{{{}{tail}}}\n", parts.join(","))
+}
+
+/// One keep-alive answer.
+fn print_keep_alive(
+    out: &mut String,
+    format: Format,
+    id: i64,
+    r: &etcd_client::v3::proto::etcdserverpb::LeaseKeepAliveResponse,
+) {
+    match format {
+        Format::Json => out.push_str(&lease_json(
+            &r.header,
+            &[("ID", r.id.to_string()), ("TTL", r.ttl.to_string())],
+            "",
+        )),
+        Format::Fields => {
+            header_fields(out, &r.header);
+            out.push_str(&format!("\"ID\" : {}\n\"TTL\" : {}\n", r.id, r.ttl));
+        }
+        _ => out.push_str(&format!("lease {id:016x} keepalived with TTL({})\n", r.ttl)),
+    }
 }
 
 /// The one argument `args` must hold, or etcdctl's usage error `usage`.
@@ -1186,7 +1524,17 @@ fn bad_args(message: impl Into<String>) -> Failure {
 }
 
 /// A header-only answer as JSON (`-w json` of most auth commands), or `simple`'s line.
-fn print_done(out: &mut String, format: Format, header: &Option<ResponseHeader>, line: String) {
+fn print_done(
+    out: &mut String,
+    format: Format,
+    r: &impl prost::Message,
+    header: &Option<ResponseHeader>,
+    line: String,
+    has_fields: bool,
+) -> Result<(), Failure> {
+    if rpc_printed(out, format, r, has_fields)? {
+        return Ok(());
+    }
     match format {
         Format::Json => {
             let mut o = JsonObject::new();
@@ -1194,11 +1542,13 @@ fn print_done(out: &mut String, format: Format, header: &Option<ResponseHeader>,
             out.push_str(&o.finish());
             out.push('\n');
         }
+        Format::Fields => header_fields(out, header),
         _ => {
             out.push_str(&line);
             out.push('\n');
         }
     }
+    Ok(())
 }
 
 /// A word read from standard input (Go's `fmt.Scanf("%s")`).
@@ -1242,7 +1592,14 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
                 ..Default::default()
             };
             let r = within(timeout, client.user_add(request)).await?;
-            print_done(out, format, &r.header, format!("User {name} created"));
+            print_done(
+                out,
+                format,
+                &r,
+                &r.header,
+                format!("User {name} created"),
+                true,
+            )?;
         }
         UserCmd::Delete { args } => {
             let name = one_arg(
@@ -1251,7 +1608,14 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
             )?;
             let request = AuthUserDeleteRequest { name: name.clone() };
             let r = within(timeout, client.user_delete(request)).await?;
-            print_done(out, format, &r.header, format!("User {name} deleted"));
+            print_done(
+                out,
+                format,
+                &r,
+                &r.header,
+                format!("User {name} deleted"),
+                true,
+            )?;
         }
         UserCmd::Get { args, detail } => {
             let name = one_arg(args, "user get command requires user name as its argument")?;
@@ -1265,8 +1629,11 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
                         role: role_name.clone(),
                     };
                     let role = within(timeout, client.role_get(request)).await?;
-                    print_role(out, format, role_name, &role);
+                    if !rpc_printed(out, format, &role, true)? {
+                        print_role(out, format, role_name, &role);
+                    }
                 }
+            } else if rpc_printed(out, format, &r, false)? {
             } else if format == Format::Json {
                 let mut o = JsonObject::new();
                 o.raw("header", &header_json(&r.header));
@@ -1288,7 +1655,9 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
                 return Err(bad_args("user list command requires no arguments"));
             }
             let r = within(timeout, client.user_list(Default::default())).await?;
-            print_names(out, format, &r.header, "users", &r.users);
+            if !rpc_printed(out, format, &r, false)? {
+                print_names(out, format, &r.header, "users", &r.users);
+            }
         }
         UserCmd::Passwd { args, interactive } => {
             let name = one_arg(
@@ -1302,7 +1671,7 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
                 ..Default::default()
             };
             let r = within(timeout, client.user_change_password(request)).await?;
-            print_done(out, format, &r.header, "Password updated".into());
+            print_done(out, format, &r, &r.header, "Password updated".into(), true)?;
         }
         UserCmd::GrantRole { args } => {
             let [name, role] = args.as_slice() else {
@@ -1318,9 +1687,11 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
             print_done(
                 out,
                 format,
+                &r,
                 &r.header,
                 format!("Role {role} is granted to user {name}"),
-            );
+                true,
+            )?;
         }
         UserCmd::RevokeRole { args } => {
             let [name, role] = args.as_slice() else {
@@ -1336,9 +1707,11 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
             print_done(
                 out,
                 format,
+                &r,
                 &r.header,
                 format!("Role {role} is revoked from user {name}"),
-            );
+                true,
+            )?;
         }
     }
     Ok(())
@@ -1412,6 +1785,18 @@ fn print_role(out: &mut String, format: Format, name: &str, r: &AuthRoleGetRespo
         out.push('\n');
         return;
     }
+    if format == Format::Fields {
+        header_fields(out, &r.header);
+        for p in &r.perm {
+            let kind = etcd_client::v3::proto::authpb::permission::Type::try_from(p.perm_type)
+                .map_or("READ", |t| t.as_str_name());
+            // (Go's Println puts a space between its operands: two after the colon.)
+            out.push_str(&format!("\"PermType\" :  {kind}\n"));
+            out.push_str(&format!("\"Key\" : {}\n", go_quote(&p.key)));
+            out.push_str(&format!("\"RangeEnd\" : {}\n", go_quote(&p.range_end)));
+        }
+        return;
+    }
     out.push_str(&format!("Role {name}\nKV Read:\n"));
     let line = |p: &etcd_client::v3::proto::authpb::Permission| -> String {
         let key = String::from_utf8_lossy(&p.key).into_owned();
@@ -1456,7 +1841,14 @@ async fn role(cli: &Cli, client: &Client, cmd: &RoleCmd, out: &mut String) -> Re
             let name = one_arg(args, "role add command requires role name as its argument")?;
             let request = AuthRoleAddRequest { name: name.clone() };
             let r = within(timeout, client.role_add(request)).await?;
-            print_done(out, format, &r.header, format!("Role {name} created"));
+            print_done(
+                out,
+                format,
+                &r,
+                &r.header,
+                format!("Role {name} created"),
+                true,
+            )?;
         }
         RoleCmd::Delete { args } => {
             let name = one_arg(
@@ -1465,20 +1857,31 @@ async fn role(cli: &Cli, client: &Client, cmd: &RoleCmd, out: &mut String) -> Re
             )?;
             let request = AuthRoleDeleteRequest { role: name.clone() };
             let r = within(timeout, client.role_delete(request)).await?;
-            print_done(out, format, &r.header, format!("Role {name} deleted"));
+            print_done(
+                out,
+                format,
+                &r,
+                &r.header,
+                format!("Role {name} deleted"),
+                true,
+            )?;
         }
         RoleCmd::Get { args } => {
             let name = one_arg(args, "role get command requires role name as its argument")?;
             let request = AuthRoleGetRequest { role: name.clone() };
             let r = within(timeout, client.role_get(request)).await?;
-            print_role(out, format, name, &r);
+            if !rpc_printed(out, format, &r, true)? {
+                print_role(out, format, name, &r);
+            }
         }
         RoleCmd::List { args } => {
             if !args.is_empty() {
                 return Err(bad_args("role list command requires no arguments"));
             }
             let r = within(timeout, client.role_list(Default::default())).await?;
-            print_names(out, format, &r.header, "roles", &r.roles);
+            if !rpc_printed(out, format, &r, true)? {
+                print_names(out, format, &r.header, "roles", &r.roles);
+            }
         }
         RoleCmd::GrantPermission {
             args,
@@ -1506,7 +1909,14 @@ async fn role(cli: &Cli, client: &Client, cmd: &RoleCmd, out: &mut String) -> Re
                 }),
             };
             let r = within(timeout, client.role_grant_permission(request)).await?;
-            print_done(out, format, &r.header, format!("Role {} updated", args[0]));
+            print_done(
+                out,
+                format,
+                &r,
+                &r.header,
+                format!("Role {} updated", args[0]),
+                true,
+            )?;
         }
         RoleCmd::RevokePermission {
             args,
@@ -1542,7 +1952,7 @@ async fn role(cli: &Cli, client: &Client, cmd: &RoleCmd, out: &mut String) -> Re
                     args[0]
                 )
             };
-            print_done(out, format, &r.header, line);
+            print_done(out, format, &r, &r.header, line, true)?;
         }
     }
     Ok(())
@@ -1612,6 +2022,14 @@ fn print_names(
         }
         out.push_str(&o.finish());
         out.push('\n');
+    } else if format == Format::Fields {
+        // (Only `role list` has a fields form.)
+        header_fields(out, header);
+        out.push_str("\"Roles\" :");
+        for n in names {
+            out.push_str(&format!(" {}", go_quote(n.as_bytes())));
+        }
+        out.push('\n');
     } else {
         for n in names {
             out.push_str(&format!("{n}\n"));
@@ -1669,7 +2087,9 @@ async fn member(
     match cmd {
         MemberCmd::List => {
             let r = within(timeout, client.member_list(Default::default())).await?;
-            print_members(out, format, &r);
+            if format == Format::Table || !rpc_printed(out, format, &r, true)? {
+                print_members(out, format, &r);
+            }
         }
         MemberCmd::Add {
             args,
@@ -1699,6 +2119,9 @@ async fn member(
                 is_learner: *learner,
             };
             let r = within(timeout, client.member_add(request)).await?;
+            if rpc_printed(out, format, &r, false)? {
+                return Ok(());
+            }
             let new = r.member.clone().unwrap_or_default();
             if format == Format::Json {
                 let mut o = JsonObject::new();
@@ -1742,12 +2165,14 @@ async fn member(
             print_done(
                 out,
                 format,
+                &r,
                 &r.header,
                 format!(
                     "Member {id:16x} removed from cluster {:16x}",
                     cluster_id(&r.header)
                 ),
-            );
+                false,
+            )?;
         }
         MemberCmd::Update { args, peer_urls } => {
             let id = member_id(one_arg(args, "member ID is not provided")?)?;
@@ -1764,12 +2189,14 @@ async fn member(
             print_done(
                 out,
                 format,
+                &r,
                 &r.header,
                 format!(
                     "Member {id:16x} updated in cluster {:16x}",
                     cluster_id(&r.header)
                 ),
-            );
+                false,
+            )?;
         }
         MemberCmd::Promote { args } => {
             let id = member_id(one_arg(args, "member ID is not provided")?)?;
@@ -1777,15 +2204,76 @@ async fn member(
             print_done(
                 out,
                 format,
+                &r,
                 &r.header,
                 format!(
                     "Member {id:16x} promoted in cluster {:16x}",
                     cluster_id(&r.header)
                 ),
-            );
+                false,
+            )?;
         }
     }
     Ok(())
+}
+
+/// `alarm list` and `alarm disarm`'s answer in etcdctl's forms.
+fn print_alarms(
+    out: &mut String,
+    format: Format,
+    r: &etcd_client::v3::proto::etcdserverpb::AlarmResponse,
+) {
+    let kind = |a: i32| AlarmType::try_from(a).map_or("NONE", |t| t.as_str_name());
+    match format {
+        Format::Json => {
+            let alarms: Vec<String> = r
+                .alarms
+                .iter()
+                .map(|a| {
+                    let mut o = JsonObject::new();
+                    if a.member_id != 0 {
+                        o.raw("memberID", &a.member_id.to_string());
+                    }
+                    if a.alarm != 0 {
+                        o.raw("alarm", &a.alarm.to_string());
+                    }
+                    o.finish()
+                })
+                .collect();
+            let mut o = JsonObject::new();
+            // (etcd's alarm answers carry no header: then there is none to show.)
+            if r.header.is_some() {
+                o.raw("header", &header_json(&r.header));
+            }
+            if !alarms.is_empty() {
+                o.raw("alarms", &format!("[{}]", alarms.join(",")));
+            }
+            out.push_str(&o.finish());
+            out.push('\n');
+        }
+        Format::Fields => {
+            // (Without a header etcdctl 3.4 crashes here; this prints the alarms.)
+            if r.header.is_some() {
+                header_fields(out, &r.header);
+            }
+            for a in &r.alarms {
+                out.push_str(&format!(
+                    "\"MemberID\" : {}\n\"AlarmType\" : {}\n\n",
+                    a.member_id,
+                    kind(a.alarm)
+                ));
+            }
+        }
+        _ => {
+            for a in &r.alarms {
+                out.push_str(&format!(
+                    "memberID:{} alarm:{} \n",
+                    a.member_id,
+                    kind(a.alarm)
+                ));
+            }
+        }
+    }
 }
 
 /// A member as etcdctl's JSON shows it.
@@ -1811,24 +2299,46 @@ fn member_json(m: &Member) -> String {
 
 /// `member list` in etcdctl's forms.
 fn print_members(out: &mut String, format: Format, r: &MemberListResponse) {
-    match format {
-        Format::Simple => {
-            for m in &r.members {
-                out.push_str(&format!(
-                    "{:x}, {}, {}, {}, {}, {}\n",
-                    m.id,
+    let rows = || -> Vec<Vec<String>> {
+        r.members
+            .iter()
+            .map(|m| {
+                vec![
+                    format!("{:x}", m.id),
                     if m.name.is_empty() {
                         "unstarted"
                     } else {
                         "started"
-                    },
-                    m.name,
+                    }
+                    .to_string(),
+                    m.name.clone(),
                     m.peer_ur_ls.join(","),
                     m.client_ur_ls.join(","),
-                    m.is_learner
-                ));
+                    m.is_learner.to_string(),
+                ]
+            })
+            .collect()
+    };
+    match format {
+        Format::Simple => {
+            for row in rows() {
+                out.push_str(&row.join(", "));
+                out.push('\n');
             }
         }
+        Format::Table => out.push_str(&table::render(
+            &[
+                "ID",
+                "Status",
+                "Name",
+                "Peer Addrs",
+                "Client Addrs",
+                "Is Learner",
+            ],
+            &rows(),
+        )),
+        // (Printed by `rpc_printed`.)
+        Format::Protobuf => {}
         Format::Json => {
             let members: Vec<String> = r.members.iter().map(member_json).collect();
             let mut o = JsonObject::new();
@@ -1978,7 +2488,7 @@ fn op_of(cmd: &Cmd, stdin: bool) -> Result<Operation, Failure> {
                 (Some(o), Some(t)) => (o, t),
             };
             let request = RangeRequest {
-                key: key.clone().into(),
+                key: key_of(key, *prefix, *from_key).into(),
                 range_end: range_end_of(key, range_end.as_deref(), *prefix, *from_key)?.into(),
                 limit: *limit,
                 revision: *rev,
@@ -2003,7 +2513,7 @@ fn op_of(cmd: &Cmd, stdin: bool) -> Result<Operation, Failure> {
             prev_kv,
             from_key,
         } => Operation::Delete(DeleteRangeRequest {
-            key: key.clone().into(),
+            key: key_of(key, *prefix, *from_key).into(),
             range_end: range_end_of(key, range_end.as_deref(), *prefix, *from_key)?.into(),
             prev_kv: *prev_kv,
         }),
@@ -2013,6 +2523,8 @@ fn op_of(cmd: &Cmd, stdin: bool) -> Result<Operation, Failure> {
 
 fn print_put(out: &mut String, format: Format, r: &PutResponse) {
     match format {
+        // (Printed, or refused, by `rpc_printed`.)
+        Format::Table | Format::Protobuf => {}
         Format::Simple => {
             out.push_str("OK\n");
             if let Some(kv) = &r.prev_kv {
@@ -2048,6 +2560,8 @@ fn put_json(r: &PutResponse) -> String {
 
 fn print_range(out: &mut String, format: Format, r: &RangeResponse, shown: Shown) {
     match format {
+        // (Printed, or refused, by `rpc_printed`.)
+        Format::Table | Format::Protobuf => {}
         Format::Simple => {
             for kv in &r.kvs {
                 simple_kv(out, kv, shown.keys_only, shown.value_only);
@@ -2089,6 +2603,8 @@ fn range_json(r: &RangeResponse) -> String {
 
 fn print_delete(out: &mut String, format: Format, r: &DeleteRangeResponse) {
     match format {
+        // (Printed, or refused, by `rpc_printed`.)
+        Format::Table | Format::Protobuf => {}
         Format::Simple => {
             out.push_str(&format!("{}\n", r.deleted));
             for kv in &r.prev_kvs {
@@ -2122,8 +2638,10 @@ fn delete_json(r: &DeleteRangeResponse) -> String {
     o.finish()
 }
 
-fn print_txn(out: &mut String, format: Format, r: &TxnResponse) -> Result<(), Failure> {
+fn print_txn(out: &mut String, format: Format, r: &TxnResponse) {
     match format {
+        // (Printed, or refused, by `rpc_printed`.)
+        Format::Table | Format::Protobuf => {}
         Format::Simple => {
             out.push_str(if r.succeeded {
                 "SUCCESS\n"
@@ -2170,12 +2688,20 @@ fn print_txn(out: &mut String, format: Format, r: &TxnResponse) -> Result<(), Fa
             out.push('\n');
         }
         Format::Fields => {
-            return Err(fail(
-                "the fields format is not supported for txn yet (use -w json)",
-            ))
+            header_fields(out, &r.header);
+            out.push_str(&format!("\"Succeeded\" : {}\n", r.succeeded));
+            for op in &r.responses {
+                match &op.response {
+                    Some(Response::ResponsePut(p)) => print_put(out, format, p),
+                    Some(Response::ResponseRange(g)) => {
+                        print_range(out, format, g, Shown::default())
+                    }
+                    Some(Response::ResponseDeleteRange(d)) => print_delete(out, format, d),
+                    other => out.push_str(&format!("\"Unknown\" : {:?}\n", format!("{other:?}"))),
+                }
+            }
         }
     }
-    Ok(())
 }
 
 /// etcdctl's interactive txn: compares, a blank line, success operations, a blank line,
@@ -2337,6 +2863,16 @@ async fn within<T>(
 }
 
 /// The range end etcdctl sends for `key` with these flags.
+/// The key sent: as given, or `\0` for an empty one with `--prefix` or `--from-key` (every
+/// key), as etcd's client makes it.
+fn key_of(key: &str, prefix: bool, from_key: bool) -> Vec<u8> {
+    if key.is_empty() && (prefix || from_key) {
+        vec![0]
+    } else {
+        key.as_bytes().to_vec()
+    }
+}
+
 fn range_end_of(
     key: &str,
     given: Option<&str>,

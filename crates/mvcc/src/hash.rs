@@ -99,7 +99,8 @@ pub(crate) fn etcd_value(key: &[u8], v: &Version, buf: &mut Vec<u8>) {
 }
 
 /// CRC-32C (the Castagnoli polynomial, reflected), as Go's `crc32.MakeTable(crc32.Castagnoli)`.
-struct Crc32c(u32);
+#[derive(Debug, Clone)]
+pub struct Crc32c(u32);
 
 /// The table of the byte-at-a-time CRC-32C, built at compile time.
 const CRC32C_TABLE: [u32; 256] = {
@@ -122,18 +123,27 @@ const CRC32C_TABLE: [u32; 256] = {
     table
 };
 
+impl Default for Crc32c {
+    fn default() -> Crc32c {
+        Crc32c::new()
+    }
+}
+
 impl Crc32c {
-    fn new() -> Crc32c {
+    /// A CRC of nothing yet.
+    pub fn new() -> Crc32c {
         Crc32c(!0)
     }
 
-    fn update(&mut self, bytes: &[u8]) {
+    /// Adds `bytes`.
+    pub fn update(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 = CRC32C_TABLE[((self.0 ^ u32::from(b)) & 0xFF) as usize] ^ (self.0 >> 8);
         }
     }
 
-    fn finish(&self) -> u32 {
+    /// The CRC of everything added.
+    pub fn finish(&self) -> u32 {
         !self.0
     }
 }

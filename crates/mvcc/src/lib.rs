@@ -45,6 +45,7 @@ mod write;
 pub use etcd_api::v3::V3Error as Error;
 pub use etcd_v3proto::etcdserverpb as pb;
 pub use etcd_v3proto::mvccpb;
+pub use hash::Crc32c;
 pub use keyspace::{Change, Keyspace};
 pub use lease::{Deadlines, Lease, Leases, MAX_LEASE_TTL};
 pub use snapshot::DecodeError;

@@ -109,14 +109,17 @@ pub fn new_member_id() -> u64 {
     }
 }
 
-/// The raft id of the first member of a new static cluster (`--initial-cluster`): derived
-/// from the cluster token and that member's peer address, as etcd derives member ids, so that
-/// every member listed can work out the cluster id (`etcd_store::cluster_id_of`) it
-/// expects to join. Never 0.
-pub fn static_first_member_id(token: &str, first_peer: &str) -> u64 {
+/// The raft id of a member of a cluster laid out in advance (`--initial-cluster`): derived
+/// from the cluster token and the member's peer address (`HOST:PORT`), as etcd derives member
+/// ids. The first member of a new static cluster takes it, so that every member listed can
+/// work out the cluster id (`etcd_store::cluster_id_of`) it expects to join; a restored
+/// cluster's members (`etcdctl snapshot restore`) all take theirs, so that each restore
+/// names the same members. Never 0.
+pub fn static_member_id(token: &str, peer: &str) -> u64 {
+    // (The text hashed is fixed: ids of clusters already running were derived from it.)
     let digest = ring::digest::digest(
         &ring::digest::SHA256,
-        format!("etcd-rs first member\0{first_peer}\0{token}").as_bytes(),
+        format!("etcd-rs first member\0{peer}\0{token}").as_bytes(),
     );
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest.as_ref()[..8]);
@@ -125,7 +128,7 @@ pub fn static_first_member_id(token: &str, first_peer: &str) -> u64 {
 
 /// The cluster id the members of a new static cluster expect.
 pub fn static_cluster_id(token: &str, first_peer: &str) -> u64 {
-    etcd_store::cluster_id_of(static_first_member_id(token, first_peer))
+    etcd_store::cluster_id_of(static_member_id(token, first_peer))
 }
 
 /// Entry 1 of a brand-new cluster: its first member, `registration` (a `Join`), adding itself.

@@ -120,6 +120,9 @@ pub enum RestoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The restore's settings do not describe a cluster with this member in it.
+    #[error("{0}")]
+    Config(String),
     /// The data directory could not be written.
     #[error("data directory {path}: {reason}")]
     DataDir {
@@ -151,15 +154,16 @@ pub fn read_file(path: &Path, skip_hash_check: bool) -> Result<Vec<u8>, RestoreE
     Ok(bytes)
 }
 
-/// Creates the data directory (and WAL) of `layout` for a new single-member cluster (member `id`,
-/// registered as `registration`) holding the v3 state of the snapshot file `path`. The
-/// member then starts as from its own data: the state is its first raft snapshot.
+/// Creates the data directory (and WAL) of `layout` for a member of a new cluster whose members
+/// are `registrations` (`Command::Join`s, in order: the first names the cluster), holding the
+/// v3 state of the snapshot file `path`. The member then starts as from its own data: the
+/// state is its first raft snapshot, at index `registrations.len()`, with every member a voter;
+/// each member restored with the same registrations gets the same snapshot.
 pub fn restore(
     path: &Path,
     skip_hash_check: bool,
     layout: &crate::raft::Layout,
-    id: u64,
-    registration: &Command,
+    registrations: &[Command],
     history: usize,
 ) -> Result<(), RestoreError> {
     let shown = path.display().to_string();
@@ -184,12 +188,193 @@ pub fn restore(
         leases = import.leases(),
         "restoring an etcd snapshot"
     );
-    // Index 1: the member's registration, as the first entry of a new cluster would be.
-    store
-        .apply(1, registration)
-        .result
-        .map_err(|e| dir_error(format!("registering the member: {e}")))?;
+    // Indexes 1, 2…: the members' registrations, as the first entries of a new cluster are.
+    let mut voters = Vec::new();
+    for (index, registration) in (1..).zip(registrations) {
+        let Command::Join { id, .. } = registration else {
+            return Err(dir_error(format!("not a member: {registration:?}")));
+        };
+        voters.push(*id);
+        store
+            .apply(index, registration)
+            .result
+            .map_err(|e| dir_error(format!("registering the members: {e}")))?;
+    }
     store.import_etcd(import);
     let data = store.snapshot().encode();
-    crate::raft::restore_storage(layout, id, data).map_err(|e| dir_error(e.to_string()))
+    crate::raft::restore_storage(layout, &voters, voters.len() as u64, data)
+        .map_err(|e| dir_error(e.to_string()))
+}
+
+/// What `etcdctl snapshot status` reports of a snapshot file, as etcd computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbStatus {
+    /// CRC-32C of every bucket's name, then each of its keys and values, in order.
+    pub hash: u32,
+    /// The main revision of the last key in the `key` bucket.
+    pub revision: i64,
+    /// Records in every bucket.
+    pub total_key: u64,
+    /// The database's size as bbolt counts it (pages in use × page size).
+    pub total_size: u64,
+}
+
+/// The status of the snapshot (or bbolt database) file at `path`, as etcd's
+/// `etcdctl snapshot status` computes it: read as a database (a SHA-256 after it is ignored).
+pub fn status(path: &Path) -> Result<DbStatus, RestoreError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| RestoreError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let content = |e: etcd_bolt::Error| RestoreError::Content {
+        path: shown.clone(),
+        reason: e.to_string(),
+    };
+    let total_size = etcd_bolt::size(&bytes).map_err(content)?;
+    let buckets = etcd_bolt::read(&bytes).map_err(content)?;
+    let mut crc = etcd_mvcc::Crc32c::new();
+    let (mut revision, mut total_key) = (0, 0);
+    for (name, records) in &buckets {
+        crc.update(name);
+        for (k, v) in records {
+            crc.update(k);
+            crc.update(v);
+            if name == b"key" && k.len() >= 8 {
+                let mut main = [0u8; 8];
+                main.copy_from_slice(&k[..8]);
+                revision = i64::from_be_bytes(main);
+            }
+            total_key += 1;
+        }
+    }
+    Ok(DbStatus {
+        hash: crc.finish(),
+        revision,
+        total_key,
+        total_size,
+    })
+}
+
+/// What `etcdctl snapshot restore` is asked for (its flags).
+#[derive(Debug, Clone)]
+pub struct RestoreConfig {
+    /// The snapshot file.
+    pub snapshot: std::path::PathBuf,
+    /// This member's name (`--name`).
+    pub name: String,
+    /// The data directory to create (`--data-dir`; etcd's default `NAME.etcd`).
+    pub data_dir: std::path::PathBuf,
+    /// The WAL's own directory (`--wal-dir`), if not `DATA_DIR/wal`.
+    pub wal_dir: Option<std::path::PathBuf>,
+    /// Every member, `NAME=URL,…` (`--initial-cluster`).
+    pub initial_cluster: String,
+    /// `--initial-cluster-token`.
+    pub token: String,
+    /// This member's peer URLs (`--initial-advertise-peer-urls`).
+    pub peer_urls: Vec<String>,
+    /// Restore a file without its SHA-256 (`--skip-hash-check`).
+    pub skip_hash_check: bool,
+}
+
+/// Creates one member's data directory of a new cluster holding a snapshot file's v3 data,
+/// as etcd's `etcdctl snapshot restore`: run once per member with the same
+/// `--initial-cluster` and token, each directory names the same members (ids derived from the
+/// token and peer addresses), so the members start as one cluster, each from its own copy.
+/// The data directory (and the WAL's, if given) must not exist. The member must then start
+/// with the name and peer URL it was restored for (`config::Restored`).
+pub fn restore_cluster(cfg: &RestoreConfig) -> Result<(), RestoreError> {
+    let members = crate::config::initial_cluster_urls(&cfg.initial_cluster)
+        .map_err(|e| RestoreError::Config(e.to_string()))?;
+    let Some(own) = members.iter().position(|(n, _, _)| *n == cfg.name) else {
+        return Err(RestoreError::Config(format!(
+            "couldn't find local name {:?} in the initial cluster configuration",
+            cfg.name
+        )));
+    };
+    let mut advertised = Vec::new();
+    for url in &cfg.peer_urls {
+        let (_, addr) = crate::config::parse_url("initial-advertise-peer-urls", url)
+            .map_err(|e| RestoreError::Config(e.to_string()))?;
+        advertised.push(addr);
+    }
+    let url_of = |(_, https, addr): &(String, bool, String)| {
+        format!("{}://{addr}", if *https { "https" } else { "http" })
+    };
+    if !advertised.contains(&members[own].2) {
+        return Err(RestoreError::Config(format!(
+            "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={}",
+            cfg.name,
+            url_of(&members[own]),
+            cfg.peer_urls.join(",")
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if members.iter().any(|(_, _, a)| !seen.insert(a.clone())) {
+        // Named as etcd names the cluster: by member name.
+        let mut named: Vec<String> = members
+            .iter()
+            .map(|m| format!("{}={}", m.0, url_of(m)))
+            .collect();
+        named.sort();
+        return Err(RestoreError::Config(format!(
+            "initial cluster {} has duplicate url",
+            named.join(",")
+        )));
+    }
+    if cfg.data_dir.exists() {
+        return Err(RestoreError::Config(format!(
+            "data-dir {:?} exists",
+            cfg.data_dir.display().to_string()
+        )));
+    }
+    if let Some(wal) = cfg.wal_dir.as_ref().filter(|w| w.exists()) {
+        return Err(RestoreError::Config(format!(
+            "wal-dir {:?} exists",
+            wal.display().to_string()
+        )));
+    }
+    let registrations: Vec<Command> = members
+        .iter()
+        .map(|m| Command::Join {
+            id: crate::cluster::static_member_id(&cfg.token, &m.2),
+            name: m.0.clone(),
+            raft_url: url_of(m),
+            // Published by each member when it first runs (etcd's publish step).
+            etcd_url: String::new(),
+        })
+        .collect();
+    let Command::Join { id, raft_url, .. } = &registrations[own] else {
+        unreachable!("registrations are joins");
+    };
+    let dir_error = |e: io::Error| RestoreError::DataDir {
+        path: cfg.data_dir.display().to_string(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(&cfg.data_dir).map_err(dir_error)?;
+    let layout = crate::raft::Layout::new(&cfg.data_dir, cfg.wal_dir.as_deref());
+    let made = restore(
+        &cfg.snapshot,
+        cfg.skip_hash_check,
+        &layout,
+        &registrations,
+        crate::config::DEFAULT_HISTORY,
+    )
+    .and_then(|()| {
+        let restored = crate::config::Restored {
+            id: *id,
+            name: cfg.name.clone(),
+            peer_url: raft_url.clone(),
+            wal_dir: cfg.wal_dir.clone(),
+        };
+        crate::config::save_restored(&cfg.data_dir, &restored).map_err(dir_error)
+    });
+    if made.is_err() {
+        // Nothing half-made is left to be started.
+        let _ = std::fs::remove_dir_all(&cfg.data_dir);
+        if let Some(wal) = &cfg.wal_dir {
+            let _ = std::fs::remove_dir_all(wal);
+        }
+    }
+    made
 }

@@ -103,8 +103,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 file,
                 config.skip_hash_check,
                 &layout,
-                node.id,
-                &registration,
+                std::slice::from_ref(&registration),
                 config.history,
             )
             .map_err(|e| Error::Config(e.to_string()))?;
@@ -143,7 +142,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         if peers.is_empty() {
             if let Some(s) = config.static_cluster.as_ref().filter(|s| s.first) {
                 // The first member of a new static cluster: the token names the cluster.
-                node.id = cluster::static_first_member_id(&s.token, &s.first_peer);
+                node.id = cluster::static_member_id(&s.token, &s.first_peer);
                 config::save_info(&config.data_dir, &node).map_err(|source| Error::DataDir {
                     path: config.data_dir.display().to_string(),
                     source,
@@ -631,7 +630,7 @@ fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
                 remove_if_present(&path).map_err(data_err)?;
             }
         }
-        for sub in ["snap", "wal", "wal.tmp", "peers", "info"] {
+        for sub in ["snap", "wal", "wal.tmp", "peers", "restored", "info"] {
             remove_if_present(&dir.join(sub)).map_err(data_err)?;
         }
     }
@@ -650,11 +649,51 @@ fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
         }
         None => {
             let mut node = config.node.clone();
-            node.id = cluster::new_member_id();
+            match config::load_restored(dir).map_err(data_err)? {
+                // Made by `etcdctl snapshot restore`: this member is the one it was made for.
+                Some(restored) => take_restored(&mut node, restored, dir)?,
+                None => node.id = cluster::new_member_id(),
+            }
             node
         }
     };
     Ok(node)
+}
+
+/// Makes `node` (the flags' configuration) the member a restored data directory `dir` was made
+/// for: its id, and its WAL's place; refused if the flags name another member.
+fn take_restored(node: &mut NodeInfo, restored: config::Restored, dir: &Path) -> Result<(), Error> {
+    let made = format!(
+        "{} was restored for member {:?} at {}",
+        dir.display(),
+        restored.name,
+        restored.peer_url
+    );
+    if restored.name != node.name {
+        return Err(Error::Config(format!(
+            "{made}; this member is named {:?} (--name)",
+            node.name
+        )));
+    }
+    if restored.peer_url != node.peer_url() {
+        return Err(Error::Config(format!(
+            "{made}; this member advertises {} (--initial-advertise-peer-urls)",
+            node.peer_url()
+        )));
+    }
+    match (&node.wal_dir, &restored.wal_dir) {
+        (Some(flag), Some(wal)) if flag != wal => {
+            return Err(Error::Config(format!(
+                "{made} with its WAL in {}; --wal-dir says {}",
+                wal.display(),
+                flag.display()
+            )))
+        }
+        (None, Some(wal)) => node.wal_dir = Some(wal.clone()),
+        _ => {}
+    }
+    node.id = restored.id;
+    Ok(())
 }
 
 fn remove_if_present(path: &Path) -> std::io::Result<()> {

@@ -793,7 +793,7 @@ fn parse_urls(flag: &str, list: &str) -> Result<Vec<(bool, String)>, Error> {
 }
 
 /// `http(s)://HOST:PORT[/]` → (is https, `HOST:PORT`).
-fn parse_url(flag: &str, url: &str) -> Result<(bool, String), Error> {
+pub fn parse_url(flag: &str, url: &str) -> Result<(bool, String), Error> {
     let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("http://") {
@@ -1245,7 +1245,7 @@ pub fn parse_with_env(
         join,
         join_file: get("CF").map(PathBuf::from),
         force: flag("f"),
-        history: int("m", 1024) as usize,
+        history: int("m", DEFAULT_HISTORY as u64) as usize,
         max_cluster_size: int("maxsize", 9) as usize,
         join_retries,
         extra_client_listen: default_client.then(|| ETCD_CLIENT_DEFAULT.to_string()),
@@ -1284,18 +1284,29 @@ pub fn parse_with_env(
 }
 
 /// `name=URL,...` → (name, `HOST:PORT`), in the given order.
+/// `--initial-cluster`'s members in the order given: (name, peer `HOST:PORT`), each name once
+/// (with its first URL).
 fn parse_initial_cluster(list: &str) -> Result<Vec<(String, String)>, Error> {
-    let mut members: Vec<(String, String)> = Vec::new();
+    Ok(initial_cluster_urls(list)?
+        .into_iter()
+        .map(|(name, _, addr)| (name, addr))
+        .collect())
+}
+
+/// `--initial-cluster`'s members in the order given: (name, is https, peer `HOST:PORT`), each
+/// name once (with its first URL).
+pub fn initial_cluster_urls(list: &str) -> Result<Vec<(String, bool, String)>, Error> {
+    let mut members: Vec<(String, bool, String)> = Vec::new();
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((name, url)) = item.split_once('=') else {
             return Err(Error::Invalid(format!(
                 "--initial-cluster: {item:?} is not NAME=URL"
             )));
         };
-        let (_, addr) = parse_url("initial-cluster", url.trim())?;
+        let (https, addr) = parse_url("initial-cluster", url.trim())?;
         // etcd lists a member once per peer URL; a member advertises its first.
-        if !members.iter().any(|(n, _)| n == name) {
-            members.push((name.to_string(), addr));
+        if !members.iter().any(|(n, _, _)| n == name) {
+            members.push((name.to_string(), https, addr));
         }
     }
     Ok(members)
@@ -1339,6 +1350,49 @@ pub fn save_info(data_dir: &Path, info: &NodeInfo) -> std::io::Result<()> {
     use std::io::Write;
     let json = serde_json::to_vec_pretty(info).map_err(std::io::Error::other)?;
     crate::durable::replace(&info_path(data_dir), |f| f.write_all(&json))
+}
+
+/// The v2 watch history's default size, in events (`-m`).
+pub const DEFAULT_HISTORY: usize = 1024;
+
+/// Who a data directory made by `etcdctl snapshot restore` (`DATA_DIR/restored`) was made
+/// for: read at the member's first start, which takes this id. The rest of the member's
+/// configuration (client URLs, TLS) comes from that start's flags and is stored then, as for
+/// any new member; this file is not read once `DATA_DIR/info` exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restored {
+    /// The member's raft id (the same in every member's restored directory).
+    pub id: u64,
+    /// The member's name (`--name`).
+    pub name: String,
+    /// The member's peer URL, as `--initial-cluster` gave it.
+    pub peer_url: String,
+    /// Where the WAL was put (`--wal-dir`), if not `DATA_DIR/wal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_dir: Option<PathBuf>,
+}
+
+/// Where a restored data directory says whom it was made for.
+pub fn restored_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("restored")
+}
+
+/// Reads what a restore left for the member's first start, if it left anything.
+pub fn load_restored(data_dir: &Path) -> std::io::Result<Option<Restored>> {
+    match std::fs::read(restored_path(data_dir)) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Durably stores whom a restored data directory was made for.
+pub fn save_restored(data_dir: &Path, restored: &Restored) -> std::io::Result<()> {
+    use std::io::Write;
+    let json = serde_json::to_vec_pretty(restored).map_err(std::io::Error::other)?;
+    crate::durable::replace(&restored_path(data_dir), |f| f.write_all(&json))
 }
 
 #[cfg(test)]

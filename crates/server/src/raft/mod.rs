@@ -68,10 +68,16 @@ use raft::eraftpb::{ConfChange, Message};
 pub use driver::{start, Options, Started};
 pub use storage::Layout;
 
-/// Creates the storage of a new single-member cluster (member `id`) whose first state is
-/// `data` (an encoded store snapshot at index 1, term 1): a member created from a snapshot
-/// file (`crate::etcd_snapshot::restore`). Refused if `layout` has a log already.
-pub fn restore_storage(layout: &Layout, id: u64, data: Vec<u8>) -> Result<(), storage::Error> {
+/// Creates the storage of a new cluster of `voters` whose first state is `data` (an encoded
+/// store snapshot at `index`, term 1): a member created from a snapshot file
+/// (`crate::etcd_snapshot::restore`). Every member restored for the same cluster gets the same
+/// snapshot, so they start as one cluster. Refused if `layout` has a log already.
+pub fn restore_storage(
+    layout: &Layout,
+    voters: &[u64],
+    index: u64,
+    data: Vec<u8>,
+) -> Result<(), storage::Error> {
     use raft::eraftpb::{ConfState, HardState, Snapshot, SnapshotMetadata};
     if storage::DiskStorage::exists(layout) {
         return Err(storage::Error::Inconsistent(
@@ -80,10 +86,10 @@ pub fn restore_storage(layout: &Layout, id: u64, data: Vec<u8>) -> Result<(), st
     }
     let mut s = storage::DiskStorage::create(layout, HardState::default(), &[])?;
     let metadata = SnapshotMetadata {
-        index: 1,
+        index,
         term: 1,
         conf_state: Some(ConfState {
-            voters: vec![id],
+            voters: voters.to_vec(),
             ..Default::default()
         })
         .into(),

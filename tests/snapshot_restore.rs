@@ -1,0 +1,461 @@
+//! `etcdctl snapshot save|status|restore` through our own etcdctl (no Debian package needed):
+//!
+//! - a snapshot of a node with history (rewrites, a delete, a transaction, a compaction),
+//!   a lease with keys, users and roles and auth on, restored by `etcdctl snapshot restore`
+//!   into three data directories (one per member, the same `--initial-cluster` and token),
+//!   starts a three-member cluster that serves the same data through every member (keys with
+//!   their revisions, reads at an older revision, HashKV, the lease with its keys, users and
+//!   roles), lists the members by name with their published client URLs, takes writes after
+//!   the restored revision, goes on when its leader is killed, and keeps everything across a
+//!   kill -9 and restart of every member;
+//! - `snapshot status` agrees with the server (revision) and with the file (size);
+//! - restore refuses what etcdctl refuses (an existing data directory, a name not in the
+//!   cluster, an advertised URL not in it, a damaged file) and leaves nothing behind, and a
+//!   restored member refuses to start under another name or peer URL.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Runs our etcdctl (v3) with `args`; (exit code, stdout, stderr).
+fn ours(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_etcdctl"))
+        .env("ETCDCTL_API", "3")
+        .args(args)
+        .output()
+        .expect("run our etcdctl");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[track_caller]
+fn ok(ep: &str, args: &[&str]) -> String {
+    let mut all = vec!["--endpoints", ep, "--user", "root:rootpw"];
+    all.extend_from_slice(args);
+    let (code, out, err) = ours(&all);
+    assert_eq!(code, Some(0), "etcdctl {args:?} via {ep}: {out}{err}");
+    out
+}
+
+/// Puts, rewrites, a delete, a two-key transaction, a lease with two keys, a compaction,
+/// writes after it, a big value, then users and roles and auth on.
+fn write_history(ep: &str) {
+    let plain = |args: &[&str]| {
+        let mut all = vec!["--endpoints", ep];
+        all.extend_from_slice(args);
+        let (code, out, err) = ours(&all);
+        assert_eq!(code, Some(0), "etcdctl {args:?}: {out}{err}");
+        out
+    };
+    for i in 0..12 {
+        plain(&["put", &format!("k{}", i % 4), &format!("v{i}")]);
+    }
+    plain(&["del", "k2"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_etcdctl"))
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", ep, "txn"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"\nput t1 a\nput t2 b\n\n\n")?;
+            c.wait_with_output()
+        })
+        .expect("txn");
+    assert!(out.status.success(), "txn");
+    let lease = plain(&["lease", "grant", "900"]);
+    let id = lease
+        .split_whitespace()
+        .nth(1)
+        .expect("a lease id")
+        .to_string();
+    plain(&["put", "leased/a", "1", &format!("--lease={id}")]);
+    plain(&["put", "leased/b", "2", &format!("--lease={id}")]);
+    plain(&["compaction", "8"]);
+    plain(&["put", "k0", "after compaction"]);
+    plain(&["put", "big", &"x".repeat(20_000)]);
+    plain(&["user", "add", "root:rootpw"]);
+    plain(&["user", "grant-role", "root", "root"]);
+    plain(&["role", "add", "reader"]);
+    plain(&[
+        "role",
+        "grant-permission",
+        "reader",
+        "read",
+        "k",
+        "--prefix",
+    ]);
+    plain(&["user", "add", "alice:alicepw"]);
+    plain(&["user", "grant-role", "alice", "reader"]);
+    plain(&["auth", "enable"]);
+}
+
+/// What the data looks like through `ep`: every key with its revisions, a read at an older
+/// revision, HashKV, the leases with their keys, users, a role, and alice's rights.
+fn fingerprint(ep: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let all = ok(ep, &["get", "", "--from-key", "-w", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&all).expect("json");
+    out.push(format!("kvs {}", v["kvs"]));
+    out.push(format!("revision {}", v["header"]["revision"]));
+    let old = ok(ep, &["get", "", "--from-key", "-w", "json", "--rev=10"]);
+    let v: serde_json::Value = serde_json::from_str(&old).expect("json");
+    out.push(format!("at 10: {}", v["kvs"]));
+    let hash = ok(ep, &["endpoint", "hashkv", "-w", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&hash).expect("json");
+    out.push(format!("hashkv {}", v[0]["HashKV"]["hash"]));
+    let leases = ok(ep, &["lease", "list"]);
+    for id in leases.lines().skip(1) {
+        let ttl = ok(ep, &["lease", "timetolive", id, "--keys", "-w", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&ttl).expect("json");
+        let mut keys: Vec<String> = v["keys"]
+            .as_array()
+            .map(|k| k.iter().map(|k| k.to_string()).collect())
+            .unwrap_or_default();
+        keys.sort();
+        out.push(format!(
+            "lease {id} granted {} keys {keys:?}",
+            v["granted-ttl"]
+        ));
+    }
+    out.push(ok(ep, &["user", "list"]));
+    out.push(ok(ep, &["role", "get", "reader"]));
+    let (_, _, err) = ours(&[
+        "--endpoints",
+        ep,
+        "--user",
+        "alice:alicepw",
+        "put",
+        "k1",
+        "no",
+    ]);
+    out.push(err.lines().last().unwrap_or("").to_string());
+    out
+}
+
+/// Waits until `ep` commits a read through the cluster (bounded).
+fn wait_serving(ep: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, out, err) = ours(&[
+            "--endpoints",
+            ep,
+            "--user",
+            "root:rootpw",
+            "endpoint",
+            "health",
+        ]);
+        if code == Some(0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ep} did not serve within 30 s: {out}{err}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Restores `file` for member `node` of `cluster` into its data directory.
+fn restore(file: &Path, node: &Node, cluster: &str) -> (Option<i32>, String, String) {
+    let data = node.data_dir.display().to_string();
+    ours(&[
+        "snapshot",
+        "restore",
+        file.to_str().unwrap(),
+        "--name",
+        &node.name,
+        "--initial-cluster",
+        cluster,
+        "--initial-cluster-token",
+        "restored-token",
+        "--initial-advertise-peer-urls",
+        &node.peer_url(),
+        "--data-dir",
+        &data,
+    ])
+}
+
+#[test]
+fn a_snapshot_restored_by_etcdctl_becomes_a_three_member_cluster_serving_the_same_data() {
+    let source = Node::start("snapsrc", &["--bcrypt-cost", "4"]);
+    let src = source.client_addr();
+    write_history(&src);
+    let expected = fingerprint(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.db");
+    let f = file.to_str().unwrap();
+    let saved = ok(&src, &["snapshot", "save", f]);
+    assert_eq!(saved, format!("Snapshot saved at {f}\n"));
+    assert!(
+        !Path::new(&format!("{f}.part")).exists(),
+        "the .part file is gone"
+    );
+    let len = std::fs::metadata(&file).unwrap().len();
+    assert_eq!(len % 512, 32, "whole pages and the SHA-256");
+    let (code, status, err) = ours(&["snapshot", "status", f, "-w", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let status: serde_json::Value = serde_json::from_str(&status).expect("json");
+    let revision = expected
+        .iter()
+        .find_map(|l| l.strip_prefix("revision "))
+        .unwrap()
+        .to_string();
+    assert_eq!(status["revision"].to_string(), revision, "{status}");
+    assert_eq!(status["totalSize"].as_u64(), Some(len - 32), "{status}");
+    drop(source);
+
+    // Three members, restored each from the same file with the same cluster and token.
+    let mut members: Vec<Node> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|n| Node::prepare(n, &[]))
+        .collect();
+    let cluster = members
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.peer_url()))
+        .collect::<Vec<_>>()
+        .join(",");
+    for m in &mut members {
+        let (code, out, err) = restore(&file, m, &cluster);
+        assert_eq!(code, Some(0), "restore {}: {out}{err}", m.name);
+        assert_eq!(out, "", "restore prints its progress on stderr only");
+        assert!(err.contains("\"msg\":\"restored snapshot\""), "{err}");
+        m.args = m.modern_args();
+        m.args
+            .extend(["--initial-cluster".to_string(), cluster.clone()]);
+        m.args
+            .extend(["--bcrypt-cost".to_string(), "4".to_string()]);
+        m.launch();
+    }
+    for m in &members {
+        wait_serving(&m.client_addr());
+    }
+    for m in &members {
+        assert_eq!(
+            fingerprint(&m.client_addr()),
+            expected,
+            "through {}",
+            m.name
+        );
+    }
+    // The members by name, each with the client URL it published.
+    let list = ok(&members[0].client_addr(), &["member", "list"]);
+    for m in &members {
+        let line = format!(
+            ", started, {}, {}, {}, false",
+            m.name,
+            m.peer_url(),
+            m.client_url()
+        );
+        assert!(list.contains(&line), "{list} lacks {line}");
+    }
+    assert_eq!(list.lines().count(), 3, "{list}");
+
+    // Writes go on after the restored revision, and survive the leader's death.
+    let put = ok(
+        &members[1].client_addr(),
+        &["put", "after", "restore", "-w", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&put).unwrap();
+    let rev: i64 = revision.parse().unwrap();
+    assert_eq!(v["header"]["revision"].as_i64(), Some(rev + 1), "{put}");
+    let status = ok(
+        &members[0].client_addr(),
+        &["endpoint", "status", "-w", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let leader = v[0]["Status"]["leader"].as_u64().unwrap();
+    let ids = ok(&members[0].client_addr(), &["member", "list", "-w", "json"]);
+    let ids: serde_json::Value = serde_json::from_str(&ids).unwrap();
+    let leader_name = ids["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["ID"].as_u64() == Some(leader))
+        .and_then(|m| m["name"].as_str())
+        .expect("the leader is a member")
+        .to_string();
+    let li = members.iter().position(|m| m.name == leader_name).unwrap();
+    members[li].kill();
+    let other = &members[(li + 1) % 3].client_addr();
+    wait_serving(other);
+    ok(other, &["put", "after", "leader death"]);
+    members[li].launch();
+    wait_serving(&members[li].client_addr());
+    // kill -9 of every member, then restart: the restored data is each member's own.
+    for m in &mut members {
+        m.kill();
+    }
+    for m in &mut members {
+        m.launch();
+    }
+    for m in &members {
+        wait_serving(&m.client_addr());
+    }
+    for m in &members {
+        let ep = m.client_addr();
+        let mut got = fingerprint(&ep);
+        // (Two writes since: the keys, revision and hash moved; the rest stayed.)
+        let after = ok(&ep, &["get", "after", "--print-value-only"]);
+        assert_eq!(after, "leader death\n", "through {}", m.name);
+        got.drain(..4);
+        let mut want = expected.clone();
+        want.drain(..4);
+        assert_eq!(got, want, "through {}", m.name);
+    }
+}
+
+#[test]
+fn restore_refuses_what_etcdctl_refuses_and_a_restored_member_keeps_its_identity() {
+    let source = Node::start("refusals", &[]);
+    let src = source.client_addr();
+    let (code, _, err) = ours(&["--endpoints", &src, "put", "a", "1"]);
+    assert_eq!(code, Some(0), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.db");
+    let f = file.to_str().unwrap();
+    let (code, _, err) = ours(&["--endpoints", &src, "snapshot", "save", f]);
+    assert_eq!(code, Some(0), "{err}");
+    // More than one endpoint: etcdctl's refusal, exit 5.
+    let two = format!("{src},{src}");
+    let (code, _, err) = ours(&["--endpoints", &two, "snapshot", "save", f]);
+    assert_eq!(code, Some(5));
+    assert_eq!(
+        err,
+        format!(
+            "Error: snapshot must be requested to one selected node, not multiple [{src} {src}]\n"
+        )
+    );
+    drop(source);
+
+    let data = dir.path().join("m.etcd");
+    let d = data.to_str().unwrap();
+    let restore = |extra: &[&str]| {
+        let mut args = vec!["snapshot", "restore", f, "--data-dir", d];
+        args.extend_from_slice(extra);
+        ours(&args)
+    };
+    let cases: [(&[&str], String); 4] = [
+        (
+            &["--name", "nobody"],
+            "Error: couldn't find local name \"nobody\" in the initial cluster configuration\n"
+                .to_string(),
+        ),
+        (
+            &[
+                "--name",
+                "m",
+                "--initial-cluster",
+                "m=http://127.0.0.1:1,n=http://127.0.0.1:2",
+                "--initial-advertise-peer-urls",
+                "http://127.0.0.1:3",
+            ],
+            "Error: --initial-cluster has m=http://127.0.0.1:1 but missing from \
+             --initial-advertise-peer-urls=http://127.0.0.1:3\n"
+                .to_string(),
+        ),
+        (
+            &[
+                "--name",
+                "m",
+                "--initial-cluster",
+                "m=http://127.0.0.1:1,n=http://127.0.0.1:1",
+                "--initial-advertise-peer-urls",
+                "http://127.0.0.1:1",
+            ],
+            "Error: initial cluster m=http://127.0.0.1:1,n=http://127.0.0.1:1 has duplicate \
+             url\n"
+                .to_string(),
+        ),
+        (
+            &["a", "b"],
+            "Error: snapshot restore requires exactly one argument\n".to_string(),
+        ),
+    ];
+    for (extra, want) in cases {
+        let (code, _, err) = restore(extra);
+        assert_ne!(code, Some(0), "{extra:?}");
+        assert_eq!(
+            err.lines().last().map(|l| format!("{l}\n")),
+            Some(want),
+            "{extra:?}: {err}"
+        );
+        assert!(!data.exists(), "{extra:?} left {d} behind");
+    }
+    // A damaged file: refused, nothing left behind.
+    let damaged = dir.path().join("damaged.db");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xFF;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let (code, _, err) = ours(&[
+        "snapshot",
+        "restore",
+        damaged.to_str().unwrap(),
+        "--data-dir",
+        d,
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("does not match its contents"), "{err}");
+    assert!(!data.exists());
+
+    // Restored for "m" at a peer URL; another name, or another URL, cannot start on it.
+    let mut node = Node::prepare("m", &[]);
+    let cluster = format!("m={}", node.peer_url());
+    let (code, _, err) = ours(&[
+        "snapshot",
+        "restore",
+        f,
+        "--name",
+        "m",
+        "--initial-cluster",
+        &cluster,
+        "--initial-advertise-peer-urls",
+        &node.peer_url(),
+        "--data-dir",
+        &node.data_dir.display().to_string(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    // An existing data directory is refused.
+    let (code, _, err) = ours(&[
+        "snapshot",
+        "restore",
+        f,
+        "--data-dir",
+        &node.data_dir.display().to_string(),
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.lines().last().unwrap(),
+        format!(
+            "Error: data-dir {:?} exists",
+            node.data_dir.display().to_string()
+        )
+    );
+    let mut impostor = node.modern_args();
+    let at = impostor.iter().position(|a| a == "--name").unwrap();
+    impostor[at + 1] = "other".into();
+    let exit = run_etcd(&impostor, node.tmp_path());
+    assert_eq!(exit.code(), Some(1), "{}", exit.stderr);
+    assert!(
+        exit.stderr.contains("was restored for member \"m\""),
+        "{}",
+        exit.stderr
+    );
+    node.args = node.modern_args();
+    node.launch();
+    wait_serving(&node.client_addr());
+    let (code, out, err) = ours(&["--endpoints", &node.client_addr(), "get", "a"]);
+    assert_eq!((code, out.as_str()), (Some(0), "a\n1\n"), "{err}");
+}
