@@ -2538,12 +2538,7 @@ fn print_put(out: &mut String, format: Format, r: &PutResponse) {
         Format::Fields => {
             header_fields(out, &r.header);
             if let Some(kv) = &r.prev_kv {
-                out.push_str("\"PrevKey\" : ");
-                out.push_str(&go_quote(&kv.key));
-                out.push('\n');
-                out.push_str("\"PrevValue\" : ");
-                out.push_str(&go_quote(&kv.value));
-                out.push('\n');
+                kv_fields_named(out, "Prev", kv);
             }
         }
     }
@@ -2619,7 +2614,7 @@ fn print_delete(out: &mut String, format: Format, r: &DeleteRangeResponse) {
             header_fields(out, &r.header);
             out.push_str(&format!("\"Deleted\" : {}\n", r.deleted));
             for kv in &r.prev_kvs {
-                kv_fields(out, kv);
+                kv_fields_named(out, "Prev", kv);
             }
         }
     }
