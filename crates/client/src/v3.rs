@@ -758,6 +758,32 @@ impl Client {
         /// `Election.Resign`: gives up leadership.
         resign(ResignRequest) -> ResignResponse, ElectionClient::resign, Retry::Write
     );
+    /// `Election.Observe`: the leader of election `name` (once there is one), then each new
+    /// leader or value, as the member in use streams them. The stream ends, or fails, when
+    /// that member does; observe again to go on.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let mut leaders = client.observe("my-election").await?;
+    /// while let Some(leader) = leaders.message().await? {
+    ///     if let Some(kv) = leader.kv {
+    ///         println!("{:?} leads with {:?}", kv.key, kv.value);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn observe(
+        &self,
+        name: impl Into<Bytes>,
+    ) -> Result<tonic::Streaming<LeaderResponse>, Error> {
+        let name = name.into();
+        self.call(Retry::Read, |ch, token| {
+            let request = with_token(LeaderRequest { name: name.clone() }, &token);
+            async move { Ok(ElectionClient::new(ch).observe(request).await?.into_inner()) }
+        })
+        .await
+    }
+
     unary!(
         /// `Cluster.MemberList`.
         member_list(MemberListRequest) -> MemberListResponse, ClusterClient::member_list, Retry::Read

@@ -25,7 +25,9 @@
 //! `tests/etcdctl_formats.rs` runs commands in every format through Debian's etcdctl and
 //! this one against the same server.
 //!
-//! Not here yet (issue 17): lock, elect, check, make-mirror.
+//! `lock` and `elect` (`concurrency`) hold until a signal, printing as they go.
+//!
+//! Not here yet (issue 17): check, make-mirror.
 
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
@@ -52,6 +54,7 @@ use etcd_client::v3::proto::etcdserverpb::{
 use etcd_client::v3::proto::mvccpb::KeyValue;
 use etcd_client::v3::{Client, Cmp, CmpOp, Error, Options};
 
+mod concurrency;
 mod snapshot;
 mod table;
 
@@ -310,6 +313,23 @@ enum Cmd {
         #[arg(long)]
         cluster: bool,
     },
+    /// Acquires a named lock (and runs a command while holding it).
+    Lock {
+        /// Timeout for session.
+        #[arg(long, default_value_t = 60)]
+        ttl: i64,
+        /// The lock name, then the command to run and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Observes and participates in leader election.
+    Elect {
+        /// Observation mode.
+        #[arg(short = 'l', long)]
+        listen: bool,
+        /// The election name and the proposal.
+        args: Vec<String>,
+    },
     /// Manages etcd node snapshots.
     Snapshot {
         #[command(subcommand)]
@@ -544,6 +564,28 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    if let Cmd::Lock { .. } | Cmd::Elect { .. } = cli.command {
+        // Hold until a signal: printing as they go.
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        };
+        let result = runtime.block_on(async {
+            match &cli.command {
+                Cmd::Lock { ttl, args } => concurrency::lock(&cli, args, *ttl).await,
+                Cmd::Elect { listen, args } => concurrency::elect(&cli, args, *listen).await,
+                _ => unreachable!("matched above"),
+            }
+        });
+        return exit_with(result);
+    }
     if let Cmd::Watch { .. } = cli.command {
         // Prints as it goes, until the server ends the watch (or the process is stopped).
         let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -776,7 +818,11 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
         Cmd::Snapshot {
             cmd: snapshot::SnapshotCmd::Save { args },
         } => snapshot::save(cli, args, out).await?,
-        Cmd::Version | Cmd::Watch { .. } | Cmd::Snapshot { .. } => {
+        Cmd::Version
+        | Cmd::Watch { .. }
+        | Cmd::Snapshot { .. }
+        | Cmd::Lock { .. }
+        | Cmd::Elect { .. } => {
             unreachable!("answered before")
         }
         cmd => match op_of(cmd, true)? {

@@ -1,0 +1,209 @@
+//! `etcdctl lock` and `etcdctl elect` through our etcdctl against a real node: a lock is
+//! held by one process at a time (a waiter runs its command only once the holder let go on
+//! SIGTERM, with `ETCD_LOCK_KEY` and `ETCD_LOCK_REV` set), a failing command fails the lock
+//! command as etcdctl's does, candidates lead one at a time while an observer prints each
+//! leader, and bad arguments are refused with etcdctl's messages. Where Debian's etcdctl is
+//! installed, its lock and ours exclude each other (the same keys, the same order).
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// How long a waiter is given to show that it is (wrongly) not waiting.
+const STILL_WAITING: Duration = Duration::from_millis(1500);
+/// The bound on anything expected to happen.
+const WITHIN: Duration = Duration::from_secs(15);
+
+/// A running etcdctl whose standard output is read line by line.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(program: &str, ep: &str, args: &[&str]) -> Running {
+        let mut child = Command::new(program)
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", ep])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn etcdctl");
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The next line printed, within `t`.
+    fn line(&self, t: Duration) -> Option<String> {
+        self.lines.recv_timeout(t).ok()
+    }
+
+    /// SIGTERM, then the exit code (bounded).
+    fn terminate(mut self) -> Option<i32> {
+        send_signal(&self.child, libc::SIGTERM);
+        self.wait()
+    }
+
+    fn wait(&mut self) -> Option<i32> {
+        let status = wait_child(&mut self.child, WITHIN).expect("etcdctl exits");
+        status.code()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ours() -> &'static str {
+    env!("CARGO_BIN_EXE_etcdctl")
+}
+
+fn run(ep: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(ours())
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", ep])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A lock held by `holder` (its printed key returned) keeps a waiter running `sh -c` out
+/// until the holder is stopped; then the waiter runs with the lock's key and revision.
+fn exclusion(ep: &str, holder_program: &str, name: &str, dir: &std::path::Path) {
+    let holder = Running::start(holder_program, ep, &["lock", name]);
+    let key = holder.line(WITHIN).expect("the holder prints its key");
+    assert!(key.starts_with(&format!("{name}/")), "{key}");
+    assert_eq!(
+        holder.line(WITHIN).as_deref(),
+        Some(""),
+        "then the empty value"
+    );
+    let file = dir.join(format!("{name}.ran"));
+    let script = format!(
+        "echo \"$ETCD_LOCK_KEY $ETCD_LOCK_REV\" > {}",
+        file.display()
+    );
+    let mut waiter = Running::start(ours(), ep, &["lock", name, "sh", "-c", &script]);
+    std::thread::sleep(STILL_WAITING);
+    assert!(!file.exists(), "the waiter ran while {key} held the lock");
+    assert_eq!(holder.terminate(), Some(0), "the holder unlocks on SIGTERM");
+    assert_eq!(waiter.wait(), Some(0));
+    let ran = std::fs::read_to_string(&file).unwrap();
+    let (waiter_key, rev) = ran.trim().split_once(' ').expect("key and revision");
+    assert!(
+        waiter_key.starts_with(&format!("{name}/")) && waiter_key != key,
+        "{ran}"
+    );
+    assert!(rev.parse::<i64>().unwrap() > 1, "{ran}");
+    // Both keys are gone: each let go.
+    let (code, out, _) = run(ep, &["get", &format!("{name}/"), "--prefix", "--keys-only"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), ""),
+        "the keys outlived their holders"
+    );
+}
+
+#[test]
+fn a_lock_is_held_by_one_process_at_a_time() {
+    let node = Node::start("locks", &[]);
+    let ep = node.client_addr();
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        exclusion(&ep, ours(), &format!("lock{round}"), dir.path());
+    }
+    // A failing command fails the lock command, and its lock is released.
+    let (code, _, err) = run(&ep, &["lock", "failing", "sh", "-c", "exit 3"]);
+    assert_eq!((code, err.as_str()), (Some(1), "Error: exit status 3\n"));
+    let (code, out, _) = run(&ep, &["get", "failing/", "--prefix"]);
+    assert_eq!((code, out.as_str()), (Some(0), ""));
+    let (code, _, err) = run(&ep, &["lock"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            Some(128),
+            "Error: lock takes a lock name argument and an optional command to execute\n"
+        )
+    );
+    // With Debian's etcdctl (its lock is client-side, on the same keys): each excludes the
+    // other.
+    if have_etcdctl() {
+        exclusion(&ep, "etcdctl", "mixed", dir.path());
+    }
+}
+
+#[test]
+fn candidates_lead_one_at_a_time_and_an_observer_sees_each() {
+    let node = Node::start("elections", &[]);
+    let ep = node.client_addr();
+    let observer = Running::start(ours(), &ep, &["elect", "-l", "e"]);
+    let first = Running::start(ours(), &ep, &["elect", "e", "p1"]);
+    let key1 = first.line(WITHIN).expect("the first leads");
+    assert!(key1.starts_with("e/"), "{key1}");
+    assert_eq!(first.line(WITHIN).as_deref(), Some("p1"));
+    assert_eq!(observer.line(WITHIN).as_deref(), Some(key1.as_str()));
+    assert_eq!(observer.line(WITHIN).as_deref(), Some("p1"));
+    let second = Running::start(ours(), &ep, &["elect", "e", "p2"]);
+    assert_eq!(second.line(STILL_WAITING), None, "two leaders at once");
+    assert_eq!(first.terminate(), Some(0), "the leader resigns on SIGTERM");
+    let key2 = second.line(WITHIN).expect("the second leads next");
+    assert!(key2.starts_with("e/") && key2 != key1, "{key2}");
+    assert_eq!(second.line(WITHIN).as_deref(), Some("p2"));
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let line = observer
+            .line(WITHIN)
+            .expect("the observer sees the new leader");
+        if line == "p2" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the observer never saw p2");
+    }
+    assert_eq!(second.terminate(), Some(0));
+    assert_eq!(
+        observer.terminate(),
+        Some(0),
+        "the observer ends on SIGTERM"
+    );
+    for (args, message) in [
+        (&["elect", "e"][..], "no proposal argument but -l not set"),
+        (
+            &["elect", "-l", "e", "p"][..],
+            "proposal given but -l is set",
+        ),
+        (
+            &["elect"][..],
+            "elect takes one election name argument and an optional proposal argument",
+        ),
+    ] {
+        let (code, _, err) = run(&ep, args);
+        assert_eq!(
+            (code, err),
+            (Some(128), format!("Error: {message}\n")),
+            "{args:?}"
+        );
+    }
+}
