@@ -1,4 +1,6 @@
-//! `etcdctl lock` and `etcdctl elect` through our etcdctl against a real node: a lock is
+//! The long-running etcdctl commands through our etcdctl against a real node: `lease
+//! keep-alive` prints each renewal until the lease is revoked, then says so and exits 0;
+//! `etcdctl lock` and `etcdctl elect`: a lock is
 //! held by one process at a time (a waiter runs its command only once the holder let go on
 //! SIGTERM, with `ETCD_LOCK_KEY` and `ETCD_LOCK_REV` set), a failing command fails the lock
 //! command as etcdctl's does, candidates lead one at a time while an observer prints each
@@ -206,4 +208,41 @@ fn candidates_lead_one_at_a_time_and_an_observer_sees_each() {
             "{args:?}"
         );
     }
+}
+
+#[test]
+fn lease_keep_alive_prints_each_renewal_until_the_lease_is_revoked() {
+    let node = Node::start("keepalive", &[]);
+    let ep = node.client_addr();
+    let (code, granted, err) = run(&ep, &["lease", "grant", "3"]);
+    assert_eq!(code, Some(0), "{err}");
+    let id = granted.split_whitespace().nth(1).unwrap().to_string();
+    let mut keeper = Running::start(ours(), &ep, &["lease", "keep-alive", &id]);
+    let renewed = format!("lease {id} keepalived with TTL(3)");
+    // A 3 s lease is renewed every second: three renewals outlive its first TTL.
+    let started = Instant::now();
+    for _ in 0..4 {
+        assert_eq!(keeper.line(WITHIN).as_deref(), Some(renewed.as_str()));
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "renewed too eagerly"
+    );
+    let (code, ttl, _) = run(&ep, &["lease", "timetolive", &id]);
+    assert_eq!(code, Some(0));
+    assert!(ttl.contains("granted with TTL(3s)"), "{ttl}");
+    let (code, _, err) = run(&ep, &["lease", "revoke", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let line = keeper
+            .line(WITHIN)
+            .expect("the keeper says the lease is gone");
+        if line == format!("lease {id} expired or revoked.") {
+            break;
+        }
+        assert_eq!(line, renewed);
+        assert!(Instant::now() < deadline);
+    }
+    assert_eq!(keeper.wait(), Some(0));
 }
