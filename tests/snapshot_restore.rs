@@ -23,7 +23,12 @@ use support::*;
 
 /// Runs our etcdctl (v3) with `args`; (exit code, stdout, stderr).
 fn ours(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_etcdctl"))
+    tool(env!("CARGO_BIN_EXE_etcdctl"), args)
+}
+
+/// Runs `program` (our etcdctl or etcdutl) with `args`; (exit code, stdout, stderr).
+fn tool(program: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(program)
         .env("ETCDCTL_API", "3")
         .args(args)
         .output()
@@ -167,24 +172,33 @@ fn wait_serving(ep: &str) {
     }
 }
 
-/// Restores `file` for member `node` of `cluster` into its data directory.
-fn restore(file: &Path, node: &Node, cluster: &str) -> (Option<i32>, String, String) {
+/// Restores `file` for member `node` of `cluster` into its data directory, with `program`
+/// (etcdctl or etcdutl).
+fn restore(
+    program: &str,
+    file: &Path,
+    node: &Node,
+    cluster: &str,
+) -> (Option<i32>, String, String) {
     let data = node.data_dir.display().to_string();
-    ours(&[
-        "snapshot",
-        "restore",
-        file.to_str().unwrap(),
-        "--name",
-        &node.name,
-        "--initial-cluster",
-        cluster,
-        "--initial-cluster-token",
-        "restored-token",
-        "--initial-advertise-peer-urls",
-        &node.peer_url(),
-        "--data-dir",
-        &data,
-    ])
+    tool(
+        program,
+        &[
+            "snapshot",
+            "restore",
+            file.to_str().unwrap(),
+            "--name",
+            &node.name,
+            "--initial-cluster",
+            cluster,
+            "--initial-cluster-token",
+            "restored-token",
+            "--initial-advertise-peer-urls",
+            &node.peer_url(),
+            "--data-dir",
+            &data,
+        ],
+    )
 }
 
 #[test]
@@ -214,6 +228,15 @@ fn a_snapshot_restored_by_etcdctl_becomes_a_three_member_cluster_serving_the_sam
         .to_string();
     assert_eq!(status["revision"].to_string(), revision, "{status}");
     assert_eq!(status["totalSize"].as_u64(), Some(len - 32), "{status}");
+    // etcdutl says the same, in every format.
+    for format in ["simple", "json", "fields", "table"] {
+        let args = ["snapshot", "status", f, "-w", format];
+        assert_eq!(
+            tool(env!("CARGO_BIN_EXE_etcdutl"), &args),
+            ours(&args),
+            "{format}"
+        );
+    }
     drop(source);
 
     // Three members, restored each from the same file with the same cluster and token.
@@ -226,8 +249,14 @@ fn a_snapshot_restored_by_etcdctl_becomes_a_three_member_cluster_serving_the_sam
         .map(|m| format!("{}={}", m.name, m.peer_url()))
         .collect::<Vec<_>>()
         .join(",");
-    for m in &mut members {
-        let (code, out, err) = restore(&file, m, &cluster);
+    for (i, m) in members.iter_mut().enumerate() {
+        // The last member's with etcdutl, the others' with etcdctl.
+        let program = if i == 2 {
+            env!("CARGO_BIN_EXE_etcdutl")
+        } else {
+            env!("CARGO_BIN_EXE_etcdctl")
+        };
+        let (code, out, err) = restore(program, &file, m, &cluster);
         assert_eq!(code, Some(0), "restore {}: {out}{err}", m.name);
         assert_eq!(out, "", "restore prints its progress on stderr only");
         assert!(err.contains("\"msg\":\"restored snapshot\""), "{err}");

@@ -135,6 +135,8 @@ enum MemberCommand {
 
 mod v3;
 
+pub use v3::etcdutl::main as etcdutl_main;
+
 /// Runs etcdctl with the process's arguments: the v3 command line, or with `ETCDCTL_API=2`
 /// the v2-era one.
 pub fn main() -> ExitCode {

@@ -55,6 +55,7 @@ use etcd_client::v3::proto::mvccpb::KeyValue;
 use etcd_client::v3::{Client, Cmp, CmpOp, Error, Options};
 
 mod concurrency;
+pub mod etcdutl;
 mod snapshot;
 mod table;
 
@@ -619,8 +620,8 @@ pub fn main() -> ExitCode {
             Some(r)
         }
         Cmd::Snapshot {
-            cmd: cmd @ snapshot::SnapshotCmd::Restore { .. },
-        } => Some(snapshot::restore(cmd)),
+            cmd: snapshot::SnapshotCmd::Restore(args),
+        } => Some(snapshot::restore(args)),
         _ => None,
     };
     if let Some(result) = offline {

@@ -39,36 +39,40 @@ pub(super) enum SnapshotCmd {
     /// Gets backend snapshot status of a given file.
     Status { args: Vec<String> },
     /// Restores an etcd member snapshot to an etcd directory.
-    Restore {
-        args: Vec<String>,
-        /// Path to the data directory.
-        #[arg(long = "data-dir", default_value = "")]
-        data_dir: String,
-        /// Path to the WAL directory (use --data-dir if none given).
-        #[arg(long = "wal-dir", default_value = "")]
-        wal_dir: String,
-        /// Initial cluster configuration for restore bootstrap.
-        #[arg(
-            long = "initial-cluster",
-            default_value = "default=http://localhost:2380"
-        )]
-        initial_cluster: String,
-        /// Initial cluster token for the etcd cluster during restore bootstrap.
-        #[arg(long = "initial-cluster-token", default_value = "etcd-cluster")]
-        initial_cluster_token: String,
-        /// List of this member's peer URLs to advertise to the rest of the cluster.
-        #[arg(
-            long = "initial-advertise-peer-urls",
-            default_value = "http://localhost:2380"
-        )]
-        initial_advertise_peer_urls: String,
-        /// Human-readable name for this member.
-        #[arg(long, default_value = "default")]
-        name: String,
-        /// Ignore snapshot integrity hash value (required if copied from data directory).
-        #[arg(long = "skip-hash-check")]
-        skip_hash_check: bool,
-    },
+    Restore(RestoreArgs),
+}
+
+/// `snapshot restore`'s arguments and flags (etcdctl's and etcdutl's).
+#[derive(clap::Args, Debug)]
+pub(crate) struct RestoreArgs {
+    args: Vec<String>,
+    /// Path to the data directory.
+    #[arg(long = "data-dir", default_value = "")]
+    data_dir: String,
+    /// Path to the WAL directory (use --data-dir if none given).
+    #[arg(long = "wal-dir", default_value = "")]
+    wal_dir: String,
+    /// Initial cluster configuration for restore bootstrap.
+    #[arg(
+        long = "initial-cluster",
+        default_value = "default=http://localhost:2380"
+    )]
+    initial_cluster: String,
+    /// Initial cluster token for the etcd cluster during restore bootstrap.
+    #[arg(long = "initial-cluster-token", default_value = "etcd-cluster")]
+    initial_cluster_token: String,
+    /// List of this member's peer URLs to advertise to the rest of the cluster.
+    #[arg(
+        long = "initial-advertise-peer-urls",
+        default_value = "http://localhost:2380"
+    )]
+    initial_advertise_peer_urls: String,
+    /// Human-readable name for this member.
+    #[arg(long, default_value = "default")]
+    name: String,
+    /// Ignore snapshot integrity hash value (required if copied from data directory).
+    #[arg(long = "skip-hash-check")]
+    skip_hash_check: bool,
 }
 
 /// One zap-style JSON log line on standard error: `msg` and string `fields`.
@@ -175,7 +179,7 @@ async fn save_through(cli: &Cli, path: &str, part: &str) -> Result<(), String> {
 }
 
 /// `snapshot status FILE`, printed in `format`.
-pub(super) fn status(format: Format, args: &[String], out: &mut String) -> Result<(), Failure> {
+pub(crate) fn status(format: Format, args: &[String], out: &mut String) -> Result<(), Failure> {
     let [path] = args else {
         return Err(bad_args("snapshot status requires exactly one argument"));
     };
@@ -216,8 +220,8 @@ fn print_status(out: &mut String, format: Format, st: &DbStatus) -> Result<(), F
 }
 
 /// `snapshot restore FILE …`: one member's data directory of a new cluster.
-pub(super) fn restore(cmd: &SnapshotCmd) -> Result<(), Failure> {
-    let SnapshotCmd::Restore {
+pub(crate) fn restore(cmd: &RestoreArgs) -> Result<(), Failure> {
+    let RestoreArgs {
         args,
         data_dir,
         wal_dir,
@@ -226,10 +230,7 @@ pub(super) fn restore(cmd: &SnapshotCmd) -> Result<(), Failure> {
         initial_advertise_peer_urls,
         name,
         skip_hash_check,
-    } = cmd
-    else {
-        unreachable!("called for restore");
-    };
+    } = cmd;
     let [path] = args.as_slice() else {
         return Err(bad_args("snapshot restore requires exactly one argument"));
     };
