@@ -1,8 +1,9 @@
 //! The Rust client library's v3 client (`etcd_client::v3`) against real members: the KV,
 //! transaction and lease calls on one node; a watch that neither loses nor repeats an event
-//! while the member it watches through and the leader are killed (checked against a fresh
-//! watch of the whole history); and a lease kept alive by the client across the same kills,
-//! which expires once the client stops renewing it.
+//! while the member it watches through and the leader are killed, or cut off from the others
+//! by the fault harness's partition proxy (checked against a fresh watch of the whole
+//! history); and a lease kept alive by the client across the same faults, which expires once
+//! the client stops renewing it.
 
 mod support;
 
@@ -142,7 +143,44 @@ fn seen(e: &etcd_v3proto::mvccpb::Event) -> Seen {
 
 #[test]
 fn a_watch_loses_and_repeats_nothing_while_members_die_and_a_lease_stays_alive() {
-    let mut c = Cluster::start(3, &FAST_TIMING);
+    let mut killed = 0;
+    watch_and_lease_through_faults(Cluster::start(3, &FAST_TIMING), |c, stage| match stage {
+        // The member the watch and the lease use, then whoever leads.
+        0 => c.kill(0),
+        1 => {
+            c.restart(0);
+            killed = c.leader();
+            c.kill(killed);
+        }
+        _ => c.restart(killed),
+    });
+}
+
+#[test]
+fn a_watch_loses_and_repeats_nothing_through_partitions_and_a_lease_stays_alive() {
+    watch_and_lease_through_faults(Cluster::start_partitionable(3, &FAST_TIMING), |c, stage| {
+        match stage {
+            // The member the watch and the lease use is cut off from the others (its clients
+            // still reach it), then the leader is.
+            0 => {
+                c.proxy().isolate(0);
+            }
+            1 => {
+                c.proxy().heal();
+                let leader = c.leader();
+                c.proxy().isolate(leader);
+            }
+            _ => c.proxy().heal(),
+        }
+    });
+}
+
+/// Writes 300 puts under `w/` through the client (each retried until it is acknowledged)
+/// while `fault` is called at three points (after 80, 160 and 240 writes); meanwhile a
+/// watch of `w/` from revision 1 and a 3 s lease kept alive by the client run through
+/// member 0 first. Then the watch must have seen exactly the history a fresh watch sees,
+/// the lease must still live with its key, and it must expire once nobody renews it.
+fn watch_and_lease_through_faults(mut c: Cluster, mut fault: impl FnMut(&mut Cluster, usize)) {
     let urls: Vec<String> = (0..3).map(|i| c.member(i).client_url()).collect();
     let client = Client::new(&urls).expect("client");
     let rt = rt();
@@ -191,15 +229,10 @@ fn a_watch_loses_and_repeats_nothing_while_members_die_and_a_lease_stays_alive()
             (done.load(Ordering::Relaxed) >= n).then_some(())
         })
     };
-    // Kill the member the watch and the lease use, then whoever leads.
-    wait_for(80);
-    c.kill(0);
-    wait_for(160);
-    c.restart(0);
-    let leader = c.leader();
-    c.kill(leader);
-    wait_for(240);
-    c.restart(leader);
+    for (stage, writes) in [80, 160, 240].into_iter().enumerate() {
+        wait_for(writes);
+        fault(&mut c, stage);
+    }
     rt.block_on(writer).expect("writer");
     // Every write's event, as a fresh watch of the whole history on a healthy member sees it.
     let last = rt
