@@ -1,5 +1,8 @@
 //! The long-running etcdctl commands through our etcdctl against a real node: `lease
 //! keep-alive` prints each renewal until the lease is revoked, then says so and exits 0;
+//! `make-mirror` copies a prefix's keys to another node under another prefix, then each later
+//! revision's changes in one transaction (a put and a delete of one txn land together), and
+//! nothing outside the prefix;
 //! `etcdctl lock` and `etcdctl elect`: a lock is
 //! held by one process at a time (a waiter runs its command only once the holder let go on
 //! SIGTERM, with `ETCD_LOCK_KEY` and `ETCD_LOCK_REV` set), a failing command fails the lock
@@ -245,4 +248,96 @@ fn lease_keep_alive_prints_each_renewal_until_the_lease_is_revoked() {
         assert!(Instant::now() < deadline);
     }
     assert_eq!(keeper.wait(), Some(0));
+}
+
+/// `get KEY -w json` through our etcdctl: (mod revision, value) of the key, if present.
+fn kv_of(ep: &str, key: &str, rev: i64) -> Option<(i64, String)> {
+    let (code, out, err) = run(ep, &["get", key, "-w", "json", &format!("--rev={rev}")]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let kv = v["kvs"].as_array()?.first()?.clone();
+    let (_, value, _) = run(
+        ep,
+        &["get", key, "--print-value-only", &format!("--rev={rev}")],
+    );
+    Some((
+        kv["mod_revision"].as_i64().unwrap(),
+        value.trim_end().to_string(),
+    ))
+}
+
+#[test]
+fn make_mirror_copies_a_prefix_then_each_revision_in_one_transaction() {
+    let source = Node::start("mirrorsrc", &[]);
+    let dest = Node::start("mirrordst", &[]);
+    let (src, dst) = (source.client_addr(), dest.client_addr());
+    for (k, v) in [("app/a", "1"), ("app/b", "2"), ("other", "x")] {
+        assert_eq!(run(&src, &["put", k, v]).0, Some(0));
+    }
+    let _mirror = Running::start(
+        ours(),
+        &src,
+        &[
+            "make-mirror",
+            "--prefix",
+            "app/",
+            "--dest-prefix",
+            "copy/",
+            &dst,
+        ],
+    );
+    poll_until(WITHIN, "the base is copied", || {
+        (kv_of(&dst, "copy/a", 0).is_some() && kv_of(&dst, "copy/b", 0).is_some()).then_some(())
+    });
+    assert_eq!(kv_of(&dst, "copy/a", 0).unwrap().1, "1");
+    // One txn: a put and a delete.
+    let out = Command::new(ours())
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", &src, "txn"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"\nput app/a new\ndel app/b\n\n\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(run(&src, &["put", "other", "y"]).0, Some(0));
+    assert_eq!(run(&src, &["put", "app/c", "3"]).0, Some(0));
+    poll_until(WITHIN, "the updates are copied", || {
+        kv_of(&dst, "copy/c", 0).map(|_| ())
+    });
+    let (at, value) = kv_of(&dst, "copy/a", 0).unwrap();
+    assert_eq!(value, "new");
+    // copy/b went at the same revision as copy/a changed: there before it, gone at it.
+    assert!(
+        kv_of(&dst, "copy/b", at - 1).is_some(),
+        "copy/b before {at}"
+    );
+    assert!(kv_of(&dst, "copy/b", at).is_none(), "copy/b at {at}");
+    // Nothing outside the prefix.
+    assert!(kv_of(&dst, "other", 0).is_none());
+    assert!(kv_of(&dst, "copy/other", 0).is_none());
+    let (code, _, err) = run(
+        &src,
+        &[
+            "make-mirror",
+            "--dest-prefix",
+            "x",
+            "--no-dest-prefix",
+            &dst,
+        ],
+    );
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            Some(128),
+            "Error: `--dest-prefix` and `--no-dest-prefix` cannot be set at the same time, choose one\n"
+        )
+    );
 }

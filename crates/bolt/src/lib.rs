@@ -22,7 +22,7 @@
 //! The meta with the greater txid among the valid ones is the database's state. The root
 //! bucket's leaf (or branch) pages hold one element per bucket, in name order.
 //!
-//! [`write`] lays a database out page by page: pages 0 and 1 the metas (written last, once
+//! [`write()`] lays a database out page by page: pages 0 and 1 the metas (written last, once
 //! the layout is known), 2 an empty freelist, then every bucket's leaf pages (full, a value
 //! bigger than a page on overflow pages), the branch pages above them, and the root bucket's
 //! pages. [`read`] checks metas, page ids, sizes and page types, and hands out every
@@ -72,7 +72,7 @@ pub enum Error {
 /// One bucket's records, in key order.
 pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// A bucket's records as [`write`] takes them: (key, value) in key order.
+/// A bucket's records as [`write()`] takes them: (key, value) in key order.
 pub type RecordIter<'a> = Box<dyn Iterator<Item = (Vec<u8>, Vec<u8>)> + 'a>;
 
 /// Writes a database holding `buckets` (name, records), each sorted by name and by key and

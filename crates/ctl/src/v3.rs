@@ -27,7 +27,9 @@
 //!
 //! `lock` and `elect` (`concurrency`) hold until a signal, printing as they go.
 //!
-//! Not here yet (issue 17): check, make-mirror.
+//! `make-mirror` (`mirror`) copies keys to another cluster and follows their changes.
+//!
+//! Not here yet (issue 17): check.
 
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
@@ -56,6 +58,7 @@ use etcd_client::v3::{Client, Cmp, CmpOp, Error, Options};
 
 mod concurrency;
 pub mod etcdutl;
+mod mirror;
 mod snapshot;
 mod table;
 
@@ -105,6 +108,46 @@ struct Cli {
     /// Dial timeout for a client connection (accepted; connections time out after 3 s).
     #[arg(long = "dial-timeout", env = "ETCDCTL_DIAL_TIMEOUT", default_value = "2s", value_parser = parse_duration, global = true)]
     dial_timeout: Duration,
+    /// Keepalive time for client connections.
+    #[arg(long = "keepalive-time", env = "ETCDCTL_KEEPALIVE_TIME", default_value = "2s", value_parser = parse_duration, global = true)]
+    keepalive_time: Duration,
+    /// Keepalive timeout for client connections.
+    #[arg(long = "keepalive-timeout", env = "ETCDCTL_KEEPALIVE_TIMEOUT", default_value = "6s", value_parser = parse_duration, global = true)]
+    keepalive_timeout: Duration,
+    /// Print byte strings as hex encoded strings.
+    #[arg(long, env = "ETCDCTL_HEX", global = true)]
+    hex: bool,
+    /// Enable client-side debug logging (accepted; nothing more is logged).
+    #[arg(long, env = "ETCDCTL_DEBUG", global = true)]
+    debug: bool,
+    /// Disable transport security for client connections (https:// endpoints use TLS).
+    #[arg(long = "insecure-transport", env = "ETCDCTL_INSECURE_TRANSPORT", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, global = true)]
+    insecure_transport: bool,
+    /// Skip server certificate verification (CAUTION: for testing only).
+    #[arg(
+        long = "insecure-skip-tls-verify",
+        env = "ETCDCTL_INSECURE_SKIP_TLS_VERIFY",
+        global = true
+    )]
+    insecure_skip_tls_verify: bool,
+    /// Domain name to query for SRV records describing cluster endpoints (not supported).
+    #[arg(
+        long = "discovery-srv",
+        short = 'd',
+        env = "ETCDCTL_DISCOVERY_SRV",
+        global = true
+    )]
+    discovery_srv: Option<String>,
+    /// Service name to query when using DNS discovery (not supported).
+    #[arg(
+        long = "discovery-srv-name",
+        env = "ETCDCTL_DISCOVERY_SRV_NAME",
+        global = true
+    )]
+    discovery_srv_name: Option<String>,
+    /// Accept insecure SRV records describing cluster endpoints (accepted; no discovery).
+    #[arg(long = "insecure-discovery", env = "ETCDCTL_INSECURE_DISCOVERY", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, global = true)]
+    insecure_discovery: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -331,6 +374,8 @@ enum Cmd {
         /// The election name and the proposal.
         args: Vec<String>,
     },
+    /// Makes a mirror at the destination etcd cluster.
+    MakeMirror(mirror::MirrorArgs),
     /// Manages etcd node snapshots.
     Snapshot {
         #[command(subcommand)]
@@ -565,7 +610,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    if let Cmd::Lock { .. } | Cmd::Elect { .. } = cli.command {
+    if let Cmd::Lock { .. } | Cmd::Elect { .. } | Cmd::MakeMirror(_) = cli.command {
         // Hold until a signal: printing as they go.
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -582,6 +627,7 @@ pub fn main() -> ExitCode {
             match &cli.command {
                 Cmd::Lock { ttl, args } => concurrency::lock(&cli, args, *ttl).await,
                 Cmd::Elect { listen, args } => concurrency::elect(&cli, args, *listen).await,
+                Cmd::MakeMirror(m) => mirror::make_mirror(&cli, m).await,
                 _ => unreachable!("matched above"),
             }
         });
@@ -603,6 +649,14 @@ pub fn main() -> ExitCode {
         let Failure { message, code } = runtime.block_on(watch(&cli));
         eprintln!("Error: {message}");
         return ExitCode::from(code);
+    }
+    HEX.store(cli.hex, std::sync::atomic::Ordering::Relaxed);
+    if cli.discovery_srv.as_deref().is_some_and(|d| !d.is_empty()) {
+        eprintln!(
+            "Error: --discovery-srv: DNS SRV discovery is not supported by this etcdctl; \
+             name the members with --endpoints"
+        );
+        return ExitCode::from(EXIT_ERROR);
     }
     if let Cmd::Version = cli.command {
         println!("etcdctl version: {}", env!("CARGO_PKG_VERSION"));
@@ -823,7 +877,8 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
         | Cmd::Watch { .. }
         | Cmd::Snapshot { .. }
         | Cmd::Lock { .. }
-        | Cmd::Elect { .. } => {
+        | Cmd::Elect { .. }
+        | Cmd::MakeMirror(_) => {
             unreachable!("answered before")
         }
         cmd => match op_of(cmd, true)? {
@@ -2942,15 +2997,25 @@ fn range_end_of(
 
 /// `key\nvalue\n`, as etcdctl's simple format prints a pair.
 fn simple_kv(out: &mut String, kv: &KeyValue, keys_only: bool, value_only: bool) {
+    let shown = |b: &[u8]| {
+        if HEX.load(std::sync::atomic::Ordering::Relaxed) {
+            b.iter().map(|x| format!("\\x{x:02x}")).collect()
+        } else {
+            String::from_utf8_lossy(b).into_owned()
+        }
+    };
     if !value_only {
-        out.push_str(&String::from_utf8_lossy(&kv.key));
+        out.push_str(&shown(&kv.key));
         out.push('\n');
     }
     if !keys_only {
-        out.push_str(&String::from_utf8_lossy(&kv.value));
+        out.push_str(&shown(&kv.value));
     }
     out.push('\n');
 }
+
+/// `--hex`: the simple format prints keys and values as `\x..` bytes.
+static HEX: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// A JSON object written field by field in the order given (Go's struct order).
 struct JsonObject(Vec<String>);

@@ -4,7 +4,7 @@
 //! commands); a member joins or leaves as a raft configuration change whose context is the
 //! `Join` or `Leave` command, so raft's configuration and the member list change at the same
 //! log index on every member. This module is the only place such changes are built:
-//! - [`first_entry`]: a brand-new cluster's entry 1, its first member adding itself;
+//! - `first_entry`: a brand-new cluster's entry 1, its first member adding itself;
 //! - [`join`]: the receiving side of `POST /join` (a starting member asks to be added);
 //!   [`join_cluster`] is the asking side;
 //! - [`add_unstarted`]: `POST /v2/members`, a member added before it runs;
