@@ -154,6 +154,7 @@ fn read_only_answers_print_alike_in_every_format() {
         vec!["get", "k1"],
         vec!["get", "k", "--prefix"],
         vec!["get", "k", "--prefix", "--keys-only"],
+        vec!["get", "k", "--prefix", "--hex"],
         // (`--count-only` is etcdctl 3.5's: 3.4 refuses it as an unknown flag.)
         vec!["get", "missing"],
         vec!["member", "list"],
