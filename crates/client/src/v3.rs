@@ -94,6 +94,23 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 /// etcd's v3 messages (requests and responses of every call).
+///
+/// ```no_run
+/// use etcd_client::v3::prefix_end;
+/// use etcd_client::v3::proto::etcdserverpb::{range_request::{SortOrder, SortTarget}, RangeRequest};
+/// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+/// // The 10 most recently modified keys under "logs/".
+/// let request = RangeRequest {
+///     key: "logs/".into(),
+///     range_end: prefix_end(b"logs/").into(),
+///     limit: 10,
+///     sort_order: SortOrder::Descend as i32,
+///     sort_target: SortTarget::Mod as i32,
+///     ..Default::default()
+/// };
+/// let newest = client.range(request).await?.kvs;
+/// # Ok(()) }
+/// ```
 pub use etcd_v3proto as proto;
 
 /// How long connecting to one member may take.
@@ -103,6 +120,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const ROUND_PAUSE: Duration = Duration::from_millis(200);
 
 /// What went wrong.
+///
+/// ```no_run
+/// use etcd_client::v3::Error;
+///
+/// # async fn f(client: etcd_client::v3::Client) {
+/// match client.get("config").await {
+///     Ok(got) => println!("{} key(s)", got.kvs.len()),
+///     Err(Error::Unavailable(last)) => eprintln!("no member could answer: {last}"),
+///     Err(Error::Status(status)) => eprintln!("{:?}: {}", status.code(), status.message()),
+///     Err(other) => eprintln!("{other}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An endpoint that is not a URL or `HOST:PORT`.
@@ -153,6 +183,17 @@ fn retryable(retry: Retry, status: &Status) -> bool {
 }
 
 /// A v3 client over a list of members. Cheap to clone; clones share connections.
+///
+/// ```no_run
+/// use etcd_client::v3::Client;
+///
+/// # fn f() -> Result<(), etcd_client::v3::Error> {
+/// let client = Client::new(["10.0.0.1:2379", "10.0.0.2:2379", "10.0.0.3:2379"])?;
+/// // A clone per task: they share the client's connections.
+/// let worker = client.clone();
+/// tokio::spawn(async move { worker.put("workers/1", "up").await });
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -174,6 +215,19 @@ struct Inner {
 }
 
 /// How a [`Client`] reaches the members.
+///
+/// ```no_run
+/// use etcd_client::v3::{Client, Options};
+///
+/// # fn f() -> Result<(), etcd_client::v3::Error> {
+/// let options = Options {
+///     ca_file: Some("/etc/etcd/ca.pem".into()),
+///     client_cert: Some(("/etc/etcd/client.pem".into(), "/etc/etcd/client-key.pem".into())),
+///     user: None,
+/// };
+/// let client = Client::with_options(["https://10.0.0.1:2379"], options)?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// CA certificates (PEM) to verify `https://` members with.
@@ -234,6 +288,14 @@ macro_rules! unary {
 impl Client {
     /// A client for the members at `endpoints` (`http://HOST:PORT`, or `HOST:PORT`), without
     /// TLS or auth. No connection is made until the first call.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::Client;
+    ///
+    /// # fn f() -> Result<(), etcd_client::v3::Error> {
+    /// let client = Client::new(["127.0.0.1:2379", "http://127.0.0.1:22379"])?;
+    /// # Ok(()) }
+    /// ```
     pub fn new<I, S>(endpoints: I) -> Result<Client, Error>
     where
         I: IntoIterator<Item = S>,
@@ -243,6 +305,19 @@ impl Client {
     }
 
     /// A client for the members at `endpoints` (`https://` ones over TLS), as `options` say.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Client, Options};
+    ///
+    /// # fn f() -> Result<(), etcd_client::v3::Error> {
+    /// let options = Options {
+    ///     ca_file: Some("/etc/etcd/ca.pem".into()),
+    ///     user: Some(("app".into(), "s3cret".into())),
+    ///     ..Default::default()
+    /// };
+    /// let client = Client::with_options(["https://10.0.0.1:2379", "https://10.0.0.2:2379"], options)?;
+    /// # Ok(()) }
+    /// ```
     pub fn with_options<I, S>(endpoints: I, options: Options) -> Result<Client, Error>
     where
         I: IntoIterator<Item = S>,
@@ -395,6 +470,15 @@ impl Client {
     }
 
     /// `KV.Range` of one key.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let got = client.get("config/db").await?;
+    /// if let Some(kv) = got.kvs.first() {
+    ///     println!("{} (revision {})", String::from_utf8_lossy(&kv.value), kv.mod_revision);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn get(&self, key: impl Into<Bytes>) -> Result<RangeResponse, Error> {
         self.range(RangeRequest {
             key: key.into(),
@@ -405,10 +489,31 @@ impl Client {
 
     unary!(
         /// `KV.Range` as asked (ranges, revisions, limits, sorting, serializable reads).
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::{prefix_end, proto::etcdserverpb::RangeRequest};
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let request = RangeRequest {
+        ///     key: "jobs/".into(),
+        ///     range_end: prefix_end(b"jobs/").into(),
+        ///     limit: 100,
+        ///     ..Default::default()
+        /// };
+        /// let got = client.range(request).await?;
+        /// println!("{} of {} jobs (more: {})", got.kvs.len(), got.count, got.more);
+        /// # Ok(()) }
+        /// ```
         range(RangeRequest) -> RangeResponse, KvClient::range, Retry::Read
     );
 
     /// `KV.Put` of `value` at `key`.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let put = client.put("config/db", "postgres://db:5432").await?;
+    /// println!("written at revision {}", put.header.map_or(0, |h| h.revision));
+    /// # Ok(()) }
+    /// ```
     pub async fn put(
         &self,
         key: impl Into<Bytes>,
@@ -423,6 +528,16 @@ impl Client {
     }
 
     /// `KV.Put` of `value` at `key`, attached to lease `lease`.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // "nodes/me" is deleted when the lease ends: 10 s after the renewals stop.
+    /// let lease = client.lease_grant(10).await?;
+    /// let keeper = client.keep_alive(lease.id);
+    /// client.put_with_lease("nodes/me", "10.0.0.7", lease.id).await?;
+    /// # drop(keeper);
+    /// # Ok(()) }
+    /// ```
     pub async fn put_with_lease(
         &self,
         key: impl Into<Bytes>,
@@ -440,15 +555,56 @@ impl Client {
 
     unary!(
         /// `KV.Put` as asked (`prev_kv`, `ignore_value`, `ignore_lease`).
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::PutRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let request = PutRequest {
+        ///     key: "config/db".into(),
+        ///     value: "postgres://db:5432".into(),
+        ///     prev_kv: true,
+        ///     ..Default::default()
+        /// };
+        /// if let Some(old) = client.put_request(request).await?.prev_kv {
+        ///     println!("replaced {:?}", old.value);
+        /// }
+        /// # Ok(()) }
+        /// ```
         put_request(PutRequest) -> PutResponse, KvClient::put, Retry::Write
     );
 
     unary!(
         /// `KV.DeleteRange` as asked.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::{prefix_end, proto::etcdserverpb::DeleteRangeRequest};
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// // Every key starting with "jobs/".
+        /// let request = DeleteRangeRequest {
+        ///     key: "jobs/".into(),
+        ///     range_end: prefix_end(b"jobs/").into(),
+        ///     ..Default::default()
+        /// };
+        /// let deleted = client.delete(request).await?.deleted;
+        /// # Ok(()) }
+        /// ```
         delete(DeleteRangeRequest) -> DeleteRangeResponse, KvClient::delete_range, Retry::Write
     );
 
     /// `KV.Txn`: compares, then the success or the failure operations.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Creates "leader" only if it does not exist yet.
+    /// let txn = Txn::new()
+    ///     .when([Cmp::create_revision("leader", CmpOp::Equal, 0)])
+    ///     .and_then([TxnOp::put("leader", "me")])
+    ///     .or_else([TxnOp::get("leader")]);
+    /// let answer = client.txn(txn).await?;
+    /// println!("became leader: {}", answer.succeeded);
+    /// # Ok(()) }
+    /// ```
     pub async fn txn(&self, request: impl Into<TxnRequest>) -> Result<TxnResponse, Error> {
         let request = request.into();
         self.call(Retry::Write, |ch, token| {
@@ -459,6 +615,14 @@ impl Client {
     }
 
     /// `KV.Compact`: forgets the history before `revision`.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Keeps only the history from the current revision on.
+    /// let now = client.get("any").await?.header.map_or(0, |h| h.revision);
+    /// client.compact(now).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn compact(&self, revision: i64) -> Result<CompactionResponse, Error> {
         self.call(Retry::Write, |ch, token| async move {
             let request = with_token(
@@ -474,6 +638,14 @@ impl Client {
     }
 
     /// `Lease.LeaseGrant` of a lease of `ttl` seconds (id chosen by the cluster).
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let lease = client.lease_grant(30).await?;
+    /// println!("lease {:x} for {} s", lease.id, lease.ttl);
+    /// client.put_with_lease("sessions/me", "alive", lease.id).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn lease_grant(&self, ttl: i64) -> Result<LeaseGrantResponse, Error> {
         self.call(Retry::Write, |ch, token| async move {
             let request = with_token(LeaseGrantRequest { ttl, id: 0 }, &token);
@@ -486,6 +658,15 @@ impl Client {
     }
 
     /// `Lease.LeaseRevoke`: ends lease `id` and deletes its keys.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let lease = client.lease_grant(60).await?;
+    /// client.put_with_lease("sessions/me", "alive", lease.id).await?;
+    /// // Ends the session now: "sessions/me" is deleted with the lease.
+    /// client.lease_revoke(lease.id).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse, Error> {
         self.call(Retry::Write, |ch, token| async move {
             let request = with_token(LeaseRevokeRequest { id }, &token);
@@ -498,6 +679,14 @@ impl Client {
     }
 
     /// `Lease.LeaseTimeToLive` of lease `id` (with its keys if `keys`).
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let lease = client.lease_grant(60).await?;
+    /// let left = client.lease_time_to_live(lease.id, true).await?;
+    /// println!("{} s of {} left, keys {:?}", left.ttl, left.granted_ttl, left.keys);
+    /// # Ok(()) }
+    /// ```
     pub async fn lease_time_to_live(
         &self,
         id: i64,
@@ -515,6 +704,17 @@ impl Client {
 
     /// Keeps lease `id` alive until the returned [`KeepAlive`] is dropped (or the lease is
     /// gone): renewed at a third of its TTL, through whichever member serves.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let lease = client.lease_grant(10).await?;
+    /// let keeper = client.keep_alive(lease.id);
+    /// client.put_with_lease("nodes/me", "10.0.0.7", lease.id).await?;
+    /// // ... serve; then, on a clean shutdown:
+    /// drop(keeper);
+    /// client.lease_revoke(lease.id).await?; // "nodes/me" goes now, not 10 s later
+    /// # Ok(()) }
+    /// ```
     pub fn keep_alive(&self, id: i64) -> KeepAlive {
         let (tx, rx) = tokio::sync::watch::channel(KeepAliveState::Starting);
         let (answers, answered) = tokio::sync::mpsc::channel(KEEP_ALIVE_ANSWERS);
@@ -580,6 +780,14 @@ impl Client {
 
     /// Renews lease `id` once (`etcdctl lease keep-alive --once`); a lease that is gone is
     /// `etcdserver: requested lease not found`.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let lease = client.lease_grant(10).await?;
+    /// let renewed = client.keep_alive_once(lease.id).await?;
+    /// println!("lease {:x} renewed for {} s", renewed.id, renewed.ttl);
+    /// # Ok(()) }
+    /// ```
     pub async fn keep_alive_once(&self, id: i64) -> Result<LeaseKeepAliveResponse, Error> {
         self.call(Retry::Read, |ch, token| async move {
             let requests = with_token(
@@ -603,6 +811,21 @@ impl Client {
     /// response, progress notifications, cancellation), without resuming elsewhere: for
     /// tools that print each response (etcdctl's `watch`). [`Client::watch`] is the one that
     /// survives failures.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{proto::etcdserverpb::WatchCreateRequest, Error};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let request = WatchCreateRequest {
+    ///     key: "config".into(),
+    ///     progress_notify: true,
+    ///     ..Default::default()
+    /// };
+    /// let mut responses = client.watch_responses(request).await?;
+    /// while let Some(response) = responses.message().await.map_err(Error::Status)? {
+    ///     println!("created: {}, {} event(s)", response.created, response.events.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn watch_responses(
         &self,
         request: WatchCreateRequest,
@@ -624,6 +847,16 @@ impl Client {
     }
 
     /// Watches `key` from `start_revision` on (0: from now).
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Every change of "config" from now on.
+    /// let mut watch = client.watch_key("config", 0);
+    /// while let Some(event) = watch.next().await? {
+    ///     println!("{:?} {:?}", event.r#type(), event.kv.map(|kv| kv.value));
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn watch_key(&self, key: impl Into<Bytes>, start_revision: i64) -> Watch {
         self.watch(WatchCreateRequest {
             key: key.into(),
@@ -633,6 +866,20 @@ impl Client {
     }
 
     /// Watches every key starting with `prefix` from `start_revision` on (0: from now).
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{prefix_end, proto::etcdserverpb::RangeRequest};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // The jobs now, then every change after them: none missed, none seen twice.
+    /// let end = prefix_end(b"jobs/").into();
+    /// let list = RangeRequest { key: "jobs/".into(), range_end: end, ..Default::default() };
+    /// let jobs = client.range(list).await?;
+    /// let mut watch = client.watch_prefix("jobs/", jobs.header.map_or(0, |h| h.revision) + 1);
+    /// while let Some(event) = watch.next().await? {
+    ///     println!("{:?} {:?}", event.r#type(), event.kv.map(|kv| kv.key));
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn watch_prefix(&self, prefix: impl Into<Bytes>, start_revision: i64) -> Watch {
         let key: Bytes = prefix.into();
         self.watch(WatchCreateRequest {
@@ -645,6 +892,22 @@ impl Client {
 
     /// Watches as `request` asks, resuming across member failures (see the module docs).
     /// `prev_kv`, filters and ranges are kept on every resumption.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::proto::etcdserverpb::{watch_create_request::FilterType, WatchCreateRequest};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Deletions of "config" only, each with the value it had.
+    /// let mut watch = client.watch(WatchCreateRequest {
+    ///     key: "config".into(),
+    ///     prev_kv: true,
+    ///     filters: vec![FilterType::Noput as i32],
+    ///     ..Default::default()
+    /// });
+    /// while let Some(event) = watch.next().await? {
+    ///     println!("deleted: {:?}", event.prev_kv.map(|kv| kv.value));
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn watch(&self, request: WatchCreateRequest) -> Watch {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let client = self.clone();
@@ -736,26 +999,99 @@ impl Client {
 impl Client {
     unary!(
         /// `Lock.Lock`: waits for the lock `name`, held while lease `lease` lives.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::v3lockpb::{LockRequest, UnlockRequest};
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// // Held only while the lease lives: released if this process dies.
+        /// let lease = client.lease_grant(10).await?;
+        /// let keeper = client.keep_alive(lease.id);
+        /// let locked = client.lock(LockRequest { name: "my-lock".into(), lease: lease.id }).await?;
+        /// // ... work while holding the lock ...
+        /// client.unlock(UnlockRequest { key: locked.key }).await?;
+        /// # drop(keeper);
+        /// # Ok(()) }
+        /// ```
         lock(LockRequest) -> LockResponse, LockClient::lock, Retry::Write
     );
     unary!(
         /// `Lock.Unlock`: releases a lock by the key `lock` answered.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::v3lockpb::{LockRequest, UnlockRequest};
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let lease = client.lease_grant(10).await?;
+        /// let locked = client.lock(LockRequest { name: "my-lock".into(), lease: lease.id }).await?;
+        /// // ... work while holding the lock, then release it by its key:
+        /// client.unlock(UnlockRequest { key: locked.key }).await?;
+        /// client.lease_revoke(lease.id).await?;
+        /// # Ok(()) }
+        /// ```
         unlock(UnlockRequest) -> UnlockResponse, LockClient::unlock, Retry::Write
     );
     unary!(
         /// `Election.Campaign`: waits to lead election `name`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::v3electionpb::CampaignRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// // Leads while the lease lives: kept alive for as long as this process runs.
+        /// let lease = client.lease_grant(10).await?;
+        /// let keeper = client.keep_alive(lease.id);
+        /// let request = CampaignRequest {
+        ///     name: "my-election".into(),
+        ///     lease: lease.id,
+        ///     value: "10.0.0.7:8080".into(),
+        /// };
+        /// let won = client.campaign(request).await?;
+        /// println!("leading as {:?}", won.leader.map(|l| l.key));
+        /// # drop(keeper);
+        /// # Ok(()) }
+        /// ```
         campaign(CampaignRequest) -> CampaignResponse, ElectionClient::campaign, Retry::Write
     );
     unary!(
         /// `Election.Proclaim`: a leader's new value.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::v3electionpb::{CampaignRequest, ProclaimRequest};
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let lease = client.lease_grant(10).await?;
+        /// let request = CampaignRequest { name: "my-election".into(), lease: lease.id, value: "v1".into() };
+        /// let leader = client.campaign(request).await?.leader;
+        /// // Still leading, with a new value for observers.
+        /// client.proclaim(ProclaimRequest { leader, value: "v2".into() }).await?;
+        /// # Ok(()) }
+        /// ```
         proclaim(ProclaimRequest) -> ProclaimResponse, ElectionClient::proclaim, Retry::Write
     );
     unary!(
         /// `Election.Leader`: who leads an election now.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::v3electionpb::LeaderRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let answer = client.election_leader(LeaderRequest { name: "my-election".into() }).await?;
+        /// if let Some(kv) = answer.kv {
+        ///     println!("the leader's value: {:?}", kv.value);
+        /// }
+        /// # Ok(()) }
+        /// ```
         election_leader(LeaderRequest) -> LeaderResponse, ElectionClient::leader, Retry::Read
     );
     unary!(
         /// `Election.Resign`: gives up leadership.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::v3electionpb::{CampaignRequest, ResignRequest};
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let lease = client.lease_grant(10).await?;
+        /// let request = CampaignRequest { name: "my-election".into(), lease: lease.id, value: "me".into() };
+        /// let leader = client.campaign(request).await?.leader;
+        /// // ... lead; then hand over to the next candidate:
+        /// client.resign(ResignRequest { leader }).await?;
+        /// # Ok(()) }
+        /// ```
         resign(ResignRequest) -> ResignResponse, ElectionClient::resign, Retry::Write
     );
     /// `Election.Observe`: the leader of election `name` (once there is one), then each new
@@ -765,7 +1101,7 @@ impl Client {
     /// ```no_run
     /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
     /// let mut leaders = client.observe("my-election").await?;
-    /// while let Some(leader) = leaders.message().await? {
+    /// while let Some(leader) = leaders.message().await.map_err(etcd_client::v3::Error::Status)? {
     ///     if let Some(kv) = leader.kv {
     ///         println!("{:?} leads with {:?}", kv.key, kv.value);
     ///     }
@@ -786,121 +1122,404 @@ impl Client {
 
     unary!(
         /// `Cluster.MemberList`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::MemberListRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let list = client.member_list(MemberListRequest { linearizable: true }).await?;
+        /// for m in &list.members {
+        ///     println!("{:x} {} {:?} learner: {}", m.id, m.name, m.client_ur_ls, m.is_learner);
+        /// }
+        /// # Ok(()) }
+        /// ```
         member_list(MemberListRequest) -> MemberListResponse, ClusterClient::member_list, Retry::Read
     );
     unary!(
         /// `Cluster.MemberAdd` (a learner with `is_learner`).
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::MemberAddRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// // A learner catches up without counting for quorum; promote it once it has.
+        /// let peers = vec!["http://10.0.0.4:2380".to_string()];
+        /// let added = client.member_add(MemberAddRequest { peer_ur_ls: peers, is_learner: true }).await?;
+        /// println!("new member {:x}", added.member.map_or(0, |m| m.id));
+        /// # Ok(()) }
+        /// ```
         member_add(MemberAddRequest) -> MemberAddResponse, ClusterClient::member_add, Retry::Write
     );
     unary!(
         /// `Cluster.MemberRemove`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::{MemberListRequest, MemberRemoveRequest};
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let members = client.member_list(MemberListRequest::default()).await?.members;
+        /// if let Some(m) = members.iter().find(|m| m.name == "node-4") {
+        ///     client.member_remove(MemberRemoveRequest { id: m.id }).await?;
+        /// }
+        /// # Ok(()) }
+        /// ```
         member_remove(MemberRemoveRequest) -> MemberRemoveResponse, ClusterClient::member_remove, Retry::Write
     );
     unary!(
         /// `Cluster.MemberUpdate`: a member's peer URLs.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::MemberUpdateRequest;
+        /// # async fn f(client: etcd_client::v3::Client, id: u64) -> Result<(), etcd_client::v3::Error> {
+        /// // Member `id` now listens for its peers at a new address.
+        /// let peer_ur_ls = vec!["http://10.0.0.9:2380".to_string()];
+        /// client.member_update(MemberUpdateRequest { id, peer_ur_ls }).await?;
+        /// # Ok(()) }
+        /// ```
         member_update(MemberUpdateRequest) -> MemberUpdateResponse, ClusterClient::member_update, Retry::Write
     );
     unary!(
         /// `Cluster.MemberPromote`: a learner becomes a voter.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::{MemberAddRequest, MemberPromoteRequest};
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let peers = vec!["http://10.0.0.4:2380".to_string()];
+        /// let added = client.member_add(MemberAddRequest { peer_ur_ls: peers, is_learner: true }).await?;
+        /// let learner = added.member.unwrap_or_default();
+        /// // ... start the new member and let it catch up with the leader ...
+        /// client.member_promote(MemberPromoteRequest { id: learner.id }).await?;
+        /// # Ok(()) }
+        /// ```
         member_promote(MemberPromoteRequest) -> MemberPromoteResponse, ClusterClient::member_promote, Retry::Write
     );
     unary!(
         /// `Maintenance.Status` of the member in use.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::StatusRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let status = client.status(StatusRequest {}).await?;
+        /// let member = status.header.as_ref().map_or(0, |h| h.member_id);
+        /// println!("{member:x}: etcd {}, {} B, leader {:x}", status.version, status.db_size, status.leader);
+        /// # Ok(()) }
+        /// ```
         status(StatusRequest) -> StatusResponse, MaintenanceClient::status, Retry::Read
     );
     unary!(
         /// `Maintenance.HashKV` of the member in use.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::HashKvRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// // At the current revision (0); members agree on the hash at the same revision.
+        /// let hash = client.hash_kv(HashKvRequest { revision: 0 }).await?;
+        /// println!("{:x} at revision {}", hash.hash, hash.hash_revision);
+        /// # Ok(()) }
+        /// ```
         hash_kv(HashKvRequest) -> HashKvResponse, MaintenanceClient::hash_kv, Retry::Read
     );
     unary!(
         /// `Maintenance.Alarm`: list, activate or deactivate alarms.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::{alarm_request::AlarmAction, AlarmRequest};
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let request = AlarmRequest { action: AlarmAction::Get as i32, ..Default::default() };
+        /// for alarm in client.alarm(request).await?.alarms {
+        ///     println!("member {:x}: {:?}", alarm.member_id, alarm.alarm());
+        /// }
+        /// # Ok(()) }
+        /// ```
         alarm(AlarmRequest) -> AlarmResponse, MaintenanceClient::alarm, Retry::Write
     );
     unary!(
         /// `Maintenance.Defragment` of the member in use.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::{DefragmentRequest, StatusRequest};
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// // After a compaction: gives the freed space back to the file system.
+        /// client.defragment(DefragmentRequest {}).await?;
+        /// let status = client.status(StatusRequest {}).await?;
+        /// println!("{} B, {} B in use", status.db_size, status.db_size_in_use);
+        /// # Ok(()) }
+        /// ```
         defragment(DefragmentRequest) -> DefragmentResponse, MaintenanceClient::defragment, Retry::Write
     );
     unary!(
         /// `Maintenance.MoveLeader`: hands leadership to another member (sent to the leader).
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::{MemberListRequest, MoveLeaderRequest};
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// // E.g. before the leader's maintenance (this client must be talking to the leader).
+        /// let members = client.member_list(MemberListRequest::default()).await?.members;
+        /// let target_id = members.iter().find(|m| m.name == "node-2").map_or(0, |m| m.id);
+        /// client.move_leader(MoveLeaderRequest { target_id }).await?;
+        /// # Ok(()) }
+        /// ```
         move_leader(MoveLeaderRequest) -> MoveLeaderResponse, MaintenanceClient::move_leader, Retry::Write
     );
     unary!(
         /// `Auth.AuthEnable`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::{AuthEnableRequest, AuthUserAddRequest};
+        /// use etcd_client::v3::proto::etcdserverpb::AuthUserGrantRoleRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// // etcd turns auth on only once user "root" exists and has the "root" role.
+        /// let password = "s3cret".into();
+        /// client.user_add(AuthUserAddRequest { name: "root".into(), password, ..Default::default() }).await?;
+        /// let grant = AuthUserGrantRoleRequest { user: "root".into(), role: "root".into() };
+        /// client.user_grant_role(grant).await?;
+        /// client.auth_enable(AuthEnableRequest {}).await?;
+        /// // From now on, clients need `Options::user`.
+        /// # Ok(()) }
+        /// ```
         auth_enable(AuthEnableRequest) -> AuthEnableResponse, AuthClient::auth_enable, Retry::Write
     );
     unary!(
         /// `Auth.AuthDisable`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::{proto::etcdserverpb::AuthDisableRequest, Client, Options};
+        /// # async fn f() -> Result<(), etcd_client::v3::Error> {
+        /// // Only root may turn auth off.
+        /// let options = Options { user: Some(("root".into(), "s3cret".into())), ..Default::default() };
+        /// let client = Client::with_options(["127.0.0.1:2379"], options)?;
+        /// client.auth_disable(AuthDisableRequest {}).await?;
+        /// # Ok(()) }
+        /// ```
         auth_disable(AuthDisableRequest) -> AuthDisableResponse, AuthClient::auth_disable, Retry::Write
     );
     unary!(
         /// `Auth.AuthStatus`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::AuthStatusRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let status = client.auth_status(AuthStatusRequest {}).await?;
+        /// println!("auth enabled: {} (auth revision {})", status.enabled, status.auth_revision);
+        /// # Ok(()) }
+        /// ```
         auth_status(AuthStatusRequest) -> AuthStatusResponse, AuthClient::auth_status, Retry::Read
     );
     unary!(
         /// `Auth.UserAdd`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::AuthUserAddRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let request = AuthUserAddRequest {
+        ///     name: "app".into(),
+        ///     password: "s3cret".into(),
+        ///     ..Default::default()
+        /// };
+        /// client.user_add(request).await?;
+        /// # Ok(()) }
+        /// ```
         user_add(AuthUserAddRequest) -> AuthUserAddResponse, AuthClient::user_add, Retry::Write
     );
     unary!(
         /// `Auth.UserGrantRole`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::AuthUserGrantRoleRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let request = AuthUserGrantRoleRequest { user: "app".into(), role: "app-rw".into() };
+        /// client.user_grant_role(request).await?;
+        /// # Ok(()) }
+        /// ```
         user_grant_role(AuthUserGrantRoleRequest) -> AuthUserGrantRoleResponse, AuthClient::user_grant_role, Retry::Write
     );
     unary!(
         /// `Auth.RoleAdd`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::AuthRoleAddRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// // A new role has no permission: grant some with `role_grant_permission`.
+        /// client.role_add(AuthRoleAddRequest { name: "app-rw".into() }).await?;
+        /// # Ok(()) }
+        /// ```
         role_add(AuthRoleAddRequest) -> AuthRoleAddResponse, AuthClient::role_add, Retry::Write
     );
     unary!(
         /// `Auth.RoleGrantPermission`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::prefix_end;
+        /// use etcd_client::v3::proto::authpb::{permission::Type, Permission};
+        /// use etcd_client::v3::proto::etcdserverpb::AuthRoleGrantPermissionRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// // Reads and writes of every key under "app/".
+        /// let perm = Permission {
+        ///     perm_type: Type::Readwrite as i32,
+        ///     key: "app/".into(),
+        ///     range_end: prefix_end(b"app/").into(),
+        /// };
+        /// let request = AuthRoleGrantPermissionRequest { name: "app-rw".into(), perm: Some(perm) };
+        /// client.role_grant_permission(request).await?;
+        /// # Ok(()) }
+        /// ```
         role_grant_permission(AuthRoleGrantPermissionRequest) -> AuthRoleGrantPermissionResponse, AuthClient::role_grant_permission, Retry::Write
     );
 
     unary!(
         /// `Lease.LeaseLeases`: every lease's id.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::LeaseLeasesRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// for lease in client.leases(LeaseLeasesRequest {}).await?.leases {
+        ///     let left = client.lease_time_to_live(lease.id, false).await?;
+        ///     println!("{:x}: {} s left", lease.id, left.ttl);
+        /// }
+        /// # Ok(()) }
+        /// ```
         leases(LeaseLeasesRequest) -> LeaseLeasesResponse, LeaseClient::lease_leases, Retry::Read
     );
     unary!(
         /// `Auth.UserGet`: a user's roles.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::AuthUserGetRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let user = client.user_get(AuthUserGetRequest { name: "app".into() }).await?;
+        /// println!("app has roles {:?}", user.roles);
+        /// # Ok(()) }
+        /// ```
         user_get(AuthUserGetRequest) -> AuthUserGetResponse, AuthClient::user_get, Retry::Read
     );
     unary!(
         /// `Auth.UserList`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::AuthUserListRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// for name in client.user_list(AuthUserListRequest {}).await?.users {
+        ///     println!("{name}");
+        /// }
+        /// # Ok(()) }
+        /// ```
         user_list(AuthUserListRequest) -> AuthUserListResponse, AuthClient::user_list, Retry::Read
     );
     unary!(
         /// `Auth.UserDelete`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::AuthUserDeleteRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// client.user_delete(AuthUserDeleteRequest { name: "app".into() }).await?;
+        /// # Ok(()) }
+        /// ```
         user_delete(AuthUserDeleteRequest) -> AuthUserDeleteResponse, AuthClient::user_delete, Retry::Write
     );
     unary!(
         /// `Auth.UserChangePassword`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::AuthUserChangePasswordRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let request = AuthUserChangePasswordRequest {
+        ///     name: "app".into(),
+        ///     password: "n3w-s3cret".into(),
+        ///     ..Default::default()
+        /// };
+        /// client.user_change_password(request).await?;
+        /// # Ok(()) }
+        /// ```
         user_change_password(AuthUserChangePasswordRequest) -> AuthUserChangePasswordResponse, AuthClient::user_change_password, Retry::Write
     );
     unary!(
         /// `Auth.UserRevokeRole`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::AuthUserRevokeRoleRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let request = AuthUserRevokeRoleRequest { name: "app".into(), role: "app-rw".into() };
+        /// client.user_revoke_role(request).await?;
+        /// # Ok(()) }
+        /// ```
         user_revoke_role(AuthUserRevokeRoleRequest) -> AuthUserRevokeRoleResponse, AuthClient::user_revoke_role, Retry::Write
     );
     unary!(
         /// `Auth.RoleGet`: a role's permissions.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::AuthRoleGetRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// for perm in client.role_get(AuthRoleGetRequest { role: "app-rw".into() }).await?.perm {
+        ///     println!("{:?} on [{:?}, {:?})", perm.perm_type(), perm.key, perm.range_end);
+        /// }
+        /// # Ok(()) }
+        /// ```
         role_get(AuthRoleGetRequest) -> AuthRoleGetResponse, AuthClient::role_get, Retry::Read
     );
     unary!(
         /// `Auth.RoleList`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::AuthRoleListRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let roles = client.role_list(AuthRoleListRequest {}).await?.roles;
+        /// println!("roles: {}", roles.join(", "));
+        /// # Ok(()) }
+        /// ```
         role_list(AuthRoleListRequest) -> AuthRoleListResponse, AuthClient::role_list, Retry::Read
     );
     unary!(
         /// `Auth.RoleDelete`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::AuthRoleDeleteRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// // Users that had the role lose it too.
+        /// client.role_delete(AuthRoleDeleteRequest { role: "app-rw".into() }).await?;
+        /// # Ok(()) }
+        /// ```
         role_delete(AuthRoleDeleteRequest) -> AuthRoleDeleteResponse, AuthClient::role_delete, Retry::Write
     );
     unary!(
         /// `Auth.RoleRevokePermission`.
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::{prefix_end, proto::etcdserverpb::AuthRoleRevokePermissionRequest};
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// // The permission granted on exactly this range.
+        /// let request = AuthRoleRevokePermissionRequest {
+        ///     role: "app-rw".into(),
+        ///     key: "app/".into(),
+        ///     range_end: prefix_end(b"app/").into(),
+        /// };
+        /// client.role_revoke_permission(request).await?;
+        /// # Ok(()) }
+        /// ```
         role_revoke_permission(AuthRoleRevokePermissionRequest) -> AuthRoleRevokePermissionResponse, AuthClient::role_revoke_permission, Retry::Write
     );
 
     unary!(
         /// `KV.Compact` as asked (`physical`: wait until the old revisions are gone).
+        ///
+        /// ```no_run
+        /// use etcd_client::v3::proto::etcdserverpb::CompactionRequest;
+        /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+        /// let revision = client.get("any").await?.header.map_or(0, |h| h.revision);
+        /// // Returns once the compacted revisions are gone from the backend too.
+        /// client.compact_request(CompactionRequest { revision, physical: true }).await?;
+        /// # Ok(()) }
+        /// ```
         compact_request(CompactionRequest) -> CompactionResponse, KvClient::compact, Retry::Write
     );
 
     /// `Maintenance.Snapshot` of the member in use: the whole snapshot file (etcd's bbolt
     /// format with its SHA-256 trailer), as `etcdctl snapshot save` writes it.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// // As `etcdctl snapshot save backup.db`; `etcdutl snapshot restore` restores it.
+    /// let file = client.snapshot().await?;
+    /// std::fs::write("backup.db", file)?;
+    /// # Ok(()) }
+    /// ```
     pub async fn snapshot(&self) -> Result<Vec<u8>, Error> {
         self.call(Retry::Read, |ch, token| async move {
             let mut stream = MaintenanceClient::new(ch)
@@ -918,9 +1537,35 @@ impl Client {
 }
 
 /// A comparison of a [`Txn`].
+///
+/// ```no_run
+/// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+/// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+/// // Every comparison must hold: "config" is "v1", and was last written before revision 100.
+/// let txn = Txn::new()
+///     .when([
+///         Cmp::value("config", CmpOp::Equal, "v1"),
+///         Cmp::mod_revision("config", CmpOp::Less, 100),
+///     ])
+///     .and_then([TxnOp::put("config", "v2")]);
+/// client.txn(txn).await?;
+/// # Ok(()) }
+/// ```
 pub struct Cmp;
 
 /// How a [`Cmp`] compares.
+///
+/// ```no_run
+/// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+/// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+/// // Writes "config" only if it exists (version > 0) and is not "frozen".
+/// let txn = Txn::new()
+///     .when([Cmp::version("config", CmpOp::Greater, 0)])
+///     .when([Cmp::value("config", CmpOp::NotEqual, "frozen")])
+///     .and_then([TxnOp::put("config", "v2")]);
+/// client.txn(txn).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CmpOp {
     /// `=`.
@@ -951,6 +1596,17 @@ impl Cmp {
     }
 
     /// The key's value compared with `value`.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Compare-and-swap: "config" becomes "v2" only if it still is "v1".
+    /// let txn = Txn::new()
+    ///     .when([Cmp::value("config", CmpOp::Equal, "v1")])
+    ///     .and_then([TxnOp::put("config", "v2")]);
+    /// let swapped = client.txn(txn).await?.succeeded;
+    /// # Ok(()) }
+    /// ```
     pub fn value(key: impl Into<Bytes>, op: CmpOp, value: impl Into<Bytes>) -> Compare {
         Cmp::make(
             key.into(),
@@ -961,6 +1617,17 @@ impl Cmp {
     }
 
     /// The key's version (0: absent) compared with `version`.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Creates "config" only if it does not exist (version 0).
+    /// let txn = Txn::new()
+    ///     .when([Cmp::version("config", CmpOp::Equal, 0)])
+    ///     .and_then([TxnOp::put("config", "defaults")]);
+    /// let created = client.txn(txn).await?.succeeded;
+    /// # Ok(()) }
+    /// ```
     pub fn version(key: impl Into<Bytes>, op: CmpOp, version: i64) -> Compare {
         Cmp::make(
             key.into(),
@@ -971,6 +1638,18 @@ impl Cmp {
     }
 
     /// The key's create revision (0: absent) compared with `revision`.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Writes "leader" only if it is the key that was read: not deleted and created again since.
+    /// let created = client.get("leader").await?.kvs.first().map_or(0, |kv| kv.create_revision);
+    /// let txn = Txn::new()
+    ///     .when([Cmp::create_revision("leader", CmpOp::Equal, created)])
+    ///     .and_then([TxnOp::put("leader", "still me")]);
+    /// client.txn(txn).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn create_revision(key: impl Into<Bytes>, op: CmpOp, revision: i64) -> Compare {
         Cmp::make(
             key.into(),
@@ -981,6 +1660,19 @@ impl Cmp {
     }
 
     /// The key's last modification revision compared with `revision`.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Read-modify-write: the put happens only if nobody wrote "counter" since the read.
+    /// let kv = client.get("counter").await?.kvs.pop().unwrap_or_default();
+    /// let n: u64 = std::str::from_utf8(&kv.value).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    /// let txn = Txn::new()
+    ///     .when([Cmp::mod_revision("counter", CmpOp::Equal, kv.mod_revision)])
+    ///     .and_then([TxnOp::put("counter", (n + 1).to_string())]);
+    /// let done = client.txn(txn).await?.succeeded; // false: read again and retry
+    /// # Ok(()) }
+    /// ```
     pub fn mod_revision(key: impl Into<Bytes>, op: CmpOp, revision: i64) -> Compare {
         Cmp::make(
             key.into(),
@@ -991,6 +1683,19 @@ impl Cmp {
     }
 
     /// The key's lease compared with `lease` (0: none).
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let lease = client.lease_grant(10).await?;
+    /// client.put_with_lease("nodes/me", "10.0.0.7", lease.id).await?;
+    /// // Later: deletes "nodes/me" only if it is still attached to that lease.
+    /// let txn = Txn::new()
+    ///     .when([Cmp::lease("nodes/me", CmpOp::Equal, lease.id)])
+    ///     .and_then([TxnOp::delete("nodes/me")]);
+    /// client.txn(txn).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn lease(key: impl Into<Bytes>, op: CmpOp, lease: i64) -> Compare {
         Cmp::make(
             key.into(),
@@ -1002,10 +1707,31 @@ impl Cmp {
 }
 
 /// An operation of a [`Txn`].
+///
+/// ```no_run
+/// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+/// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+/// // Moves "jobs/1" to "done/1" in one revision, if nobody changed it since it was read.
+/// let kv = client.get("jobs/1").await?.kvs.pop().unwrap_or_default();
+/// let txn = Txn::new()
+///     .when([Cmp::mod_revision("jobs/1", CmpOp::Equal, kv.mod_revision)])
+///     .and_then([TxnOp::delete("jobs/1"), TxnOp::put("done/1", kv.value)]);
+/// client.txn(txn).await?;
+/// # Ok(()) }
+/// ```
 pub struct TxnOp;
 
 impl TxnOp {
     /// Sets `key` to `value`.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Both keys are written at the same revision, or neither is.
+    /// let txn = Txn::new().and_then([TxnOp::put("config/a", "1"), TxnOp::put("config/b", "2")]);
+    /// client.txn(txn).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>) -> RequestOp {
         RequestOp {
             request: Some(Op::RequestPut(PutRequest {
@@ -1017,6 +1743,19 @@ impl TxnOp {
     }
 
     /// Reads `key`.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{proto::etcdserverpb::response_op::Response, Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Two keys read at one revision.
+    /// let txn = Txn::new().and_then([TxnOp::get("config/a"), TxnOp::get("config/b")]);
+    /// for answer in client.txn(txn).await?.responses {
+    ///     if let Some(Response::ResponseRange(range)) = answer.response {
+    ///         println!("{:?}", range.kvs.first().map(|kv| &kv.value));
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn get(key: impl Into<Bytes>) -> RequestOp {
         RequestOp {
             request: Some(Op::RequestRange(RangeRequest {
@@ -1027,6 +1766,17 @@ impl TxnOp {
     }
 
     /// Deletes `key`.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Releases "lock" only if this process still holds it.
+    /// let txn = Txn::new()
+    ///     .when([Cmp::value("lock", CmpOp::Equal, "me")])
+    ///     .and_then([TxnOp::delete("lock")]);
+    /// let released = client.txn(txn).await?.succeeded;
+    /// # Ok(()) }
+    /// ```
     pub fn delete(key: impl Into<Bytes>) -> RequestOp {
         RequestOp {
             request: Some(Op::RequestDeleteRange(DeleteRangeRequest {
@@ -1037,6 +1787,20 @@ impl TxnOp {
     }
 
     /// A nested transaction.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // If "mode" is "on": creates "a" unless it exists already.
+    /// let create = Txn::new()
+    ///     .when([Cmp::version("a", CmpOp::Equal, 0)])
+    ///     .and_then([TxnOp::put("a", "1")]);
+    /// let txn = Txn::new()
+    ///     .when([Cmp::value("mode", CmpOp::Equal, "on")])
+    ///     .and_then([TxnOp::txn(create)]);
+    /// client.txn(txn).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn txn(txn: Txn) -> RequestOp {
         RequestOp {
             request: Some(Op::RequestTxn(txn.0)),
@@ -1062,23 +1826,69 @@ pub struct Txn(TxnRequest);
 
 impl Txn {
     /// An empty transaction (it succeeds and does nothing).
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Without comparisons a transaction always succeeds.
+    /// let answer = client.txn(Txn::new().and_then([TxnOp::put("a", "1")])).await?;
+    /// assert!(answer.succeeded);
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Txn {
         Txn::default()
     }
 
     /// Adds comparisons, all of which must hold.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Both must hold: "a" exists and "b" does not.
+    /// let txn = Txn::new()
+    ///     .when([Cmp::version("a", CmpOp::Greater, 0), Cmp::version("b", CmpOp::Equal, 0)])
+    ///     .and_then([TxnOp::put("b", "after a")]);
+    /// let done = client.txn(txn).await?.succeeded;
+    /// # Ok(()) }
+    /// ```
     pub fn when(mut self, compares: impl IntoIterator<Item = Compare>) -> Txn {
         self.0.compare.extend(compares);
         self
     }
 
     /// Adds operations done when the comparisons hold.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{Cmp, CmpOp, Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Claims job 1 for this worker, unless another worker has it already.
+    /// let txn = Txn::new()
+    ///     .when([Cmp::version("claims/1", CmpOp::Equal, 0)])
+    ///     .and_then([TxnOp::put("claims/1", "worker-7"), TxnOp::get("jobs/1")]);
+    /// let claimed = client.txn(txn).await?.succeeded;
+    /// # Ok(()) }
+    /// ```
     pub fn and_then(mut self, ops: impl IntoIterator<Item = RequestOp>) -> Txn {
         self.0.success.extend(ops);
         self
     }
 
     /// Adds operations done when a comparison fails.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::{proto::etcdserverpb::response_op::Response, Cmp, CmpOp, Txn, TxnOp};
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// // Creates "leader", or else reads who has it: one round trip either way.
+    /// let txn = Txn::new()
+    ///     .when([Cmp::version("leader", CmpOp::Equal, 0)])
+    ///     .and_then([TxnOp::put("leader", "me")])
+    ///     .or_else([TxnOp::get("leader")]);
+    /// let first = client.txn(txn).await?.responses.into_iter().next().and_then(|r| r.response);
+    /// if let Some(Response::ResponseRange(range)) = first {
+    ///     println!("led by {:?}", range.kvs.first().map(|kv| &kv.value));
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn or_else(mut self, ops: impl IntoIterator<Item = RequestOp>) -> Txn {
         self.0.failure.extend(ops);
         self
@@ -1092,6 +1902,18 @@ impl From<Txn> for TxnRequest {
 }
 
 /// The end of the range of keys starting with `prefix` (etcd's `GetPrefixRangeEnd`).
+///
+/// ```no_run
+/// use etcd_client::v3::{prefix_end, proto::etcdserverpb::RangeRequest};
+///
+/// assert_eq!(prefix_end(b"jobs/"), b"jobs0");
+/// // Every key starting with "jobs/": the range [jobs/, jobs0).
+/// let request = RangeRequest {
+///     key: "jobs/".into(),
+///     range_end: prefix_end(b"jobs/").into(),
+///     ..Default::default()
+/// };
+/// ```
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
@@ -1111,6 +1933,20 @@ fn tokio_stream_of<T: Send + 'static>(
 }
 
 /// A watch that resumes across member failures; events come in revision order, each once.
+///
+/// ```no_run
+/// use etcd_client::v3::proto::mvccpb::event::EventType;
+/// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+/// let mut watch = client.watch_prefix("jobs/", 0);
+/// // Until the first deletion; dropping the watch ends it.
+/// while let Some(event) = watch.next().await? {
+///     if event.r#type() == EventType::Delete {
+///         break;
+///     }
+/// }
+/// drop(watch);
+/// # Ok(()) }
+/// ```
 pub struct Watch {
     events: tokio::sync::mpsc::Receiver<Result<Vec<Event>, Error>>,
     pending: std::collections::VecDeque<Event>,
@@ -1120,6 +1956,25 @@ pub struct Watch {
 impl Watch {
     /// The next event; `Ok(None)` once the watch has ended (it does not end on its own, but
     /// on [`Error::Compacted`]).
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::Error;
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let mut watch = client.watch_key("config", 1);
+    /// loop {
+    ///     match watch.next().await {
+    ///         Ok(Some(event)) => println!("{:?}", event.kv.map(|kv| kv.value)),
+    ///         Ok(None) => break,
+    ///         Err(Error::Compacted { .. }) => {
+    ///             // Revision 1 is compacted away: read "config" afresh, then watch
+    ///             // from the revision after that read.
+    ///             break;
+    ///         }
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn next(&mut self) -> Result<Option<Event>, Error> {
         loop {
             if let Some(e) = self.pending.pop_front() {
@@ -1141,6 +1996,19 @@ impl Drop for Watch {
 }
 
 /// Where a kept-alive lease stands.
+///
+/// ```no_run
+/// use etcd_client::v3::KeepAliveState;
+/// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+/// let lease = client.lease_grant(10).await?;
+/// let keeper = client.keep_alive(lease.id);
+/// match keeper.state() {
+///     KeepAliveState::Starting => println!("not renewed yet"),
+///     KeepAliveState::Alive { ttl } => println!("renewed: {ttl} s left"),
+///     KeepAliveState::Gone => println!("expired or revoked"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeepAliveState {
     /// No renewal answered yet.
@@ -1155,6 +2023,17 @@ pub enum KeepAliveState {
 }
 
 /// A lease kept alive; dropping it stops the renewals (the lease then expires after its TTL).
+///
+/// ```no_run
+/// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+/// // A registration that lasts as long as this process (and `keeper`) does.
+/// let lease = client.lease_grant(10).await?;
+/// let keeper = client.keep_alive(lease.id);
+/// client.put_with_lease("services/api/10.0.0.7", "up", lease.id).await?;
+/// // ... serve ...
+/// drop(keeper); // renewals stop: the key goes within 10 s
+/// # Ok(()) }
+/// ```
 pub struct KeepAlive {
     task: tokio::task::JoinHandle<()>,
     state: tokio::sync::watch::Receiver<KeepAliveState>,
@@ -1166,6 +2045,18 @@ const KEEP_ALIVE_ANSWERS: usize = 16;
 
 impl KeepAlive {
     /// Where the lease stands now.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::KeepAliveState;
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let lease = client.lease_grant(10).await?;
+    /// let keeper = client.keep_alive(lease.id);
+    /// // ... from time to time:
+    /// if keeper.state() == KeepAliveState::Gone {
+    ///     eprintln!("lease {:x} lost: register again", lease.id);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn state(&self) -> KeepAliveState {
         *self.state.borrow()
     }
