@@ -341,3 +341,49 @@ fn make_mirror_copies_a_prefix_then_each_revision_in_one_transaction() {
         )
     );
 }
+
+/// `check perf` refuses to run over keys of its prefix, and an unknown load, as etcdctl does
+/// (the run itself takes etcdctl's fixed minute: its verdict is unit-tested in
+/// `crates/ctl/src/v3/check.rs`).
+#[test]
+fn check_perf_refuses_a_used_prefix_and_an_unknown_load() {
+    let node = Node::start("checkperf", &[]);
+    let ep = node.client_addr();
+    assert_eq!(run(&ep, &["put", "/etcdctl-check-perf/x", "1"]).0, Some(0));
+    let (code, _, err) = run(&ep, &["check", "perf"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            Some(3),
+            "Error: prefix \"/etcdctl-check-perf/\" has keys. Delete with etcdctl del --prefix \
+             /etcdctl-check-perf/ first\n"
+        )
+    );
+    let (code, _, err) = run(&ep, &["check", "perf", "--load", "huge"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (Some(4), "Error: unknown load option huge\n")
+    );
+    if have_etcdctl() {
+        for args in [
+            &["check", "perf"][..],
+            &["check", "perf", "--load", "huge"][..],
+        ] {
+            let theirs = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .args(["--endpoints", &ep])
+                .args(args)
+                .output()
+                .unwrap();
+            let ours = run(&ep, args);
+            assert_eq!(
+                (
+                    theirs.status.code(),
+                    String::from_utf8_lossy(&theirs.stderr).into_owned()
+                ),
+                (ours.0, ours.2),
+                "{args:?}"
+            );
+        }
+    }
+}

@@ -29,7 +29,9 @@
 //!
 //! `make-mirror` (`mirror`) copies keys to another cluster and follows their changes.
 //!
-//! Not here yet (issue 17): check.
+//! `check perf` (`check`) runs etcdctl's one-minute write check.
+//!
+//! Not here: `check datascale`.
 
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
@@ -56,6 +58,7 @@ use etcd_client::v3::proto::etcdserverpb::{
 use etcd_client::v3::proto::mvccpb::KeyValue;
 use etcd_client::v3::{Client, Cmp, CmpOp, Error, Options};
 
+mod check;
 mod concurrency;
 pub mod etcdutl;
 mod mirror;
@@ -376,6 +379,11 @@ enum Cmd {
     },
     /// Makes a mirror at the destination etcd cluster.
     MakeMirror(mirror::MirrorArgs),
+    /// Commands for checking properties of the etcd cluster.
+    Check {
+        #[command(subcommand)]
+        cmd: check::CheckCmd,
+    },
     /// Manages etcd node snapshots.
     Snapshot {
         #[command(subcommand)]
@@ -873,6 +881,7 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
         Cmd::Snapshot {
             cmd: snapshot::SnapshotCmd::Save { args },
         } => snapshot::save(cli, args, out).await?,
+        Cmd::Check { cmd } => check::check(cli, cmd, out).await?,
         Cmd::Version
         | Cmd::Watch { .. }
         | Cmd::Snapshot { .. }
