@@ -359,7 +359,7 @@ fn tls_with_client_certificates_and_auth_with_token_refresh() {
     let tls = Options {
         ca_file: Some(fixture("ca.crt")),
         client_cert: Some((fixture("client.crt"), fixture("client.key.insecure"))),
-        user: None,
+        ..Default::default()
     };
     let url = format!("https://{}", members[0].client_addr());
     let client = Client::with_options([&url], tls.clone()).expect("client");
@@ -375,7 +375,7 @@ fn tls_with_client_certificates_and_auth_with_token_refresh() {
         [&url],
         Options {
             client_cert: None,
-            ..tls
+            ..tls.clone()
         },
     )
     .unwrap();
@@ -383,6 +383,29 @@ fn tls_with_client_certificates_and_auth_with_token_refresh() {
         rt.block_on(bare.get("secure")),
         Err(Error::Unavailable(_))
     ));
+    // A CA that did not sign the member's certificate: refused, unless told to take any
+    // certificate (etcdctl's --insecure-skip-tls-verify).
+    let wrong_ca = Options {
+        ca_file: Some(fixture("ca2.crt")),
+        ..tls.clone()
+    };
+    let doubting = Client::with_options([&url], wrong_ca.clone()).unwrap();
+    assert!(matches!(
+        rt.block_on(doubting.get("secure")),
+        Err(Error::Unavailable(_))
+    ));
+    let trusting = Client::with_options(
+        [&url],
+        Options {
+            insecure_skip_tls_verify: true,
+            ..wrong_ca
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        &rt.block_on(trusting.get("secure")).unwrap().kvs[0].value[..],
+        b"yes"
+    );
 
     // Auth, with simple tokens that lapse after a second unused.
     let node = Node::start("clientauth", &["--auth-token-ttl", "1"]);

@@ -280,7 +280,7 @@ pub(crate) fn tls_connector(
     ca_file: Option<&Path>,
     client_cert: Option<&(PathBuf, PathBuf)>,
 ) -> Result<Option<tokio_rustls::TlsConnector>> {
-    Ok(tls_config(ca_file, client_cert, &[])?.map(tokio_rustls::TlsConnector::from))
+    Ok(tls_config(ca_file, client_cert, &[], false)?.map(tokio_rustls::TlsConnector::from))
 }
 
 /// A rustls client configuration trusting `ca_file` and presenting `client_cert`, offering
@@ -289,8 +289,9 @@ pub(crate) fn tls_config(
     ca_file: Option<&Path>,
     client_cert: Option<&(PathBuf, PathBuf)>,
     alpn: &[&[u8]],
+    skip_verify: bool,
 ) -> Result<Option<Arc<rustls::ClientConfig>>> {
-    if ca_file.is_none() && client_cert.is_none() {
+    if ca_file.is_none() && client_cert.is_none() && !skip_verify {
         return Ok(None);
     }
     let read = |p: &Path| {
@@ -306,7 +307,7 @@ pub(crate) fn tls_config(
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(e.to_string()))?
         .with_root_certificates(roots);
@@ -324,5 +325,61 @@ pub(crate) fn tls_config(
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    if skip_verify {
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(NoVerify(provider)));
+    }
     Ok(Some(Arc::new(config)))
+}
+
+/// etcdctl's `--insecure-skip-tls-verify`: any server certificate is taken (its signatures
+/// over the handshake are still checked, so the connection is encrypted to whoever holds
+/// it). For testing only, as etcdctl says.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

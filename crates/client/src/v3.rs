@@ -223,10 +223,13 @@ struct Inner {
 /// let options = Options {
 ///     ca_file: Some("/etc/etcd/ca.pem".into()),
 ///     client_cert: Some(("/etc/etcd/client.pem".into(), "/etc/etcd/client-key.pem".into())),
-///     user: None,
+///     // HTTP/2 pings every 2 s; a member silent for 6 s after one is given up.
+///     keep_alive: Some((Duration::from_secs(2), Duration::from_secs(6))),
+///     ..Default::default()
 /// };
 /// let client = Client::with_options(["https://10.0.0.1:2379"], options)?;
 /// # Ok(()) }
+/// # use std::time::Duration;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -236,6 +239,14 @@ pub struct Options {
     pub client_cert: Option<(PathBuf, PathBuf)>,
     /// A v3 user and password to authenticate as.
     pub user: Option<(String, String)>,
+    /// How long a connection may take to be made (3 s if not given).
+    pub dial_timeout: Option<Duration>,
+    /// HTTP/2 keep-alive pings on each connection: every so often, and how long to wait for
+    /// the answer before the connection is dropped (none if not given), as etcd's client's
+    /// `--keepalive-time` and `--keepalive-timeout`.
+    pub keep_alive: Option<(Duration, Duration)>,
+    /// Take any server certificate (etcdctl's `--insecure-skip-tls-verify`; testing only).
+    pub insecure_skip_tls_verify: bool,
 }
 
 /// `message` as a call, with the auth token if there is one.
@@ -333,10 +344,16 @@ impl Client {
                 None => (false, e),
             };
             // (TLS is made by this client's own connector: the endpoint only names the member.)
-            let endpoint = Endpoint::from_shared(format!("http://{}", rest.trim_end_matches('/')))
-                .map_err(|_| Error::InvalidEndpoint(e.to_string()))?
-                .connect_timeout(CONNECT_TIMEOUT)
-                .tcp_nodelay(true);
+            let mut endpoint =
+                Endpoint::from_shared(format!("http://{}", rest.trim_end_matches('/')))
+                    .map_err(|_| Error::InvalidEndpoint(e.to_string()))?
+                    .connect_timeout(options.dial_timeout.unwrap_or(CONNECT_TIMEOUT))
+                    .tcp_nodelay(true);
+            if let Some((every, timeout)) = options.keep_alive {
+                endpoint = endpoint
+                    .http2_keep_alive_interval(every)
+                    .keep_alive_timeout(timeout);
+            }
             list.push((endpoint, https));
         }
         if list.is_empty() {
@@ -346,6 +363,7 @@ impl Client {
             options.ca_file.as_deref(),
             options.client_cert.as_ref(),
             &[b"h2"],
+            options.insecure_skip_tls_verify,
         )
         .map_err(|e| Error::Config(e.to_string()))?;
         if tls.is_none() && list.iter().any(|(_, https)| *https) {

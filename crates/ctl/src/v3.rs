@@ -730,10 +730,21 @@ fn options(cli: &Cli) -> Result<Options, Failure> {
     };
     // As etcd's client: no password, no authentication (the calls go without a token).
     let user = user.filter(|(name, password)| !name.is_empty() && !password.is_empty());
+    // (--debug, --insecure-transport, --insecure-discovery and --discovery-srv-name change
+    // nothing here: https:// endpoints use TLS, and there is no DNS discovery.)
+    let _ = (
+        cli.debug,
+        cli.insecure_transport,
+        cli.insecure_discovery,
+        &cli.discovery_srv_name,
+    );
     Ok(Options {
         ca_file: cli.cacert.clone(),
         client_cert: cli.cert.clone().zip(cli.key_file.clone()),
         user,
+        dial_timeout: Some(cli.dial_timeout),
+        keep_alive: Some((cli.keepalive_time, cli.keepalive_timeout)),
+        insecure_skip_tls_verify: cli.insecure_skip_tls_verify,
     })
 }
 

@@ -69,7 +69,9 @@ pub(super) async fn make_mirror(cli: &Cli, m: &MirrorArgs) -> Result<(), Failure
     let options = Options {
         ca_file: m.dest_cacert.clone(),
         client_cert: m.dest_cert.clone().zip(m.dest_key.clone()),
-        user: None,
+        dial_timeout: Some(cli.dial_timeout),
+        keep_alive: Some((cli.keepalive_time, cli.keepalive_timeout)),
+        ..Default::default()
     };
     let _ = m.dest_insecure_transport;
     let dest = Client::with_options([dest.as_str()], options)?;
