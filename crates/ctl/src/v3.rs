@@ -108,7 +108,7 @@ struct Cli {
     /// Whether `--command-timeout` was given (a snapshot save has no time limit otherwise).
     #[arg(skip)]
     command_timeout_set: bool,
-    /// Dial timeout for a client connection (accepted; connections time out after 3 s).
+    /// Dial timeout for a client connection.
     #[arg(long = "dial-timeout", env = "ETCDCTL_DIAL_TIMEOUT", default_value = "2s", value_parser = parse_duration, global = true)]
     dial_timeout: Duration,
     /// Keepalive time for client connections.
