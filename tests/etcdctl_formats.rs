@@ -352,3 +352,59 @@ fn masking_replaces_only_the_numbers_after_a_label() {
         "{\"revision\":N,\"raft_term\":2} lease N x"
     );
 }
+
+/// Passwords asked as etcdctl asks them (speakeasy: the prompt on standard output, `stty`
+/// around the read, a newline after): `user add` and `user passwd` ask twice and refuse an
+/// empty or a differing answer; `--user NAME` asks once.
+#[test]
+fn passwords_are_asked_as_etcdctl_asks_them() {
+    if !have_etcdctl() {
+        return;
+    }
+    let node = Node::start("prompts", &["--bcrypt-cost", "4"]);
+    let ep = node.client_addr();
+    let cases: [(&[&str], &[&str], &str); 5] = [
+        (
+            &["user", "delete", "pat"],
+            &["user", "add", "pat"],
+            "pw\npw\n",
+        ),
+        (
+            &["user", "delete", "pat"],
+            &["user", "add", "pat"],
+            "pw\nother\n",
+        ),
+        (&["user", "delete", "pat"], &["user", "add", "pat"], "\n"),
+        (
+            &["user", "add", "pat:x"],
+            &["user", "passwd", "pat"],
+            "pw2\npw2\n",
+        ),
+        (
+            &["user", "delete", "pat"],
+            &["user", "passwd", "pat"],
+            "a\nb\n",
+        ),
+    ];
+    for (setup, cmd, input) in cases {
+        let mut answers = Vec::new();
+        for runner in [theirs, ours] {
+            let _ = ours(&ep, setup, "");
+            answers.push(runner(&ep, cmd, input));
+        }
+        assert_eq!(answers[1], answers[0], "{cmd:?} with {input:?}");
+    }
+    for setup in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "grant-role", "root", "root"],
+        &["auth", "enable"],
+        &["--user", "root:rootpw", "put", "secret", "s"],
+    ] {
+        assert_eq!(ours(&ep, setup, "").code, Some(0), "{setup:?}");
+    }
+    for input in ["rootpw\n", "wrong\n"] {
+        let args = ["--user", "root", "get", "secret"];
+        let (a, b) = (theirs(&ep, &args, input), ours(&ep, &args, input));
+        assert_eq!(b, a, "--user root with {input:?}");
+    }
+}

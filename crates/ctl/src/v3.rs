@@ -725,7 +725,13 @@ fn options(cli: &Cli) -> Result<Options, Failure> {
         (Some(u), Some(p)) => Some((u.clone(), p.clone())),
         (Some(u), None) => match u.split_once(':') {
             Some((name, password)) => Some((name.to_string(), password.to_string())),
-            None => return Err(fail("password is missing (--user NAME:PASSWORD)")),
+            None => {
+                // Asked once, however many clients the command makes.
+                static ASKED: std::sync::OnceLock<Result<String, String>> =
+                    std::sync::OnceLock::new();
+                let password = ASKED.get_or_init(|| ask_password("Password: ")).clone();
+                Some((u.clone(), password.map_err(fail)?))
+            }
         },
     };
     // As etcd's client: no password, no authentication (the calls go without a token).
@@ -1673,6 +1679,49 @@ fn print_done(
     Ok(())
 }
 
+/// Asks for a password as etcdctl does (speakeasy's `Ask`): `prompt` on standard output, the
+/// terminal's echo off (through `stty`, as speakeasy does; on a non-terminal `stty` says so on
+/// standard error and the line is read all the same) while a line is read from standard
+/// input, then a newline.
+fn ask_password(prompt: &str) -> Result<String, String> {
+    let stty = |arg: &str| {
+        use std::os::unix::process::CommandExt as _;
+        // (Named `stty` as speakeasy names it, which is how stty signs its complaints.)
+        let _ = std::process::Command::new("/bin/stty")
+            .arg0("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .stdout(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::inherit())
+            .status();
+    };
+    print!("{prompt}");
+    let _ = std::io::stdout().flush();
+    stty("-echo");
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    stty("echo");
+    println!();
+    read.map_err(|e| format!("failed during password entry: {e}"))?;
+    Ok(line.trim().to_string())
+}
+
+/// etcdctl's `readPasswordInteractive`: the password of `name`, asked twice.
+fn password_of(name: &str) -> Result<String, Failure> {
+    let asked = |prompt: String| {
+        ask_password(&prompt).map_err(|e| bad_args(format!("failed to ask password: {e}")))
+    };
+    let first = asked(format!("Password of {name}: "))?;
+    if first.is_empty() {
+        return Err(bad_args("empty password"));
+    }
+    let again = asked(format!("Type password of {name} again for confirmation: "))?;
+    if first != again {
+        return Err(bad_args("given passwords are different"));
+    }
+    Ok(first)
+}
+
 /// A word read from standard input (Go's `fmt.Scanf("%s")`).
 fn read_word() -> String {
     let mut input = String::new();
@@ -1700,9 +1749,9 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
                     return Err(bad_args("empty user name is not allowed"));
                 }
                 (name.to_string(), password.to_string())
+            } else if *interactive {
+                (arg.clone(), password_of(arg)?)
             } else {
-                // (No terminal prompt: the password comes from standard input either way.)
-                let _ = interactive;
                 (arg.clone(), read_word())
             };
             let request = AuthUserAddRequest {
@@ -1786,10 +1835,14 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
                 args,
                 "user passwd command requires user name as its argument",
             )?;
-            let _ = interactive;
+            let password = if *interactive {
+                password_of(name)?
+            } else {
+                read_word()
+            };
             let request = AuthUserChangePasswordRequest {
                 name: name.clone(),
-                password: read_word(),
+                password,
                 ..Default::default()
             };
             let r = within(timeout, client.user_change_password(request)).await?;
