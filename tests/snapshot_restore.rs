@@ -11,7 +11,13 @@
 //! - `snapshot status` agrees with the server (revision) and with the file (size);
 //! - restore refuses what etcdctl refuses (an existing data directory, a name not in the
 //!   cluster, an advertised URL not in it, a damaged file) and leaves nothing behind, and a
-//!   restored member refuses to start under another name or peer URL.
+//!   restored member refuses to start under another name or peer URL;
+//! - `etcdutl backup` of a stopped member makes a new cluster's member holding its whole state
+//!   (v1/v2 keys with their indexes, v3 keys with their revisions), alone in its member list,
+//!   whose indexes and revisions go on from there;
+//! - `etcdctl migrate` turns a stopped member's v2 keys into v3 keys in place (create and mod
+//!   revisions from the v2 indexes, as etcd 3.4's), and refuses once there are v3 keys;
+//! - neither tool, nor a second member, touches the files of a member that runs.
 
 mod support;
 
@@ -487,4 +493,161 @@ fn restore_refuses_what_etcdctl_refuses_and_a_restored_member_keeps_its_identity
     wait_serving(&node.client_addr());
     let (code, out, err) = ours(&["--endpoints", &node.client_addr(), "get", "a"]);
     assert_eq!((code, out.as_str()), (Some(0), "a\n1\n"), "{err}");
+}
+
+/// Waits until `ep` commits a read through the cluster, without a user (bounded).
+fn wait_plain(ep: &str) {
+    poll_until(Duration::from_secs(30), "the member serves", || {
+        (ours(&["--endpoints", ep, "endpoint", "health"]).0 == Some(0)).then_some(())
+    });
+}
+
+/// (create revision, mod revision, value) of `key` through v3.
+fn v3_kv(ep: &str, key: &str) -> Option<(i64, i64, String)> {
+    let (code, out, err) = ours(&["--endpoints", ep, "get", key, "-w", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let kv = v["kvs"].as_array()?.first()?.clone();
+    let (_, value, _) = ours(&["--endpoints", ep, "get", key, "--print-value-only"]);
+    Some((
+        kv["create_revision"].as_i64().unwrap(),
+        kv["mod_revision"].as_i64().unwrap(),
+        value.trim_end().to_string(),
+    ))
+}
+
+/// The v2 `modifiedIndex` of `key` (through the v2 API).
+fn v2_index(addr: &str, key: &str) -> i64 {
+    v2_indexes(addr, key).1
+}
+
+/// The v2 `createdIndex` and `modifiedIndex` of `key`.
+fn v2_indexes(addr: &str, key: &str) -> (i64, i64) {
+    let r = get(addr, &format!("/v2/keys{key}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let node = &r.json()["node"];
+    (
+        node["createdIndex"].as_i64().unwrap(),
+        node["modifiedIndex"].as_i64().unwrap(),
+    )
+}
+
+#[test]
+fn etcdutl_backup_makes_a_new_cluster_member_with_the_whole_state() {
+    let mut source = Node::start("bsrc", &[]);
+    let src = source.client_addr();
+    post_form(&src, "/v1/keys/a", &[("value", "1")]);
+    post_form(&src, "/v1/keys/dir/b", &[("value", "2")]);
+    let (code, _, err) = ours(&["--endpoints", &src, "put", "k", "v"]);
+    assert_eq!(code, Some(0), "{err}");
+    let a_index = v2_index(&src, "/a");
+    let k_before = v3_kv(&src, "k").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = source.data_dir.display().to_string();
+    // Not while the member runs: its files are in use.
+    let elsewhere = dir.path().join("elsewhere").display().to_string();
+    let (code, _, err) = tool(
+        env!("CARGO_BIN_EXE_etcdutl"),
+        &["backup", "--data-dir", &data, "--backup-dir", &elsewhere],
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is in use by another process"), "{err}");
+    assert!(!Path::new(&elsewhere).exists());
+    assert!(source.terminate().success());
+
+    // A new cluster of one, under another name and peer URL.
+    let mut copy = Node::prepare("bcopy", &[]);
+    let (code, _, err) = tool(
+        env!("CARGO_BIN_EXE_etcdutl"),
+        &[
+            "backup",
+            "--data-dir",
+            &data,
+            "--backup-dir",
+            &copy.data_dir.display().to_string(),
+            "--name",
+            "bcopy",
+            "--initial-advertise-peer-urls",
+            &copy.peer_url(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    copy.args = copy.modern_args();
+    copy.args.extend([
+        "--initial-cluster".to_string(),
+        format!("bcopy={}", copy.peer_url()),
+    ]);
+    copy.launch();
+    let ep = copy.client_addr();
+    wait_plain(&ep);
+    // v1/v2 keys, their indexes, and v3 keys with their revisions.
+    assert_eq!(get(&ep, "/v1/keys/a").json()["value"], "1");
+    assert_eq!(get(&ep, "/v2/keys/dir/b").json()["node"]["value"], "2");
+    assert_eq!(v2_index(&ep, "/a"), a_index);
+    assert_eq!(v3_kv(&ep, "k").unwrap(), k_before);
+    // The new member alone, and the indexes and revisions go on from where they were.
+    let (_, list, _) = ours(&["--endpoints", &ep, "member", "list"]);
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains(", started, bcopy, "), "{list}");
+    post_form(&ep, "/v1/keys/a", &[("value", "after")]);
+    assert!(v2_index(&ep, "/a") > a_index);
+    let (code, _, _) = ours(&["--endpoints", &ep, "put", "k", "w"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v3_kv(&ep, "k").unwrap().1, k_before.1 + 1);
+}
+
+#[test]
+fn etcdctl_migrate_turns_a_stopped_members_v2_keys_into_v3_keys() {
+    let mut node = Node::start("migrating", &[]);
+    let ep = node.client_addr();
+    post_form(&ep, "/v1/keys/a", &[("value", "1")]);
+    post_form(&ep, "/v1/keys/dir/b", &[("value", "2")]);
+    // (A v2 update keeps the node's createdIndex; a v1 set makes a new node.)
+    let r = request(
+        &ep,
+        "PUT",
+        "/v2/keys/a?prevExist=true",
+        Some((FORM_CONTENT_TYPE, b"value=one")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (a, b) = (v2_indexes(&ep, "/a"), v2_index(&ep, "/dir/b"));
+    let data = node.data_dir.display().to_string();
+    let migrate = || ours(&["migrate", "--data-dir", &data]);
+    let (code, _, err) = migrate();
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is in use by another process"), "{err}");
+    // Nor can a second member start on it.
+    let second = run_etcd(&node.args, node.tmp_path());
+    assert_eq!(second.code(), Some(1), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("is in use by another process"),
+        "{}",
+        second.stderr
+    );
+    assert!(node.terminate().success());
+    let (code, out, err) = migrate();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out,
+        "using default transformer\nfinished transforming keys\n"
+    );
+    node.launch();
+    node.wait_ready();
+    // etcd's migrate: create and mod revisions from the v2 indexes, version 1.
+    let (create, modified, value) = v3_kv(&ep, "/a").unwrap();
+    assert_eq!(((create, modified), value.as_str()), (a, "one"));
+    assert!(create < modified, "{create} {modified}");
+    assert_eq!(v3_kv(&ep, "/dir/b").unwrap(), (b, b, "2".to_string()));
+    assert!(
+        v3_kv(&ep, "/_etcd/machines/migrating").is_none(),
+        "internal keys stay out"
+    );
+    // The v2 keys are still there, and the member takes writes on both.
+    assert_eq!(get(&ep, "/v1/keys/a").json()["value"], "one");
+    assert_eq!(ours(&["--endpoints", &ep, "put", "/a", "v3"]).0, Some(0));
+    assert!(node.terminate().success());
+    // Once there are v3 keys, nothing more is migrated.
+    let (code, _, err) = migrate();
+    assert_eq!(code, Some(1));
+    assert!(err.contains("the v3 keyspace is not empty"), "{err}");
 }

@@ -62,6 +62,7 @@ mod check;
 mod concurrency;
 pub mod etcdutl;
 mod mirror;
+mod offline;
 mod snapshot;
 mod table;
 
@@ -379,6 +380,21 @@ enum Cmd {
     },
     /// Makes a mirror at the destination etcd cluster.
     MakeMirror(mirror::MirrorArgs),
+    /// Migrates keys in a v2 store to a mvcc store (a stopped single member, in place).
+    Migrate {
+        /// Do not convert TTL keys.
+        #[arg(long = "no-ttl")]
+        no_ttl: bool,
+        /// Path to the data directory.
+        #[arg(long = "data-dir", default_value = "")]
+        data_dir: String,
+        /// Path to the WAL directory.
+        #[arg(long = "wal-dir", default_value = "")]
+        wal_dir: String,
+        /// Path to the user-provided transformer program (not supported).
+        #[arg(long, default_value = "")]
+        transformer: String,
+    },
     /// Commands for checking properties of the etcd cluster.
     Check {
         #[command(subcommand)]
@@ -684,6 +700,17 @@ pub fn main() -> ExitCode {
         Cmd::Snapshot {
             cmd: snapshot::SnapshotCmd::Restore(args),
         } => Some(snapshot::restore(args)),
+        Cmd::Migrate {
+            no_ttl,
+            data_dir,
+            wal_dir,
+            transformer,
+        } => {
+            let mut out = String::new();
+            let r = offline::migrate(data_dir, wal_dir, *no_ttl, transformer, &mut out);
+            let _ = std::io::stdout().write_all(out.as_bytes());
+            Some(r)
+        }
         _ => None,
     };
     if let Some(result) = offline {
@@ -904,7 +931,8 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
         | Cmd::Snapshot { .. }
         | Cmd::Lock { .. }
         | Cmd::Elect { .. }
-        | Cmd::MakeMirror(_) => {
+        | Cmd::MakeMirror(_)
+        | Cmd::Migrate { .. } => {
             unreachable!("answered before")
         }
         cmd => match op_of(cmd, true)? {

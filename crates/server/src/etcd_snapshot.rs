@@ -261,6 +261,16 @@ pub fn status(path: &Path) -> Result<DbStatus, RestoreError> {
 pub struct RestoreConfig {
     /// The snapshot file.
     pub snapshot: std::path::PathBuf,
+    /// Restore a file without its SHA-256 (`--skip-hash-check`).
+    pub skip_hash_check: bool,
+    /// The member to make.
+    pub member: NewMember,
+}
+
+/// One member of a new cluster, as the offline tools take it (`snapshot restore`'s and
+/// `backup`'s flags).
+#[derive(Debug, Clone)]
+pub struct NewMember {
     /// This member's name (`--name`).
     pub name: String,
     /// The data directory to create (`--data-dir`; etcd's default `NAME.etcd`).
@@ -273,8 +283,6 @@ pub struct RestoreConfig {
     pub token: String,
     /// This member's peer URLs (`--initial-advertise-peer-urls`).
     pub peer_urls: Vec<String>,
-    /// Restore a file without its SHA-256 (`--skip-hash-check`).
-    pub skip_hash_check: bool,
 }
 
 /// Creates one member's data directory of a new cluster holding a snapshot file's v3 data,
@@ -284,6 +292,65 @@ pub struct RestoreConfig {
 /// The data directory (and the WAL's, if given) must not exist. The member must then start
 /// with the name and peer URL it was restored for (`config::Restored`).
 pub fn restore_cluster(cfg: &RestoreConfig) -> Result<(), RestoreError> {
+    found_cluster(&cfg.member, |layout, registrations| {
+        restore(
+            &cfg.snapshot,
+            cfg.skip_hash_check,
+            layout,
+            registrations,
+            crate::config::DEFAULT_HISTORY,
+        )
+    })
+}
+
+/// Creates one member's data directory of a new cluster holding `state`, the whole state
+/// (v2 and v3 keys, history, leases, users and roles) of a stopped member whose log was
+/// applied through `applied` (`raft::offline::load`): etcd-rs's `etcdutl backup`. As with
+/// [`restore_cluster`], run once per member of the new cluster (the same `state` each time)
+/// with the same `--initial-cluster` and token. The old cluster's members and alarms are
+/// forgotten; the log goes on after `applied`, so the v2 index and the v3 revision keep
+/// growing from where they were.
+pub fn backup_cluster(
+    state: StoreSnapshot,
+    applied: u64,
+    member: &NewMember,
+) -> Result<(), RestoreError> {
+    found_cluster(member, |layout, registrations| {
+        let dir_error = |reason: String| RestoreError::DataDir {
+            path: layout.data.display().to_string(),
+            reason,
+        };
+        let mut store: etcd_store::Store<()> =
+            etcd_store::Store::new(crate::config::DEFAULT_HISTORY);
+        store.set_v3_values(etcd_mvcc::Values::new(std::sync::Arc::new(
+            crate::values::ValueFiles::new(&layout.data),
+        )));
+        store.restore(state.refounded());
+        let mut voters = Vec::new();
+        for (index, registration) in (applied + 1..).zip(registrations) {
+            let Command::Join { id, .. } = registration else {
+                return Err(dir_error(format!("not a member: {registration:?}")));
+            };
+            voters.push(*id);
+            store
+                .apply(index, registration)
+                .result
+                .map_err(|e| dir_error(format!("registering the members: {e}")))?;
+        }
+        let index = applied + voters.len() as u64;
+        crate::raft::restore_storage(layout, &voters, index, store.snapshot().encode())
+            .map_err(|e| dir_error(e.to_string()))
+    })
+}
+
+/// Checks `cfg` (this member in its cluster, the directories free), then makes the member's
+/// data directory with `build` (given the layout and every member's registration, in
+/// `--initial-cluster`'s order), and leaves the note of whom it was made for; on failure
+/// nothing half-made stays.
+fn found_cluster(
+    cfg: &NewMember,
+    build: impl FnOnce(&crate::raft::Layout, &[Command]) -> Result<(), RestoreError>,
+) -> Result<(), RestoreError> {
     let members = crate::config::initial_cluster_urls(&cfg.initial_cluster)
         .map_err(|e| RestoreError::Config(e.to_string()))?;
     let Some(own) = members.iter().position(|(n, _, _)| *n == cfg.name) else {
@@ -353,14 +420,7 @@ pub fn restore_cluster(cfg: &RestoreConfig) -> Result<(), RestoreError> {
     };
     std::fs::create_dir_all(&cfg.data_dir).map_err(dir_error)?;
     let layout = crate::raft::Layout::new(&cfg.data_dir, cfg.wal_dir.as_deref());
-    let made = restore(
-        &cfg.snapshot,
-        cfg.skip_hash_check,
-        &layout,
-        &registrations,
-        crate::config::DEFAULT_HISTORY,
-    )
-    .and_then(|()| {
+    let made = build(&layout, &registrations).and_then(|()| {
         let restored = crate::config::Restored {
             id: *id,
             name: cfg.name.clone(),

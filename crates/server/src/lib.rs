@@ -14,6 +14,7 @@ pub mod etcd_snapshot;
 pub use etcd_api::gocompat;
 pub mod grpc;
 pub mod http;
+pub mod lockfile;
 pub mod logger;
 pub mod metrics;
 pub mod node;

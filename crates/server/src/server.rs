@@ -69,7 +69,7 @@ pub enum Error {
 
 /// Runs a node until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let mut node = prepare_data_dir(&config)?;
+    let (mut node, _data_dir_lock) = prepare_data_dir(&config)?;
     // (The WAL's directory is stored with the rest of the member's configuration: later
     // starts find the log where the first one put it.)
     let layout = raft::Layout::new(&config.data_dir, node.wal_dir.as_deref());
@@ -611,12 +611,19 @@ fn join_peers(config: &Config) -> Result<Vec<String>, Error> {
 
 /// Applies `-f` and loads the stored node configuration (or takes the flags' one, with a new
 /// raft id).
-fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
+fn prepare_data_dir(config: &Config) -> Result<(NodeInfo, crate::lockfile::DataDirLock), Error> {
     let dir = &config.data_dir;
     let data_err = |source| Error::DataDir {
         path: dir.display().to_string(),
         source,
     };
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(data_err)?;
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        crate::durable::sync_dir(parent.unwrap_or(Path::new("."))).map_err(data_err)?;
+    }
+    // Held for as long as this member runs: no second process may use its files.
+    let lock = crate::lockfile::lock(dir).map_err(Error::Config)?;
     if config.force {
         tracing::warn!(
             "-f: forgetting the node configuration and all data in '{}' (DATA LOSS)",
@@ -633,11 +640,6 @@ fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
         for sub in ["snap", "wal", "wal.tmp", "peers", "restored", "info"] {
             remove_if_present(&dir.join(sub)).map_err(data_err)?;
         }
-    }
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(data_err)?;
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
-        crate::durable::sync_dir(parent.unwrap_or(Path::new("."))).map_err(data_err)?;
     }
     let node = match config::load_info(dir).map_err(data_err)? {
         Some(stored) => {
@@ -657,7 +659,7 @@ fn prepare_data_dir(config: &Config) -> Result<NodeInfo, Error> {
             node
         }
     };
-    Ok(node)
+    Ok((node, lock))
 }
 
 /// Makes `node` (the flags' configuration) the member a restored data directory `dir` was made

@@ -46,7 +46,8 @@ pub use member::{cluster_id_of, Member};
 pub use snapshot::{SnapshotError, StoreSnapshot};
 pub use stats::{Stats, V2Stats};
 pub use store::{
-    ttl_left, Applied, AppliedV3, Got, LeaseChange, ReadCheck, Store, TokenChange, Watched,
+    ttl_left, Applied, AppliedV3, Got, LeaseChange, MigrateError, ReadCheck, Store, TokenChange,
+    Watched,
 };
 
 /// A raft log index.

@@ -32,12 +32,14 @@ use crate::{Index, UnixNanos};
 mod alarms;
 mod auth;
 mod members;
+mod refound;
 mod ttl;
 mod v1;
 mod v2;
 mod v3;
 mod v3auth;
 
+pub use refound::MigrateError;
 pub use v3::{AppliedV3, LeaseChange};
 pub use v3auth::{ReadCheck, TokenChange};
 

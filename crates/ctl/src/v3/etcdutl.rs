@@ -1,6 +1,6 @@
 //! `etcdutl`: etcd 3.5's offline tool, for a stopped member's files rather than a running
 //! cluster: `snapshot status FILE` and `snapshot restore FILE …` (the same as etcdctl's,
-//! `super::snapshot`), `defrag --data-dir` (nothing to do: the keyspace lives in memory and
+//! `super::snapshot`), `backup` (`super::offline`), `defrag --data-dir` (nothing to do: the keyspace lives in memory and
 //! snapshots are written whole, so a data directory has no free pages to reclaim) and
 //! `version`. Output formats (`-w`) as etcdctl's.
 
@@ -32,6 +32,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SnapshotCmd,
     },
+    /// Backs up a stopped member's data directory as a member directory of a new cluster.
+    Backup(super::offline::BackupArgs),
     /// Defragments the storage of an etcd member (nothing to do in etcd-rs).
     Defrag {
         /// Data directory of the etcd member.
@@ -76,6 +78,7 @@ pub fn main() -> ExitCode {
         Cmd::Snapshot {
             cmd: SnapshotCmd::Restore(args),
         } => exit_with(snapshot::restore(args)),
+        Cmd::Backup(args) => exit_with(super::offline::backup(args)),
         Cmd::Defrag { data_dir } => {
             if data_dir.is_empty() || !std::path::Path::new(data_dir).is_dir() {
                 return exit_with(Err(super::fail(format!(

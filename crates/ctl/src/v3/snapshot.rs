@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Subcommand;
-use etcd_server::etcd_snapshot::{self, DbStatus, RestoreConfig};
+use etcd_server::etcd_snapshot::{self, DbStatus, NewMember, RestoreConfig};
 
 use super::{bad_args, humanize_bytes, json_string, table, Cli, Failure, Format};
 
@@ -76,7 +76,7 @@ pub(crate) struct RestoreArgs {
 }
 
 /// One zap-style JSON log line on standard error: `msg` and string `fields`.
-fn log(msg: &str, fields: &[(&str, String)]) {
+pub(super) fn log(msg: &str, fields: &[(&str, String)]) {
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -241,18 +241,21 @@ pub(crate) fn restore(cmd: &RestoreArgs) -> Result<(), Failure> {
     };
     let cfg = RestoreConfig {
         snapshot: PathBuf::from(path),
-        name: name.clone(),
-        data_dir: data_dir.clone(),
-        wal_dir: (!wal_dir.is_empty()).then(|| PathBuf::from(wal_dir)),
-        initial_cluster: initial_cluster.clone(),
-        token: initial_cluster_token.clone(),
-        peer_urls: initial_advertise_peer_urls
-            .split(',')
-            .map(str::to_string)
-            .collect(),
         skip_hash_check: *skip_hash_check,
+        member: NewMember {
+            name: name.clone(),
+            data_dir: data_dir.clone(),
+            wal_dir: (!wal_dir.is_empty()).then(|| PathBuf::from(wal_dir)),
+            initial_cluster: initial_cluster.clone(),
+            token: initial_cluster_token.clone(),
+            peer_urls: initial_advertise_peer_urls
+                .split(',')
+                .map(str::to_string)
+                .collect(),
+        },
     };
     let wal_shown = cfg
+        .member
         .wal_dir
         .clone()
         .unwrap_or_else(|| data_dir.join("wal"))

@@ -56,6 +56,7 @@
 //! segments, so the log always reaches back to a durable snapshot. Writes go on meanwhile.
 
 pub mod driver;
+pub mod offline;
 pub mod storage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
