@@ -214,7 +214,7 @@ fn read_only_answers_print_alike_in_every_format() {
 }
 
 /// An `endpoint health` answer without how long each check took (in a table, the rows and
-/// borders, whose width follows it, are reduced to their count).
+/// borders, whose width follows it, are reduced to their count, and the header to its words).
 fn health_shape(r: &Run) -> String {
     let text = format!("{}{}", String::from_utf8_lossy(&r.stdout), r.stderr);
     text.lines()
@@ -230,6 +230,9 @@ fn health_shape(r: &Run) -> String {
                 "+border".to_string()
             } else if l.starts_with("| ") && !l.contains("ENDPOINT") {
                 "|row".to_string()
+            } else if l.starts_with("| ") {
+                // The header's padding follows the widest time too.
+                l.split_whitespace().collect::<Vec<_>>().join(" ")
             } else {
                 l.to_string()
             }

@@ -135,6 +135,20 @@ enum MemberCommand {
 
 mod v3;
 
+/// The command line as `P`, or the exit code once clap has said why not (0 after `--help` or
+/// `--version`, `failure` otherwise).
+fn parse_or_exit<P: Parser>(failure: u8) -> Result<P, ExitCode> {
+    P::try_parse().map_err(|e| {
+        let _ = e.print();
+        match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                ExitCode::SUCCESS
+            }
+            _ => ExitCode::from(failure),
+        }
+    })
+}
+
 pub use v3::etcdutl::main as etcdutl_main;
 
 /// Runs etcdctl with the process's arguments: the v3 command line, or with `ETCDCTL_API=2`
@@ -143,17 +157,9 @@ pub fn main() -> ExitCode {
     if !matches!(std::env::var("ETCDCTL_API").as_deref(), Ok("2")) {
         return v3::main();
     }
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match parse_or_exit(EXIT_OTHER_ERROR) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    ExitCode::SUCCESS
-                }
-                _ => ExitCode::from(EXIT_OTHER_ERROR),
-            };
-        }
+        Err(code) => return code,
     };
     if let Command::Completion { shell } = cli.command {
         clap_complete::generate(

@@ -636,16 +636,9 @@ pub fn main() -> ExitCode {
     };
     if let Cmd::Lock { .. } | Cmd::Elect { .. } | Cmd::MakeMirror(_) = cli.command {
         // Hold until a signal: printing as they go.
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-        {
+        let runtime = match long_running() {
             Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("Error: {e}");
-                return ExitCode::from(EXIT_ERROR);
-            }
+            Err(code) => return code,
         };
         let result = runtime.block_on(async {
             match &cli.command {
@@ -659,16 +652,9 @@ pub fn main() -> ExitCode {
     }
     if let Cmd::Watch { .. } = cli.command {
         // Prints as it goes, until the server ends the watch (or the process is stopped).
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-        {
+        let runtime = match long_running() {
             Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("Error: {e}");
-                return ExitCode::from(EXIT_ERROR);
-            }
+            Err(code) => return code,
         };
         let Failure { message, code } = runtime.block_on(watch(&cli));
         eprintln!("Error: {message}");
@@ -731,6 +717,19 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(run(&cli, &mut out));
     let _ = std::io::stdout().write_all(out.as_bytes());
     exit_with(result)
+}
+
+/// The runtime of a command that prints as it goes (watch, lock, elect, make-mirror): tasks
+/// run beside the printing (keep-alives, signal handlers).
+fn long_running() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("Error: {e}");
+            ExitCode::from(EXIT_ERROR)
+        })
 }
 
 /// The exit code of a command's result, its failure printed as etcdctl prints one.

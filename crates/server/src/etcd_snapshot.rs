@@ -189,21 +189,32 @@ pub fn restore(
         "restoring an etcd snapshot"
     );
     // Indexes 1, 2…: the members' registrations, as the first entries of a new cluster are.
+    let voters = register(&mut store, 1, registrations).map_err(dir_error)?;
+    store.import_etcd(import);
+    let data = store.snapshot().encode();
+    crate::raft::restore_storage(layout, &voters, voters.len() as u64, data)
+        .map_err(|e| dir_error(e.to_string()))
+}
+
+/// Applies `registrations` (`Command::Join`s) to `store` at indexes `first`, `first + 1`…, as
+/// a new cluster's first entries; returns the members' ids (the voters).
+fn register(
+    store: &mut etcd_store::Store<()>,
+    first: u64,
+    registrations: &[Command],
+) -> Result<Vec<u64>, String> {
     let mut voters = Vec::new();
-    for (index, registration) in (1..).zip(registrations) {
+    for (index, registration) in (first..).zip(registrations) {
         let Command::Join { id, .. } = registration else {
-            return Err(dir_error(format!("not a member: {registration:?}")));
+            return Err(format!("not a member: {registration:?}"));
         };
         voters.push(*id);
         store
             .apply(index, registration)
             .result
-            .map_err(|e| dir_error(format!("registering the members: {e}")))?;
+            .map_err(|e| format!("registering the members: {e}"))?;
     }
-    store.import_etcd(import);
-    let data = store.snapshot().encode();
-    crate::raft::restore_storage(layout, &voters, voters.len() as u64, data)
-        .map_err(|e| dir_error(e.to_string()))
+    Ok(voters)
 }
 
 /// What `etcdctl snapshot status` reports of a snapshot file, as etcd computes it.
@@ -326,17 +337,7 @@ pub fn backup_cluster(
             crate::values::ValueFiles::new(&layout.data),
         )));
         store.restore(state.refounded());
-        let mut voters = Vec::new();
-        for (index, registration) in (applied + 1..).zip(registrations) {
-            let Command::Join { id, .. } = registration else {
-                return Err(dir_error(format!("not a member: {registration:?}")));
-            };
-            voters.push(*id);
-            store
-                .apply(index, registration)
-                .result
-                .map_err(|e| dir_error(format!("registering the members: {e}")))?;
-        }
+        let voters = register(&mut store, applied + 1, registrations).map_err(dir_error)?;
         let index = applied + voters.len() as u64;
         crate::raft::restore_storage(layout, &voters, index, store.snapshot().encode())
             .map_err(|e| dir_error(e.to_string()))

@@ -86,14 +86,20 @@ async fn print_key(cli: &Cli, client: &Client, key: &[u8]) -> Result<RangeRespon
             ..Default::default()
         })
         .await?;
+    print_now(cli, &r)?;
+    Ok(r)
+}
+
+/// `r` printed at once as `etcdctl get` prints it.
+fn print_now(cli: &Cli, r: &RangeResponse) -> Result<(), Failure> {
     let mut out = String::new();
-    if !super::rpc_printed(&mut out, cli.write_out, &r, true)? {
-        print_range(&mut out, cli.write_out, &r, Shown::default());
+    if !super::rpc_printed(&mut out, cli.write_out, r, true)? {
+        print_range(&mut out, cli.write_out, r, Shown::default());
     }
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());
     let _ = stdout.flush();
-    Ok(r)
+    Ok(())
 }
 
 /// `lock NAME [COMMAND ARGS…]`.
@@ -235,12 +241,6 @@ async fn observe(cli: &Cli, client: &Client, name: &str) -> Result<(), Failure> 
             count: 1,
             ..Default::default()
         };
-        let mut out = String::new();
-        if !super::rpc_printed(&mut out, cli.write_out, &r, true)? {
-            print_range(&mut out, cli.write_out, &r, Shown::default());
-        }
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(out.as_bytes());
-        let _ = stdout.flush();
+        print_now(cli, &r)?;
     }
 }

@@ -54,17 +54,9 @@ enum SnapshotCmd {
 
 /// Runs etcdutl with the process's arguments.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match crate::parse_or_exit(super::EXIT_ERROR) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    ExitCode::SUCCESS
-                }
-                _ => ExitCode::from(super::EXIT_ERROR),
-            };
-        }
+        Err(code) => return code,
     };
     match &cli.command {
         Cmd::Snapshot {
