@@ -387,3 +387,47 @@ fn check_perf_refuses_a_used_prefix_and_an_unknown_load() {
         }
     }
 }
+
+/// `auth status` (etcdctl 3.5's: 3.4 has no such command) in 3.5's printers' forms.
+#[test]
+fn auth_status_as_etcdctl_3_5_prints_it() {
+    let node = Node::start("authstatus", &["--bcrypt-cost", "4"]);
+    let ep = node.client_addr();
+    let (code, out, err) = run(&ep, &["auth", "status"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "Authentication Status: false\nAuthRevision: 1\n"),
+        "{err}"
+    );
+    for args in [
+        &["user", "add", "root:pw"][..],
+        &["user", "grant-role", "root", "root"],
+        &["auth", "enable"],
+    ] {
+        assert_eq!(run(&ep, args).0, Some(0), "{args:?}");
+    }
+    let (code, out, err) = run(
+        &ep,
+        &["--user", "root:pw", "auth", "status", "-w", "fields"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.ends_with("\"Enabled\" : true\n\"AuthRevision\" : 3\n"),
+        "{out}"
+    );
+    let (code, out, _) = run(&ep, &["--user", "root:pw", "auth", "status", "-w", "json"]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["enabled"].as_bool(), v["authRevision"].as_u64()),
+        (Some(true), Some(3))
+    );
+    let (code, _, err) = run(&ep, &["auth", "status", "x"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            Some(128),
+            "Error: auth status command does not accept any arguments\n"
+        )
+    );
+}

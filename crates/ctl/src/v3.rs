@@ -508,6 +508,8 @@ enum AuthCmd {
     Enable { args: Vec<String> },
     /// Disables authentication.
     Disable { args: Vec<String> },
+    /// Returns authentication status (etcdctl 3.5's).
+    Status { args: Vec<String> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -2204,6 +2206,42 @@ async fn auth(cli: &Cli, client: &Client, cmd: &AuthCmd, out: &mut String) -> Re
             within(timeout, client.auth_disable(Default::default())).await?;
             out.push_str("Authentication Disabled\n");
         }
+        AuthCmd::Status { args } => {
+            if !args.is_empty() {
+                return Err(bad_args(
+                    "auth status command does not accept any arguments",
+                ));
+            }
+            let r = within(timeout, client.auth_status(Default::default())).await?;
+            if rpc_printed(out, cli.write_out, &r, true)? {
+                return Ok(());
+            }
+            match cli.write_out {
+                Format::Json => {
+                    let mut o = JsonObject::new();
+                    o.raw("header", &header_json(&r.header));
+                    if r.enabled {
+                        o.raw("enabled", "true");
+                    }
+                    if r.auth_revision != 0 {
+                        o.raw("authRevision", &r.auth_revision.to_string());
+                    }
+                    out.push_str(&o.finish());
+                    out.push('\n');
+                }
+                Format::Fields => {
+                    header_fields(out, &r.header);
+                    out.push_str(&format!(
+                        "\"Enabled\" : {}\n\"AuthRevision\" : {}\n",
+                        r.enabled, r.auth_revision
+                    ));
+                }
+                _ => out.push_str(&format!(
+                    "Authentication Status: {}\nAuthRevision: {}\n",
+                    r.enabled, r.auth_revision
+                )),
+            }
+        }
     }
     Ok(())
 }
@@ -2364,17 +2402,21 @@ async fn member(
         MemberCmd::Remove { args } => {
             let id = member_id(one_arg(args, "member ID is not provided")?)?;
             let r = within(timeout, client.member_remove(MemberRemoveRequest { id })).await?;
-            print_done(
-                out,
-                format,
-                &r,
-                &r.header,
-                format!(
-                    "Member {id:16x} removed from cluster {:16x}",
-                    cluster_id(&r.header)
-                ),
-                false,
-            )?;
+            if format == Format::Json {
+                print_member_change(out, &r.header, &r.members);
+            } else {
+                print_done(
+                    out,
+                    format,
+                    &r,
+                    &r.header,
+                    format!(
+                        "Member {id:16x} removed from cluster {:16x}",
+                        cluster_id(&r.header)
+                    ),
+                    false,
+                )?;
+            }
         }
         MemberCmd::Update { args, peer_urls } => {
             let id = member_id(one_arg(args, "member ID is not provided")?)?;
@@ -2388,32 +2430,40 @@ async fn member(
                 peer_ur_ls: urls,
             };
             let r = within(timeout, client.member_update(request)).await?;
-            print_done(
-                out,
-                format,
-                &r,
-                &r.header,
-                format!(
-                    "Member {id:16x} updated in cluster {:16x}",
-                    cluster_id(&r.header)
-                ),
-                false,
-            )?;
+            if format == Format::Json {
+                print_member_change(out, &r.header, &r.members);
+            } else {
+                print_done(
+                    out,
+                    format,
+                    &r,
+                    &r.header,
+                    format!(
+                        "Member {id:16x} updated in cluster {:16x}",
+                        cluster_id(&r.header)
+                    ),
+                    false,
+                )?;
+            }
         }
         MemberCmd::Promote { args } => {
             let id = member_id(one_arg(args, "member ID is not provided")?)?;
             let r = within(timeout, client.member_promote(MemberPromoteRequest { id })).await?;
-            print_done(
-                out,
-                format,
-                &r,
-                &r.header,
-                format!(
-                    "Member {id:16x} promoted in cluster {:16x}",
-                    cluster_id(&r.header)
-                ),
-                false,
-            )?;
+            if format == Format::Json {
+                print_member_change(out, &r.header, &r.members);
+            } else {
+                print_done(
+                    out,
+                    format,
+                    &r,
+                    &r.header,
+                    format!(
+                        "Member {id:16x} promoted in cluster {:16x}",
+                        cluster_id(&r.header)
+                    ),
+                    false,
+                )?;
+            }
         }
     }
     Ok(())
@@ -2476,6 +2526,18 @@ fn print_alarms(
             }
         }
     }
+}
+
+/// `member remove|update|promote -w json`: the header and the members now.
+fn print_member_change(out: &mut String, header: &Option<ResponseHeader>, members: &[Member]) {
+    let mut o = JsonObject::new();
+    o.raw("header", &header_json(header));
+    if !members.is_empty() {
+        let all: Vec<String> = members.iter().map(member_json).collect();
+        o.raw("members", &format!("[{}]", all.join(",")));
+    }
+    out.push_str(&o.finish());
+    out.push('\n');
 }
 
 /// A member as etcdctl's JSON shows it.
