@@ -609,8 +609,9 @@ fn join_peers(config: &Config) -> Result<Vec<String>, Error> {
     Ok(peers)
 }
 
-/// Applies `-f` and loads the stored node configuration (or takes the flags' one, with a new
-/// raft id).
+/// Takes the data directory's lock (held until the returned guard is dropped: as long as the
+/// member runs), applies `-f` and loads the stored node configuration (or takes the flags'
+/// one, with a new raft id, or the id a restore made the directory for).
 fn prepare_data_dir(config: &Config) -> Result<(NodeInfo, crate::lockfile::DataDirLock), Error> {
     let dir = &config.data_dir;
     let data_err = |source| Error::DataDir {

@@ -1283,7 +1283,6 @@ pub fn parse_with_env(
     Ok(Command::Run(Box::new(config)))
 }
 
-/// `name=URL,...` → (name, `HOST:PORT`), in the given order.
 /// `--initial-cluster`'s members in the order given: (name, peer `HOST:PORT`), each name once
 /// (with its first URL).
 fn parse_initial_cluster(list: &str) -> Result<Vec<(String, String)>, Error> {
@@ -1336,7 +1335,17 @@ pub fn info_path(data_dir: &Path) -> PathBuf {
 
 /// Reads a stored node configuration, if there is one.
 pub fn load_info(data_dir: &Path) -> std::io::Result<Option<NodeInfo>> {
-    match std::fs::read(info_path(data_dir)) {
+    load_json(&info_path(data_dir))
+}
+
+/// Durably stores the node configuration (temp file, fsync, rename, directory fsync).
+pub fn save_info(data_dir: &Path, info: &NodeInfo) -> std::io::Result<()> {
+    save_json(&info_path(data_dir), info)
+}
+
+/// The JSON file at `path`, if there is one.
+fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Result<Option<T>> {
+    match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
@@ -1345,18 +1354,19 @@ pub fn load_info(data_dir: &Path) -> std::io::Result<Option<NodeInfo>> {
     }
 }
 
-/// Durably stores the node configuration (temp file, fsync, rename, directory fsync).
-pub fn save_info(data_dir: &Path, info: &NodeInfo) -> std::io::Result<()> {
+/// Durably writes `value` as pretty JSON at `path` (temp file, fsync, rename, directory
+/// fsync).
+fn save_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     use std::io::Write;
-    let json = serde_json::to_vec_pretty(info).map_err(std::io::Error::other)?;
-    crate::durable::replace(&info_path(data_dir), |f| f.write_all(&json))
+    let json = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    crate::durable::replace(path, |f| f.write_all(&json))
 }
 
 /// The v2 watch history's default size, in events (`-m`).
 pub const DEFAULT_HISTORY: usize = 1024;
 
-/// Who a data directory made by `etcdctl snapshot restore` (`DATA_DIR/restored`) was made
-/// for: read at the member's first start, which takes this id. The rest of the member's
+/// Who a data directory made by `etcdctl snapshot restore` or `etcdutl backup`
+/// (`DATA_DIR/restored`) was made for: read at the member's first start, which takes this id. The rest of the member's
 /// configuration (client URLs, TLS) comes from that start's flags and is stored then, as for
 /// any new member; this file is not read once `DATA_DIR/info` exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1379,20 +1389,12 @@ pub fn restored_path(data_dir: &Path) -> PathBuf {
 
 /// Reads what a restore left for the member's first start, if it left anything.
 pub fn load_restored(data_dir: &Path) -> std::io::Result<Option<Restored>> {
-    match std::fs::read(restored_path(data_dir)) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    load_json(&restored_path(data_dir))
 }
 
 /// Durably stores whom a restored data directory was made for.
 pub fn save_restored(data_dir: &Path, restored: &Restored) -> std::io::Result<()> {
-    use std::io::Write;
-    let json = serde_json::to_vec_pretty(restored).map_err(std::io::Error::other)?;
-    crate::durable::replace(&restored_path(data_dir), |f| f.write_all(&json))
+    save_json(&restored_path(data_dir), restored)
 }
 
 #[cfg(test)]
