@@ -1445,21 +1445,16 @@ async fn lease(
             if lease_printed(out, format, "LeaseGrantResponse", Some(&r.header))? {
                 return Ok(());
             }
-            match format {
-                Format::Json => out.push_str(&lease_json(
-                    &r.header,
-                    &[("ID", r.id.to_string()), ("TTL", r.ttl.to_string())],
-                    ",\"Error\":\"\"",
-                )),
-                Format::Fields => {
-                    header_fields(out, &r.header);
-                    out.push_str(&format!("\"ID\" : {}\n\"TTL\" : {}\n", r.id, r.ttl));
-                }
-                _ => out.push_str(&format!(
-                    "lease {:016x} granted with TTL({}s)\n",
-                    r.id, r.ttl
-                )),
-            }
+            // (Go's LeaseGrantResponse has an Error field, empty.)
+            let line = format!("lease {:016x} granted with TTL({}s)", r.id, r.ttl);
+            print_id_ttl(
+                out,
+                format,
+                &r.header,
+                (r.id, r.ttl),
+                ",\"Error\":\"\"",
+                line,
+            );
         }
         LeaseCmd::Revoke { id } => {
             let id = id_of(id)?;
@@ -1650,17 +1645,34 @@ fn print_keep_alive(
     id: i64,
     r: &etcd_client::v3::proto::etcdserverpb::LeaseKeepAliveResponse,
 ) {
+    let line = format!("lease {id:016x} keepalived with TTL({})", r.ttl);
+    print_id_ttl(out, format, &r.header, (r.id, r.ttl), "", line);
+}
+
+/// A lease grant's or renewal's answer: its id and TTL in the json and fields forms (`tail`
+/// closes the JSON), `line` in the simple one.
+fn print_id_ttl(
+    out: &mut String,
+    format: Format,
+    header: &Option<ResponseHeader>,
+    (id, ttl): (i64, i64),
+    tail: &str,
+    line: String,
+) {
     match format {
         Format::Json => out.push_str(&lease_json(
-            &r.header,
-            &[("ID", r.id.to_string()), ("TTL", r.ttl.to_string())],
-            "",
+            header,
+            &[("ID", id.to_string()), ("TTL", ttl.to_string())],
+            tail,
         )),
         Format::Fields => {
-            header_fields(out, &r.header);
-            out.push_str(&format!("\"ID\" : {}\n\"TTL\" : {}\n", r.id, r.ttl));
+            header_fields(out, header);
+            out.push_str(&format!("\"ID\" : {id}\n\"TTL\" : {ttl}\n"));
         }
-        _ => out.push_str(&format!("lease {id:016x} keepalived with TTL({})\n", r.ttl)),
+        _ => {
+            out.push_str(&line);
+            out.push('\n');
+        }
     }
 }
 
