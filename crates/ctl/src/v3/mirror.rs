@@ -110,14 +110,9 @@ async fn mirror(
     renamed: &dyn Fn(&[u8]) -> Vec<u8>,
     total: &AtomicU64,
 ) -> Result<(), Failure> {
-    let (mut key, end) = if prefix.is_empty() {
-        (vec![0u8], vec![0u8])
-    } else {
-        (
-            prefix.as_bytes().to_vec(),
-            etcd_client::v3::prefix_end(prefix.as_bytes()),
-        )
-    };
+    // The prefix's keys (every key for an empty prefix), as `get --prefix` reads them.
+    let mut key = super::key_of(prefix, true, false);
+    let end = etcd_client::v3::prefix_end(prefix.as_bytes());
     // The base, at one revision.
     let mut rev = 0;
     loop {
@@ -153,7 +148,7 @@ async fn mirror(
     // Then every change after it, a revision at a time.
     let mut watch = source
         .watch_responses(WatchCreateRequest {
-            key: key_of(prefix).into(),
+            key: super::key_of(prefix, true, false).into(),
             range_end: end.into(),
             start_revision: rev + 1,
             ..Default::default()
@@ -202,15 +197,6 @@ async fn mirror(
         }
     }
     Err(fail("the source's watch ended"))
-}
-
-/// The watch's key: the prefix, or every key.
-fn key_of(prefix: &str) -> Vec<u8> {
-    if prefix.is_empty() {
-        vec![0]
-    } else {
-        prefix.as_bytes().to_vec()
-    }
 }
 
 /// One revision's changes at the destination, in one transaction.

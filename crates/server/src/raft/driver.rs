@@ -1150,7 +1150,8 @@ impl Driver {
             tracing::warn!(index, "this member has been removed from the cluster");
             self.removed = true;
         }
-        (!context.is_empty()).then(|| decode_command(context, index))
+        super::offline::registration(context)
+            .unwrap_or_else(|e| fatal(&format!("configuration change {index}: {e}")))
     }
 
     /// Points the transport at the members the store knows (or, while it knows none, at the
@@ -1326,16 +1327,6 @@ fn lock_watchers(
     watchers: &SharedWatchers,
 ) -> std::sync::MutexGuard<'_, etcd_mvcc::Watchers<super::V3Sink>> {
     watchers.lock().expect("watchers lock poisoned")
-}
-
-/// A configuration change's context: always a store command.
-fn decode_command(data: &[u8], index: u64) -> Command {
-    match decode_entry(data, index) {
-        LogEntry::Command(cmd) => cmd,
-        LogEntry::V3(_) => fatal(&format!(
-            "configuration change {index} carries a v3 request as its context"
-        )),
-    }
 }
 
 fn decode_entry(data: &[u8], index: u64) -> LogEntry {

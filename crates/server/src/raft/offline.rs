@@ -120,8 +120,9 @@ pub fn load(layout: &Layout, history: usize) -> Result<Loaded, String> {
     })
 }
 
-/// The command a configuration change carries as its context, if any.
-fn registration(context: &[u8]) -> Result<Option<Command>, String> {
+/// The command a configuration change carries as its context, if any (the driver decodes
+/// contexts with this too).
+pub(crate) fn registration(context: &[u8]) -> Result<Option<Command>, String> {
     if context.is_empty() {
         return Ok(None);
     }
