@@ -1,5 +1,5 @@
 //! The Rust client library's v3 client (`etcd_client::v3`) against real members: the KV,
-//! transaction and lease calls on one node; a watch that neither loses nor repeats an event
+//! transaction and lease calls on one node; a watch's batches (whole revisions); a watch that neither loses nor repeats an event
 //! while the member it watches through and the leader are killed, or cut off from the others
 //! by the fault harness's partition proxy (checked against a fresh watch of the whole
 //! history); and a lease kept alive by the client across the same faults, which expires once
@@ -126,6 +126,96 @@ fn kv_txn_and_lease_calls_on_one_node() {
         Err(Error::Unavailable(_)) => {}
         other => panic!("{other:?}"),
     }
+}
+
+/// `Watch::next_batch` hands out whole revisions: a txn's puts come together, never split
+/// from their revision, and what `next` left of a batch comes first, alone.
+#[test]
+fn a_watch_hands_out_whole_revisions_in_batches() {
+    let node = Node::start("clientbatch", &[]);
+    let client = Client::new([node.client_url()]).expect("client");
+    let put = |key: &str| RequestOp {
+        request: Some(Op::RequestPut(PutRequest {
+            key: key.to_string().into(),
+            value: "v".into(),
+            ..Default::default()
+        })),
+    };
+    let txn = |keys: &[&str]| TxnRequest {
+        success: keys.iter().map(|k| put(k)).collect(),
+        ..Default::default()
+    };
+    let at = |e: &etcd_v3proto::mvccpb::Event| {
+        let kv = e.kv.as_ref().unwrap();
+        (
+            kv.mod_revision,
+            String::from_utf8_lossy(&kv.key).into_owned(),
+        )
+    };
+    rt().block_on(async {
+        let start = client
+            .put("other", "x")
+            .await
+            .unwrap()
+            .header
+            .unwrap()
+            .revision
+            + 1;
+        let mut watch = client.watch_prefix("n/", start);
+        let r1 = client.txn(txn(&["n/1", "n/2", "n/3"])).await.unwrap();
+        let r1 = r1.header.unwrap().revision;
+        let r2 = client
+            .put("n/4", "v")
+            .await
+            .unwrap()
+            .header
+            .unwrap()
+            .revision;
+        // Caught up (both revisions in one answer) or live (one each): the txn's three
+        // together either way, in order, and n/4 after them.
+        let mut seen = Vec::new();
+        while seen.len() < 4 {
+            let batch = tokio::time::timeout(Duration::from_secs(10), watch.next_batch())
+                .await
+                .expect("a batch in time")
+                .unwrap()
+                .expect("the watch goes on");
+            let batch: Vec<_> = batch.iter().map(at).collect();
+            assert!(batch.len() == 3 || batch.len() == 4 || batch == [(r2, "n/4".into())]);
+            seen.extend(batch);
+        }
+        let expected: Vec<(i64, String)> = vec![
+            (r1, "n/1".into()),
+            (r1, "n/2".into()),
+            (r1, "n/3".into()),
+            (r2, "n/4".into()),
+        ];
+        assert_eq!(seen, expected);
+        // `next` takes one event of a revision; `next_batch` then gives the rest of it alone.
+        let r3 = client.txn(txn(&["n/5", "n/6"])).await.unwrap();
+        let r3 = r3.header.unwrap().revision;
+        client.put("n/7", "v").await.unwrap();
+        let first = watch.next().await.unwrap().unwrap();
+        assert_eq!(at(&first), (r3, "n/5".into()));
+        let rest: Vec<_> = watch
+            .next_batch()
+            .await
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(at)
+            .collect();
+        assert_eq!(rest, [(r3, "n/6".into())]);
+        let last: Vec<_> = watch
+            .next_batch()
+            .await
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(at)
+            .collect();
+        assert_eq!(last, [(r3 + 1, "n/7".into())]);
+    });
 }
 
 /// (revision, key, value, is a delete) of an event.

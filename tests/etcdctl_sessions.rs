@@ -2,7 +2,7 @@
 //! keep-alive` prints each renewal until the lease is revoked, then says so and exits 0;
 //! `make-mirror` copies a prefix's keys to another node under another prefix, then each later
 //! revision's changes in one transaction (a put and a delete of one txn land together), and
-//! nothing outside the prefix;
+//! nothing outside the prefix, and goes on across kills of the source member it follows;
 //! `etcdctl lock` and `etcdctl elect`: a lock is
 //! held by one process at a time (a waiter runs its command only once the holder let go on
 //! SIGTERM, with `ETCD_LOCK_KEY` and `ETCD_LOCK_REV` set), a failing command fails the lock
@@ -340,6 +340,52 @@ fn make_mirror_copies_a_prefix_then_each_revision_in_one_transaction() {
             "Error: `--dest-prefix` and `--no-dest-prefix` cannot be set at the same time, choose one\n"
         )
     );
+}
+
+/// The mirror follows a source cluster whose members are killed one after another: its watch
+/// resumes on the next endpoint, and every key written around the kills reaches the
+/// destination with its last value, none lost.
+#[test]
+fn make_mirror_resumes_when_the_source_member_it_follows_is_killed() {
+    let mut source = Cluster::start(3, &FAST_TIMING);
+    let dest = Node::start("mirrordst2", &[]);
+    let dst = dest.client_addr();
+    let endpoints: Vec<String> = (0..3).map(|i| source.member(i).client_addr()).collect();
+    let all = endpoints.join(",");
+    assert_eq!(run(&all, &["put", "app/base", "0"]).0, Some(0));
+    let mut mirror = Running::start(ours(), &all, &["make-mirror", "--prefix", "app/", &dst]);
+    poll_until(WITHIN, "the base is copied", || kv_of(&dst, "app/base", 0));
+    // Each member in turn is killed while keys are written through the others; whichever
+    // member the mirror followed, one of these kills is its own.
+    for victim in 0..3 {
+        source.kill(victim);
+        let live: Vec<String> = (0..3)
+            .filter(|&i| i != victim)
+            .map(|i| endpoints[i].clone())
+            .collect();
+        for n in 0..5 {
+            let key = format!("app/k{victim}-{n}");
+            let (code, _, err) = run(&live.join(","), &["put", &key, &format!("v{n}")]);
+            assert_eq!(code, Some(0), "{err}");
+        }
+        let last = format!("app/k{victim}-4");
+        poll_until(WITHIN, &format!("{last} is copied"), || {
+            kv_of(&dst, &last, 0)
+        });
+        assert!(
+            mirror.child.try_wait().unwrap().is_none(),
+            "the mirror stopped when member {victim} was killed"
+        );
+        source.restart(victim);
+    }
+    for victim in 0..3 {
+        for n in 0..5 {
+            let key = format!("app/k{victim}-{n}");
+            let got = kv_of(&dst, &key, 0).map(|(_, v)| v);
+            assert_eq!(got.as_deref(), Some(format!("v{n}").as_str()), "{key}");
+        }
+    }
+    assert_eq!(mirror.terminate(), None, "ended by SIGTERM");
 }
 
 /// `check perf` refuses to run over keys of its prefix, and an unknown load, as etcdctl does

@@ -46,7 +46,8 @@
 //! When its stream breaks (the member stops, loses its leader, or cannot be reached), it
 //! watches again on the next member from the revision after the last event it delivered: no
 //! event is lost or delivered twice. If that revision has been compacted away, the watch ends
-//! with [`Error::Compacted`].
+//! with [`Error::Compacted`]. [`Watch::next`] hands out one event at a time;
+//! [`Watch::next_batch`] hands out whole revisions, as the member grouped them.
 //!
 //! # Leases
 //!
@@ -2003,6 +2004,33 @@ impl Watch {
                 Some(Err(e)) => return Err(e),
                 None => return Ok(None),
             }
+        }
+    }
+
+    /// The next events as the member sent them: one or more whole revisions, in order, never
+    /// part of one (a resumed watch starts after the last revision handed out). Events that
+    /// [`Watch::next`] left over come first, on their own. `Ok(None)` and errors as for
+    /// [`Watch::next`].
+    ///
+    /// For a mirror or a cache that must apply each revision's changes together:
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let mut watch = client.watch_prefix("jobs/", 0);
+    /// while let Some(events) = watch.next_batch().await? {
+    ///     let first = events[0].kv.as_ref().map_or(0, |kv| kv.mod_revision);
+    ///     println!("{} change(s) from revision {first} on", events.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<Event>>, Error> {
+        if !self.pending.is_empty() {
+            return Ok(Some(self.pending.drain(..).collect()));
+        }
+        match self.events.recv().await {
+            Some(Ok(batch)) => Ok(Some(batch)),
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
         }
     }
 }

@@ -4,9 +4,9 @@
 //! - The base: every key at one revision, read in pages of 1,000, each put at the
 //!   destination (under `--dest-prefix`, the source prefix by default, or at the root with
 //!   `--no-dest-prefix`).
-//! - The updates: a watch from the revision after the base; each revision's changes are
-//!   written at the destination in one transaction, so the mirror never shows half a
-//!   revision.
+//! - The updates: a watch from the revision after the base, resumed on the next source
+//!   member when its stream breaks; each revision's changes are written at the destination
+//!   in one transaction, so the mirror never shows half a revision.
 //! - Every 30 s the number of keys copied so far is printed. A compacted watch ends the
 //!   mirror with etcd's `mvcc: required revision has been compacted`.
 
@@ -145,28 +145,28 @@ async fn mirror(
             _ => break,
         }
     }
-    // Then every change after it, a revision at a time.
-    let mut watch = source
-        .watch_responses(WatchCreateRequest {
-            key: super::key_of(prefix, true, false).into(),
-            range_end: end.into(),
-            start_revision: rev + 1,
-            ..Default::default()
-        })
-        .await?;
-    while let Some(r) = watch
-        .message()
-        .await
-        .map_err(etcd_client::v3::Error::Status)?
-    {
-        if r.compact_revision != 0 {
-            return Err(fail(
-                "etcdserver: mvcc: required revision has been compacted",
-            ));
-        }
+    // Then every change after it, a revision at a time, resumed on another member when the
+    // stream breaks (from the revision after the last one copied).
+    let mut watch = source.watch(WatchCreateRequest {
+        key: super::key_of(prefix, true, false).into(),
+        range_end: end.into(),
+        start_revision: rev + 1,
+        ..Default::default()
+    });
+    loop {
+        let events = match watch.next_batch().await {
+            Ok(Some(events)) => events,
+            Ok(None) => return Err(fail("the source's watch ended")),
+            Err(etcd_client::v3::Error::Compacted { .. }) => {
+                return Err(fail(
+                    "etcdserver: mvcc: required revision has been compacted",
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut ops = Vec::new();
         let mut at = 0;
-        for e in &r.events {
+        for e in &events {
             let Some(kv) = &e.kv else { continue };
             if at != 0 && kv.mod_revision > at {
                 commit(dest, std::mem::take(&mut ops)).await?;
@@ -192,11 +192,7 @@ async fn mirror(
         if !ops.is_empty() {
             commit(dest, ops).await?;
         }
-        if r.canceled {
-            return Err(fail(format!("watch canceled ({})", r.cancel_reason)));
-        }
     }
-    Err(fail("the source's watch ended"))
 }
 
 /// One revision's changes at the destination, in one transaction.
