@@ -29,9 +29,8 @@
 //!
 //! `make-mirror` (`mirror`) copies keys to another cluster and follows their changes.
 //!
-//! `check perf` (`check`) runs etcdctl's one-minute write check.
-//!
-//! Not here: `check datascale`.
+//! `check perf` (`check`) runs etcdctl's one-minute write check, `check datascale` its memory
+//! check, both drawing etcdctl's progress bar (`progress`).
 
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
@@ -63,6 +62,7 @@ mod concurrency;
 pub mod etcdutl;
 mod mirror;
 mod offline;
+mod progress;
 mod snapshot;
 mod table;
 

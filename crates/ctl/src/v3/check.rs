@@ -1,51 +1,63 @@
-//! `etcdctl check perf`: etcd 3.4's one-minute write check. Puts of 256-byte keys (random,
-//! under `--prefix`) and 1 KiB values are sent at the load's rate over its number of client
-//! connections for 60 s; the verdict is etcdctl's: PASS when the throughput reached 90 % of
-//! the rate, no request took over 0.5 s, the latencies' standard deviation stayed under
-//! 0.1 s, and nothing failed. The keys are deleted afterwards (then compacted and
-//! defragmented with `--auto-compact` / `--auto-defrag`).
+//! `etcdctl check perf` and `check datascale`, as etcd 3.4's etcdctl runs them.
 //!
-//! Not here: `check datascale`.
+//! - `perf`: puts of 256-byte keys (random, under `--prefix`) and 1 KiB values are sent at
+//!   the load's rate over its number of client connections for 60 s; the verdict is
+//!   etcdctl's: PASS when the throughput reached 90 % of the rate, no request took over
+//!   0.5 s, the latencies' standard deviation stayed under 0.1 s, and nothing failed.
+//! - `datascale`: the load's number of puts (512-byte random keys under `--prefix`, 512-byte
+//!   values) over its number of connections, as fast as they go; the first endpoint's
+//!   `process_resident_memory_bytes` (from its `/metrics`) is read before and after, and the
+//!   difference printed: `PASS: Approximate system memory used : 27.14 MB.`, or FAIL when a
+//!   put failed or the metric could not be read.
+//!
+//! Both refuse a prefix that has keys, draw etcdctl's progress bar ([`super::progress`]),
+//! delete their keys afterwards, then compact and defragment with `--auto-compact` and
+//! `--auto-defrag`.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::v3::proto::etcdserverpb::{
     CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest,
 };
+use etcd_client::v3::Client;
 
-use super::{client_for, fail, Cli, Failure, EXIT_BAD_FEATURE};
+use super::progress::Bar;
+use super::{client_for, within, Cli, Failure, EXIT_BAD_FEATURE};
 
-/// How long the check writes.
+/// etcdctl's bound on the compaction and each defragmentation after a check.
+const HALF_MINUTE: Duration = Duration::from_secs(30);
+/// How long `check perf` writes.
 const DURATION: Duration = Duration::from_secs(60);
+
+/// The flags both checks take.
+#[derive(clap::Args, Debug)]
+pub(super) struct CheckArgs {
+    /// The check's workload model. Accepted workloads: s(small), m(medium), l(large),
+    /// xl(xLarge).
+    #[arg(long, default_value = "s")]
+    load: String,
+    /// The prefix for writing the check's keys (`/etcdctl-check-perf/` or
+    /// `/etcdctl-check-datascale/`).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Compact storage with last revision after test is finished.
+    #[arg(long = "auto-compact")]
+    auto_compact: bool,
+    /// Defragment storage after test is finished.
+    #[arg(long = "auto-defrag")]
+    auto_defrag: bool,
+}
 
 /// `check` subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub(super) enum CheckCmd {
     /// Check the performance of the etcd cluster.
-    Perf {
-        /// The performance check's workload model. Accepted workloads: s(small), m(medium),
-        /// l(large), xl(xLarge).
-        #[arg(long, default_value = "s")]
-        load: String,
-        /// The prefix for writing the performance check's keys.
-        #[arg(long, default_value = "/etcdctl-check-perf/")]
-        prefix: String,
-        /// Compact storage with last revision after test is finished.
-        #[arg(long = "auto-compact")]
-        auto_compact: bool,
-        /// Defragment storage after test is finished.
-        #[arg(long = "auto-defrag")]
-        auto_defrag: bool,
-    },
-    /// Check the memory usage of holding data for different workloads (not supported).
-    Datascale {
-        /// Accepted, not used.
-        #[arg(long, default_value = "s")]
-        load: String,
-    },
+    Perf(CheckArgs),
+    /// Check the memory usage of holding data for different workloads on a given server
+    /// endpoint (the first one given).
+    Datascale(CheckArgs),
 }
 
 /// A load: writes per second, client connections.
@@ -133,165 +145,343 @@ impl Stats {
     }
 }
 
+/// A `datascale` load: puts, client connections.
+fn scale_of(name: &str) -> Option<(u64, usize)> {
+    match name {
+        "s" | "small" => Some((10_000, 50)),
+        "m" | "medium" => Some((100_000, 200)),
+        "l" | "large" => Some((1_000_000, 500)),
+        "xl" | "xLarge" => Some((3_000_000, 1000)),
+        _ => None,
+    }
+}
+
 /// `check perf|datascale`.
 pub(super) async fn check(cli: &Cli, cmd: &CheckCmd, out: &mut String) -> Result<(), Failure> {
-    let CheckCmd::Perf {
-        load,
-        prefix,
-        auto_compact,
-        auto_defrag,
-    } = cmd
-    else {
-        return Err(fail(
-            "check datascale is not supported by this etcdctl (use check perf)",
-        ));
-    };
-    let Some((rate, connections)) = load_of(load) else {
-        return Err(Failure {
-            message: format!("unknown load option {load}"),
-            code: EXIT_BAD_FEATURE,
-        });
-    };
+    match cmd {
+        CheckCmd::Perf(args) => perf(cli, args, out).await,
+        CheckCmd::Datascale(args) => datascale(cli, args, out).await,
+    }
+}
+
+fn unknown_load(load: &str) -> Failure {
+    Failure {
+        message: format!("unknown load option {load}"),
+        code: EXIT_BAD_FEATURE,
+    }
+}
+
+/// What etcdctl prints and exits with on a failed check (the lines are on `out`).
+fn failed() -> Failure {
+    Failure {
+        message: String::new(),
+        code: 1,
+    }
+}
+
+async fn perf(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<(), Failure> {
+    let prefix = args.prefix.as_deref().unwrap_or("/etcdctl-check-perf/");
+    let (rate, connections) = load_of(&args.load).ok_or_else(|| unknown_load(&args.load))?;
     let client = super::client(cli)?;
-    let end = etcd_client::v3::prefix_end(prefix.as_bytes());
-    let existing = client
-        .range(RangeRequest {
-            key: prefix.clone().into_bytes().into(),
-            range_end: end.clone().into(),
-            limit: 1,
-            ..Default::default()
-        })
-        .await?;
-    if !existing.kvs.is_empty() {
-        return Err(Failure {
-            message: format!(
-                "prefix {prefix:?} has keys. Delete with etcdctl del --prefix {prefix} first"
-            ),
-            code: 3,
-        });
-    }
+    refuse_used(&client, prefix).await?;
     let stats = run(cli, prefix, rate, connections).await?;
-    let deleted = client
-        .delete(DeleteRangeRequest {
-            key: prefix.clone().into_bytes().into(),
-            range_end: end.into(),
-            ..Default::default()
-        })
-        .await?;
-    if *auto_compact {
-        let rev = deleted.header.map_or(0, |h| h.revision);
-        client
-            .compact_request(CompactionRequest {
-                revision: rev,
-                physical: true,
-            })
-            .await?;
-        out.push_str(&format!("compacted revision {rev}\n"));
-    }
-    if *auto_defrag {
-        for ep in &cli.endpoints {
-            client_for(cli, ep)?.defragment(Default::default()).await?;
-            out.push_str(&format!("Finished defragmenting etcd member[{ep}]\n"));
-        }
-    }
+    clean_up(cli, &client, prefix, args, out).await?;
     let (verdict, ok) = stats.verdict(rate);
     out.push_str(&verdict);
     if ok {
         Ok(())
     } else {
-        Err(Failure {
-            message: String::new(),
-            code: 1,
-        })
+        Err(failed())
     }
 }
 
-/// The writes themselves: `rate` puts a second over `connections` clients for [`DURATION`],
-/// with a progress bar on standard output.
-async fn run(cli: &Cli, prefix: &str, rate: u32, connections: usize) -> Result<Stats, Failure> {
-    let (tx, rx) = async_channel(connections);
-    let results = Arc::new(std::sync::Mutex::new((Vec::new(), BTreeMap::new())));
-    let mut workers = Vec::new();
-    for _ in 0..connections {
-        let client = super::client(cli)?;
-        let (rx, results) = (rx.clone(), results.clone());
-        workers.push(tokio::spawn(async move {
-            loop {
-                let next = rx.lock().await.recv().await;
-                let Some(put) = next else { break };
-                let started = Instant::now();
-                let r = client.put_request(put).await;
-                let took = started.elapsed().as_secs_f64();
-                let mut res = results.lock().expect("results lock");
-                match r {
-                    Ok(_) => res.0.push(took),
-                    Err(e) => *res.1.entry(Failure::from(e).message).or_insert(0) += 1,
-                }
-            }
-        }));
-    }
-    let started = Instant::now();
-    let value = vec![0u8; 1024];
-    let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut shown = 0;
-    while started.elapsed() < DURATION {
-        every.tick().await;
-        // etcdctl's key: a random varint in 256 bytes.
-        let mut key = prefix.as_bytes().to_vec();
-        let mut k = [0u8; 256];
+async fn datascale(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<(), Failure> {
+    let prefix = args
+        .prefix
+        .as_deref()
+        .unwrap_or("/etcdctl-check-datascale/");
+    let (puts, connections) = scale_of(&args.load).ok_or_else(|| unknown_load(&args.load))?;
+    let client = super::client(cli)?;
+    refuse_used(&client, prefix).await?;
+    let first = cli
+        .endpoints
+        .first()
+        .map_or("127.0.0.1:2379", |e| e.as_str());
+    let Some(before) = resident_memory(cli, first).await else {
+        out.push_str(
+            "FAIL: Could not read process_resident_memory_bytes before the put operations.\n",
+        );
+        return Err(failed());
+    };
+    println!(
+        "Start data scale check for work load [{puts} key-value pairs, 1024 bytes per \
+         key-value, {connections} concurrent clients]."
+    );
+    let bar = Arc::new(Bar::start(puts));
+    let counted = bar.clone();
+    let writers = Writers::start(cli, connections, move || counted.add(1))?;
+    let value = vec![0u8; 512];
+    let mut k = [0u8; 512];
+    for _ in 0..puts {
+        // etcdctl's key: a random varint at the head of 512 bytes it reuses.
         varint(&mut k, random());
+        let mut key = prefix.as_bytes().to_vec();
         key.extend_from_slice(&k);
         let put = PutRequest {
             key: key.into(),
             value: value.clone().into(),
             ..Default::default()
         };
-        if tx.send(put).await.is_err() {
+        if !writers.send(put).await {
             break;
         }
-        let secs = started.elapsed().as_secs();
-        if secs > shown {
-            shown = secs.min(DURATION.as_secs());
-            progress(shown, DURATION.as_secs());
+    }
+    let (_, errors) = writers.finish().await;
+    bar.finish();
+    let Some(after) = resident_memory(cli, first).await else {
+        out.push_str(
+            "FAIL: Could not read process_resident_memory_bytes after the put operations.\n",
+        );
+        return Err(failed());
+    };
+    clean_up(cli, &client, prefix, args, out).await?;
+    if !errors.is_empty() {
+        out.push_str("FAIL: too many errors\n");
+        for (e, n) in &errors {
+            out.push_str(&format!("FAIL: ERROR({e}) -> {n}\n"));
+        }
+        return Err(failed());
+    }
+    let used = (after - before) / (1024.0 * 1024.0);
+    out.push_str(&format!(
+        "PASS: Approximate system memory used : {used:.2} MB.\n"
+    ));
+    Ok(())
+}
+
+/// etcdctl's refusal of a prefix that has keys.
+async fn refuse_used(client: &Client, prefix: &str) -> Result<(), Failure> {
+    let existing = client
+        .range(RangeRequest {
+            key: prefix.as_bytes().to_vec().into(),
+            range_end: etcd_client::v3::prefix_end(prefix.as_bytes()).into(),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    if existing.kvs.is_empty() {
+        return Ok(());
+    }
+    Err(Failure {
+        message: format!(
+            "prefix {prefix:?} has keys. Delete with etcdctl del --prefix {prefix} first"
+        ),
+        code: 3,
+    })
+}
+
+/// Deletes the check's keys, then compacts and defragments if asked.
+async fn clean_up(
+    cli: &Cli,
+    client: &Client,
+    prefix: &str,
+    args: &CheckArgs,
+    out: &mut String,
+) -> Result<(), Failure> {
+    let deleted = client
+        .delete(DeleteRangeRequest {
+            key: prefix.as_bytes().to_vec().into(),
+            range_end: etcd_client::v3::prefix_end(prefix.as_bytes()).into(),
+            ..Default::default()
+        })
+        .await?;
+    // etcdctl prints these as it goes, before the verdict.
+    if args.auto_compact {
+        let rev = deleted.header.map_or(0, |h| h.revision);
+        out.push_str(&format!("Compacting with revision {rev}\n"));
+        within(
+            HALF_MINUTE,
+            client.compact_request(CompactionRequest {
+                revision: rev,
+                physical: true,
+            }),
+        )
+        .await?;
+        out.push_str(&format!("Compacted with revision {rev}\n"));
+    }
+    if args.auto_defrag {
+        for ep in &cli.endpoints {
+            out.push_str(&format!("Defragmenting {ep:?}\n"));
+            within(
+                HALF_MINUTE,
+                client_for(cli, ep)?.defragment(Default::default()),
+            )
+            .await?;
+            out.push_str(&format!("Defragmented {ep:?}\n"));
         }
     }
-    drop(tx);
-    for w in workers {
-        let _ = w.await;
+    Ok(())
+}
+
+/// The member's `process_resident_memory_bytes`, read from `GET /metrics` at `endpoint`
+/// (plain, or TLS with the command's CA and client certificate); `None`, with etcdctl's
+/// line on what went wrong printed, when it cannot be read.
+async fn resident_memory(cli: &Cli, endpoint: &str) -> Option<f64> {
+    const NAME: &str = "process_resident_memory_bytes";
+    let base = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    };
+    let fetched = async {
+        let tls = if base.starts_with("https://") {
+            let cert = cli.cert.clone().zip(cli.key_file.clone());
+            Some(
+                etcd_client::Tls::new(cli.cacert.as_deref(), cert.as_ref())
+                    .map_err(|e| e.to_string())?,
+            )
+        } else {
+            None
+        };
+        let mut conn = etcd_client::Connection::open(&base, tls.as_ref())
+            .await
+            .map_err(|e| e.to_string())?;
+        conn.request(etcd_client::Method::GET, "/metrics", None)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let body = match tokio::time::timeout(cli.command_timeout, fetched).await {
+        Ok(Ok(answer)) => answer.body,
+        Ok(Err(e)) => {
+            println!("fetch error: {e}");
+            return None;
+        }
+        Err(_) => {
+            println!("fetch error: {base}/metrics: timed out");
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&body);
+    let Some(value) = text
+        .lines()
+        .find_map(|l| l.strip_prefix(NAME))
+        .map(str::trim)
+    else {
+        println!("could not find: {NAME}");
+        return None;
+    };
+    match value.parse::<f64>() {
+        Ok(v) if v != 0.0 => Some(v),
+        Ok(_) => None,
+        Err(e) => {
+            println!("parse error: {e}");
+            None
+        }
     }
-    if shown < DURATION.as_secs() {
-        progress(DURATION.as_secs(), DURATION.as_secs());
+}
+
+/// `connections` clients, each sending the puts it is handed in turn, and what came of them.
+struct Writers {
+    tx: tokio::sync::mpsc::Sender<PutRequest>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    results: Arc<std::sync::Mutex<Results>>,
+}
+
+/// Answered puts' latencies (seconds), and failed puts by error.
+type Results = (Vec<f64>, BTreeMap<String, u64>);
+
+impl Writers {
+    /// Starts the clients; `done` is called as each put is answered or fails.
+    fn start(
+        cli: &Cli,
+        connections: usize,
+        done: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Writers, Failure> {
+        let (tx, rx) = tokio::sync::mpsc::channel(connections.max(1));
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let results = Arc::new(std::sync::Mutex::new(Results::default()));
+        let done = Arc::new(done);
+        let mut workers = Vec::new();
+        for _ in 0..connections {
+            let client = super::client(cli)?;
+            let (rx, results, done) = (rx.clone(), results.clone(), done.clone());
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let next = rx.lock().await.recv().await;
+                    let Some(put) = next else { break };
+                    let started = Instant::now();
+                    let r = client.put_request(put).await;
+                    let took = started.elapsed().as_secs_f64();
+                    {
+                        let mut res = results.lock().expect("results lock");
+                        match r {
+                            Ok(_) => res.0.push(took),
+                            Err(e) => *res.1.entry(Failure::from(e).message).or_insert(0) += 1,
+                        }
+                    }
+                    done();
+                }
+            }));
+        }
+        Ok(Writers {
+            tx,
+            workers,
+            results,
+        })
     }
-    println!();
+
+    /// Hands out one put; false once no client is left to take it.
+    async fn send(&self, put: PutRequest) -> bool {
+        self.tx.send(put).await.is_ok()
+    }
+
+    /// Waits for the puts handed out, then gives what came of them.
+    async fn finish(self) -> Results {
+        drop(self.tx);
+        for w in self.workers {
+            let _ = w.await;
+        }
+        std::mem::take(&mut *self.results.lock().expect("results lock"))
+    }
+}
+
+/// `check perf`'s writes: `rate` puts a second over `connections` clients for [`DURATION`],
+/// with the bar counting its seconds.
+async fn run(cli: &Cli, prefix: &str, rate: u32, connections: usize) -> Result<Stats, Failure> {
+    let writers = Writers::start(cli, connections, || {})?;
+    let started = Instant::now();
+    let seconds = DURATION.as_secs();
+    let bar = Bar::start(seconds);
+    let ticker = tokio::spawn(async move {
+        for _ in 0..seconds {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            bar.add(1);
+        }
+        bar.finish();
+    });
+    let value = vec![0u8; 1024];
+    let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut k = [0u8; 256];
+    while started.elapsed() < DURATION {
+        every.tick().await;
+        // etcdctl's key: a random varint at the head of 256 bytes it reuses.
+        varint(&mut k, random());
+        let mut key = prefix.as_bytes().to_vec();
+        key.extend_from_slice(&k);
+        let put = PutRequest {
+            key: key.into(),
+            value: value.clone().into(),
+            ..Default::default()
+        };
+        if !writers.send(put).await {
+            break;
+        }
+    }
+    let (latencies, errors) = writers.finish().await;
     let took = started.elapsed();
-    let (latencies, errors) = std::mem::take(&mut *results.lock().expect("results lock"));
+    let _ = ticker.await;
     Ok(Stats::of(&latencies, took, errors))
-}
-
-/// One bounded channel shared by the workers.
-fn async_channel(
-    capacity: usize,
-) -> (
-    tokio::sync::mpsc::Sender<PutRequest>,
-    Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<PutRequest>>>,
-) {
-    let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
-    (tx, Arc::new(tokio::sync::Mutex::new(rx)))
-}
-
-/// The progress bar, redrawn in place.
-fn progress(done: u64, total: u64) {
-    let width = 40;
-    let filled = (done * width / total.max(1)) as usize;
-    let mut stdout = std::io::stdout().lock();
-    let _ = write!(
-        stdout,
-        "\r{done:3} / {total} B{}m ! {:6.2}%",
-        "o".repeat(filled) + &" ".repeat(width as usize - filled),
-        done as f64 * 100.0 / total.max(1) as f64
-    );
-    let _ = stdout.flush();
 }
 
 /// Go's `binary.PutVarint`: zig-zag, then 7 bits a byte.
