@@ -1442,7 +1442,7 @@ async fn lease(
         LeaseCmd::Grant { ttl } => {
             let ttl: i64 = ttl.parse().map_err(|_| fail(format!("bad TTL ({ttl})")))?;
             let r = within(timeout, client.lease_grant(ttl)).await?;
-            if lease_printed(out, format, "LeaseGrantResponse", Some(&r.header))? {
+            if lease_printed(out, format, "LeaseGrantResponse", &r.header, true)? {
                 return Ok(());
             }
             // (Go's LeaseGrantResponse has an Error field, empty.)
@@ -1461,7 +1461,7 @@ async fn lease(
             let r = within(timeout, client.lease_revoke(id))
                 .await
                 .map_err(|f| fail(format!("failed to revoke lease ({})", f.message)))?;
-            lease_printed(out, format, "LeaseRevokeResponse", None)?;
+            lease_printed(out, format, "LeaseRevokeResponse", &r.header, false)?;
             match format {
                 Format::Json => {
                     let mut o = JsonObject::new();
@@ -1476,7 +1476,7 @@ async fn lease(
         LeaseCmd::Timetolive { id, keys } => {
             let id = id_of(id)?;
             let r = within(timeout, client.lease_time_to_live(id, *keys)).await?;
-            if lease_printed(out, format, "LeaseTimeToLiveResponse", Some(&r.header))? {
+            if lease_printed(out, format, "LeaseTimeToLiveResponse", &r.header, true)? {
                 return Ok(());
             }
             match format {
@@ -1539,7 +1539,7 @@ async fn lease(
         }
         LeaseCmd::List => {
             let r = within(timeout, client.leases(Default::default())).await?;
-            if lease_printed(out, format, "LeaseLeasesResponse", Some(&r.header))? {
+            if lease_printed(out, format, "LeaseLeasesResponse", &r.header, true)? {
                 return Ok(());
             }
             match format {
@@ -1579,7 +1579,7 @@ async fn lease(
                         // etcdctl's ExitBadConnection.
                         code: 2,
                     })?;
-                if !lease_printed(out, format, "LeaseKeepAliveResponse", Some(&r.header))? {
+                if !lease_printed(out, format, "LeaseKeepAliveResponse", &r.header, true)? {
                     print_keep_alive(out, format, id, &r);
                 }
                 return Ok(());
@@ -1588,7 +1588,7 @@ async fn lease(
             let mut keeper = client.keep_alive(id);
             while let Some(r) = keeper.next().await {
                 let mut text = String::new();
-                if !lease_printed(&mut text, format, "LeaseKeepAliveResponse", Some(&r.header))? {
+                if !lease_printed(&mut text, format, "LeaseKeepAliveResponse", &r.header, true)? {
                     print_keep_alive(&mut text, format, id, &r);
                 }
                 let mut stdout = std::io::stdout().lock();
@@ -1604,23 +1604,44 @@ async fn lease(
 }
 
 /// What etcdctl does with a lease answer in `table` (refused) and `protobuf`: its printer is
-/// handed the Go client's own answer type, which marshals as the header it embeds (`header`
-/// given), or not at all (a revoke's). True when the answer is printed.
+/// handed the Go client's own answer type, which marshals as the header it embeds
+/// (`marshals`), or not at all (a revoke's: refused with Go's `%v` of the answer, the
+/// header's compact text form in braces). True when the answer is printed.
 fn lease_printed(
     out: &mut String,
     format: Format,
     answer: &str,
-    header: Option<&Option<ResponseHeader>>,
+    header: &Option<ResponseHeader>,
+    marshals: bool,
 ) -> Result<bool, Failure> {
-    match (format, header) {
-        (Format::Protobuf, Some(h)) => rpc_printed(out, format, &h.unwrap_or_default(), true),
-        (Format::Protobuf, None) => Err(Failure {
-            message: format!("marshal unsupported for type clientv3.{answer}"),
+    match format {
+        Format::Protobuf if marshals => rpc_printed(out, format, &header.unwrap_or_default(), true),
+        Format::Protobuf => Err(Failure {
+            message: format!(
+                "marshal unsupported for type clientv3.{answer} ({{{}}})",
+                header.as_ref().map_or("<nil>".to_string(), go_text)
+            ),
             code: EXIT_BAD_FEATURE,
         }),
-        (Format::Table, _) => Err(unsupported(format)),
+        Format::Table => Err(unsupported(format)),
         _ => Ok(false),
     }
+}
+
+/// A header as Go's protobuf `String()` writes it: each field that is set, `name:value `.
+fn go_text(h: &ResponseHeader) -> String {
+    let mut text = String::new();
+    for (name, value) in [
+        ("cluster_id", h.cluster_id as i128),
+        ("member_id", h.member_id as i128),
+        ("revision", h.revision as i128),
+        ("raft_term", h.raft_term as i128),
+    ] {
+        if value != 0 {
+            text.push_str(&format!("{name}:{value} "));
+        }
+    }
+    text
 }
 
 /// A lease answer as etcdctl's JSON shows the client's answer types: the header's fields at
@@ -3310,6 +3331,40 @@ fn go_quote(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As etcdctl 3.4 refused `lease revoke -w protobuf` (recorded).
+    #[test]
+    fn a_revoke_is_refused_in_protobuf_with_gos_text_of_its_header() {
+        let header = Some(ResponseHeader {
+            cluster_id: 15232116037701992911,
+            member_id: 9370049018660523747,
+            revision: 43975,
+            raft_term: 2,
+        });
+        let refused = lease_printed(
+            &mut String::new(),
+            Format::Protobuf,
+            "LeaseRevokeResponse",
+            &header,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (refused.message.as_str(), refused.code),
+            (
+                "marshal unsupported for type clientv3.LeaseRevokeResponse ({cluster_id:\
+                 15232116037701992911 member_id:9370049018660523747 revision:43975 raft_term:2 })",
+                EXIT_BAD_FEATURE
+            )
+        );
+        let zero = Some(ResponseHeader::default());
+        let refused =
+            lease_printed(&mut String::new(), Format::Protobuf, "X", &zero, false).unwrap_err();
+        assert_eq!(
+            refused.message,
+            "marshal unsupported for type clientv3.X ({})"
+        );
+    }
 
     #[test]
     fn txn_input_parses_as_etcdctls() {
