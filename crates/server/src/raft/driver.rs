@@ -20,15 +20,15 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_store::envelope::{self, Entry as LogEntry};
+use etcd_store::envelope;
 use etcd_store::{Command, LeaseChange, StoreSnapshot};
 use protobuf::Message as _;
 use raft::eraftpb::{
-    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message,
-    MessageType,
+    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, HardState, Message, MessageType,
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
 
+use super::committed::Committed;
 use super::storage::{DiskStorage, Layout, Recovered, CATCH_UP_ENTRIES};
 use super::{
     Handle, ProposeResult, Request, SharedStore, SharedWatchers, Status, Transient, V3Result,
@@ -1007,8 +1007,9 @@ impl Driver {
             let mut store = write_store(&store);
             for e in entries {
                 let index = e.index;
-                let command = match e.get_entry_type() {
-                    EntryType::EntryNormal if e.data.is_empty() => {
+                let decoded = super::committed::decode(&e).unwrap_or_else(|err| fatal(&err));
+                let command = match decoded {
+                    Committed::Empty => {
                         // Raft turns a configuration change proposed while another is pending
                         // into an empty entry, keeping its context.
                         if let Some(seq) = self.own_seq(&e.context) {
@@ -1016,51 +1017,45 @@ impl Driver {
                         }
                         None
                     }
-                    EntryType::EntryNormal => match decode_entry(&e.data, index) {
-                        LogEntry::Command(cmd) => {
-                            // A pre-added member naming itself, or a member's new peer URL.
-                            if matches!(cmd, Command::Join { .. } | Command::UpdatePeer { .. }) {
-                                membership_changed = true;
-                            }
-                            Some(cmd)
+                    Committed::Store(cmd) => {
+                        // A pre-added member naming itself, or a member's new peer URL.
+                        if matches!(cmd, Command::Join { .. } | Command::UpdatePeer { .. }) {
+                            membership_changed = true;
                         }
-                        LogEntry::V3(request) => {
-                            let applied = store.apply_v3(index, request);
-                            if let Some(change) = &applied.tokens {
-                                self.opts.tokens.follow(change);
-                            }
-                            if !applied.changes.is_empty() {
-                                v3_changes.push((store.v3().revision(), applied.changes));
-                            }
-                            match applied.lease {
-                                Some(LeaseChange::Granted { id, ttl })
-                                    if self.lease_clock_running =>
-                                {
-                                    let at = self.lease_now() + ttl * 1_000_000_000;
-                                    self.lease_clock.set(id, at);
-                                }
-                                Some(LeaseChange::Revoked(id)) => {
-                                    self.lease_clock.remove(id);
-                                    self.revoking.remove(&id);
-                                }
-                                _ => {}
-                            }
-                            if let Some(seq) = self.own_seq(&e.context) {
-                                replies.push((seq, Outcome::V3(applied.result)));
-                            }
-                            self.applied = index;
-                            continue;
-                        }
-                    },
-                    EntryType::EntryConfChange => {
-                        membership_changed = true;
-                        let cc: ConfChange = parse_entry(&e.data, index);
-                        self.apply_conf_change(&cc, &cc.context, index)
+                        Some(cmd)
                     }
-                    EntryType::EntryConfChangeV2 => {
+                    Committed::V3(request) => {
+                        let applied = store.apply_v3(index, request);
+                        if let Some(change) = &applied.tokens {
+                            self.opts.tokens.follow(change);
+                        }
+                        if !applied.changes.is_empty() {
+                            v3_changes.push((store.v3().revision(), applied.changes));
+                        }
+                        match applied.lease {
+                            Some(LeaseChange::Granted { id, ttl }) if self.lease_clock_running => {
+                                let at = self.lease_now() + ttl * 1_000_000_000;
+                                self.lease_clock.set(id, at);
+                            }
+                            Some(LeaseChange::Revoked(id)) => {
+                                self.lease_clock.remove(id);
+                                self.revoking.remove(&id);
+                            }
+                            _ => {}
+                        }
+                        if let Some(seq) = self.own_seq(&e.context) {
+                            replies.push((seq, Outcome::V3(applied.result)));
+                        }
+                        self.applied = index;
+                        continue;
+                    }
+                    Committed::ConfChange {
+                        change,
+                        registration,
+                    } => {
                         membership_changed = true;
-                        let cc: ConfChangeV2 = parse_entry(&e.data, index);
-                        self.apply_conf_change(&cc, &cc.context, index)
+                        self.apply_conf_change(&change, index);
+                        registration
                     }
                 };
                 match command {
@@ -1114,14 +1109,9 @@ impl Driver {
         }
     }
 
-    /// Applies a committed configuration change to raft; returns the registration command its
-    /// context carries, if any.
-    fn apply_conf_change(
-        &mut self,
-        cc: &impl raft_proto::ConfChangeI,
-        context: &[u8],
-        index: u64,
-    ) -> Option<Command> {
+    /// Applies a committed configuration change to raft, noting whether it removes this
+    /// member (the registration its context carries is applied to the store by the caller).
+    fn apply_conf_change(&mut self, cc: &ConfChangeV2, index: u64) {
         self.conf_state = self
             .raw_node
             .apply_conf_change(cc)
@@ -1130,7 +1120,7 @@ impl Driver {
             self.conf_state.learners.contains(&self.opts.id),
             Ordering::Release,
         );
-        for c in &cc.as_v2().changes {
+        for c in &cc.changes {
             let what = match c.get_change_type() {
                 ConfChangeType::AddNode => "added member",
                 ConfChangeType::AddLearnerNode => "added learner member",
@@ -1143,15 +1133,13 @@ impl Driver {
                 "{what}"
             );
         }
-        let removes_me = cc.as_v2().changes.iter().any(|c| {
+        let removes_me = cc.changes.iter().any(|c| {
             c.get_change_type() == ConfChangeType::RemoveNode && c.node_id == self.opts.id
         });
         if removes_me {
             tracing::warn!(index, "this member has been removed from the cluster");
             self.removed = true;
         }
-        super::offline::registration(context)
-            .unwrap_or_else(|e| fatal(&format!("configuration change {index}: {e}")))
     }
 
     /// Points the transport at the members the store knows (or, while it knows none, at the
@@ -1318,23 +1306,10 @@ impl Driver {
     }
 }
 
-fn parse_entry<M: protobuf::Message>(data: &[u8], index: u64) -> M {
-    M::parse_from_bytes(data)
-        .unwrap_or_else(|err| fatal(&format!("committed entry {index} does not decode: {err}")))
-}
-
 fn lock_watchers(
     watchers: &SharedWatchers,
 ) -> std::sync::MutexGuard<'_, etcd_mvcc::Watchers<super::V3Sink>> {
     watchers.lock().expect("watchers lock poisoned")
-}
-
-fn decode_entry(data: &[u8], index: u64) -> LogEntry {
-    LogEntry::decode(data).unwrap_or_else(|e| {
-        fatal(&format!(
-            "committed entry {index} holds no command this version understands: {e}"
-        ))
-    })
 }
 
 fn fatal_on_err<E: std::fmt::Display>(r: Result<(), E>, what: &str) {

@@ -55,6 +55,7 @@
 //! and reports back; only then does the driver compact the in-memory log and release WAL
 //! segments, so the log always reaches back to a durable snapshot. Writes go on meanwhile.
 
+mod committed;
 pub mod driver;
 pub mod offline;
 pub mod storage;

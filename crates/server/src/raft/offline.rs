@@ -3,7 +3,8 @@
 //!
 //! [`load`] opens the log as the member's own start would (the newest readable snapshot, then
 //! the WAL after it; a torn tail is cut as a start cuts it), and applies every entry after the
-//! snapshot to the store, as the driver applies them, without any of the driver's side effects
+//! snapshot to the store, decoded as the driver decodes them ([`super::committed`]) and
+//! applied as it applies them, without any of the driver's side effects
 //! (no lease clock, no watchers, no replies). Every entry the log holds, not only those up to
 //! the commit index it recorded (which lags: a member learns and writes down commits after
 //! the entries): the tools found a new cluster on this log, or rewrite a single member's,
@@ -16,12 +17,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use etcd_store::envelope::Entry as LogEntry;
-use etcd_store::{Command, Store, StoreSnapshot};
-use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, EntryType, Snapshot, SnapshotMetadata};
+use etcd_store::{Store, StoreSnapshot};
+use raft::eraftpb::{ConfState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, Storage as _};
 
+use super::committed::Committed;
 use super::storage::{DiskStorage, Layout, Recovered};
 
 /// What [`load`] read.
@@ -83,25 +83,17 @@ pub fn load(layout: &Layout, history: usize) -> Result<Loaded, String> {
     for e in entries {
         let index = e.index;
         term = e.term;
-        let bad = |what: &dyn std::fmt::Display| format!("committed entry {index}: {what}");
-        let command = match e.get_entry_type() {
-            EntryType::EntryNormal if e.data.is_empty() => None,
-            EntryType::EntryNormal => match LogEntry::decode(&e.data).map_err(|e| bad(&e))? {
-                LogEntry::Command(cmd) => Some(cmd),
-                LogEntry::V3(request) => {
-                    store.apply_v3(index, request);
-                    continue;
-                }
-            },
-            EntryType::EntryConfChange => {
-                conf_changed = true;
-                let cc = ConfChange::parse_from_bytes(&e.data).map_err(|e| bad(&e))?;
-                registration(&cc.context).map_err(|e| bad(&e))?
+        // As the driver applies entries, without its effects (see the module docs).
+        let command = match super::committed::decode(&e)? {
+            Committed::Empty => None,
+            Committed::Store(cmd) => Some(cmd),
+            Committed::V3(request) => {
+                store.apply_v3(index, request);
+                continue;
             }
-            EntryType::EntryConfChangeV2 => {
+            Committed::ConfChange { registration, .. } => {
                 conf_changed = true;
-                let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(|e| bad(&e))?;
-                registration(&cc.context).map_err(|e| bad(&e))?
+                registration
             }
         };
         match command {
@@ -118,18 +110,6 @@ pub fn load(layout: &Layout, history: usize) -> Result<Loaded, String> {
         conf_state: meta.get_conf_state().clone(),
         conf_changed_since_snapshot: conf_changed,
     })
-}
-
-/// The command a configuration change carries as its context, if any (the driver decodes
-/// contexts with this too).
-pub(crate) fn registration(context: &[u8]) -> Result<Option<Command>, String> {
-    if context.is_empty() {
-        return Ok(None);
-    }
-    match LogEntry::decode(context).map_err(|e| e.to_string())? {
-        LogEntry::Command(cmd) => Ok(Some(cmd)),
-        LogEntry::V3(_) => Err("a configuration change carries a v3 request".into()),
-    }
 }
 
 /// Makes `state` (a store snapshot at `index`, of term `term`, whose raft configuration is
