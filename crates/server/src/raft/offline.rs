@@ -3,7 +3,7 @@
 //!
 //! [`load`] opens the log as the member's own start would (the newest readable snapshot, then
 //! the WAL after it; a torn tail is cut as a start cuts it), and applies every entry after the
-//! snapshot to the store, decoded as the driver decodes them ([`super::committed`]) and
+//! snapshot to the store, decoded as the driver decodes them (`raft::committed`) and
 //! applied as it applies them, without any of the driver's side effects
 //! (no lease clock, no watchers, no replies). Every entry the log holds, not only those up to
 //! the commit index it recorded (which lags: a member learns and writes down commits after
