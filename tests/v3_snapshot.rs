@@ -36,11 +36,6 @@ fn ctl(endpoint: &str, args: &[&str]) -> (Option<i32>, String, String) {
     etcdctl3(endpoint, &extra(), args, None)
 }
 
-/// [`ctl`] with `input` on standard input.
-fn ctl_input(endpoint: &str, args: &[&str], input: &str) -> (Option<i32>, String, String) {
-    etcdctl3(endpoint, &extra(), args, Some(input))
-}
-
 #[track_caller]
 fn ok(endpoint: &str, args: &[&str]) -> String {
     let (code, out, err) = ctl(endpoint, args);
@@ -48,104 +43,14 @@ fn ok(endpoint: &str, args: &[&str]) -> String {
     out
 }
 
-/// A history worth carrying: puts, rewrites, a delete, a txn, a lease with keys, a
-/// compaction, then more writes after it, and auth (root and a user with a role).
+/// The shared history (`support::history`) written through Debian's etcdctl at `ep`.
 fn write_history(ep: &str) {
-    for i in 0..20 {
-        ok(ep, &["put", &format!("k{}", i % 6), &format!("v{i}")]);
-    }
-    ok(ep, &["del", "k2"]);
-    // One revision, two changes (sub-revisions 0 and 1).
-    let (code, out, err) = ctl_input(ep, &["txn"], "\nput t1 a\nput t2 b\n\n\n");
-    assert_eq!(code, Some(0), "txn: {out}{err}");
-    let lease = ok(ep, &["lease", "grant", "900"]);
-    let id = lease
-        .split_whitespace()
-        .nth(1)
-        .expect("a lease id")
-        .to_string();
-    ok(ep, &["put", "leased/a", "1", &format!("--lease={id}")]);
-    ok(ep, &["put", "leased/b", "2", &format!("--lease={id}")]);
-    ok(ep, &["compaction", "12"]);
-    ok(ep, &["put", "k0", "after compaction"]);
-    ok(ep, &["put", "big", &"x".repeat(20_000)]);
-    ok(ep, &["user", "add", "root:rootpw"]);
-    ok(ep, &["user", "grant-role", "root", "root"]);
-    ok(ep, &["role", "add", "reader"]);
-    ok(
-        ep,
-        &[
-            "role",
-            "grant-permission",
-            "reader",
-            "read",
-            "k",
-            "--prefix",
-        ],
-    );
-    ok(ep, &["user", "add", "alice:alicepw"]);
-    ok(ep, &["user", "grant-role", "alice", "reader"]);
-    ok(ep, &["auth", "enable"]);
+    history::write_history(&|args, input| etcdctl3(ep, &extra(), args, input));
 }
 
-/// What a data set looks like through etcdctl (as root): every key with its revisions, the
-/// reads at older revisions, HashKV, leases with their keys, users and roles.
+/// The shared fingerprint (`support::history`) read through Debian's etcdctl at `ep`.
 fn fingerprint(ep: &str) -> Vec<String> {
-    fn with<'a>(args: &[&'a str]) -> Vec<&'a str> {
-        let mut a: Vec<&'a str> = args.to_vec();
-        a.extend_from_slice(&["--user", "root:rootpw"]);
-        a
-    }
-    let mut out = Vec::new();
-    // Everything, with revisions (the header's ids differ: keep only the kvs and count).
-    let all = ok(ep, &with(&["get", "", "--from-key", "-w", "json"]));
-    let v: serde_json::Value = serde_json::from_str(&all).expect("json");
-    out.push(format!("kvs {}", v["kvs"]));
-    out.push(format!("revision {}", v["header"]["revision"]));
-    for rev in [12, 15, 20, 25] {
-        let at = ok(
-            ep,
-            &with(&[
-                "get",
-                "",
-                "--from-key",
-                "-w",
-                "json",
-                &format!("--rev={rev}"),
-            ]),
-        );
-        let v: serde_json::Value = serde_json::from_str(&at).expect("json");
-        out.push(format!("at {rev}: {}", v["kvs"]));
-    }
-    let (_, _, err) = ctl(ep, &with(&["get", "k1", "--rev=11"]));
-    out.push(format!("at 11: {}", err.lines().last().unwrap_or("")));
-    let hash = ok(ep, &with(&["endpoint", "hashkv"]));
-    out.push(format!(
-        "hashkv {}",
-        hash.split(", ").nth(1).unwrap_or("").trim()
-    ));
-    let leases = ok(ep, &with(&["lease", "list"]));
-    for id in leases.lines().skip(1) {
-        let ttl = ok(ep, &with(&["lease", "timetolive", id, "--keys"]));
-        // The remaining TTL moves: keep the granted TTL and the keys.
-        let granted = ttl.split(", remaining").next().unwrap_or("").to_string();
-        // (etcd lists a lease's keys in no set order.)
-        let keys = ttl.split("attached keys").nth(1).unwrap_or("").trim();
-        let mut keys: Vec<&str> = keys
-            .trim_start_matches("([")
-            .trim_end_matches("])")
-            .split(' ')
-            .collect();
-        keys.sort();
-        let keys = format!("([{}])", keys.join(" "));
-        out.push(format!("{granted} keys{keys}"));
-    }
-    out.push(ok(ep, &with(&["user", "list"])));
-    out.push(ok(ep, &with(&["role", "get", "reader"])));
-    out.push(ok(ep, &["get", "k1", "--user", "alice:alicepw"]));
-    let (_, _, err) = ctl(ep, &["put", "k1", "no", "--user", "alice:alicepw"]);
-    out.push(err.lines().last().unwrap_or("").to_string());
-    out
+    history::fingerprint(&|args, input| etcdctl3(ep, &extra(), args, input))
 }
 
 /// Waits until `ep` answers (bounded).

@@ -15,6 +15,8 @@
 
 #![allow(dead_code)] // every test file uses a different subset of the harness
 
+pub mod history;
+
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -2673,7 +2675,18 @@ pub fn etcdctl3(
     args: &[&str],
     input: Option<&str>,
 ) -> (Option<i32>, String, String) {
-    let mut child = Command::new("etcdctl")
+    etcdctl3_of("etcdctl", endpoint, extra, args, input)
+}
+
+/// [`etcdctl3`] through `program` (ours: `env!("CARGO_BIN_EXE_etcdctl")`).
+pub fn etcdctl3_of(
+    program: &str,
+    endpoint: &str,
+    extra: &[String],
+    args: &[&str],
+    input: Option<&str>,
+) -> (Option<i32>, String, String) {
+    let mut child = Command::new(program)
         .env("ETCDCTL_API", "3")
         .arg("--endpoints")
         .arg(endpoint)
