@@ -197,24 +197,11 @@ fn a_watch_hands_out_whole_revisions_in_batches() {
         client.put("n/7", "v").await.unwrap();
         let first = watch.next().await.unwrap().unwrap();
         assert_eq!(at(&first), (r3, "n/5".into()));
-        let rest: Vec<_> = watch
-            .next_batch()
-            .await
-            .unwrap()
-            .unwrap()
-            .iter()
-            .map(at)
-            .collect();
-        assert_eq!(rest, [(r3, "n/6".into())]);
-        let last: Vec<_> = watch
-            .next_batch()
-            .await
-            .unwrap()
-            .unwrap()
-            .iter()
-            .map(at)
-            .collect();
-        assert_eq!(last, [(r3 + 1, "n/7".into())]);
+        for expected in [(r3, "n/6"), (r3 + 1, "n/7")] {
+            let batch = watch.next_batch().await.unwrap().unwrap();
+            let batch: Vec<_> = batch.iter().map(at).collect();
+            assert_eq!(batch, [(expected.0, expected.1.to_string())]);
+        }
     });
 }
 

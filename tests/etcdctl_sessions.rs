@@ -388,6 +388,26 @@ fn make_mirror_resumes_when_the_source_member_it_follows_is_killed() {
     assert_eq!(mirror.terminate(), None, "ended by SIGTERM");
 }
 
+/// Debian's etcdctl and ours exit alike and say the same on standard error for `args`.
+#[track_caller]
+fn refused_as_etcdctl_refuses(ep: &str, args: &[&str]) {
+    let theirs = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", ep])
+        .args(args)
+        .output()
+        .unwrap();
+    let ours = run(ep, args);
+    assert_eq!(
+        (
+            theirs.status.code(),
+            String::from_utf8_lossy(&theirs.stderr).into_owned()
+        ),
+        (ours.0, ours.2),
+        "{args:?}"
+    );
+}
+
 /// `check datascale`'s output with what varies from run to run taken out: its first line,
 /// the bar's first and last drawings and what follows them, digits masked in the last two
 /// (the bar is drawn every 200 ms; a pipe gets no bar, only the counters).
@@ -490,21 +510,7 @@ fn check_datascale_writes_measures_and_cleans_up() {
         return;
     }
     for args in refusals {
-        let theirs = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &ep])
-            .args(args)
-            .output()
-            .unwrap();
-        let ours = run(&ep, args);
-        assert_eq!(
-            (
-                theirs.status.code(),
-                String::from_utf8_lossy(&theirs.stderr).into_owned()
-            ),
-            (ours.0, ours.2),
-            "{args:?}"
-        );
+        refused_as_etcdctl_refuses(&ep, args);
     }
     assert_eq!(run(&ep, &["del", "/etcdctl-check-datascale/x"]).0, Some(0));
     let theirs = Command::new("etcdctl")
@@ -547,21 +553,7 @@ fn check_perf_refuses_a_used_prefix_and_an_unknown_load() {
             &["check", "perf"][..],
             &["check", "perf", "--load", "huge"][..],
         ] {
-            let theirs = Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .args(["--endpoints", &ep])
-                .args(args)
-                .output()
-                .unwrap();
-            let ours = run(&ep, args);
-            assert_eq!(
-                (
-                    theirs.status.code(),
-                    String::from_utf8_lossy(&theirs.stderr).into_owned()
-                ),
-                (ours.0, ours.2),
-                "{args:?}"
-            );
+            refused_as_etcdctl_refuses(&ep, args);
         }
     }
 }

@@ -223,16 +223,7 @@ async fn datascale(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<(), 
     let value = vec![0u8; 512];
     let mut k = [0u8; 512];
     for _ in 0..puts {
-        // etcdctl's key: a random varint at the head of 512 bytes it reuses.
-        varint(&mut k, random());
-        let mut key = prefix.as_bytes().to_vec();
-        key.extend_from_slice(&k);
-        let put = PutRequest {
-            key: key.into(),
-            value: value.clone().into(),
-            ..Default::default()
-        };
-        if !writers.send(put).await {
+        if !writers.send(random_put(prefix, &mut k, &value)).await {
             break;
         }
     }
@@ -465,16 +456,7 @@ async fn run(cli: &Cli, prefix: &str, rate: u32, connections: usize) -> Result<S
     let mut k = [0u8; 256];
     while started.elapsed() < DURATION {
         every.tick().await;
-        // etcdctl's key: a random varint at the head of 256 bytes it reuses.
-        varint(&mut k, random());
-        let mut key = prefix.as_bytes().to_vec();
-        key.extend_from_slice(&k);
-        let put = PutRequest {
-            key: key.into(),
-            value: value.clone().into(),
-            ..Default::default()
-        };
-        if !writers.send(put).await {
+        if !writers.send(random_put(prefix, &mut k, &value)).await {
             break;
         }
     }
@@ -482,6 +464,19 @@ async fn run(cli: &Cli, prefix: &str, rate: u32, connections: usize) -> Result<S
     let took = started.elapsed();
     let _ = ticker.await;
     Ok(Stats::of(&latencies, took, errors))
+}
+
+/// A put of `value` at etcdctl's random key: `prefix`, then `k` (which etcdctl reuses from
+/// put to put) with a random varint written at its head.
+fn random_put(prefix: &str, k: &mut [u8], value: &[u8]) -> PutRequest {
+    varint(k, random());
+    let mut key = prefix.as_bytes().to_vec();
+    key.extend_from_slice(k);
+    PutRequest {
+        key: key.into(),
+        value: value.to_vec().into(),
+        ..Default::default()
+    }
 }
 
 /// Go's `binary.PutVarint`: zig-zag, then 7 bits a byte.
