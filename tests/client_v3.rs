@@ -1,5 +1,6 @@
 //! The Rust client library's v3 client (`etcd_client::v3`) against real members: the KV,
-//! transaction and lease calls on one node; a watch's batches (whole revisions); a watch that neither loses nor repeats an event
+//! transaction and lease calls on one node; a watch's batches (whole revisions); one stream
+//! carrying several watches and a progress notification; a watch that neither loses nor repeats an event
 //! while the member it watches through and the leader are killed, or cut off from the others
 //! by the fault harness's partition proxy (checked against a fresh watch of the whole
 //! history); and a lease kept alive by the client across the same faults, which expires once
@@ -202,6 +203,77 @@ fn a_watch_hands_out_whole_revisions_in_batches() {
             let batch: Vec<_> = batch.iter().map(at).collect();
             assert_eq!(batch, [(expected.0, expected.1.to_string())]);
         }
+    });
+}
+
+/// `Client::watch_stream`: two watches on one stream, each named by its `created` answer in
+/// the order they were created; a progress notification (id -1) at the member's revision
+/// comes after the events up to it; a cancelled watch hears no more.
+#[test]
+fn one_stream_carries_several_watches_and_progress() {
+    let node = Node::start("clientstream", &[]);
+    let client = Client::new([node.client_url()]).expect("client");
+    rt().block_on(async {
+        let mut stream = client.watch_stream().await.unwrap();
+        let requests = stream.requests();
+        let within = Duration::from_secs(10);
+        let rev = client.put("x", "0").await.unwrap().header.unwrap().revision;
+        for key in ["a", "b"] {
+            assert!(
+                requests.create(etcd_v3proto::etcdserverpb::WatchCreateRequest {
+                    key: key.into(),
+                    start_revision: rev + 1,
+                    ..Default::default()
+                })
+            );
+        }
+        let mut ids = Vec::new();
+        while ids.len() < 2 {
+            let r = tokio::time::timeout(within, stream.message())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert!(r.created, "{r:?}");
+            ids.push(r.watch_id);
+        }
+        assert_ne!(ids[0], ids[1]);
+        client.put("a", "1").await.unwrap();
+        let last = client.put("b", "2").await.unwrap().header.unwrap().revision;
+        requests.request_progress();
+        let mut seen = Vec::new();
+        loop {
+            let r = tokio::time::timeout(within, stream.message())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if r.watch_id == -1 {
+                assert!(r.events.is_empty());
+                assert_eq!(r.header.unwrap().revision, last);
+                break;
+            }
+            for e in &r.events {
+                seen.push((r.watch_id, e.kv.as_ref().unwrap().key.to_vec()));
+            }
+        }
+        assert_eq!(seen, [(ids[0], b"a".to_vec()), (ids[1], b"b".to_vec())]);
+        // Cancelled: b's watch hears no more, a's still does.
+        assert!(requests.cancel(ids[1]));
+        let r = tokio::time::timeout(within, stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(r.canceled && r.watch_id == ids[1], "{r:?}");
+        client.put("b", "3").await.unwrap();
+        client.put("a", "4").await.unwrap();
+        let r = tokio::time::timeout(within, stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.watch_id, ids[0], "{r:?}");
     });
 }
 

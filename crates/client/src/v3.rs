@@ -865,6 +865,51 @@ impl Client {
         .await
     }
 
+    /// Opens one watch stream that carries many watches, as etcd's clients share one stream
+    /// among the watches of a context: [`WatchRequests::create`] adds a watch,
+    /// [`WatchRequests::request_progress`] asks for a progress notification, and every
+    /// watch's responses come out of [`WatchStream::message`] (by watch id; a progress
+    /// notification has id -1). It does not resume on another member when the stream breaks:
+    /// [`Client::watch`] is the one that does.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::proto::etcdserverpb::WatchCreateRequest;
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let mut stream = client.watch_stream().await?;
+    /// let requests = stream.requests();
+    /// requests.create(WatchCreateRequest { key: "a".into(), ..Default::default() });
+    /// requests.create(WatchCreateRequest { key: "b".into(), ..Default::default() });
+    /// requests.request_progress();
+    /// while let Some(response) = stream.message().await? {
+    ///     println!("watch {}: {} event(s)", response.watch_id, response.events.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn watch_stream(&self) -> Result<WatchStream, Error> {
+        self.call(Retry::Read, |ch, token| {
+            let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut call = with_token(
+                futures_util::stream::poll_fn({
+                    let mut rx: tokio::sync::mpsc::UnboundedReceiver<WatchRequest> = rx;
+                    move |cx| rx.poll_recv(cx)
+                }),
+                &token,
+            );
+            call.metadata_mut().insert(
+                "hasleader",
+                tonic::metadata::MetadataValue::from_static("true"),
+            );
+            async move {
+                let responses = WatchClient::new(ch).watch(call).await?.into_inner();
+                Ok(WatchStream {
+                    requests: WatchRequests(requests),
+                    responses,
+                })
+            }
+        })
+        .await
+    }
+
     /// Watches `key` from `start_revision` on (0: from now).
     ///
     /// ```no_run
@@ -2038,6 +2083,106 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// One watch stream carrying many watches (see [`Client::watch_stream`]).
+pub struct WatchStream {
+    requests: WatchRequests,
+    responses: tonic::Streaming<WatchResponse>,
+}
+
+impl WatchStream {
+    /// Where the stream's requests go: creations, cancellations and progress requests, from
+    /// wherever the handle is cloned to while the responses are read here.
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::proto::etcdserverpb::WatchCreateRequest;
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let mut stream = client.watch_stream().await?;
+    /// let requests = stream.requests();
+    /// tokio::spawn(async move {
+    ///     requests.create(WatchCreateRequest { key: "a".into(), ..Default::default() });
+    /// });
+    /// while let Some(response) = stream.message().await? {
+    ///     println!("{response:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn requests(&self) -> WatchRequests {
+        self.requests.clone()
+    }
+
+    /// The next response of any of the stream's watches; `Ok(None)` once the member ended
+    /// the stream.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let mut stream = client.watch_stream().await?;
+    /// while let Some(response) = stream.message().await? {
+    ///     println!("{response:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn message(&mut self) -> Result<Option<WatchResponse>, Error> {
+        self.responses.message().await.map_err(Error::Status)
+    }
+}
+
+/// The requests of a [`WatchStream`]; cheap to clone. Each call is false once the stream is
+/// gone.
+#[derive(Clone)]
+pub struct WatchRequests(tokio::sync::mpsc::UnboundedSender<WatchRequest>);
+
+impl WatchRequests {
+    fn send(&self, request: RequestUnion) -> bool {
+        self.0
+            .send(WatchRequest {
+                request_union: Some(request),
+            })
+            .is_ok()
+    }
+
+    /// Adds a watch; the member answers with a `created` response naming its id (creations
+    /// are answered in the order they were sent).
+    ///
+    /// ```no_run
+    /// use etcd_client::v3::proto::etcdserverpb::WatchCreateRequest;
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let stream = client.watch_stream().await?;
+    /// let start_revision = 1;
+    /// stream.requests().create(WatchCreateRequest { key: "a".into(), start_revision, ..Default::default() });
+    /// # Ok(()) }
+    /// ```
+    pub fn create(&self, request: WatchCreateRequest) -> bool {
+        self.send(RequestUnion::CreateRequest(request))
+    }
+
+    /// Ends the watch `watch_id`; the member answers with a `canceled` response.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let stream = client.watch_stream().await?;
+    /// stream.requests().cancel(0);
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel(&self, watch_id: i64) -> bool {
+        self.send(RequestUnion::CancelRequest(WatchCancelRequest { watch_id }))
+    }
+
+    /// Asks for a progress notification: once every watch of the stream has been sent its
+    /// events up to the member's revision, a response with watch id -1, no events and that
+    /// revision in its header.
+    ///
+    /// ```no_run
+    /// # async fn f(client: etcd_client::v3::Client) -> Result<(), etcd_client::v3::Error> {
+    /// let mut stream = client.watch_stream().await?;
+    /// stream.requests().request_progress();
+    /// let notification = stream.message().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn request_progress(&self) -> bool {
+        self.send(RequestUnion::ProgressRequest(WatchProgressRequest {}))
     }
 }
 
