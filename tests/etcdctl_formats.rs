@@ -7,6 +7,16 @@
 //!   unsupported combinations included (`… not supported as output format`, exit 4).
 //! - Writes that change nothing (alarm disarm, defrag, member update to the same
 //!   URL) and a watch replaying history with `--prev-kv`, in every format.
+//! - Watches running a command per event (`watch … -- COMMAND`, with `ETCD_WATCH_*` set), the
+//!   key and range end from `ETCDCTL_WATCH_KEY`/`ETCDCTL_WATCH_RANGE_END`, a failing command,
+//!   the watch arguments etcdctl refuses, and a watch from a compacted revision, in every
+//!   format, both etcdctls at once (`watch -i`, `lock` and `elect` are in
+//!   tests/etcdctl_formats_sessions.rs).
+//! - `member add --learner` (of a member that never starts), `member promote` of it (refused:
+//!   not in sync) and `member remove`, each etcdctl on a learner of its own, in every format,
+//!   with the learner's id masked and the members (listed by id) sorted; protobuf answers
+//!   decoded. Member arguments etcdctl refuses, and the server's refusals, compared as they
+//!   are.
 //! - Writes (put and del with `--prev-kv`, txn, lease grant and keep-alive --once, user add):
 //!   each etcdctl's run is set up the same way, and the answers compared with what must
 //!   differ between two writes masked (revisions, lease ids); protobuf answers are decoded
@@ -25,7 +35,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use etcd_v3proto::etcdserverpb::{
-    AuthUserAddResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse,
+    AuthUserAddResponse, DeleteRangeResponse, Member, MemberAddResponse, MemberRemoveResponse,
+    PutResponse, ResponseHeader, TxnResponse,
 };
 use prost::Message as _;
 use support::*;
@@ -258,8 +269,14 @@ fn health_shape(r: &Run) -> String {
 /// What a long-running etcdctl printed once its output stopped growing (bounded), after which
 /// it is stopped.
 fn settled(program: &str, ep: &str, args: &[&str]) -> Run {
-    let mut child = Command::new(program)
+    settled_with(program, ep, args, &[])
+}
+
+/// [`settled`], with these variables in etcdctl's environment.
+fn settled_with(program: &str, ep: &str, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let child = Command::new(program)
         .env("ETCDCTL_API", "3")
+        .envs(envs.iter().copied())
         .args(["--endpoints", ep])
         .args(args)
         .stdin(Stdio::null())
@@ -267,33 +284,19 @@ fn settled(program: &str, ep: &str, args: &[&str]) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run etcdctl");
-    let collect = |mut r: Box<dyn std::io::Read + Send>| {
-        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let b = buf.clone();
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = r.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                b.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-        });
-        buf
-    };
-    let out = collect(Box::new(child.stdout.take().unwrap()));
-    let err = collect(Box::new(child.stderr.take().unwrap()));
+    let mut child = Reaped(child);
+    let out = Collected::of(child.0.stdout.take().unwrap());
+    let err = Collected::of(child.0.stderr.take().unwrap());
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let (mut seen, mut since) = (0, std::time::Instant::now());
     let mut code = None;
     loop {
         std::thread::sleep(Duration::from_millis(50));
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Ok(Some(status)) = child.0.try_wait() {
             code = status.code();
-            std::thread::sleep(Duration::from_millis(100));
             break;
         }
-        let len = out.lock().unwrap().len() + err.lock().unwrap().len();
+        let len = out.len() + err.len();
         if len != seen {
             (seen, since) = (len, std::time::Instant::now());
         } else if len > 0 && since.elapsed() > Duration::from_millis(700) {
@@ -304,18 +307,63 @@ fn settled(program: &str, ep: &str, args: &[&str]) -> Run {
             "{args:?} printed nothing"
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    let stderr = String::from_utf8_lossy(&err.lock().unwrap())
+    drop(child);
+    let stderr = String::from_utf8_lossy(&err.all())
         .lines()
         .filter(|l| !l.starts_with("{\"level\":\"warn\""))
         .map(|l| format!("{l}\n"))
         .collect();
-    let stdout = out.lock().unwrap().clone();
     Run {
         code,
-        stdout,
+        stdout: out.all(),
         stderr,
+    }
+}
+
+/// A child process, killed and reaped when dropped (a failed assertion included).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a pipe gave, read on a thread of its own until it closes.
+struct Collected {
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Collected {
+    fn of(mut pipe: impl std::io::Read + Send + 'static) -> Collected {
+        let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let b = bytes.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                b.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        Collected { bytes, reader }
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.lock().unwrap().len()
+    }
+
+    /// Everything, once the pipe closed (its writer is gone), or within a bound.
+    fn all(self) -> Vec<u8> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !self.reader.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let bytes = self.bytes.lock().unwrap().clone();
+        bytes
     }
 }
 
@@ -346,6 +394,237 @@ fn watched_history_prints_alike_in_every_format() {
             settled(env!("CARGO_BIN_EXE_etcdctl"), &ep, &args),
         );
         assert_eq!(b, a, "etcdctl {args:?}");
+    }
+}
+
+/// Both etcdctls' [`settled_with`] runs of `args` at once, each settling on its own:
+/// (Debian's, ours).
+fn settled_pair(ep: &str, args: &[&str], envs: &[(&str, &str)]) -> (Run, Run) {
+    std::thread::scope(|s| {
+        let theirs = s.spawn(|| settled_with("etcdctl", ep, args, envs));
+        let ours = settled_with(env!("CARGO_BIN_EXE_etcdctl"), ep, args, envs);
+        (theirs.join().expect("Debian's etcdctl ran"), ours)
+    })
+}
+
+#[test]
+fn watches_running_a_command_print_alike_in_every_format() {
+    if !have_etcdctl() {
+        return;
+    }
+    let node = Node::start("formatexec", &[]);
+    let ep = node.client_addr();
+    for (k, v) in [("w/a", "1"), ("w/b", "two\nlines"), ("w/a", "\"3\" \u{e9}")] {
+        ok(&ep, &["put", k, v]);
+    }
+    ok(&ep, &["del", "w/b"]);
+    let printenv: &[&str] = &[
+        "--",
+        "printenv",
+        "ETCD_WATCH_REVISION",
+        "ETCD_WATCH_EVENT_TYPE",
+        "ETCD_WATCH_KEY",
+        "ETCD_WATCH_VALUE",
+    ];
+    let failing: &[&str] = &["--", "sh", "-c", "echo \"$ETCD_WATCH_KEY\"; exit 3"];
+    let range: &[(&str, &str)] = &[
+        ("ETCDCTL_WATCH_KEY", "w/a"),
+        ("ETCDCTL_WATCH_RANGE_END", "w/c"),
+    ];
+    let all: &[&str] = &["w/", "--prefix", "--rev", "1"];
+    for format in FORMATS {
+        // (etcdctl's arguments after `watch -w FORMAT`, its environment)
+        type Env<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Vec<&str>, Env); 9] = [
+            // Each event runs the command, its output after the response's.
+            ([all, &["--prev-kv"], printenv].concat(), &[]),
+            // The key and range end from the environment.
+            (vec!["--rev", "1", "--", "echo", "ran"], range),
+            // A third word on is ignored: a watch of w/a alone.
+            (vec!["w/a", "w/b", "w/c", "--rev", "1"], &[]),
+            // A failing command ends the watch (exit 1).
+            ([all, failing].concat(), &[]),
+            // What etcdctl refuses (exit 128).
+            (vec!["w/", "--"], &[]),
+            (vec![], &[]),
+            (vec!["w/a", "w/c", "--prefix"], &[]),
+            (vec!["w/a", "--rev", "1"], &range[..1]),
+            (vec!["--rev", "1"], &range[1..]),
+        ];
+        for (args, envs) in &cases {
+            let args = [&["watch", "-w", format], args.as_slice()].concat();
+            let (a, b) = settled_pair(&ep, &args, envs);
+            assert_eq!(b, a, "etcdctl {args:?} with {envs:?}");
+            assert!(!a.stdout.is_empty() || !a.stderr.is_empty(), "{args:?}");
+        }
+    }
+    // From a compacted revision: the server cancels the watch, and etcdctl says so (exit 5).
+    let got = ok(&ep, &["get", "w/a", "-w", "json"]);
+    let got: serde_json::Value = serde_json::from_str(&got).unwrap();
+    let revision = got["header"]["revision"].as_i64().unwrap().to_string();
+    ok(&ep, &["compaction", &revision]);
+    for format in FORMATS {
+        let args = ["watch", "w/", "--prefix", "--rev", "1", "-w", format];
+        let (a, b) = settled_pair(&ep, &args, &[]);
+        assert_eq!(b, a, "etcdctl {args:?} after a compaction");
+        assert!(a.code.is_some(), "{args:?} went on: {a:?}");
+    }
+}
+
+/// The id of the one learner of the node at `ep`, if there is one.
+fn learner_id(ep: &str) -> Option<u64> {
+    let list = ok(ep, &["member", "list", "-w", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let members = list["members"].as_array()?;
+    let learner = members.iter().find(|m| m["isLearner"] == true)?;
+    learner["ID"].as_u64()
+}
+
+/// `text` with the entries of the JSON array that follows `label` (up to its closing `]`)
+/// sorted.
+fn sort_json_array(text: &str, label: &str) -> String {
+    let Some(at) = text.find(label) else {
+        return text.to_string();
+    };
+    let start = at + label.len();
+    let (mut depth, mut from, mut items, mut end) = (0, start, Vec::new(), text.len());
+    for (i, c) in text[start..].char_indices().map(|(i, c)| (start + i, c)) {
+        match c {
+            '{' | '[' => depth += 1,
+            '}' | ']' if depth > 0 => depth -= 1,
+            ']' => {
+                items.push(&text[from..i]);
+                end = i;
+                break;
+            }
+            ',' if depth == 0 => {
+                items.push(&text[from..i]);
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.sort_unstable();
+    format!("{}{}{}", &text[..start], items.join(","), &text[end..])
+}
+
+/// A member change's answer (exit code, output, errors) with what differs between two runs
+/// made alike: the new member's id shown as `ID`, and the members, which etcd lists by id,
+/// sorted (in JSON and in `ETCD_INITIAL_CLUSTER`).
+fn member_text(r: &Run, id: u64) -> String {
+    let text = format!(
+        "exit {:?}\n{}{}",
+        r.code,
+        String::from_utf8_lossy(&r.stdout),
+        r.stderr
+    );
+    let text = text
+        .replace(&format!("Member {id:16x} "), "Member ID ")
+        .replace(&format!("\"ID\":{id},"), "\"ID\":ID,")
+        .replace(&format!("\"ID\":{id}}}"), "\"ID\":ID}");
+    let text = sort_json_array(&text, "\"members\":[");
+    text.lines()
+        .map(|l| match l.strip_prefix("ETCD_INITIAL_CLUSTER=\"") {
+            Some(rest) => {
+                let mut entries: Vec<&str> = rest.trim_end_matches('"').split(',').collect();
+                entries.sort_unstable();
+                format!("ETCD_INITIAL_CLUSTER=\"{}\"\n", entries.join(","))
+            }
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// A member change's protobuf answer, decoded, with the new member's id cleared and the
+/// members sorted.
+fn member_answer(bytes: &[u8], id: u64, removed: bool) -> String {
+    let alike = |members: &mut Vec<Member>| {
+        for m in members.iter_mut().filter(|m| m.id == id) {
+            m.id = 0;
+        }
+        members.sort_by(|a, b| a.peer_ur_ls.cmp(&b.peer_ur_ls));
+    };
+    if removed {
+        let mut r = MemberRemoveResponse::decode(bytes).expect("a MemberRemoveResponse");
+        alike(&mut r.members);
+        return format!("{r:?}");
+    }
+    let mut r = MemberAddResponse::decode(bytes).expect("a MemberAddResponse");
+    if let Some(m) = r.member.as_mut().filter(|m| m.id == id) {
+        m.id = 0;
+    }
+    alike(&mut r.members);
+    format!("{r:?}")
+}
+
+#[test]
+fn member_changes_print_alike_in_every_format() {
+    if !have_etcdctl() {
+        return;
+    }
+    let node = Node::start("formatmember", &[]);
+    let ep = node.client_addr();
+    // A learner on a peer URL nothing serves: it never starts, so the node keeps its quorum,
+    // and etcd refuses to promote it (not in sync with the leader).
+    let peer = format!("--peer-urls=http://127.0.0.1:{}", free_port());
+    let add: &[&str] = &["member", "add", "newbie", "--learner", &peer];
+    for format in FORMATS {
+        let w = ["-w", format];
+        let mut runs = Vec::new();
+        for runner in [theirs, ours] {
+            let added = runner(&ep, &[add, &w].concat(), "");
+            let id = learner_id(&ep).unwrap_or_else(|| panic!("no learner after {added:?}"));
+            let hex = format!("{id:x}");
+            let promoted = runner(&ep, &["member", "promote", &hex, "-w", format], "");
+            let removed = runner(&ep, &["member", "remove", &hex, "-w", format], "");
+            assert_eq!(learner_id(&ep), None, "the learner outlived {removed:?}");
+            runs.push((id, [added, promoted, removed]));
+        }
+        let ((a_id, a), (b_id, b)) = (&runs[0], &runs[1]);
+        for (step, (a, b)) in ["add", "promote", "remove"].iter().zip(a.iter().zip(b)) {
+            let what = format!("member {step} -w {format}");
+            assert_eq!(b.code, a.code, "{what}: {b:?} / {a:?}");
+            if format == "protobuf" && a.code == Some(0) {
+                let removed = *step == "remove";
+                assert_eq!(
+                    member_answer(&b.stdout, *b_id, removed),
+                    member_answer(&a.stdout, *a_id, removed),
+                    "{what}"
+                );
+                assert_eq!(b.stderr, a.stderr, "{what}");
+            } else {
+                assert_eq!(member_text(b, *b_id), member_text(a, *a_id), "{what}");
+            }
+        }
+        assert_eq!(
+            a[1].code,
+            Some(1),
+            "etcd promoted a learner not in sync: {:?}",
+            a[1]
+        );
+    }
+    // What is refused before or by the server, alike in every format.
+    let members = ok(&ep, &["member", "list", "-w", "json"]);
+    let members: serde_json::Value = serde_json::from_str(&members).unwrap();
+    let own = format!("{:x}", members["members"][0]["ID"].as_u64().unwrap());
+    let refused: [&[&str]; 10] = [
+        &["member", "add"],
+        &["member", "add", "x"],
+        &["member", "add", "x", "y", "http://127.0.0.1:1"],
+        &["member", "add", "x", "--peer-urls=ftp://127.0.0.1:1"],
+        &["member", "remove"],
+        &["member", "remove", "+10"],
+        &["member", "remove", "1ffffffffffffffff"],
+        &["member", "remove", "1234"],
+        &["member", "promote", "1234"],
+        &["member", "promote", &own],
+    ];
+    for cmd in refused {
+        for format in FORMATS {
+            let args = [cmd, &["-w", format]].concat();
+            let (a, b) = (theirs(&ep, &args, ""), ours(&ep, &args, ""));
+            assert_eq!(b, a, "etcdctl {args:?}");
+        }
     }
 }
 

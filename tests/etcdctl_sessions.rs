@@ -111,7 +111,7 @@ fn exclusion(ep: &str, holder_program: &str, name: &str, dir: &std::path::Path) 
         "echo \"$ETCD_LOCK_KEY $ETCD_LOCK_REV\" > {}",
         file.display()
     );
-    let mut waiter = Running::start(ours(), ep, &["lock", name, "sh", "-c", &script]);
+    let mut waiter = Running::start(ours(), ep, &["lock", name, "--", "sh", "-c", &script]);
     std::thread::sleep(STILL_WAITING);
     assert!(!file.exists(), "the waiter ran while {key} held the lock");
     assert_eq!(holder.terminate(), Some(0), "the holder unlocks on SIGTERM");
@@ -141,7 +141,7 @@ fn a_lock_is_held_by_one_process_at_a_time() {
         exclusion(&ep, ours(), &format!("lock{round}"), dir.path());
     }
     // A failing command fails the lock command, and its lock is released.
-    let (code, _, err) = run(&ep, &["lock", "failing", "sh", "-c", "exit 3"]);
+    let (code, _, err) = run(&ep, &["lock", "failing", "--", "sh", "-c", "exit 3"]);
     assert_eq!((code, err.as_str()), (Some(1), "Error: exit status 3\n"));
     let (code, out, _) = run(&ep, &["get", "failing/", "--prefix"]);
     assert_eq!((code, out.as_str()), (Some(0), ""));

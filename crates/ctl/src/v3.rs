@@ -48,7 +48,7 @@ use etcd_client::v3::proto::etcdserverpb::{
     AuthUserAddRequest, AuthUserChangePasswordRequest, AuthUserDeleteRequest, AuthUserGetRequest,
     AuthUserGrantRoleRequest, AuthUserRevokeRoleRequest, HashKvRequest, Member, MemberAddRequest,
     MemberListResponse, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest,
-    MoveLeaderRequest, WatchCreateRequest,
+    MoveLeaderRequest,
 };
 use etcd_client::v3::proto::etcdserverpb::{
     CompactionRequest, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
@@ -60,11 +60,13 @@ use etcd_client::v3::{Client, Cmp, CmpOp, Error, Options};
 mod check;
 mod concurrency;
 pub mod etcdutl;
+mod gotext;
 mod mirror;
 mod offline;
 mod progress;
 mod snapshot;
 mod table;
+mod watch;
 
 /// etcdctl's exit code for errors.
 const EXIT_ERROR: u8 = 1;
@@ -304,7 +306,7 @@ enum Cmd {
         #[arg(long)]
         prefix: bool,
         /// Revision to start watching.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = gotext::parse_int)]
         rev: i64,
         /// Get the previous key-value pair before the event happens.
         #[arg(long = "prev-kv")]
@@ -364,10 +366,10 @@ enum Cmd {
     /// Acquires a named lock (and runs a command while holding it).
     Lock {
         /// Timeout for session.
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value_t = 10)]
         ttl: i64,
-        /// The lock name, then the command to run and its arguments.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        /// The lock name, then the command to run and its arguments (flags may come anywhere,
+        /// as etcdctl takes them: a command's own flags go after `--`).
         args: Vec<String>,
     },
     /// Observes and participates in leader election.
@@ -572,6 +574,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A command's failure, printed as etcdctl prints it.
+#[derive(Debug)]
 struct Failure {
     message: String,
     /// The exit code (etcdctl's: 1 for most errors).
@@ -636,6 +639,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    HEX.store(cli.hex, std::sync::atomic::Ordering::Relaxed);
     if let Cmd::Lock { .. } | Cmd::Elect { .. } | Cmd::MakeMirror(_) = cli.command {
         // Hold until a signal: printing as they go.
         let runtime = match long_running() {
@@ -658,11 +662,10 @@ pub fn main() -> ExitCode {
             Ok(rt) => rt,
             Err(code) => return code,
         };
-        let Failure { message, code } = runtime.block_on(watch(&cli));
+        let Failure { message, code } = runtime.block_on(watch::watch(&cli));
         eprintln!("Error: {message}");
         return ExitCode::from(code);
     }
-    HEX.store(cli.hex, std::sync::atomic::Ordering::Relaxed);
     if cli.discovery_srv.as_deref().is_some_and(|d| !d.is_empty()) {
         eprintln!(
             "Error: --discovery-srv: DNS SRV discovery is not supported by this etcdctl; \
@@ -890,11 +893,7 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
             let [target] = args.as_slice() else {
                 return Err(bad_args("move-leader command needs 1 argument"));
             };
-            let target = u64::from_str_radix(target, 16).map_err(|_| {
-                bad_args(format!(
-                    "strconv.ParseUint: parsing {target:?}: invalid syntax"
-                ))
-            })?;
+            let target = gotext::parse_uint(target, 16).map_err(bad_args)?;
             // Asked of the leader: found among the endpoints by their status.
             let mut leader = None;
             for ep in &cli.endpoints {
@@ -1160,271 +1159,6 @@ async fn endpoint(
     Ok(())
 }
 
-/// A watch of the command line, or one line of an interactive one.
-#[derive(Clone, Debug)]
-struct WatchArgs {
-    key: String,
-    range_end: Option<String>,
-    prefix: bool,
-    rev: i64,
-    prev_kv: bool,
-}
-
-/// `watch`: runs until the server ends it, which is a failure (exit 5, as etcdctl).
-async fn watch(cli: &Cli) -> Failure {
-    let Cmd::Watch {
-        interactive,
-        prefix,
-        rev,
-        prev_kv,
-        keys,
-        exec,
-    } = &cli.command
-    else {
-        unreachable!("called for watch");
-    };
-    let client = match client(cli) {
-        Ok(c) => c,
-        Err(f) => return f,
-    };
-    let format = cli.write_out;
-    let base = WatchArgs {
-        key: String::new(),
-        range_end: None,
-        prefix: *prefix,
-        rev: *rev,
-        prev_kv: *prev_kv,
-    };
-    if !*interactive {
-        let mut args = base;
-        match keys.as_slice() {
-            [key] => args.key = key.clone(),
-            [key, end] => {
-                args.key = key.clone();
-                args.range_end = Some(end.clone());
-            }
-            _ => {
-                return Failure {
-                    message: "bad number of arguments".into(),
-                    code: 128,
-                }
-            }
-        }
-        return match print_watch(&client, &args, format, exec).await {
-            Ok(()) => Failure {
-                message: "watch is canceled by the server".into(),
-                code: 5,
-            },
-            Err(f) => f,
-        };
-    }
-    // Interactive: one `watch KEY [RANGE_END] [flags]` per line, each printed as it goes.
-    // (Standard input is read on a thread of its own, line by line.)
-    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<std::io::Result<String>>();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::stdin().lock()) {
-            let failed = line.is_err();
-            if tx.send(line).is_err() || failed {
-                return;
-            }
-        }
-    });
-    loop {
-        let line = match lines.recv().await.transpose() {
-            Ok(Some(l)) => l,
-            Ok(None) => {
-                return Failure {
-                    message: "Error reading watch request line: EOF".into(),
-                    code: 3,
-                }
-            }
-            Err(e) => return fail(e.to_string()),
-        };
-        let words = argify(&line).unwrap_or_default();
-        if words.first().map(String::as_str) != Some("watch") {
-            eprintln!("Invalid command {line} (only support watch)");
-            continue;
-        }
-        let mut args = base.clone();
-        let mut positional = Vec::new();
-        for w in &words[1..] {
-            if w == "--prefix" {
-                args.prefix = true;
-            } else if w == "--prev-kv" {
-                args.prev_kv = true;
-            } else if let Some(r) = w.strip_prefix("--rev=") {
-                match r.parse() {
-                    Ok(r) => args.rev = r,
-                    Err(_) => {
-                        eprintln!("Invalid command {line} (bad --rev)");
-                        continue;
-                    }
-                }
-            } else {
-                positional.push(w.clone());
-            }
-        }
-        match positional.as_slice() {
-            [key] => args.key = key.clone(),
-            [key, end] => {
-                args.key = key.clone();
-                args.range_end = Some(end.clone());
-            }
-            _ => {
-                eprintln!("Invalid command {line} (command type or key is not provided)");
-                continue;
-            }
-        }
-        let client = client.clone();
-        tokio::spawn(async move {
-            if let Err(f) = print_watch(&client, &args, format, &[]).await {
-                eprintln!("Error: {}", f.message);
-            }
-        });
-    }
-}
-
-/// Prints one watch's events as they come (and runs `exec` for each), until the server
-/// ends it.
-async fn print_watch(
-    client: &Client,
-    args: &WatchArgs,
-    format: Format,
-    exec: &[String],
-) -> Result<(), Failure> {
-    if args.prefix && args.range_end.is_some() {
-        return Err(Failure {
-            message: "`range_end` and `--prefix` are mutually exclusive".into(),
-            code: 128,
-        });
-    }
-    let range_end = if args.prefix {
-        etcd_client::v3::prefix_end(args.key.as_bytes())
-    } else {
-        args.range_end
-            .as_ref()
-            .map(|e| e.as_bytes().to_vec())
-            .unwrap_or_default()
-    };
-    let request = WatchCreateRequest {
-        key: args.key.clone().into(),
-        range_end: range_end.into(),
-        start_revision: args.rev,
-        prev_kv: args.prev_kv,
-        ..Default::default()
-    };
-    let mut stream = client.watch_responses(request).await?;
-    while let Ok(Some(r)) = stream.message().await {
-        if r.created && r.events.is_empty() && !r.canceled {
-            continue;
-        }
-        if r.canceled {
-            eprintln!("watch was canceled ({})", r.cancel_reason);
-        }
-        let mut text = String::new();
-        match format {
-            Format::Simple => {
-                for e in &r.events {
-                    text.push_str(if e.r#type == 1 { "DELETE\n" } else { "PUT\n" });
-                    if let Some(prev) = &e.prev_kv {
-                        simple_kv(&mut text, prev, false, false);
-                    }
-                    if let Some(kv) = &e.kv {
-                        simple_kv(&mut text, kv, false, false);
-                    }
-                }
-            }
-            Format::Json => {
-                let events: Vec<String> = r
-                    .events
-                    .iter()
-                    .map(|e| {
-                        let mut o = JsonObject::new();
-                        if e.r#type != 0 {
-                            o.raw("type", &e.r#type.to_string());
-                        }
-                        if let Some(kv) = &e.kv {
-                            o.raw("kv", &kv_json(kv));
-                        }
-                        if let Some(prev) = &e.prev_kv {
-                            o.raw("prev_kv", &kv_json(prev));
-                        }
-                        o.finish()
-                    })
-                    .collect();
-                let events = if events.is_empty() {
-                    "null".to_string()
-                } else {
-                    format!("[{}]", events.join(","))
-                };
-                text.push_str(&format!(
-                    "{{\"Header\":{},\"Events\":{events},\"CompactRevision\":{},\"Canceled\":{},\"Created\":{}}}\n",
-                    header_json(&r.header),
-                    r.compact_revision,
-                    r.canceled,
-                    r.created
-                ));
-            }
-            Format::Fields => {
-                header_fields(&mut text, &r.header);
-                for e in &r.events {
-                    text.push_str(&format!(
-                        "\"Type\" : {}\n",
-                        if e.r#type == 1 { "DELETE" } else { "PUT" }
-                    ));
-                    if let Some(prev) = &e.prev_kv {
-                        kv_fields_named(&mut text, "Prev", prev);
-                    }
-                    if let Some(kv) = &e.kv {
-                        kv_fields(&mut text, kv);
-                    }
-                }
-            }
-            Format::Table => return Err(unsupported(format)),
-            Format::Protobuf => {
-                // What etcdctl's protobuf printer rebuilds from the client's answer.
-                let answer = etcd_client::v3::proto::etcdserverpb::WatchResponse {
-                    header: r.header,
-                    events: r.events.clone(),
-                    compact_revision: r.compact_revision,
-                    canceled: r.canceled,
-                    created: r.created,
-                    ..Default::default()
-                };
-                rpc_printed(&mut text, format, &answer, true)?;
-            }
-        }
-        {
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(text.as_bytes());
-            let _ = stdout.flush();
-        }
-        if let Some((program, rest)) = exec.split_first() {
-            let revision = r.header.map_or(0, |h| h.revision);
-            for e in &r.events {
-                let kv = e.kv.clone().unwrap_or_default();
-                let kind = if e.r#type == 1 { "DELETE" } else { "PUT" };
-                let status = tokio::process::Command::new(program)
-                    .args(rest)
-                    .env("ETCD_WATCH_REVISION", revision.to_string())
-                    .env("ETCD_WATCH_EVENT_TYPE", format!("\"{kind}\""))
-                    .env("ETCD_WATCH_KEY", go_quote(&kv.key))
-                    .env("ETCD_WATCH_VALUE", go_quote(&kv.value))
-                    .status()
-                    .await;
-                if !status.as_ref().is_ok_and(|s| s.success()) {
-                    eprintln!("command {exec:?} error ({status:?})");
-                    std::process::exit(1);
-                }
-            }
-        }
-        if r.canceled {
-            break;
-        }
-    }
-    Ok(())
-}
-
 /// `lease grant|revoke|timetolive|list|keep-alive`.
 async fn lease(
     cli: &Cli,
@@ -1619,29 +1353,15 @@ fn lease_printed(
         Format::Protobuf => Err(Failure {
             message: format!(
                 "marshal unsupported for type clientv3.{answer} ({{{}}})",
-                header.as_ref().map_or("<nil>".to_string(), go_text)
+                header
+                    .as_ref()
+                    .map_or("<nil>".to_string(), gotext::header_text)
             ),
             code: EXIT_BAD_FEATURE,
         }),
         Format::Table => Err(unsupported(format)),
         _ => Ok(false),
     }
-}
-
-/// A header as Go's protobuf `String()` writes it: each field that is set, `name:value `.
-fn go_text(h: &ResponseHeader) -> String {
-    let mut text = String::new();
-    for (name, value) in [
-        ("cluster_id", h.cluster_id as i128),
-        ("member_id", h.member_id as i128),
-        ("revision", h.revision as i128),
-        ("raft_term", h.raft_term as i128),
-    ] {
-        if value != 0 {
-            text.push_str(&format!("{name}:{value} "));
-        }
-    }
-    text
 }
 
 /// A lease answer as etcdctl's JSON shows the client's answer types: the header's fields at
@@ -2342,9 +2062,8 @@ fn check_peer_urls(urls: &[String]) -> Result<(), Failure> {
 
 /// A member id argument (hexadecimal).
 fn member_id(arg: &str) -> Result<u64, Failure> {
-    u64::from_str_radix(arg, 16).map_err(|_| {
-        bad_args(format!("bad member ID arg (strconv.ParseUint: parsing {arg:?}: invalid syntax), expecting ID in Hex"))
-    })
+    gotext::parse_uint(arg, 16)
+        .map_err(|e| bad_args(format!("bad member ID arg ({e}), expecting ID in Hex")))
 }
 
 /// `member add|remove|update|promote`.
@@ -3039,7 +2758,7 @@ fn parse_op(line: &str) -> Result<RequestOp, Failure> {
         cmd: Cmd,
     }
     let invalid = || fail(format!("invalid txn request: {line}"));
-    let args = argify(line).ok_or_else(invalid)?;
+    let args = gotext::argify(line)?;
     if args.len() < 2 {
         return Err(fail(format!("invalid txn compare request: {line}")));
     }
@@ -3058,10 +2777,10 @@ fn parse_op(line: &str) -> Result<RequestOp, Failure> {
 fn parse_compare(line: &str) -> Result<Compare, Failure> {
     let malformed = || fail(format!("malformed comparison: {line}"));
     let (target, rest) = line.split_once('(').ok_or_else(malformed)?;
-    let (key, rest) = go_unquote_prefix(rest.trim_start()).ok_or_else(malformed)?;
+    let (key, rest) = gotext::unquote_prefix(rest.trim_start()).ok_or_else(malformed)?;
     let rest = rest.strip_prefix(')').ok_or_else(malformed)?.trim_start();
     let (op, rest) = rest.split_once(char::is_whitespace).ok_or_else(malformed)?;
-    let (value, _) = go_unquote_prefix(rest.trim_start()).ok_or_else(malformed)?;
+    let (value, _) = gotext::unquote_prefix(rest.trim_start()).ok_or_else(malformed)?;
     let op = match op {
         "=" => CmpOp::Equal,
         "!=" => CmpOp::NotEqual,
@@ -3086,61 +2805,6 @@ fn parse_compare(line: &str) -> Result<Compare, Failure> {
             )))
         }
     })
-}
-
-/// A Go double-quoted string at the start of `s`: its bytes and the rest.
-fn go_unquote_prefix(s: &str) -> Option<(Vec<u8>, &str)> {
-    let mut chars = s.strip_prefix('"')?.char_indices();
-    let mut out = Vec::new();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Some((out, &s[i + 2..])),
-            '\\' => {
-                let (_, e) = chars.next()?;
-                match e {
-                    'n' => out.push(b'\n'),
-                    't' => out.push(b'\t'),
-                    'r' => out.push(b'\r'),
-                    '\\' => out.push(b'\\'),
-                    '"' => out.push(b'"'),
-                    'x' => {
-                        let hi = chars.next()?.1.to_digit(16)?;
-                        let lo = chars.next()?.1.to_digit(16)?;
-                        out.push((hi * 16 + lo) as u8);
-                    }
-                    _ => return None,
-                }
-            }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-        }
-    }
-    None
-}
-
-/// etcdctl's `argify`: words, `"double-quoted"` (Go escapes) or `'single-quoted'` strings.
-fn argify(line: &str) -> Option<Vec<String>> {
-    let mut args = Vec::new();
-    let mut rest = line.trim_start();
-    while !rest.is_empty() {
-        if rest.starts_with('"') {
-            let (bytes, after) = go_unquote_prefix(rest)?;
-            args.push(String::from_utf8_lossy(&bytes).into_owned());
-            rest = after;
-        } else if let Some(quoted) = rest.strip_prefix('\'') {
-            let end = quoted.find('\'')?;
-            args.push(quoted[..end].to_string());
-            rest = &quoted[end + 1..];
-        } else {
-            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            args.push(rest[..end].to_string());
-            rest = &rest[end..];
-        }
-        rest = rest.trim_start();
-    }
-    Some(args)
 }
 
 /// `call`'s answer, or etcdctl's error once `timeout` passes.
@@ -3368,13 +3032,18 @@ mod tests {
 
     #[test]
     fn txn_input_parses_as_etcdctls() {
-        let t = parse_txn("mod(\"a\") > \"0\"\nvalue(\"x y\") != \"a\\\"b\"\n\nput a 11\nget a --prefix\n\ndel 'b c'\n\n")
+        let t = parse_txn("mod(\"a\") > \"0\"\nvalue(\"x y\") != \"a\\\"b\"\n\nput a 11\nget a --prefix\n\ndel \"b c\"\nput 'key' v\n\n")
             .unwrap_or_else(|e| panic!("{}", e.message));
         assert_eq!(t.compare.len(), 2);
         assert_eq!(&t.compare[1].key[..], b"x y");
         assert_eq!(t.success.len(), 2);
         match &t.failure[0].request {
             Some(Op::RequestDeleteRange(d)) => assert_eq!(&d.key[..], b"b c"),
+            other => panic!("{other:?}"),
+        }
+        // etcdctl 3.4's slicing of a single-quoted word: bytes 1 to the word count less one.
+        match &t.failure[1].request {
+            Some(Op::RequestPut(p)) => assert_eq!(&p.key[..], b"k"),
             other => panic!("{other:?}"),
         }
         for (input, want) in [

@@ -2,8 +2,9 @@
 //! Election services (which hold etcd's `concurrency` recipes server-side: the same keys,
 //! `NAME/LEASE` in hex, and the same order of waiters).
 //!
-//! Each takes a session: a lease (`lock --ttl`, 60 s by default) kept alive while the command
-//! runs. The holder's key is printed as `etcdctl get` prints it; then:
+//! Each takes a session: a lease (`lock --ttl`, 10 s by default; 60 s for `elect`) kept alive
+//! while the command runs. The holder's key is printed as `etcdctl get` prints it (in every
+//! format; `elect -l` without a count, as clientv3's Observe hands a leader out); then:
 //! - `lock NAME` holds the lock until SIGINT or SIGTERM, then unlocks; `lock NAME CMD ARGS…`
 //!   runs the command with `ETCD_LOCK_KEY` and `ETCD_LOCK_REV` set, then unlocks, and fails
 //!   as the command failed;
@@ -145,16 +146,9 @@ pub(super) async fn lock(cli: &Cli, args: &[String], ttl: i64) -> Result<(), Fai
             .await;
         let unlocked = unlock().await;
         session.close().await;
-        return match status {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(fail(format!(
-                "exec: {program:?}: executable file not found in $PATH"
-            ))),
-            Err(e) => Err(fail(e.to_string())),
-            Ok(s) if !s.success() => Err(fail(match s.code() {
-                Some(code) => format!("exit status {code}"),
-                None => "signal: killed".to_string(),
-            })),
-            Ok(_) => unlocked.map(|_| ()).map_err(Failure::from),
+        return match super::gotext::run_error(program, &status) {
+            Some(e) => Err(fail(e)),
+            None => unlocked.map(|_| ()).map_err(Failure::from),
         };
     }
     let held = print_key(cli, &client, &key).await;
@@ -235,10 +229,10 @@ async fn observe(cli: &Cli, client: &Client, name: &str) -> Result<(), Failure> 
             return Err(fail("elect: observer lost"));
         };
         let Some(kv) = leader.kv else { continue };
+        // What clientv3's Observe hands out: the header and the leader's pair, no count.
         let r = RangeResponse {
             header: leader.header,
             kvs: vec![kv],
-            count: 1,
             ..Default::default()
         };
         print_now(cli, &r)?;
