@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use etcd_client::v3::proto::etcdserverpb as pb;
 use etcd_client::v3::proto::etcdserverpb::alarm_request::AlarmAction;
 use etcd_client::v3::proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use etcd_client::v3::proto::etcdserverpb::request_op::Request as Op;
@@ -914,7 +915,7 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
             let r = within(timeout, leader.move_leader(request)).await?;
             if !rpc_printed(out, format, &r, false)? {
                 if format == Format::Json {
-                    print_done(out, format, &r, &r.header, String::new(), false)?;
+                    print_done(out, format, &r, String::new(), false)?;
                 } else {
                     out.push_str(&format!(
                         "Leadership transferred from {leader_id:x} to {target:x}\n"
@@ -1433,15 +1434,49 @@ fn bad_args(message: impl Into<String>) -> Failure {
     }
 }
 
+/// An RPC answer, and the header it carries.
+trait Answer: prost::Message {
+    /// The answer's header.
+    fn header(&self) -> &Option<ResponseHeader>;
+}
+
+macro_rules! answers {
+    ($($t:ty),* $(,)?) => {
+        $(impl Answer for $t {
+            fn header(&self) -> &Option<ResponseHeader> {
+                &self.header
+            }
+        })*
+    };
+}
+
+answers!(
+    pb::MoveLeaderResponse,
+    pb::AuthUserAddResponse,
+    pb::AuthUserDeleteResponse,
+    pb::AuthUserChangePasswordResponse,
+    pb::AuthUserGrantRoleResponse,
+    pb::AuthUserRevokeRoleResponse,
+    pb::AuthRoleAddResponse,
+    pb::AuthRoleDeleteResponse,
+    pb::AuthRoleGrantPermissionResponse,
+    pb::AuthRoleRevokePermissionResponse,
+    pb::AuthEnableResponse,
+    pb::AuthDisableResponse,
+    pb::MemberRemoveResponse,
+    pb::MemberUpdateResponse,
+    pb::MemberPromoteResponse,
+);
+
 /// A header-only answer as JSON (`-w json` of most auth commands), or `simple`'s line.
 fn print_done(
     out: &mut String,
     format: Format,
-    r: &impl prost::Message,
-    header: &Option<ResponseHeader>,
+    r: &impl Answer,
     line: String,
     has_fields: bool,
 ) -> Result<(), Failure> {
+    let header = r.header();
     if rpc_printed(out, format, r, has_fields)? {
         return Ok(());
     }
@@ -1545,14 +1580,7 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
                 ..Default::default()
             };
             let r = within(timeout, client.user_add(request)).await?;
-            print_done(
-                out,
-                format,
-                &r,
-                &r.header,
-                format!("User {name} created"),
-                true,
-            )?;
+            print_done(out, format, &r, format!("User {name} created"), true)?;
         }
         UserCmd::Delete { args } => {
             let name = one_arg(
@@ -1561,14 +1589,7 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
             )?;
             let request = AuthUserDeleteRequest { name: name.clone() };
             let r = within(timeout, client.user_delete(request)).await?;
-            print_done(
-                out,
-                format,
-                &r,
-                &r.header,
-                format!("User {name} deleted"),
-                true,
-            )?;
+            print_done(out, format, &r, format!("User {name} deleted"), true)?;
         }
         UserCmd::Get { args, detail } => {
             let name = one_arg(args, "user get command requires user name as its argument")?;
@@ -1628,7 +1649,7 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
                 ..Default::default()
             };
             let r = within(timeout, client.user_change_password(request)).await?;
-            print_done(out, format, &r, &r.header, "Password updated".into(), true)?;
+            print_done(out, format, &r, "Password updated".into(), true)?;
         }
         UserCmd::GrantRole { args } => {
             let [name, role] = args.as_slice() else {
@@ -1645,7 +1666,6 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
                 out,
                 format,
                 &r,
-                &r.header,
                 format!("Role {role} is granted to user {name}"),
                 true,
             )?;
@@ -1665,7 +1685,6 @@ async fn user(cli: &Cli, client: &Client, cmd: &UserCmd, out: &mut String) -> Re
                 out,
                 format,
                 &r,
-                &r.header,
                 format!("Role {role} is revoked from user {name}"),
                 true,
             )?;
@@ -1798,14 +1817,7 @@ async fn role(cli: &Cli, client: &Client, cmd: &RoleCmd, out: &mut String) -> Re
             let name = one_arg(args, "role add command requires role name as its argument")?;
             let request = AuthRoleAddRequest { name: name.clone() };
             let r = within(timeout, client.role_add(request)).await?;
-            print_done(
-                out,
-                format,
-                &r,
-                &r.header,
-                format!("Role {name} created"),
-                true,
-            )?;
+            print_done(out, format, &r, format!("Role {name} created"), true)?;
         }
         RoleCmd::Delete { args } => {
             let name = one_arg(
@@ -1814,14 +1826,7 @@ async fn role(cli: &Cli, client: &Client, cmd: &RoleCmd, out: &mut String) -> Re
             )?;
             let request = AuthRoleDeleteRequest { role: name.clone() };
             let r = within(timeout, client.role_delete(request)).await?;
-            print_done(
-                out,
-                format,
-                &r,
-                &r.header,
-                format!("Role {name} deleted"),
-                true,
-            )?;
+            print_done(out, format, &r, format!("Role {name} deleted"), true)?;
         }
         RoleCmd::Get { args } => {
             let name = one_arg(args, "role get command requires role name as its argument")?;
@@ -1866,14 +1871,7 @@ async fn role(cli: &Cli, client: &Client, cmd: &RoleCmd, out: &mut String) -> Re
                 }),
             };
             let r = within(timeout, client.role_grant_permission(request)).await?;
-            print_done(
-                out,
-                format,
-                &r,
-                &r.header,
-                format!("Role {} updated", args[0]),
-                true,
-            )?;
+            print_done(out, format, &r, format!("Role {} updated", args[0]), true)?;
         }
         RoleCmd::RevokePermission {
             args,
@@ -1909,7 +1907,7 @@ async fn role(cli: &Cli, client: &Client, cmd: &RoleCmd, out: &mut String) -> Re
                     args[0]
                 )
             };
-            print_done(out, format, &r, &r.header, line, true)?;
+            print_done(out, format, &r, line, true)?;
         }
     }
     Ok(())
@@ -2161,7 +2159,6 @@ async fn member(
                     out,
                     format,
                     &r,
-                    &r.header,
                     format!(
                         "Member {id:16x} removed from cluster {:16x}",
                         cluster_id(&r.header)
@@ -2189,7 +2186,6 @@ async fn member(
                     out,
                     format,
                     &r,
-                    &r.header,
                     format!(
                         "Member {id:16x} updated in cluster {:16x}",
                         cluster_id(&r.header)
@@ -2208,7 +2204,6 @@ async fn member(
                     out,
                     format,
                     &r,
-                    &r.header,
                     format!(
                         "Member {id:16x} promoted in cluster {:16x}",
                         cluster_id(&r.header)
