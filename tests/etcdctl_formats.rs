@@ -17,8 +17,10 @@
 //!   with the learner's id masked and the members (listed by id) sorted; protobuf answers
 //!   decoded. Member arguments etcdctl refuses, and the server's refusals, compared as they
 //!   are.
-//! - Writes (put and del with `--prev-kv`, txn, lease grant and keep-alive --once, user add):
-//!   each etcdctl's run is set up the same way, and the answers compared with what must
+//! - Writes (put and del with `--prev-kv`, txn, compaction, lease grant, revoke and
+//!   keep-alive --once, user add, passwd, delete, grant-role and revoke-role, role add,
+//!   delete, grant-permission and revoke-permission, auth enable and disable): each
+//!   etcdctl's run is set up the same way, and the answers compared with what must
 //!   differ between two writes masked (revisions, lease ids); protobuf answers are decoded
 //!   and compared with the revisions cleared.
 //!
@@ -35,8 +37,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use etcd_v3proto::etcdserverpb::{
-    AuthUserAddResponse, DeleteRangeResponse, Member, MemberAddResponse, MemberRemoveResponse,
-    PutResponse, ResponseHeader, TxnResponse,
+    AuthRoleAddResponse, AuthUserAddResponse, DeleteRangeResponse, Member, MemberAddResponse,
+    MemberRemoveResponse, PutResponse, ResponseHeader, TxnResponse,
 };
 use prost::Message as _;
 use support::*;
@@ -674,26 +676,104 @@ fn write_answers_print_alike_in_every_format() {
             h.revision = 0;
         }
     }
-    // Each run starts from a fresh `zz` (version 1) and no user w1.
-    let fresh: &[&[&str]] = &[
-        &["del", "zz"],
-        &["put", "zz", "base"],
-        &["user", "delete", "w1"],
+    /// An answer that is only a header (most auth answers, compaction's).
+    fn header_only(b: &[u8]) -> String {
+        let mut r = AuthRoleAddResponse::decode(b).unwrap_or_else(|e| {
+            panic!(
+                "a header-only answer: {e} in {:?}",
+                String::from_utf8_lossy(b)
+            )
+        });
+        clear(&mut r.header);
+        format!("{r:?}")
+    }
+    /// What etcdctl prints whatever the format (`auth enable|disable` print a line).
+    fn text(b: &[u8]) -> String {
+        String::from_utf8_lossy(b).into_owned()
+    }
+    // Each run starts from the same state: a fresh `zz` (version 1), no user w1, a user w2
+    // and a role q2 of their own, and auth off (set up through ours; failures, such as
+    // deleting what is not there, change nothing).
+    let zz: &[&[&str]] = &[&["del", "zz"], &["put", "zz", "base"]];
+    let w2: &[&[&str]] = &[&["user", "delete", "w2"], &["user", "add", "w2:pw"]];
+    let q2: &[&[&str]] = &[&["role", "delete", "q2"], &["role", "add", "q2"]];
+    let both = [w2, q2].concat();
+    let granted = [w2, q2, &[&["user", "grant-role", "w2", "q2"][..]]].concat();
+    let allowed = [
+        q2,
+        &[&["role", "grant-permission", "q2", "readwrite", "k1", "k9"][..]],
+    ]
+    .concat();
+    let root: &[&[&str]] = &[
+        &["user", "add", "root:rootpw"],
+        &["user", "grant-role", "root", "root"],
     ];
-    let cases: Vec<(Vec<&str>, &str, Decode)> = vec![
-        (vec!["put", "zz", "new", "--prev-kv"], "", put),
-        (vec!["del", "zz", "--prev-kv"], "", del),
-        (vec!["txn"], txn, txn_answer),
-        (vec!["lease", "grant", "100"], "", header),
-        (vec!["user", "add", "w1:pw"], "", user_added),
+    let enabled = [root, &[&["auth", "enable"][..]]].concat();
+    let cases: Vec<(&[&[&str]], Vec<&str>, &str, Decode)> = vec![
+        (zz, vec!["put", "zz", "new", "--prev-kv"], "", put),
+        (zz, vec!["del", "zz", "--prev-kv"], "", del),
+        (zz, vec!["txn"], txn, txn_answer),
+        (&[], vec!["lease", "grant", "100"], "", header),
+        (
+            &[&["user", "delete", "w1"]],
+            vec!["user", "add", "w1:pw"],
+            "",
+            user_added,
+        ),
+        (
+            w2,
+            vec!["user", "passwd", "w2", "--interactive=false"],
+            "pw2\n",
+            header_only,
+        ),
+        (w2, vec!["user", "delete", "w2"], "", header_only),
+        (
+            &both,
+            vec!["user", "grant-role", "w2", "q2"],
+            "",
+            header_only,
+        ),
+        (
+            &granted,
+            vec!["user", "revoke-role", "w2", "q2"],
+            "",
+            header_only,
+        ),
+        (
+            &[&["role", "delete", "q3"]],
+            vec!["role", "add", "q3"],
+            "",
+            header_only,
+        ),
+        (q2, vec!["role", "delete", "q2"], "", header_only),
+        (
+            q2,
+            vec!["role", "grant-permission", "q2", "readwrite", "k1", "k9"],
+            "",
+            header_only,
+        ),
+        (
+            &allowed,
+            vec!["role", "revoke-permission", "q2", "k1", "k9"],
+            "",
+            header_only,
+        ),
+        (root, vec!["auth", "enable"], "", text),
+        (
+            &enabled,
+            vec!["--user", "root:rootpw", "auth", "disable"],
+            "",
+            text,
+        ),
     ];
-    for (cmd, input, decode) in &cases {
+    for (fresh, cmd, input, decode) in &cases {
         for format in FORMATS {
             let mut args = cmd.clone();
             args.extend_from_slice(&["-w", format]);
             let mut answers = Vec::new();
             for runner in [theirs, ours] {
-                for setup in fresh {
+                let _ = ours(&ep, &["--user", "root:rootpw", "auth", "disable"], "");
+                for setup in *fresh {
                     let _ = ours(&ep, setup, "");
                 }
                 answers.push(runner(&ep, &args, input));
@@ -708,6 +788,46 @@ fn write_answers_print_alike_in_every_format() {
                 assert_eq!(m(b), m(a), "etcdctl {args:?}");
             }
         }
+    }
+    // A compaction at the revision of a write of each's own.
+    for format in FORMATS {
+        let mut answers = Vec::new();
+        for runner in [theirs, ours] {
+            let put = ok(&ep, &["put", "zz", "again", "-w", "json"]);
+            let put: serde_json::Value = serde_json::from_str(&put).unwrap();
+            let rev = put["header"]["revision"].to_string();
+            answers.push(runner(&ep, &["compaction", &rev, "-w", format], ""));
+        }
+        let (a, b) = (&answers[0], &answers[1]);
+        assert_eq!(
+            (b.code, &b.stderr),
+            (a.code, &a.stderr),
+            "compaction -w {format}"
+        );
+        // (etcdctl prints its line whatever the format.)
+        let labels = [WRITE_LABELS, &["compacted revision "]].concat();
+        let m = |r: &Run| mask(&String::from_utf8_lossy(&r.stdout), &labels);
+        assert_eq!(m(b), m(a), "compaction -w {format}");
+    }
+    // A revoke of a lease of each's own (refused in protobuf, the answer's header shown in
+    // the refusal).
+    for format in FORMATS {
+        let mut answers = Vec::new();
+        for runner in [theirs, ours] {
+            let granted = ok(&ep, &["lease", "grant", "100"]);
+            let id = granted.split_whitespace().nth(1).unwrap().to_string();
+            answers.push(runner(&ep, &["lease", "revoke", &id, "-w", format], ""));
+        }
+        let (a, b) = (&answers[0], &answers[1]);
+        let m = |r: &Run| {
+            let stdout = String::from_utf8_lossy(&r.stdout);
+            (
+                r.code,
+                mask(&stdout, WRITE_LABELS),
+                mask(&r.stderr, &["revision:"]),
+            )
+        };
+        assert_eq!(m(b), m(a), "lease revoke -w {format}");
     }
     // keep-alive --once of a lease of each's own.
     for format in FORMATS {
