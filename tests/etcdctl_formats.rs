@@ -709,7 +709,9 @@ fn write_answers_print_alike_in_every_format() {
         &["user", "grant-role", "root", "root"],
     ];
     let enabled = [root, &[&["auth", "enable"][..]]].concat();
-    let cases: Vec<(&[&[&str]], Vec<&str>, &str, Decode)> = vec![
+    /// Commands that set a run up.
+    type Setup<'a> = &'a [&'a [&'a str]];
+    let cases: Vec<(Setup, Vec<&str>, &str, Decode)> = vec![
         (zz, vec!["put", "zz", "new", "--prev-kv"], "", put),
         (zz, vec!["del", "zz", "--prev-kv"], "", del),
         (zz, vec!["txn"], txn, txn_answer),
