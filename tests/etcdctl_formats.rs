@@ -17,7 +17,7 @@
 //!   with the learner's id masked and the members (listed by id) sorted; protobuf answers
 //!   decoded. Member arguments etcdctl refuses, and the server's refusals, compared as they
 //!   are.
-//! - Writes (put and del with `--prev-kv`, txn, compaction, lease grant, revoke and
+//! - Writes (put and del with `--prev-kv`, txn (and `txn -i`), compaction, lease grant, revoke and
 //!   keep-alive --once, user add, passwd, delete, grant-role and revoke-role, role add,
 //!   delete, grant-permission and revoke-permission, auth enable and disable): each
 //!   etcdctl's run is set up the same way, and the answers compared with what must
@@ -661,6 +661,18 @@ fn write_answers_print_alike_in_every_format() {
         // Every revision inside moves together: show the shape and the values.
         format!("succeeded {} ops {}", r.succeeded, r.responses.len())
     }
+    /// `txn -i`'s answer: its three headings, then the answer.
+    fn prompted_txn(b: &[u8]) -> String {
+        let mut at = 0;
+        for _ in 0..3 {
+            at += b[at..].iter().position(|&c| c == b'\n').expect("a heading") + 1;
+        }
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&b[..at]),
+            txn_answer(&b[at..])
+        )
+    }
     fn header(b: &[u8]) -> String {
         let mut h = Some(ResponseHeader::decode(b).expect("a ResponseHeader"));
         clear(&mut h);
@@ -715,6 +727,13 @@ fn write_answers_print_alike_in_every_format() {
         (zz, vec!["put", "zz", "new", "--prev-kv"], "", put),
         (zz, vec!["del", "zz", "--prev-kv"], "", del),
         (zz, vec!["txn"], txn, txn_answer),
+        (zz, vec!["txn", "-i"], txn, prompted_txn),
+        (
+            zz,
+            vec!["txn", "--interactive"],
+            "value(\"zz\") = \"base\"\nbad\n",
+            txn_answer,
+        ),
         (&[], vec!["lease", "grant", "100"], "", header),
         (
             &[&["user", "delete", "w1"]],

@@ -1,7 +1,7 @@
 //! etcdctl's v3 command line (what `etcdctl` runs unless `ETCDCTL_API=2`), on
 //! `etcd_client::v3`, printing exactly what etcd's etcdctl 3.4 prints.
 //!
-//! Commands: `put`, `get`, `del`, `txn` (etcdctl's interactive grammar on standard input),
+//! Commands: `put`, `get`, `del`, `txn` (etcdctl's grammar on standard input; `-i` prompts),
 //! `compaction`, `watch` (with `-i` and the `-- command` form; it prints as it goes),
 //! `endpoint status|health|hashkv` (each endpoint through a client of its own; `--cluster` for
 //! every member's), `lease grant|revoke|timetolive|list|keep-alive` (`--once`, or printing
@@ -288,7 +288,11 @@ enum Cmd {
         from_key: bool,
     },
     /// Txn processes all the requests in one transaction (read from standard input).
-    Txn,
+    Txn {
+        /// Input transaction in interactive mode.
+        #[arg(short = 'i', long)]
+        interactive: bool,
+    },
     /// Compacts the event history in etcd.
     Compaction {
         /// The revision to compact at.
@@ -814,13 +818,16 @@ async fn run(cli: &Cli, out: &mut String) -> Result<(), Failure> {
     let timeout = cli.command_timeout;
     let format = cli.write_out;
     match &cli.command {
-        Cmd::Txn => {
-            let mut input = String::new();
-            std::io::stdin()
-                .read_to_string(&mut input)
-                .map_err(|e| fail(e.to_string()))?;
+        Cmd::Txn { interactive } => {
+            let prompt = |heading: &str| {
+                if *interactive {
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = writeln!(stdout, "{heading}");
+                    let _ = stdout.flush();
+                }
+            };
             // etcdctl's ExitInvalidInput for a txn it cannot read.
-            let request = parse_txn(&input).map_err(|f| Failure {
+            let request = read_txn(&mut std::io::stdin().lock(), prompt).map_err(|f| Failure {
                 message: f.message,
                 code: 3,
             })?;
@@ -2710,37 +2717,48 @@ fn print_txn(out: &mut String, format: Format, r: &TxnResponse) {
     }
 }
 
-/// etcdctl's interactive txn: compares, a blank line, success operations, a blank line,
+/// etcdctl's txn grammar: compares, a blank line, success operations, a blank line,
 /// failure operations, a blank line; every line ends with a newline.
-fn parse_txn(input: &str) -> Result<TxnRequest, Failure> {
-    let mut lines = input.split_inclusive('\n');
-    let mut section = || -> Result<Vec<String>, Failure> {
+///
+/// Reads a txn as etcdctl does: a section at a time (comparisons, then the operations on
+/// success, then on failure), each ended by an empty line, every line parsed as it is read
+/// (the first bad one ends the read); `prompt` is told each section's heading before it is
+/// read (`txn -i` prints them).
+fn read_txn(
+    input: &mut impl std::io::BufRead,
+    mut prompt: impl FnMut(&str),
+) -> Result<TxnRequest, Failure> {
+    fn section<T>(
+        input: &mut impl std::io::BufRead,
+        parse: impl Fn(&str) -> Result<T, Failure>,
+    ) -> Result<Vec<T>, Failure> {
         let mut got = Vec::new();
         loop {
-            let Some(line) = lines.next().filter(|l| l.ends_with('\n')) else {
+            let mut line = Vec::new();
+            input
+                .read_until(b'\n', &mut line)
+                .map_err(|e| fail(e.to_string()))?;
+            if !line.ends_with(b"\n") {
                 return Err(fail("EOF"));
-            };
+            }
+            let line = String::from_utf8_lossy(&line);
             let line = line.trim();
             if line.is_empty() {
                 return Ok(got);
             }
-            got.push(line.to_string());
+            got.push(parse(line)?);
         }
-    };
-    let compares = section()?;
-    let success = section()?;
-    let failure = section()?;
-    let compare = compares
-        .iter()
-        .map(|l| parse_compare(l))
-        .collect::<Result<Vec<_>, _>>()?;
-    let ops = |lines: Vec<String>| -> Result<Vec<RequestOp>, Failure> {
-        lines.iter().map(|l| parse_op(l)).collect()
-    };
+    }
+    prompt("compares:");
+    let compare = section(input, parse_compare)?;
+    prompt("success requests (get, put, del):");
+    let success = section(input, parse_op)?;
+    prompt("failure requests (get, put, del):");
+    let failure = section(input, parse_op)?;
     Ok(TxnRequest {
         compare,
-        success: ops(success)?,
-        failure: ops(failure)?,
+        success,
+        failure,
     })
 }
 
@@ -2990,6 +3008,33 @@ fn go_quote(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_txn(input: &str) -> Result<TxnRequest, Failure> {
+        read_txn(&mut input.as_bytes(), |_| {})
+    }
+
+    /// Lines are parsed as they are read, as etcdctl reads them: a bad one is refused even
+    /// where the input ends before the txn does; `txn -i`'s headings come before each
+    /// section.
+    #[test]
+    fn a_txn_is_read_a_line_at_a_time() {
+        let refused = parse_txn("nonsense\n").unwrap_err();
+        assert_eq!(refused.message, "malformed comparison: nonsense");
+        assert_eq!(parse_txn("\nput a 1\n").unwrap_err().message, "EOF");
+        let mut asked = Vec::new();
+        let t = read_txn(&mut "\nput a 1\n\n\n".as_bytes(), |h| {
+            asked.push(h.to_string())
+        });
+        assert_eq!(t.unwrap().success.len(), 1);
+        assert_eq!(
+            asked,
+            [
+                "compares:",
+                "success requests (get, put, del):",
+                "failure requests (get, put, del):"
+            ]
+        );
+    }
 
     /// As etcdctl 3.4 refused `lease revoke -w protobuf` (recorded).
     #[test]
