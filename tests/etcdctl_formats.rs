@@ -17,8 +17,10 @@
 //!   with the learner's id masked and the members (listed by id) sorted; protobuf answers
 //!   decoded. Member arguments etcdctl refuses, and the server's refusals, compared as they
 //!   are.
-//! - Writes (put and del with `--prev-kv`, txn (and `txn -i`), compaction, lease grant, revoke and
-//!   keep-alive --once, user add, passwd, delete, grant-role and revoke-role, role add,
+//! - `move-leader` on a three-member cluster, each etcdctl moving the leadership on in
+//!   turn, with the ids, term and revision masked.
+//! - Writes (put and del with `--prev-kv`, txn (and `txn -i`), compaction, lease grant,
+//!   revoke and keep-alive --once, user add, passwd, delete, grant-role and revoke-role, role add,
 //!   delete, grant-permission and revoke-permission, auth enable and disable): each
 //!   etcdctl's run is set up the same way, and the answers compared with what must
 //!   differ between two writes masked (revisions, lease ids); protobuf answers are decoded
@@ -38,7 +40,7 @@ use std::time::Duration;
 
 use etcd_v3proto::etcdserverpb::{
     AuthRoleAddResponse, AuthUserAddResponse, DeleteRangeResponse, Member, MemberAddResponse,
-    MemberRemoveResponse, PutResponse, ResponseHeader, TxnResponse,
+    MemberRemoveResponse, MoveLeaderResponse, PutResponse, ResponseHeader, TxnResponse,
 };
 use prost::Message as _;
 use support::*;
@@ -557,6 +559,71 @@ fn member_answer(bytes: &[u8], id: u64, removed: bool) -> String {
     }
     alike(&mut r.members);
     format!("{r:?}")
+}
+
+/// `move-leader` through both etcdctls in turn on a three-member cluster, each moving the
+/// leadership on to another member, in every format: the ids, the term and the revision,
+/// which move with each transfer, masked (protobuf decoded, those fields cleared).
+#[test]
+fn move_leader_prints_alike_in_every_format() {
+    if !have_etcdctl() {
+        return;
+    }
+    let mut c = Cluster::start(3, &FAST_TIMING);
+    let all: Vec<String> = (0..3).map(|i| c.member(i).client_addr()).collect();
+    let all = all.join(",");
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&all, &["member", "list", "-w", "json"])).unwrap();
+    let id_of = |name: &str| -> String {
+        let members = listed["members"].as_array().unwrap();
+        let m = members.iter().find(|m| m["name"] == name).unwrap();
+        format!("{:x}", m["ID"].as_u64().unwrap())
+    };
+    let ids: Vec<String> = (0..3).map(|i| id_of(&c.member(i).name)).collect();
+    let labels = [
+        "\"member_id\":",
+        "\"raft_term\":",
+        "\"revision\":",
+        "from ",
+        "to ",
+    ];
+    fn cleared(b: &[u8]) -> String {
+        let mut r = MoveLeaderResponse::decode(b).expect("a MoveLeaderResponse");
+        if let Some(h) = r.header.as_mut() {
+            (h.member_id, h.raft_term, h.revision) = (0, 0, 0);
+        }
+        format!("{r:?}")
+    }
+    for format in FORMATS {
+        let mut runs = Vec::new();
+        for runner in [theirs, ours] {
+            let leader = c.leader();
+            let target = ids[(leader + 1) % 3].clone();
+            let run = runner(&all, &["move-leader", &target, "-w", format], "");
+            if run.code == Some(0) {
+                poll_until(Duration::from_secs(15), "the new leader leads", || {
+                    (ids[c.leader()] == target).then_some(())
+                });
+            }
+            runs.push(run);
+        }
+        let (a, b) = (&runs[0], &runs[1]);
+        assert_eq!(
+            (b.code, &b.stderr),
+            (a.code, &a.stderr),
+            "move-leader -w {format}"
+        );
+        if format == "protobuf" {
+            assert_eq!(
+                cleared(&b.stdout),
+                cleared(&a.stdout),
+                "move-leader -w {format}"
+            );
+        } else {
+            let m = |r: &Run| mask(&String::from_utf8_lossy(&r.stdout), &labels);
+            assert_eq!(m(b), m(a), "move-leader -w {format}");
+        }
+    }
 }
 
 #[test]

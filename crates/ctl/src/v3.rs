@@ -1490,7 +1490,10 @@ fn print_done(
     match format {
         Format::Json => {
             let mut o = JsonObject::new();
-            o.raw("header", &header_json(header));
+            // (Go leaves out a header the answer does not have: etcd's MoveLeader sends none.)
+            if header.is_some() {
+                o.raw("header", &header_json(header));
+            }
             out.push_str(&o.finish());
             out.push('\n');
         }
