@@ -17,6 +17,7 @@
 //!   with the learner's id masked and the members (listed by id) sorted; protobuf answers
 //!   decoded. Member arguments etcdctl refuses, and the server's refusals, compared as they
 //!   are.
+//! - `snapshot save` (its line on standard output) in every format.
 //! - `move-leader` on a three-member cluster, each etcdctl moving the leadership on in
 //!   turn, with the ids, term and revision masked.
 //! - Writes (put and del with `--prev-kv`, txn (and `txn -i`), compaction, lease grant,
@@ -876,6 +877,27 @@ fn write_answers_print_alike_in_every_format() {
                 assert_eq!(m(b), m(a), "etcdctl {args:?}");
             }
         }
+    }
+    // A snapshot saved by each to a file of its own: the same line whatever the format (the
+    // progress logs on standard error differ in shape: zap's fields).
+    let dir = tempfile::tempdir().unwrap();
+    for format in FORMATS {
+        let mut said = Vec::new();
+        for (who, runner) in [
+            ("theirs", theirs as fn(&str, &[&str], &str) -> Run),
+            ("ours", ours),
+        ] {
+            let file = dir.path().join(format!("{who}-{format}.db"));
+            let run = runner(
+                &ep,
+                &["snapshot", "save", file.to_str().unwrap(), "-w", format],
+                "",
+            );
+            assert!(file.exists(), "{run:?}");
+            let stdout = String::from_utf8_lossy(&run.stdout).replace(who, "WHO");
+            said.push((run.code, stdout));
+        }
+        assert_eq!(said[1], said[0], "snapshot save -w {format}");
     }
     // A compaction at the revision of a write of each's own.
     for format in FORMATS {
