@@ -373,8 +373,8 @@ async fn interactive_watches(client: &Client, format: Format, env: &Env) -> Fail
         }
     });
     // The stream every line's watch shares, opened with the first (as clientv3 opens it).
-    let mut shared: Option<WatchRequests> = None;
-    let pending: Pending = Arc::default();
+    // (Its requests, and its watches waiting to be named.)
+    let mut shared: Option<(WatchRequests, Pending)> = None;
     loop {
         let line = match lines.recv().await {
             Some(Ok(line)) => line,
@@ -400,7 +400,7 @@ async fn interactive_watches(client: &Client, format: Format, env: &Env) -> Fail
             Ok(Line::Progress) => {
                 // Answered on the stream (watch id -1) once every watch on it has its events
                 // up to the member's revision; each prints it. No stream, no watches: nothing.
-                if let Some(requests) = &shared {
+                if let Some((requests, _)) = &shared {
                     requests.request_progress();
                 }
                 continue;
@@ -414,24 +414,34 @@ async fn interactive_watches(client: &Client, format: Format, env: &Env) -> Fail
                 continue;
             }
         };
-        let requests = match &shared {
-            Some(requests) => requests.clone(),
-            None => {
-                let stream = match client.watch_stream().await {
-                    Ok(stream) => stream,
-                    Err(e) => return Failure::from(e),
-                };
-                let requests = stream.requests();
-                tokio::spawn(dispatch(stream, pending.clone()));
-                shared = Some(requests.clone());
-                requests
-            }
-        };
         let (tx, responses) = mpsc::unbounded_channel();
-        // Queued before the creation is sent: the dispatcher pairs each `created` answer
-        // with the oldest waiting watch (the member answers creations in order).
-        pending.lock().expect("pending lock").push_back(tx);
-        requests.create(request);
+        // A stream the member ended takes no more watches: the line goes on a new one.
+        let mut tx = Some(tx);
+        for _ in 0..2 {
+            let (requests, pending) = match &shared {
+                Some(open) => open.clone(),
+                None => {
+                    let stream = match client.watch_stream().await {
+                        Ok(stream) => stream,
+                        Err(e) => return Failure::from(e),
+                    };
+                    let open = (stream.requests(), Pending::default());
+                    tokio::spawn(dispatch(stream, open.1.clone()));
+                    shared = Some(open.clone());
+                    open
+                }
+            };
+            // Queued before the creation is sent: the dispatcher pairs each `created`
+            // answer with the oldest waiting watch (the member answers creations in order).
+            let mut waiting = pending.lock().expect("pending lock");
+            waiting.push_back(tx.take().expect("one watch"));
+            if requests.create(request.clone()) {
+                break;
+            }
+            tx = waiting.pop_back();
+            drop(waiting);
+            shared = None;
+        }
         tokio::spawn(async move {
             let source = Source::Shared(responses);
             if let Err(f) = follow(source, format, &exec).await {
