@@ -2162,20 +2162,7 @@ async fn member(
         MemberCmd::Remove { args } => {
             let id = member_id(one_arg(args, "member ID is not provided")?)?;
             let r = within(timeout, client.member_remove(MemberRemoveRequest { id })).await?;
-            if format == Format::Json {
-                print_member_change(out, &r.header, &r.members);
-            } else {
-                print_done(
-                    out,
-                    format,
-                    &r,
-                    format!(
-                        "Member {id:16x} removed from cluster {:16x}",
-                        cluster_id(&r.header)
-                    ),
-                    false,
-                )?;
-            }
+            print_member_change(out, format, &r, &r.members, id, "removed from")?;
         }
         MemberCmd::Update { args, peer_urls } => {
             let id = member_id(one_arg(args, "member ID is not provided")?)?;
@@ -2189,38 +2176,12 @@ async fn member(
                 peer_ur_ls: urls,
             };
             let r = within(timeout, client.member_update(request)).await?;
-            if format == Format::Json {
-                print_member_change(out, &r.header, &r.members);
-            } else {
-                print_done(
-                    out,
-                    format,
-                    &r,
-                    format!(
-                        "Member {id:16x} updated in cluster {:16x}",
-                        cluster_id(&r.header)
-                    ),
-                    false,
-                )?;
-            }
+            print_member_change(out, format, &r, &r.members, id, "updated in")?;
         }
         MemberCmd::Promote { args } => {
             let id = member_id(one_arg(args, "member ID is not provided")?)?;
             let r = within(timeout, client.member_promote(MemberPromoteRequest { id })).await?;
-            if format == Format::Json {
-                print_member_change(out, &r.header, &r.members);
-            } else {
-                print_done(
-                    out,
-                    format,
-                    &r,
-                    format!(
-                        "Member {id:16x} promoted in cluster {:16x}",
-                        cluster_id(&r.header)
-                    ),
-                    false,
-                )?;
-            }
+            print_member_change(out, format, &r, &r.members, id, "promoted in")?;
         }
     }
     Ok(())
@@ -2285,16 +2246,32 @@ fn print_alarms(
     }
 }
 
-/// `member remove|update|promote -w json`: the header and the members now.
-fn print_member_change(out: &mut String, header: &Option<ResponseHeader>, members: &[Member]) {
+/// `member remove|update|promote`'s answer `r`: in JSON the header and the members now,
+/// otherwise `Member ID {what} cluster ID` (or the format's header-only form).
+fn print_member_change(
+    out: &mut String,
+    format: Format,
+    r: &impl Answer,
+    members: &[Member],
+    id: u64,
+    what: &str,
+) -> Result<(), Failure> {
+    if format != Format::Json {
+        let line = format!(
+            "Member {id:16x} {what} cluster {:16x}",
+            r.header().map_or(0, |h| h.cluster_id)
+        );
+        return print_done(out, format, r, line, false);
+    }
     let mut o = JsonObject::new();
-    o.raw("header", &header_json(header));
+    o.raw("header", &header_json(r.header()));
     if !members.is_empty() {
         let all: Vec<String> = members.iter().map(member_json).collect();
         o.raw("members", &format!("[{}]", all.join(",")));
     }
     out.push_str(&o.finish());
     out.push('\n');
+    Ok(())
 }
 
 /// A member as etcdctl's JSON shows it.
