@@ -36,7 +36,7 @@
 mod support;
 
 use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use etcd_v3proto::etcdserverpb::{
@@ -57,9 +57,7 @@ struct Run {
 }
 
 fn run(program: &str, ep: &str, args: &[&str], input: &str) -> Run {
-    let mut child = Command::new(program)
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", ep])
+    let mut child = etcdctl3_command(program, ep)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -279,10 +277,8 @@ fn settled(program: &str, ep: &str, args: &[&str]) -> Run {
 
 /// [`settled`], with these variables in etcdctl's environment.
 fn settled_with(program: &str, ep: &str, args: &[&str], envs: &[(&str, &str)]) -> Run {
-    let child = Command::new(program)
-        .env("ETCDCTL_API", "3")
+    let child = etcdctl3_command(program, ep)
         .envs(envs.iter().copied())
-        .args(["--endpoints", ep])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

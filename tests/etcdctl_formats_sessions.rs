@@ -19,7 +19,7 @@
 mod support;
 
 use std::io::{Read as _, Write as _};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -73,9 +73,7 @@ struct Session {
 
 impl Session {
     fn start(program: &str, ep: &str, args: &[&str]) -> Session {
-        let mut child = Command::new(program)
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", ep])
+        let mut child = etcdctl3_command(program, ep)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

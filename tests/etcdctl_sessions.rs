@@ -13,7 +13,7 @@
 mod support;
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -32,9 +32,7 @@ struct Running {
 
 impl Running {
     fn start(program: &str, ep: &str, args: &[&str]) -> Running {
-        let mut child = Command::new(program)
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", ep])
+        let mut child = etcdctl3_command(program, ep)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -82,17 +80,7 @@ fn ours() -> &'static str {
 }
 
 fn run(ep: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(ours())
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", ep])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    etcdctl3_of(ours(), ep, &[], args, None)
 }
 
 /// A lock held by `holder` (its printed key returned) keeps a waiter running `sh -c` out
@@ -291,9 +279,8 @@ fn make_mirror_copies_a_prefix_then_each_revision_in_one_transaction() {
     });
     assert_eq!(kv_of(&dst, "copy/a", 0).unwrap().1, "1");
     // One txn: a put and a delete.
-    let out = Command::new(ours())
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", &src, "txn"])
+    let out = etcdctl3_command(ours(), &src)
+        .arg("txn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -391,12 +378,7 @@ fn make_mirror_resumes_when_the_source_member_it_follows_is_killed() {
 /// Debian's etcdctl and ours exit alike and say the same on standard error for `args`.
 #[track_caller]
 fn refused_as_etcdctl_refuses(ep: &str, args: &[&str]) {
-    let theirs = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", ep])
-        .args(args)
-        .output()
-        .unwrap();
+    let theirs = etcdctl3_command("etcdctl", ep).args(args).output().unwrap();
     let ours = run(ep, args);
     assert_eq!(
         (
@@ -513,9 +495,7 @@ fn check_datascale_writes_measures_and_cleans_up() {
         refused_as_etcdctl_refuses(&ep, args);
     }
     assert_eq!(run(&ep, &["del", "/etcdctl-check-datascale/x"]).0, Some(0));
-    let theirs = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", &ep])
+    let theirs = etcdctl3_command("etcdctl", &ep)
         .args(flags)
         .output()
         .unwrap();

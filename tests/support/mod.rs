@@ -2678,6 +2678,17 @@ pub fn etcdctl3(
     etcdctl3_of("etcdctl", endpoint, extra, args, input)
 }
 
+/// `program` (Debian's `etcdctl`, or ours: `env!("CARGO_BIN_EXE_etcdctl")`) set up to speak
+/// v3 to `endpoint`; the caller adds the arguments and standard streams.
+pub fn etcdctl3_command(program: &str, endpoint: &str) -> Command {
+    let mut command = Command::new(program);
+    command
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(endpoint);
+    command
+}
+
 /// [`etcdctl3`] through `program` (ours: `env!("CARGO_BIN_EXE_etcdctl")`).
 pub fn etcdctl3_of(
     program: &str,
@@ -2686,10 +2697,7 @@ pub fn etcdctl3_of(
     args: &[&str],
     input: Option<&str>,
 ) -> (Option<i32>, String, String) {
-    let mut child = Command::new(program)
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(endpoint)
+    let mut child = etcdctl3_command(program, endpoint)
         .args(extra)
         .args(args)
         .stdin(if input.is_some() {
