@@ -89,7 +89,7 @@ impl Shared {
         }
         let elapsed = now - self.started;
         let time = if finish {
-            format!(" {}", go_duration(whole_seconds(elapsed)))
+            format!(" {}", go_whole_seconds(elapsed))
         } else {
             match state.1 {
                 Some(changed) if current > 0 => {
@@ -163,20 +163,10 @@ fn time_left(
     format!(" {out}{:02}m{:02}s", s / 60, s % 60)
 }
 
-fn whole_seconds(d: Duration) -> u64 {
-    d.as_secs()
-}
-
-/// Go's `time.Duration.String()` of whole seconds: `0s`, `2s`, `1m0s`, `1h2m3s`.
-fn go_duration(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    if h > 0 {
-        format!("{h}h{m}m{s}s")
-    } else if m > 0 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{s}s")
-    }
+/// Go's `time.Duration.String()` of the whole seconds of `d`, as `pb` shows the time taken:
+/// `0s`, `2s`, `1m0s`, `1h2m3s`.
+fn go_whole_seconds(d: Duration) -> String {
+    super::go_duration(Duration::from_secs(d.as_secs()))
 }
 
 /// The terminal's width in columns, as `stty size` reports it for `/dev/tty` (else for
@@ -244,11 +234,11 @@ mod tests {
 
     #[test]
     fn times_as_go_prints_them() {
-        assert_eq!(go_duration(0), "0s");
-        assert_eq!(go_duration(2), "2s");
-        assert_eq!(go_duration(60), "1m0s");
-        assert_eq!(go_duration(3723), "1h2m3s");
         let s = Duration::from_secs;
+        assert_eq!(go_whole_seconds(Duration::from_millis(900)), "0s");
+        assert_eq!(go_whole_seconds(Duration::from_millis(2700)), "2s");
+        assert_eq!(go_whole_seconds(s(60)), "1m0s");
+        assert_eq!(go_whole_seconds(s(3723)), "1h2m3s");
         assert_eq!(time_left(10000, 500, s(1), Duration::ZERO), " 00m19s");
         assert_eq!(time_left(10000, 5000, s(1), s(2)), "");
         assert_eq!(time_left(60, 1, s(1), Duration::ZERO), " 00m59s");
