@@ -259,6 +259,18 @@ fn with_token<T>(message: T, token: &Option<AsciiMetadataValue>) -> tonic::Reque
     r
 }
 
+/// A Watch call carrying `requests`, with the token and `hasleader`: without a leader a
+/// member ends the stream rather than keep it silent, so a watch can move on (etcd's clients
+/// ask the same).
+fn watch_call<S>(requests: S, token: &Option<AsciiMetadataValue>) -> tonic::Request<S> {
+    let mut call = with_token(requests, token);
+    call.metadata_mut().insert(
+        "hasleader",
+        tonic::metadata::MetadataValue::from_static("true"),
+    );
+    call
+}
+
 /// Connects to `uri`'s host and port over TLS, offering HTTP/2.
 async fn tls_connect(
     uri: tonic::transport::Uri,
@@ -855,11 +867,7 @@ impl Client {
             };
             let requests =
                 futures_util::stream::iter([create]).chain(futures_util::stream::pending());
-            let mut call = with_token(requests, &token);
-            call.metadata_mut().insert(
-                "hasleader",
-                tonic::metadata::MetadataValue::from_static("true"),
-            );
+            let call = watch_call(requests, &token);
             async move { Ok(WatchClient::new(ch).watch(call).await?.into_inner()) }
         })
         .await
@@ -888,16 +896,10 @@ impl Client {
     pub async fn watch_stream(&self) -> Result<WatchStream, Error> {
         self.call(Retry::Read, |ch, token| {
             let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
-            let mut call = with_token(
-                futures_util::stream::poll_fn({
-                    let mut rx: tokio::sync::mpsc::UnboundedReceiver<WatchRequest> = rx;
-                    move |cx| rx.poll_recv(cx)
-                }),
+            let mut rx: tokio::sync::mpsc::UnboundedReceiver<WatchRequest> = rx;
+            let call = watch_call(
+                futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)),
                 &token,
-            );
-            call.metadata_mut().insert(
-                "hasleader",
-                tonic::metadata::MetadataValue::from_static("true"),
             );
             async move {
                 let responses = WatchClient::new(ch).watch(call).await?.into_inner();
@@ -1004,13 +1006,7 @@ impl Client {
             let requests =
                 futures_util::stream::iter([create]).chain(futures_util::stream::pending());
             let token = self.token(&ch).await.unwrap_or(None);
-            let mut call = with_token(requests, &token);
-            // Without a leader a member ends the stream, so the watch moves on (etcd's
-            // clients ask the same).
-            call.metadata_mut().insert(
-                "hasleader",
-                tonic::metadata::MetadataValue::from_static("true"),
-            );
+            let call = watch_call(requests, &token);
             let mut stream = match WatchClient::new(ch).watch(call).await {
                 Ok(r) => r.into_inner(),
                 Err(_) => {
